@@ -1,0 +1,1 @@
+"""cloudq: a Celery-style task queue on SQS, DynamoDB and Lambda."""

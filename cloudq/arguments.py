@@ -1,0 +1,156 @@
+"""Task arguments: checked against the function's signature and type hints at ``.delay()``
+time, carried as JSON, and turned back into their hinted types on the worker.
+
+Pydantic does both directions, so a ``datetime``, ``UUID``, ``Decimal`` or model parameter
+arrives as itself. A value with no JSON form (an ORM object, a file, a custom class) is refused
+in the caller's process with a message that says to pass an id instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import PydanticSchemaGenerationError, TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
+
+from cloudq.errors import ArgumentError
+
+JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def is_json(value: Any) -> bool:
+    """True for values made only of JSON types (str keys, lists, scalars)."""
+    if isinstance(value, JSON_SCALARS):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(is_json(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and is_json(v) for k, v in value.items())
+    return False
+
+
+def _not_json(name: str, value: Any) -> ArgumentError:
+    kind = type(value).__name__
+    return ArgumentError(
+        f"argument {name!r} is a {kind}, which cannot travel as JSON; pass an id "
+        f"(e.g. {name}.id) and load the object inside the task"
+    )
+
+
+class Arguments:
+    """The signature of one task function, with a pydantic adapter per hinted parameter.
+
+    Adapters are built on first use, not at import, so decorating tasks stays cheap (Lambda
+    cold starts import every task module).
+    """
+
+    def __init__(self, fn: Callable[..., Any], skip_first: bool) -> None:
+        self._fn = fn
+        self._skip_first = skip_first
+        self._adapters: dict[str, TypeAdapter[Any] | None] | None = None
+        self._returns: TypeAdapter[Any] | None = None
+        self._signature: inspect.Signature | None = None
+
+    @property
+    def signature(self) -> inspect.Signature:
+        if self._signature is None:
+            signature = inspect.signature(self._fn)
+            params = list(signature.parameters.values())
+            self._signature = signature.replace(parameters=params[1:] if self._skip_first else params)
+        return self._signature
+
+    def _adapter(self, name: str) -> TypeAdapter[Any] | None:
+        if self._adapters is None:
+            self._adapters = self._build_adapters()
+        return self._adapters.get(name)
+
+    def _build_adapters(self) -> dict[str, TypeAdapter[Any] | None]:
+        hints = typing.get_type_hints(self._fn)
+        adapters: dict[str, TypeAdapter[Any] | None] = {}
+        for name, param in self.signature.parameters.items():
+            hint = hints.get(name, Any)
+            if param.kind is param.VAR_POSITIONAL:
+                hint = tuple[hint, ...]  # type: ignore[valid-type]
+            elif param.kind is param.VAR_KEYWORD:
+                hint = dict[str, hint]  # type: ignore[valid-type]
+            adapters[name] = None if hint is Any else self._make_adapter(name, hint)
+        return adapters
+
+    def _make_adapter(self, name: str, hint: Any) -> TypeAdapter[Any]:
+        try:
+            return TypeAdapter(hint)
+        except PydanticSchemaGenerationError:
+            raise ArgumentError(
+                f"parameter {name!r} of task {self._fn.__qualname__} is annotated {hint!r}, "
+                "which cannot travel as JSON; annotate it with an id type and load the object "
+                "inside the task"
+            ) from None
+
+    def _bind(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> inspect.BoundArguments:
+        try:
+            return self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise ArgumentError(f"{self._fn.__qualname__}(): {exc}") from None
+
+    def encode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """Validate the caller's arguments and return their JSON form (``args``, ``kwargs``)."""
+        bound = self._bind(args, kwargs)
+        for name, value in bound.arguments.items():
+            bound.arguments[name] = self._to_json(name, value)
+        return list(bound.args), dict(bound.kwargs)
+
+    def _to_json(self, name: str, value: Any) -> Any:
+        adapter = self._adapter(name)
+        if adapter is None:
+            if not is_json(value):
+                raise _not_json(name, value)
+            return value
+        try:
+            return adapter.dump_python(adapter.validate_python(value), mode="json")
+        except ValidationError as exc:
+            raise ArgumentError(f"argument {name!r}: {exc.errors()[0]['msg']}") from None
+        except PydanticSerializationError:
+            raise _not_json(name, value) from None
+
+    def decode(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Turn JSON arguments from a message back into the hinted types."""
+        bound = self._bind(args, kwargs)
+        for name, value in bound.arguments.items():
+            adapter = self._adapter(name)
+            if adapter is not None:
+                try:
+                    bound.arguments[name] = adapter.validate_python(value)
+                except ValidationError as exc:
+                    raise ArgumentError(f"argument {name!r}: {exc.errors()[0]['msg']}") from None
+        return bound.args, bound.kwargs
+
+    def _return_adapter(self) -> TypeAdapter[Any] | None:
+        hint = typing.get_type_hints(self._fn).get("return", Any)
+        if hint is Any or hint is None or hint is type(None):
+            return None
+        if self._returns is None:
+            self._returns = TypeAdapter(hint)
+        return self._returns
+
+    def result_to_json(self, value: Any) -> Any:
+        """A task's return value as JSON; ``ArgumentError`` when it has no JSON form."""
+        adapter = self._return_adapter()
+        if adapter is not None:
+            try:
+                return adapter.dump_python(value, mode="json")
+            except PydanticSerializationError:
+                pass
+        elif is_json(value):
+            return value
+        raise ArgumentError(
+            f"task {self._fn.__qualname__} returned a {type(value).__name__}, which cannot be "
+            "stored as JSON; return plain data or an id"
+        )
+
+    def result_from_json(self, value: Any) -> Any:
+        """A stored JSON result as the task's return type (``datetime`` back to ``datetime``)."""
+        adapter = self._return_adapter()
+        return value if adapter is None else adapter.validate_python(value)

@@ -1,0 +1,35 @@
+"""Result engines behind the ``ResultBackend`` protocol. Engines are imported only when used."""
+
+from __future__ import annotations
+
+from cloudq.backends.base import Claim, ClaimStatus, ResultBackend, ResultRecord, State
+from cloudq.urls import parse_url
+
+__all__ = [
+    "Claim",
+    "ClaimStatus",
+    "ResultBackend",
+    "ResultRecord",
+    "State",
+    "backend_from_url",
+]
+
+
+def backend_from_url(url: str, app_name: str) -> ResultBackend:
+    """Build the engine a backend URL names."""
+    parsed = parse_url(url, ("dynamodb", "memory", "redis"), "result backend")
+    if parsed.scheme == "memory":
+        from cloudq.backends.memory import MemoryBackend
+
+        return MemoryBackend()
+    if parsed.scheme == "dynamodb":
+        from cloudq.backends.dynamodb import DynamoDBBackend
+
+        return DynamoDBBackend(
+            table=parsed.location or f"{app_name}-results",
+            endpoint_url=parsed.options.get("endpoint_url"),
+            region_name=parsed.options.get("region"),
+        )
+    from cloudq.backends.redis import RedisBackend
+
+    return RedisBackend.from_url(url, prefix=f"{app_name}-")

@@ -1,0 +1,161 @@
+"""The ``ResultBackend`` protocol and the result record.
+
+Engines store; the layer above decides. An engine makes a few primitives atomic (the
+conditional claim, the counter); state transitions, polling and backoff live in
+``cloudq/execution.py`` and ``cloudq/result.py``, written once for every engine.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+
+class State(str, enum.Enum):
+    """Task states. ``PENDING`` means "no record": an unknown id, or not started yet."""
+
+    PENDING = "PENDING"
+    STARTED = "STARTED"
+    RETRY = "RETRY"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+
+    @property
+    def ready(self) -> bool:
+        return self in (State.SUCCESS, State.FAILURE)
+
+
+class ResultRecord(BaseModel):
+    """What is known about one task id. A data object: it holds no client and does no I/O."""
+
+    task_id: str
+    task_name: str = ""
+    state: State = State.PENDING
+    #: The JSON value of a successful task.
+    value: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+    attempts: int = 0
+    date_started: float | None = None
+    date_done: float | None = None
+    #: Epoch seconds after which the engine may drop the record (DynamoDB TTL attribute).
+    expires_at: int | None = None
+    #: The worker holding the claim, and until when (epoch seconds).
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+
+
+class ClaimStatus(str, enum.Enum):
+    """What a claim found."""
+
+    CLAIMED = "CLAIMED"  # this worker may run the task now
+    ALREADY_SUCCEEDED = "ALREADY_SUCCEEDED"  # acknowledge without running
+    LEASED = "LEASED"  # another worker holds a live lease; try later
+
+
+class Claim(BaseModel):
+    status: ClaimStatus
+    #: For LEASED: seconds until the other worker's lease expires.
+    lease_remaining: float = 0.0
+    #: The record as stored after the claim (CLAIMED) or as found (otherwise).
+    record: ResultRecord | None = None
+
+
+@runtime_checkable
+class ResultBackend(Protocol):
+    """A result store. Every method is safe to call from several threads at once."""
+
+    def get(self, task_id: str) -> ResultRecord | None:
+        """The record for ``task_id``, or ``None`` if there is none (PENDING)."""
+        ...
+
+    def get_many(self, task_ids: Sequence[str]) -> dict[str, ResultRecord]:
+        """Records for the ids that have one (batched by the engine)."""
+        ...
+
+    def put(self, record: ResultRecord) -> None:
+        """Store ``record`` whole, replacing any previous record of the same id."""
+        ...
+
+    def claim(
+        self,
+        task_id: str,
+        task_name: str,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+        expires_at: int | None = None,
+    ) -> Claim:
+        """Atomically take the right to run ``task_id``.
+
+        Succeeds (``CLAIMED``, state becomes STARTED, ``attempts`` + 1, lease set to
+        ``now + lease_seconds`` for ``owner``) unless the stored state is SUCCESS
+        (``ALREADY_SUCCEEDED``) or another owner's lease is still live at ``now``
+        (``LEASED``). This is one conditional write: two claimers never both win.
+        ``expires_at`` is the record's TTL (epoch seconds).
+        """
+        ...
+
+    def increment(self, key: str, amount: int = 1) -> int:
+        """Atomically add ``amount`` to the counter ``key`` and return the new value."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+def now() -> float:
+    return time.time()
+
+
+def ttl_from(now_seconds: float, ttl_seconds: int | None) -> int | None:
+    """Epoch-seconds expiry for a TTL, or None for records that never expire."""
+    return None if ttl_seconds is None else int(now_seconds + ttl_seconds)
+
+
+def claim_decision(found: ResultRecord | None, owner: str, now: float) -> Claim | None:
+    """The claim rule, written once: ``None`` means the claim may be taken.
+
+    Engines without a native conditional write (memory) call this under their lock; engines
+    with one (DynamoDB, Redis) encode the same rule in their condition and use this to
+    explain a refusal.
+    """
+    if found is None:
+        return None
+    if found.state is State.SUCCESS:
+        return Claim(status=ClaimStatus.ALREADY_SUCCEEDED, record=found)
+    lease_is_live = found.lease_expires_at is not None and found.lease_expires_at > now
+    held_by_other = found.lease_owner is not None and found.lease_owner != owner
+    if lease_is_live and held_by_other:
+        remaining = (found.lease_expires_at or now) - now
+        return Claim(status=ClaimStatus.LEASED, lease_remaining=remaining, record=found)
+    return None
+
+
+def claimed_record(
+    found: ResultRecord | None,
+    task_id: str,
+    task_name: str,
+    owner: str,
+    lease: float,
+    now: float,
+    expires_at: int | None,
+) -> ResultRecord:
+    """The record a successful claim stores."""
+    attempts = found.attempts if found is not None else 0
+    return ResultRecord(
+        task_id=task_id,
+        task_name=task_name,
+        state=State.STARTED,
+        attempts=attempts + 1,
+        date_started=now,
+        expires_at=expires_at,
+        lease_owner=owner,
+        lease_expires_at=now + lease,
+    )

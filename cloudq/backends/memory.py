@@ -1,0 +1,66 @@
+"""``memory://``: an in-process result store with the same semantics as the others (claim,
+lease, TTL, counters)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+from cloudq.backends.base import Claim, ClaimStatus, ResultRecord, claim_decision, claimed_record
+
+
+class MemoryBackend:
+    """Thread-safe dict of records. Expired records (``expires_at`` passed) read as missing."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, ResultRecord] = {}
+        self._counters: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def _live(self, task_id: str) -> ResultRecord | None:
+        record = self._records.get(task_id)
+        if record is not None and record.expires_at is not None and record.expires_at < time.time():
+            del self._records[task_id]
+            return None
+        return record
+
+    def get(self, task_id: str) -> ResultRecord | None:
+        with self._lock:
+            return self._live(task_id)
+
+    def get_many(self, task_ids: Sequence[str]) -> dict[str, ResultRecord]:
+        with self._lock:
+            found = {task_id: self._live(task_id) for task_id in task_ids}
+        return {task_id: record for task_id, record in found.items() if record is not None}
+
+    def put(self, record: ResultRecord) -> None:
+        with self._lock:
+            self._records[record.task_id] = record.model_copy()
+
+    def claim(
+        self,
+        task_id: str,
+        task_name: str,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+        expires_at: int | None = None,
+    ) -> Claim:
+        with self._lock:
+            found = self._live(task_id)
+            refused = claim_decision(found, owner, now)
+            if refused is not None:
+                return refused
+            record = claimed_record(found, task_id, task_name, owner, lease_seconds, now, expires_at)
+            self._records[task_id] = record
+            return Claim(status=ClaimStatus.CLAIMED, record=record)
+
+    def increment(self, key: str, amount: int = 1) -> int:
+        with self._lock:
+            value = self._counters.get(key, 0) + amount
+            self._counters[key] = value
+            return value
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,81 @@
+"""Settings, resolved once, in one place: constructor argument, then ``CLOUDQ_*``, then default."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from cloudq.errors import ConfigurationError
+
+ENV_PREFIX = "CLOUDQ_"
+#: Sentinel meaning "the caller did not pass this argument" (``None`` is a real value:
+#: ``backend=None`` turns results off).
+UNSET: Any = object()
+
+
+class Settings(BaseModel):
+    """Every app-level setting. Durations are in seconds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    broker: str = "sqs://"
+    #: ``None`` turns results off. Default: ``dynamodb://<app>-results``.
+    backend: str | None = None
+    default_queue: str = "default"
+    #: Long-poll wait of a receive (SQS allows at most 20).
+    wait_seconds: float = 20.0
+    #: Visibility timeout asked for at receive; ``None`` keeps the queue's own.
+    visibility_timeout: int | None = None
+    #: SQS accepts 1 MiB; lower it to match a queue's MaximumMessageSize.
+    max_message_bytes: int = 1024 * 1024
+    #: How long results are kept (DynamoDB TTL); 0 keeps them forever.
+    result_ttl: int = 86_400
+    #: HMAC keys; the first signs, all verify (rotation). Empty: signing off.
+    signing_keys: tuple[str, ...] = ()
+    #: Default retry policy of tasks that do not set their own.
+    max_retries: int = 3
+    retry_backoff_max: float = 600.0
+
+    @field_validator("wait_seconds")
+    @classmethod
+    def _wait_in_sqs_range(cls, value: float) -> float:
+        if not 0 <= value <= 20:
+            raise ValueError("must be between 0 and 20 (the SQS long-poll limit)")
+        return value
+
+
+def _from_env(name: str, environ: Mapping[str, str]) -> Any:
+    raw = environ.get(ENV_PREFIX + name.upper())
+    if raw is None:
+        return UNSET
+    if name == "backend" and raw.strip().lower() in ("", "none"):
+        return None
+    if name == "signing_keys":
+        return tuple(key for key in raw.split(",") if key)
+    return raw
+
+
+def load_settings(
+    app_name: str, overrides: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Argument over ``CLOUDQ_<NAME>`` over default, for every field of ``Settings``."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        given = overrides.get(name, UNSET)
+        value = given if given is not UNSET else _from_env(name, env)
+        if value is not UNSET:
+            values[name] = value
+    if "backend" not in values:
+        values["backend"] = f"dynamodb://{app_name}-results"
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        raise ConfigurationError(
+            f"setting {field!r} (argument or {ENV_PREFIX}{field.upper()}): {first['msg']}"
+        ) from None

@@ -1,0 +1,110 @@
+"""Every exception cloudq raises.
+
+::
+
+    CloudQError
+    ├── ConfigurationError          a setting or URL is wrong; fix the argument / CLOUDQ_* variable
+    │   └── MissingExtraError       an optional dependency is not installed; the message names the extra
+    ├── TaskRegistrationError       two tasks share a name, or a task name is unknown locally
+    ├── ArgumentError (TypeError)   .delay() arguments do not fit the task's signature or are not JSON
+    ├── MessageError                an envelope cannot be built or read
+    │   ├── MessageTooLargeError    the encoded message is over the broker's size limit
+    │   ├── DecodeError             a received body is not a cloudq envelope
+    │   └── SignatureError          a message is unsigned or its signature does not verify
+    ├── TransportError              the broker failed (network, throttling, credentials)
+    │   ├── QueueNotFoundError      the queue does not exist; the message names the command that creates it
+    │   └── CredentialsError        no usable AWS credentials
+    ├── BackendError                the result backend failed
+    ├── TaskError                   a task failed remotely; carries the remote type, message and traceback
+    └── Retry                       raised by ``self.retry()`` inside a task (control flow, not a failure)
+
+``TimeoutError`` (the builtin) is raised by ``AsyncResult.get`` when the result is not ready in time.
+Engines map vendor errors (botocore ``ClientError``, redis ``ConnectionError``) to these at one
+boundary with ``raise ... from exc``; a vendor exception never reaches a caller.
+"""
+
+from __future__ import annotations
+
+
+class CloudQError(Exception):
+    """Base of every cloudq exception."""
+
+
+class ConfigurationError(CloudQError):
+    """A setting, URL or app reference is wrong."""
+
+
+class MissingExtraError(ConfigurationError, ImportError):
+    """An optional dependency is missing; the message says which extra to install."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(
+            f"{module!r} is not installed; install it with: pip install 'cloudq[{extra}]'"
+        )
+
+
+class TaskRegistrationError(CloudQError):
+    """A task name is registered twice, or is unknown to this app."""
+
+
+class ArgumentError(CloudQError, TypeError):
+    """Arguments given to ``.delay()`` do not fit the task, or cannot travel as JSON."""
+
+
+class MessageError(CloudQError):
+    """An envelope cannot be built or read."""
+
+
+class MessageTooLargeError(MessageError):
+    """The encoded message is larger than the broker accepts."""
+
+
+class DecodeError(MessageError):
+    """A received body is not a cloudq envelope."""
+
+
+class SignatureError(MessageError):
+    """A message is unsigned, or its signature does not verify with any configured key."""
+
+
+class TransportError(CloudQError):
+    """The broker could not be reached or refused the call."""
+
+
+class QueueNotFoundError(TransportError):
+    """A queue does not exist. Runtime code never creates queues: provisioning does."""
+
+    def __init__(self, queue: str) -> None:
+        super().__init__(
+            f"queue {queue!r} does not exist; create it with 'cloudq emulator up --app MODULE:APP' "
+            "locally, or deploy the template from 'cloudq infra render' on AWS"
+        )
+        self.queue = queue
+
+
+class CredentialsError(TransportError):
+    """No usable AWS credentials were found."""
+
+
+class BackendError(CloudQError):
+    """The result backend could not be reached or refused the call."""
+
+
+class TaskError(CloudQError):
+    """A task failed on a worker. Carries the remote error's type, message and traceback."""
+
+    def __init__(self, task_id: str, error_type: str, message: str, traceback: str = "") -> None:
+        super().__init__(f"task {task_id} failed: {error_type}: {message}")
+        self.task_id = task_id
+        self.error_type = error_type
+        self.error_message = message
+        self.traceback = traceback
+
+
+class Retry(CloudQError):  # noqa: N818 - Celery's name; control flow, not an error
+    """Raised by ``task.retry()`` to ask the executor for another attempt."""
+
+    def __init__(self, countdown: float | None = None, exc: BaseException | None = None) -> None:
+        super().__init__(f"retry requested (countdown={countdown})")
+        self.countdown = countdown
+        self.exc = exc

@@ -1,0 +1,289 @@
+"""The executor: one received message in, one ``Outcome`` out.
+
+decode → verify → find the task → wait for eta (hop) → check attempts → decode arguments →
+claim the task id → run → store the result → outcome. The long-polling worker and the Lambda
+handler only *apply* outcomes; nothing about retries, states or results is written elsewhere.
+
+Attempts: a retry changes the visibility of the *same* broker message, so its receive count
+counts attempts (crashes included). A message re-sent instead (a retry longer than the broker's
+delay limit) carries the attempts already made in ``Message.retries``. A hop (re-sent only to
+wait for an eta) is not an attempt.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import socket
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cloudq.backends.base import ClaimStatus, ResultRecord, State, ttl_from
+from cloudq.errors import (
+    ArgumentError,
+    BackendError,
+    DecodeError,
+    Retry,
+    SignatureError,
+)
+from cloudq.message import Message
+from cloudq.task import Request, Task, run_with_request
+from cloudq.transports.base import OutgoingMessage, ReceivedMessage
+
+if TYPE_CHECKING:
+    from cloudq.app import CloudQ
+    from cloudq.transports.base import Transport
+
+logger = logging.getLogger(__name__)
+
+#: A claim's lease outlives the task's timeout by this much (or lasts this long untimed).
+LEASE_MARGIN_SECONDS = 30.0
+DEFAULT_LEASE_SECONDS = 300.0
+#: When the result cannot be stored, the message comes back after this long to try again.
+BACKEND_RETRY_SECONDS = 5
+
+
+class Action(str, enum.Enum):
+    ACK = "ack"  # done (success, or already done): delete the message
+    RETRY = "retry"  # make the same message visible again after delay_seconds
+    RESEND = "resend"  # send ``body`` with delay_seconds, then delete the original
+    DEAD_LETTER = "dead_letter"  # move to the dead-letter queue with ``reason``
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action: Action
+    delay_seconds: int = 0
+    reason: str = ""
+    body: str | None = None
+
+    @classmethod
+    def ack(cls) -> Outcome:
+        return cls(Action.ACK)
+
+    @classmethod
+    def retry(cls, delay: float) -> Outcome:
+        return cls(Action.RETRY, delay_seconds=max(0, math.ceil(delay)))
+
+    @classmethod
+    def dead_letter(cls, reason: str) -> Outcome:
+        return cls(Action.DEAD_LETTER, reason=reason)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+
+
+def apply_outcome(transport: Transport, received: ReceivedMessage, outcome: Outcome) -> None:
+    """Apply an outcome to the broker. Callers that batch deletes handle ``ACK`` themselves."""
+    if outcome.action is Action.ACK:
+        transport.ack(received.queue, [received.receipt_handle])
+    elif outcome.action is Action.RETRY:
+        transport.change_visibility(received.queue, received.receipt_handle, outcome.delay_seconds)
+    elif outcome.action is Action.RESEND:
+        assert outcome.body is not None
+        resent = OutgoingMessage(outcome.body, outcome.delay_seconds, group_id=received.group_id)
+        transport.send(received.queue, [resent])
+        transport.ack(received.queue, [received.receipt_handle])
+    else:
+        logger.warning("dead-lettering message %s: %s", received.message_id, outcome.reason)
+        transport.dead_letter(received, outcome.reason)
+
+
+class Executor:
+    """Turns received messages into outcomes for one app. Thread-safe; one per worker."""
+
+    def __init__(self, app: CloudQ, worker_id: str | None = None) -> None:
+        self.app = app
+        self.worker_id = worker_id or new_worker_id()
+
+    def execute(self, received: ReceivedMessage) -> Outcome:
+        """Never raises for a bad message: every failure becomes an outcome."""
+        try:
+            message = self._decode(received)
+        except (DecodeError, SignatureError) as exc:
+            return Outcome.dead_letter(f"{type(exc).__name__}: {exc}")
+        task = self.app.tasks.get(message.task)
+        if task is None:
+            return Outcome.dead_letter(f"unknown task {message.task!r}")
+        now = time.time()
+        if message.eta is not None and message.eta > now + 1:
+            return self._hop(message, received, message.eta - now)
+        if message.expires is not None and message.expires < now:
+            return self._fail(task, message, 0, "Expired", "task expired before it could run")
+        attempt = message.retries + received.receive_count
+        if attempt > task.max_retries + 1:
+            text = f"gave up after {attempt - 1} attempts (the worker died or the task timed out)"
+            return self._fail(task, message, attempt - 1, "MaxRetriesExceeded", text)
+        try:
+            args, kwargs = task.arguments.decode(message.args, message.kwargs)
+        except ArgumentError as exc:
+            return self._fail(task, message, attempt, "ArgumentError", str(exc))
+        return self._claim_and_run(task, message, received, attempt, args, kwargs)
+
+    def _decode(self, received: ReceivedMessage) -> Message:
+        message = Message.decode(received.body)
+        if self.app.settings.signing_keys:
+            message.verify(self.app.settings.signing_keys)
+        return message
+
+    def _hop(self, message: Message, received: ReceivedMessage, wait: float) -> Outcome:
+        """Re-send a message whose eta is beyond the broker's longest delay; not an attempt."""
+        delay = int(min(wait, self.app.transport.max_delay_seconds))
+        done = message.retries + received.receive_count - 1
+        hopped = message.model_copy(update={"retries": done})
+        body = self._encode(hopped)
+        return Outcome(Action.RESEND, delay_seconds=delay, body=body)
+
+    def _encode(self, message: Message) -> str:
+        keys = self.app.settings.signing_keys
+        if keys:
+            message = message.model_copy(update={"signature": None}).signed(keys[0])
+        return message.encode(self.app.transport.max_message_bytes)
+
+    def _claim_and_run(
+        self,
+        task: Task[Any, Any],
+        message: Message,
+        received: ReceivedMessage,
+        attempt: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Outcome:
+        backend = self.app.backend
+        if backend is not None:
+            lease = (task.timeout or DEFAULT_LEASE_SECONDS) + LEASE_MARGIN_SECONDS
+            now = time.time()
+            try:
+                claim = backend.claim(
+                    message.id, task.name, self.worker_id, lease, now, self._expiry(now)
+                )
+            except BackendError as exc:
+                logger.warning("cannot claim task %s: %s", message.id, exc)
+                return Outcome.retry(BACKEND_RETRY_SECONDS)
+            if claim.status is ClaimStatus.ALREADY_SUCCEEDED:
+                logger.info("task %s already succeeded; acknowledging duplicate", message.id)
+                return Outcome.ack()
+            if claim.status is ClaimStatus.LEASED:
+                return Outcome.retry(claim.lease_remaining)
+        request = Request(
+            id=message.id,
+            task=task.name,
+            attempt=attempt,
+            args=args,
+            kwargs=kwargs,
+            queue=received.queue,
+            parent_id=message.parent_id,
+            root_id=message.root_id,
+        )
+        return self._run(task, message, received, request)
+
+    def _run(
+        self, task: Task[Any, Any], message: Message, received: ReceivedMessage, request: Request
+    ) -> Outcome:
+        started = time.time()
+        try:
+            value = run_with_request(request, lambda: task(*request.args, **request.kwargs))
+            stored = task.arguments.result_to_json(value)
+        except Retry as retry:
+            cause = retry.exc or retry
+            return self._retry_or_fail(task, message, received, request.attempt, cause, retry.countdown)
+        except Exception as exc:  # the task's own failure, whatever it is
+            if task.policy.retries(exc):
+                return self._retry_or_fail(task, message, received, request.attempt, exc, None)
+            return self._fail(task, message, request.attempt, type(exc).__name__, str(exc), _tb(exc))
+        record = self._record(task, message, State.SUCCESS, request.attempt, value=stored)
+        record = record.model_copy(update={"date_started": started})
+        return self._store(record, Outcome.ack())
+
+    def _retry_or_fail(
+        self,
+        task: Task[Any, Any],
+        message: Message,
+        received: ReceivedMessage,
+        attempt: int,
+        exc: BaseException,
+        countdown: float | None,
+    ) -> Outcome:
+        error_type, text, trace = type(exc).__name__, str(exc), _tb(exc)
+        if attempt > task.max_retries:
+            text = f"{text} (gave up after {attempt} attempts)"
+            return self._fail(task, message, attempt, error_type, text, trace)
+        delay = task.policy.delay_for(attempt) if countdown is None else countdown
+        logger.info("task %s attempt %d failed (%s); retry in %.1f s", message.id, attempt, error_type, delay)
+        record = self._record(task, message, State.RETRY, attempt, error=(error_type, text, trace))
+        if delay <= self.app.transport.max_delay_seconds:
+            return self._store(record, Outcome.retry(delay))
+        # Longer than the broker can hold a message: re-send with the attempts made so far
+        # and an eta; it hops until then.
+        again = message.model_copy(
+            update={"retries": message.retries + received.receive_count, "eta": time.time() + delay}
+        )
+        resend = Outcome(
+            Action.RESEND,
+            delay_seconds=self.app.transport.max_delay_seconds,
+            body=self._encode(again),
+        )
+        return self._store(record, resend)
+
+    def _fail(
+        self,
+        task: Task[Any, Any],
+        message: Message,
+        attempt: int,
+        error_type: str,
+        text: str,
+        trace: str = "",
+    ) -> Outcome:
+        """A final failure: FAILURE recorded, message to the dead-letter queue."""
+        record = self._record(task, message, State.FAILURE, attempt, error=(error_type, text, trace))
+        return self._store(record, Outcome.dead_letter(f"{error_type}: {text}"))
+
+    def _record(
+        self,
+        task: Task[Any, Any],
+        message: Message,
+        state: State,
+        attempt: int,
+        value: Any = None,
+        error: tuple[str, str, str] | None = None,
+    ) -> ResultRecord:
+        now = time.time()
+        error_type, text, trace = error or (None, None, None)
+        return ResultRecord(
+            task_id=message.id,
+            task_name=task.name,
+            state=state,
+            value=value,
+            error_type=error_type,
+            error_message=text,
+            traceback=trace,
+            attempts=attempt,
+            date_done=now if state.ready else None,
+            expires_at=self._expiry(now),
+        )
+
+    def _expiry(self, now: float) -> int | None:
+        ttl = self.app.settings.result_ttl
+        return ttl_from(now, ttl if ttl > 0 else None)
+
+    def _store(self, record: ResultRecord, outcome: Outcome) -> Outcome:
+        """Store the record, then return ``outcome``. If the store fails the message is kept
+        (retried shortly) so that no result is lost."""
+        backend = self.app.backend
+        if backend is None:
+            return outcome
+        try:
+            backend.put(record)
+        except BackendError as exc:
+            logger.warning("cannot store result of %s (%s); message kept", record.task_id, exc)
+            return Outcome.retry(BACKEND_RETRY_SECONDS)
+        return outcome
+
+
+def _tb(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

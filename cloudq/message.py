@@ -1,0 +1,93 @@
+"""The envelope: one pydantic model, sent as plain JSON (no base64, never pickle).
+
+A data object: it holds no client and does no I/O. Encoding checks the size limit, and
+optional HMAC signing covers every field but the signature itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cloudq.errors import DecodeError, MessageTooLargeError, SignatureError
+
+ENVELOPE_VERSION = 1
+
+
+def new_task_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Message(BaseModel):
+    """A task invocation in flight."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: int = ENVELOPE_VERSION
+    id: str = Field(default_factory=new_task_id)
+    task: str
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    #: Attempts already made before this broker message existed (retries that re-sent the
+    #: message). The attempt number of a run is ``retries + receive_count``.
+    retries: int = 0
+    #: Epoch seconds before which the task must not run (countdown / eta).
+    eta: float | None = None
+    #: Epoch seconds after which the task is dropped instead of run.
+    expires: float | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+    callbacks: list[dict[str, Any]] = Field(default_factory=list)
+    #: Hex HMAC-SHA256 of the canonical envelope without this field.
+    signature: str | None = None
+
+    def encode(self, max_bytes: int) -> str:
+        """The JSON body; raises ``MessageTooLargeError`` past ``max_bytes``."""
+        body = self.model_dump_json(exclude_none=True)
+        size = len(body.encode())
+        if size > max_bytes:
+            raise MessageTooLargeError(
+                f"task {self.task!r} message is {size} bytes, over the broker limit of "
+                f"{max_bytes} bytes; pass an id (and load the data in the task) instead of "
+                "the data itself"
+            )
+        return body
+
+    @classmethod
+    def decode(cls, body: str) -> Message:
+        """Parse a received body; raises ``DecodeError`` with the reason."""
+        try:
+            message = cls.model_validate_json(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "body"
+            raise DecodeError(f"not a cloudq message: {where}: {first['msg']}") from exc
+        if message.v != ENVELOPE_VERSION:
+            raise DecodeError(f"unsupported envelope version {message.v}")
+        return message
+
+    def canonical(self) -> bytes:
+        """Deterministic bytes that the signature covers."""
+        data = self.model_dump(mode="json", exclude={"signature"})
+        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+    def signed(self, key: str) -> Message:
+        digest = hmac.new(key.encode(), self.canonical(), hashlib.sha256).hexdigest()
+        return self.model_copy(update={"signature": digest})
+
+    def verify(self, keys: Sequence[str]) -> None:
+        """Raise ``SignatureError`` unless the signature matches one of ``keys`` (rotation)."""
+        if self.signature is None:
+            raise SignatureError("message is not signed and this app requires signatures")
+        canonical = self.canonical()
+        for key in keys:
+            expected = hmac.new(key.encode(), canonical, hashlib.sha256).hexdigest()
+            if hmac.compare_digest(expected, self.signature):
+                return
+        raise SignatureError("message signature does not match any configured signing key")

@@ -1,0 +1,95 @@
+"""``AsyncResult``: a handle on a task's result by id. Polling and backoff live here, once."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from cloudq.backends.base import ResultRecord, State
+from cloudq.errors import ConfigurationError, TaskError
+
+if TYPE_CHECKING:
+    from cloudq.app import CloudQ
+    from cloudq.backends.base import ResultBackend
+    from cloudq.task import Task
+
+R = TypeVar("R")
+
+#: Polling starts at ``interval`` and doubles up to this many seconds.
+MAX_POLL_INTERVAL = 1.0
+
+
+class AsyncResult(Generic[R]):
+    """The result of one task invocation. ``id`` is the task id (keep it; it is the key)."""
+
+    def __init__(self, id: str, app: CloudQ, task: Task[Any, R] | None = None) -> None:  # noqa: A002
+        self.id = id
+        self.app = app
+        self.task = task
+
+    def __repr__(self) -> str:
+        return f"<AsyncResult {self.id}>"
+
+    def _backend(self) -> ResultBackend:
+        backend = self.app.backend
+        if backend is None:
+            raise ConfigurationError(
+                f"app {self.app.name!r} has results turned off (backend=None); set a backend "
+                "to fetch results"
+            )
+        return backend
+
+    def record(self) -> ResultRecord | None:
+        """The stored record, or ``None`` while PENDING."""
+        return self._backend().get(self.id)
+
+    @property
+    def state(self) -> State:
+        record = self.record()
+        return State.PENDING if record is None else record.state
+
+    def ready(self) -> bool:
+        return self.state.ready
+
+    def successful(self) -> bool:
+        return self.state is State.SUCCESS
+
+    def failed(self) -> bool:
+        return self.state is State.FAILURE
+
+    def get(self, timeout: float | None = None, interval: float = 0.05) -> R:
+        """Wait for the value. Raises ``TimeoutError`` after ``timeout`` seconds, and
+        ``TaskError`` (remote type, message, traceback) if the task failed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        backend = self._backend()
+        while True:
+            record = backend.get(self.id)
+            if record is not None and record.state.ready:
+                return self._value(record)
+            if deadline is not None and time.monotonic() >= deadline:
+                state = State.PENDING if record is None else record.state
+                raise TimeoutError(f"task {self.id} not ready after {timeout} s (state {state.value})")
+            pause = interval if deadline is None else min(interval, max(deadline - time.monotonic(), 0))
+            time.sleep(pause)
+            interval = min(interval * 2, MAX_POLL_INTERVAL)
+
+    def _value(self, record: ResultRecord) -> R:
+        if record.state is State.FAILURE:
+            raise TaskError(
+                self.id,
+                record.error_type or "Error",
+                record.error_message or "",
+                record.traceback or "",
+            )
+        if self.task is not None:
+            value: R = self.task.arguments.result_from_json(record.value)
+            return value
+        return record.value  # type: ignore[no-any-return]
+
+    @property
+    def result(self) -> Any:
+        """The value if SUCCESS, the error message if FAILURE, else ``None`` (no waiting)."""
+        record = self.record()
+        if record is None:
+            return None
+        return record.error_message if record.state is State.FAILURE else record.value

@@ -1,0 +1,45 @@
+"""Broker engines behind the ``Transport`` protocol. Engines are imported only when used."""
+
+from __future__ import annotations
+
+from cloudq.config import Settings
+from cloudq.transports.base import (
+    OutgoingMessage,
+    QueueStats,
+    ReceivedMessage,
+    Transport,
+    dead_letter_queue_name,
+    is_fifo,
+)
+from cloudq.urls import parse_url
+
+__all__ = [
+    "OutgoingMessage",
+    "QueueStats",
+    "ReceivedMessage",
+    "Transport",
+    "dead_letter_queue_name",
+    "is_fifo",
+    "transport_from_url",
+]
+
+
+def transport_from_url(url: str, app_name: str, settings: Settings) -> Transport:
+    """Build the engine a broker URL names. Queue names get the app name as prefix."""
+    parsed = parse_url(url, ("sqs", "memory", "redis"), "broker")
+    if parsed.scheme == "memory":
+        from cloudq.transports.memory import MemoryTransport
+
+        return MemoryTransport(max_message_bytes=settings.max_message_bytes)
+    if parsed.scheme == "sqs":
+        from cloudq.transports.sqs import SQSTransport
+
+        return SQSTransport(
+            prefix=f"{app_name}-",
+            endpoint_url=parsed.options.get("endpoint_url"),
+            region_name=parsed.options.get("region"),
+            max_message_bytes=settings.max_message_bytes,
+        )
+    from cloudq.transports.redis import RedisTransport
+
+    return RedisTransport.from_url(url, prefix=f"{app_name}-")

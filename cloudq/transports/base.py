@@ -1,0 +1,140 @@
+"""The ``Transport`` protocol: what a broker engine must do, on primitives only.
+
+A transport moves JSON strings between named queues. It knows nothing of tasks or results.
+Queue names given to a transport are *logical* names (``emails``); the engine maps them to
+physical ones (``shop-emails`` on SQS) and to their dead-letter queues (``shop-emails-dlq``).
+
+Semantics every engine keeps (the conformance suite checks them):
+
+- ``receive`` hides each returned message for the visibility timeout; a message that is not
+  acknowledged in time becomes visible again with its ``receive_count`` increased by one.
+- ``send`` with ``delay_seconds`` keeps the message invisible for that long (at most
+  ``max_delay_seconds``; SQS allows 900).
+- ``change_visibility(…, 0)`` makes a received message visible again at once.
+- a message handle that is no longer valid (acknowledged, or received again since) is
+  ignored by ``ack`` and ``change_visibility``.
+- ``dead_letter`` puts the body on the queue's dead-letter queue with the reason as an
+  attribute, then deletes the original: the message is never in neither queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+#: Message attributes carrying why a message was dead-lettered.
+REASON_ATTRIBUTE = "cloudq-dead-letter-reason"
+SOURCE_QUEUE_ATTRIBUTE = "cloudq-source-queue"
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One message to send."""
+
+    body: str
+    delay_seconds: int = 0
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    #: FIFO queues only: the message group (ordering unit) and deduplication id.
+    group_id: str | None = None
+    deduplication_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """One received message, with what is needed to acknowledge or hand it back."""
+
+    queue: str
+    message_id: str
+    receipt_handle: str
+    body: str
+    #: How many times this message has been received, this time included (SQS
+    #: ApproximateReceiveCount).
+    receive_count: int = 1
+    sent_timestamp_ms: int = 0
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    group_id: str | None = None
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Approximate counts, as SQS reports them."""
+
+    visible: int
+    in_flight: int
+    delayed: int
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """A broker engine. Every method is safe to call from several threads at once."""
+
+    #: The longest ``delay_seconds`` the engine accepts (SQS: 900).
+    max_delay_seconds: int
+    #: The largest body, in bytes, the engine accepts (SQS: 1 MiB).
+    max_message_bytes: int
+
+    def check_queues(self, queues: Sequence[str]) -> None:
+        """Raise ``QueueNotFoundError`` naming the first queue (or its DLQ) that does not exist."""
+        ...
+
+    def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[str]:
+        """Send messages (batched by the engine); return their message ids in order.
+
+        All-or-error: if any message is refused, ``TransportError`` is raised.
+        """
+        ...
+
+    def receive(
+        self,
+        queue: str,
+        max_messages: int = 10,
+        wait_seconds: float = 20.0,
+        visibility_timeout: int | None = None,
+    ) -> list[ReceivedMessage]:
+        """Long-poll for up to ``max_messages`` (at most 10).
+
+        Returns as soon as at least one message is available, or an empty list after
+        ``wait_seconds``. Returned messages are invisible for ``visibility_timeout`` seconds
+        (the queue's default when ``None``).
+        """
+        ...
+
+    def ack(self, queue: str, receipt_handles: Sequence[str]) -> None:
+        """Delete received messages (batched). Deleting an already-deleted message is not an error."""
+        ...
+
+    def change_visibility(self, queue: str, receipt_handle: str, visibility_timeout: int) -> None:
+        """Make a received message visible again after ``visibility_timeout`` seconds from now.
+
+        Used to retry later, to extend a running task's lease, and (with 0) to hand back.
+        """
+        ...
+
+    def dead_letter(self, message: ReceivedMessage, reason: str) -> None:
+        """Move ``message`` to its queue's dead-letter queue with ``reason``, then delete it."""
+        ...
+
+    def stats(self, queue: str) -> QueueStats:
+        """Approximate visible / in-flight / delayed counts of a queue."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+FIFO_SUFFIX = ".fifo"
+
+
+def is_fifo(queue: str) -> bool:
+    """A queue whose name ends in ``.fifo`` is a FIFO queue (as on SQS)."""
+    return queue.endswith(FIFO_SUFFIX)
+
+
+def dead_letter_queue_name(queue: str) -> str:
+    """``emails`` → ``emails-dlq``; ``orders.fifo`` → ``orders-dlq.fifo`` (SQS requires a FIFO
+    queue's dead-letter queue to be FIFO too)."""
+    if is_fifo(queue):
+        return queue[: -len(FIFO_SUFFIX)] + "-dlq" + FIFO_SUFFIX
+    return queue + "-dlq"

@@ -1,0 +1,267 @@
+"""The long-polling worker (EC2, ECS, a laptop): receive → executor → apply the outcome.
+
+- One receiver thread per queue long-polls, asking only for as many messages as there are
+  free slots in the pool, so nothing waits in a prefetch pile while its visibility runs out.
+- Tasks run on a thread pool of ``concurrency`` threads.
+- Deletes are batched (up to 10 per call) by an acker thread.
+- While a task runs, a heartbeat keeps its message invisible, so a short queue visibility
+  timeout gives fast recovery from a dead worker without long tasks running twice.
+- ``stop()`` (SIGTERM / SIGINT) stops receiving, hands back what was fetched but not started,
+  lets running tasks finish within ``grace`` seconds, and flushes the acks.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from cloudq.errors import CloudQError
+from cloudq.execution import Action, Executor, apply_outcome
+from cloudq.transports.base import ReceivedMessage
+
+if TYPE_CHECKING:
+    from cloudq.app import CloudQ
+
+logger = logging.getLogger(__name__)
+
+#: How often the acker flushes partial batches of deletes.
+ACK_FLUSH_SECONDS = 0.05
+SQS_BATCH = 10
+#: After a receive error, wait this long (doubling, capped) before polling again.
+RECEIVE_BACKOFF_SECONDS = (0.5, 15.0)
+
+
+@dataclass
+class _Running:
+    message: ReceivedMessage
+    started: float
+    timeout: float | None
+
+
+@dataclass
+class WorkerStats:
+    received: int = 0
+    acked: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    resent: int = 0
+    handed_back: int = 0
+
+
+class Worker:
+    """Consume ``queues`` of ``app`` until ``stop()``."""
+
+    def __init__(
+        self,
+        app: CloudQ,
+        queues: Sequence[str] | None = None,
+        *,
+        concurrency: int = 8,
+        visibility_timeout: int | None = None,
+        wait_seconds: float | None = None,
+        grace: float = 25.0,
+    ) -> None:
+        self.app = app
+        self.queues = list(queues or sorted(app.queue_names()))
+        self.concurrency = max(1, concurrency)
+        self.visibility_timeout = visibility_timeout or app.settings.visibility_timeout or 30
+        self.wait_seconds = app.settings.wait_seconds if wait_seconds is None else wait_seconds
+        self.grace = grace
+        self.executor = Executor(app)
+        self.stats = WorkerStats()
+        self._slots = threading.Semaphore(self.concurrency)
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="cloudq-task")
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._acks: dict[str, list[str]] = defaultdict(list)
+        self._running: dict[str, _Running] = {}
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Check the queues exist, then start receivers, the acker and the heartbeat."""
+        self.app.transport.check_queues(self.queues)
+        for queue in self.queues:
+            self._spawn(self._receive_loop, f"cloudq-receive-{queue}", queue)
+        self._spawn(self._ack_loop, "cloudq-acker")
+        self._spawn(self._heartbeat_loop, "cloudq-heartbeat")
+
+    def _spawn(self, target: object, name: str, *args: object) -> None:
+        thread = threading.Thread(target=target, name=name, args=args, daemon=True)  # type: ignore[arg-type]
+        thread.start()
+        self._threads.append(thread)
+
+    def run(self) -> None:
+        """Start, then block until stopped by ``stop()`` or SIGTERM/SIGINT (main thread)."""
+        self.start()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        self._stopping.wait()
+        self._shutdown()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stopping.is_set():
+            logger.warning("second signal: stopping now")
+            self.grace = 0
+            self._stopped.set()
+            return
+        logger.info("signal %d: stopping (grace %.0f s; send again to stop now)", signum, self.grace)
+        self._stopping.set()
+
+    def stop(self) -> None:
+        """Ask the worker to stop gracefully (safe from any thread)."""
+        self._stopping.set()
+
+    def _shutdown(self) -> None:
+        deadline = time.monotonic() + self.grace
+        receivers = [t for t in self._threads if t.name.startswith("cloudq-receive")]
+        for thread in receivers:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        while self._running_count() and time.monotonic() < deadline and not self._stopped.is_set():
+            time.sleep(0.05)
+        self._stopped.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._flush_acks()
+        self.app.transport.close()
+        logger.info("worker stopped: %s", self.stats)
+
+    def _running_count(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def _receive_loop(self, queue: str) -> None:
+        backoff = RECEIVE_BACKOFF_SECONDS[0]
+        while not self._stopping.is_set():
+            wanted = self._take_slots()
+            if not wanted:
+                continue
+            try:
+                messages = self.app.transport.receive(
+                    queue, wanted, self.wait_seconds, self.visibility_timeout
+                )
+            except CloudQError as exc:
+                self._release(wanted)
+                logger.warning("receive from %s failed (%s); retrying in %.1f s", queue, exc, backoff)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, RECEIVE_BACKOFF_SECONDS[1])
+                continue
+            backoff = RECEIVE_BACKOFF_SECONDS[0]
+            self._release(wanted - len(messages))
+            self._dispatch(messages)
+
+    def _take_slots(self) -> int:
+        """Block for one free slot (checking for stop), then take up to 10 more if free."""
+        if not self._slots.acquire(timeout=0.2):
+            return 0
+        taken = 1
+        while taken < SQS_BATCH and self._slots.acquire(blocking=False):
+            taken += 1
+        return taken
+
+    def _release(self, count: int) -> None:
+        for _ in range(count):
+            self._slots.release()
+
+    def _dispatch(self, messages: list[ReceivedMessage]) -> None:
+        with self._lock:
+            self.stats.received += len(messages)
+        for position, message in enumerate(messages):
+            if self._stopping.is_set():
+                self._hand_back(messages[position:])
+                return
+            self._pool.submit(self._process, message)
+
+    def _hand_back(self, messages: list[ReceivedMessage]) -> None:
+        """Make fetched-but-unstarted messages visible again at once."""
+        for message in messages:
+            try:
+                self.app.transport.change_visibility(message.queue, message.receipt_handle, 0)
+            except CloudQError as exc:
+                logger.warning("could not hand back %s: %s", message.message_id, exc)
+            self._slots.release()
+        with self._lock:
+            self.stats.handed_back += len(messages)
+
+    # -- running -------------------------------------------------------------------------
+
+    def _process(self, message: ReceivedMessage) -> None:
+        with self._lock:
+            self._running[message.receipt_handle] = _Running(message, time.monotonic(), None)
+        try:
+            outcome = self.executor.execute(message)
+        except Exception:  # a worker never dies of one message; it reappears after visibility
+            logger.exception("error handling message %s", message.message_id)
+            outcome = None
+        finally:
+            # Off the heartbeat before the outcome is applied, so an extension cannot
+            # overwrite a retry's visibility delay.
+            with self._lock:
+                self._running.pop(message.receipt_handle, None)
+            self._slots.release()
+        if outcome is None:
+            return
+        self._count(outcome.action)
+        if outcome.action is Action.ACK:
+            with self._lock:
+                self._acks[message.queue].append(message.receipt_handle)
+            return
+        try:
+            apply_outcome(self.app.transport, message, outcome)
+        except CloudQError as exc:
+            logger.warning("could not apply %s to %s: %s", outcome.action.value, message.message_id, exc)
+
+    def _count(self, action: Action) -> None:
+        field = {
+            Action.ACK: "acked",
+            Action.RETRY: "retried",
+            Action.DEAD_LETTER: "dead_lettered",
+            Action.RESEND: "resent",
+        }[action]
+        with self._lock:
+            setattr(self.stats, field, getattr(self.stats, field) + 1)
+
+    # -- background: acks and heartbeat -------------------------------------------------
+
+    def _ack_loop(self) -> None:
+        while not self._stopped.is_set():
+            self._flush_acks()
+            self._stopped.wait(ACK_FLUSH_SECONDS)
+
+    def _flush_acks(self) -> None:
+        with self._lock:
+            pending, self._acks = self._acks, defaultdict(list)
+        for queue, handles in pending.items():
+            for start in range(0, len(handles), SQS_BATCH):
+                batch = handles[start : start + SQS_BATCH]
+                try:
+                    self.app.transport.ack(queue, batch)
+                except CloudQError as exc:
+                    # Not deleted: the messages reappear and the idempotency claim acks them.
+                    logger.warning("delete of %d messages failed: %s", len(batch), exc)
+
+    def _heartbeat_loop(self) -> None:
+        """Every third of the visibility timeout, extend the messages of running tasks."""
+        interval = max(self.visibility_timeout / 3, 0.5)
+        while not self._stopped.wait(interval):
+            with self._lock:
+                running = list(self._running.values())
+            for item in running:
+                try:
+                    self.app.transport.change_visibility(
+                        item.message.queue, item.message.receipt_handle, self.visibility_timeout
+                    )
+                except CloudQError as exc:
+                    logger.warning("heartbeat for %s failed: %s", item.message.message_id, exc)
