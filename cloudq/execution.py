@@ -188,7 +188,6 @@ class Executor:
         started = time.time()
         try:
             value = run_with_request(request, lambda: task(*request.args, **request.kwargs))
-            stored = task.arguments.result_to_json(value)
         except Retry as retry:
             cause = retry.exc or retry
             return self._retry_or_fail(task, message, received, request.attempt, cause, retry.countdown)
@@ -196,6 +195,10 @@ class Executor:
             if task.policy.retries(exc):
                 return self._retry_or_fail(task, message, received, request.attempt, exc, None)
             return self._fail(task, message, request.attempt, type(exc).__name__, str(exc), _tb(exc))
+        try:
+            stored = task.arguments.result_to_json(value)
+        except ArgumentError as exc:  # deterministic: retrying would return the same value
+            return self._fail(task, message, request.attempt, "ResultError", str(exc))
         record = self._record(task, message, State.SUCCESS, request.attempt, value=stored)
         record = record.model_copy(update={"date_started": started})
         return self._store(record, Outcome.ack())

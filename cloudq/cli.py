@@ -1,0 +1,146 @@
+"""The ``cloudq`` command line. Thin: parse, call, print.
+
+Exit codes: 0 success, 1 a task failed, 2 a usage or configuration error. A user mistake is
+one line on stderr, no traceback (``--debug`` shows it).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from cloudq.errors import CloudQError, ConfigurationError, CredentialsError, QueueNotFoundError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Errors that mean "the user must fix something": exit 2, one line.
+USAGE_ERRORS = (ConfigurationError, QueueNotFoundError, CredentialsError)
+
+
+def friendly_errors(fn: F) -> F:
+    """Turn cloudq errors into one line on stderr and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            return fn(*args, **kwargs)
+        except CloudQError as exc:
+            if debug:
+                raise
+            click.echo(f"cloudq: error: {exc}", err=True)
+            sys.exit(2 if isinstance(exc, USAGE_ERRORS) else 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(package_name="cloudq")
+def main(debug: bool) -> None:
+    """cloudq: a task queue on SQS, DynamoDB and Lambda."""
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not debug:
+        logging.getLogger("botocore").setLevel(logging.WARNING)
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [part.strip() for part in value.split(",") if part.strip()] if value else None
+
+
+@main.command()
+@click.argument("app_reference", metavar="MODULE:APP")
+@click.option("-Q", "--queues", help="Comma-separated logical queues (default: all of the app's).")
+@click.option("-c", "--concurrency", default=8, show_default=True, type=click.IntRange(1, 1024))
+@click.option(
+    "--visibility-timeout", type=click.IntRange(1, 43_200), help="Seconds a received message stays hidden (heartbeat extends it)."
+)
+@click.option("--wait", "wait_seconds", type=click.FloatRange(0, 20), help="Long-poll wait (0-20 s).")
+@click.option("--grace", default=25.0, show_default=True, type=click.FloatRange(0), help="Seconds running tasks get to finish on SIGTERM.")
+@friendly_errors
+def worker(
+    app_reference: str,
+    queues: str | None,
+    concurrency: int,
+    visibility_timeout: int | None,
+    wait_seconds: float | None,
+    grace: float,
+) -> None:
+    """Run a long-polling worker for MODULE:APP (e.g. shop.tasks:app)."""
+    from cloudq.app import load_app
+    from cloudq.worker import Worker
+
+    app = load_app(app_reference)
+    chosen = _split(queues)
+    unknown = set(chosen or ()) - app.queue_names()
+    if unknown:
+        known = ", ".join(sorted(app.queue_names()))
+        raise ConfigurationError(f"unknown queue(s) {', '.join(sorted(unknown))}; app queues: {known}")
+    runner = Worker(
+        app,
+        chosen,
+        concurrency=concurrency,
+        visibility_timeout=visibility_timeout,
+        wait_seconds=wait_seconds,
+        grace=grace,
+    )
+    click.echo(
+        f"cloudq worker: app {app.name}, queues {', '.join(runner.queues)}, "
+        f"concurrency {concurrency}, broker {app.settings.broker}",
+        err=True,
+    )
+    runner.run()
+
+
+@main.command()
+@click.option("--app", "app_reference", default="examples.shop.tasks:app", show_default=True, metavar="MODULE:APP")
+@click.option("-n", "--tasks", "count", default=200, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("-c", "--concurrency", default=16, show_default=True, type=click.IntRange(1, 1024))
+@click.option("--broker", help="Broker URL for the demo (default: SQS on the embedded emulator).")
+@friendly_errors
+def demo(app_reference: str, count: int, concurrency: int, broker: str | None) -> None:
+    """Run the example app end to end on the embedded emulator: enqueue, work, fetch, check."""
+    demo_module = _emulator_module("cloudq_emulator.demo")
+    ok = demo_module.run_demo(app_reference, count=count, concurrency=concurrency, broker=broker)
+    sys.exit(0 if ok else 1)
+
+
+def _emulator_module(name: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("cloudq_emulator"):
+            raise ConfigurationError(
+                "the emulator is not installed; pip install cloudq-emulator (in this repo: pip install -e ./emulator)"
+            ) from None
+        raise
+
+
+def _attach_emulator_group() -> None:
+    """``cloudq emulator …`` lives in the cloudq-emulator distribution; attach it if present."""
+    try:
+        from cloudq_emulator.cli import emulator
+    except ModuleNotFoundError:
+
+        @main.command(name="emulator", context_settings={"ignore_unknown_options": True})
+        @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+        @friendly_errors
+        def missing(args: tuple[str, ...]) -> None:
+            """Local AWS (needs the cloudq-emulator package)."""
+            _emulator_module("cloudq_emulator.cli")
+
+        return
+    main.add_command(emulator)
+
+
+_attach_emulator_group()

@@ -1,0 +1,95 @@
+"""Tasks used by the tests. ``make_app`` registers them all on a fresh app, so each test
+gets its own engines; ``app`` (configured from CLOUDQ_* variables) is what worker processes
+in e2e and chaos tests load as ``tests.tasks:app``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from cloudq import CloudQ, Task
+
+
+class Point(BaseModel):
+    x: int
+    y: int
+
+
+class FlakyError(Exception):
+    pass
+
+
+def _record(name: str, value: str) -> None:
+    """Append a line to $CLOUDQ_TEST_LOG_DIR/<name> (side effects tests can count)."""
+    folder = os.environ.get("CLOUDQ_TEST_LOG_DIR")
+    if folder:
+        with open(Path(folder) / name, "a") as log:
+            log.write(value + "\n")
+
+
+def make_app(name: str = "tests", **settings: Any) -> CloudQ:
+    app = CloudQ(name, **settings)
+
+    @app.task(name="add")
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    @app.task(name="echo")
+    def echo(value: Any = None) -> Any:
+        return value
+
+    @app.task(name="typed")
+    def typed(when: dt.datetime, key: uuid.UUID, amount: Decimal, point: Point) -> dict[str, str]:
+        assert isinstance(when, dt.datetime) and isinstance(key, uuid.UUID)
+        assert isinstance(amount, Decimal) and isinstance(point, Point)
+        return {"when": when.isoformat(), "key": str(key), "amount": str(amount), "x": str(point.x)}
+
+    @app.task(name="when")
+    def when(moment: dt.datetime) -> dt.datetime:
+        return moment + dt.timedelta(days=1)
+
+    @app.task(name="always_fails", max_retries=2, retry_delay=0.0, retry_jitter=False)
+    def always_fails(tag: str = "") -> None:
+        _record("always_fails", tag)
+        raise FlakyError(f"failing on purpose {tag}")
+
+    @app.task(name="not_retried", autoretry_for=(FlakyError,), max_retries=5)
+    def not_retried() -> None:
+        raise KeyError("not retryable")
+
+    @app.task(name="retry_once", bind=True, max_retries=3)
+    def retry_once(self: Task[Any, Any], countdown: float = 0) -> int:
+        if self.request.attempt == 1:
+            raise self.retry(countdown=countdown)
+        return self.request.attempt
+
+    @app.task(name="record")
+    def record(tag: str) -> str:
+        _record("record", tag)
+        return tag
+
+    @app.task(name="sleep")
+    def sleep(seconds: float, tag: str = "") -> str:
+        _record("sleep", tag)
+        time.sleep(seconds)
+        return tag
+
+    @app.task(name="noop")
+    def noop() -> None:
+        return None
+
+    @app.task(name="returns_object")
+    def returns_object() -> Any:
+        return object()
+
+    return app
+
+
+app = make_app(os.environ.get("CLOUDQ_TEST_APP", "tests"))

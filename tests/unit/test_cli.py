@@ -1,0 +1,50 @@
+"""CLI: user mistakes are one line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def cloudq(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cloudq", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        ("no_such_module:app", "cannot import module 'no_such_module'"),
+        ("tests.tasks", "must look like 'module:app'"),
+        ("tests.tasks:make_app", "is not a cloudq app"),
+        ("tests.tasks:missing", "is not a cloudq app"),
+    ],
+)
+def test_a_bad_app_reference_is_one_line_and_exit_2(reference: str, message: str) -> None:
+    done = cloudq("worker", reference)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_an_unknown_queue_is_refused_naming_the_known_ones() -> None:
+    done = cloudq("worker", "tests.tasks:app", "-Q", "nope")
+    assert done.returncode == 2
+    assert "unknown queue(s) nope; app queues: default" in done.stderr
+
+
+def test_bad_options_are_usage_errors() -> None:
+    done = cloudq("worker", "tests.tasks:app", "-c", "0")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+
+
+def test_help_works_for_every_command() -> None:
+    for command in ([], ["worker"], ["demo"], ["emulator"], ["emulator", "up"]):
+        done = cloudq(*command, "--help")
+        assert done.returncode == 0, done.stderr
+        assert "Usage:" in done.stdout

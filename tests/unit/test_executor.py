@@ -1,0 +1,211 @@
+"""The executor: every kind of message ends in exactly one outcome, and nothing is lost."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from cloudq import CloudQ, Message, State, TaskError
+from cloudq.execution import Action, Executor
+from cloudq.testing import drain
+from cloudq.transports import OutgoingMessage
+from cloudq.transports.base import REASON_ATTRIBUTE, SOURCE_QUEUE_ATTRIBUTE
+from tests.tasks import make_app
+
+
+def _send_raw(app: CloudQ, body: str, queue: str = "default") -> None:
+    app.transport.send(queue, [OutgoingMessage(body)])
+
+
+def _dead_letters(app: CloudQ, queue: str = "default") -> list[dict[str, str]]:
+    got = app.transport.receive(f"{queue}-dlq", 10, wait_seconds=0)
+    return [dict(message.attributes) for message in got]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("not json at all", "DecodeError"),
+        ('{"task": "add", "args": "nope"}', "DecodeError"),
+        ('["a", "list"]', "DecodeError"),
+        ('{"task": "add", "v": 99}', "unsupported envelope version"),
+        ('{"task": "no.such.task"}', "unknown task 'no.such.task'"),
+        ('{"task": "add", "args": [1]}', "ArgumentError"),
+        ('{"task": "add", "args": ["x", 1]}', "ArgumentError"),
+    ],
+)
+def test_bad_messages_go_to_the_dlq_with_a_reason_and_the_next_task_runs(
+    app: CloudQ, body: str, reason: str
+) -> None:
+    # Given a bad message followed by a good task
+    _send_raw(app, body)
+    good = app.tasks["add"].delay(1, 1)
+    # When the queue is drained
+    drain(app, raise_failures=False)
+    # Then the bad one is in the DLQ with a reason, and the good one ran
+    [attributes] = _dead_letters(app)
+    assert reason in attributes[REASON_ATTRIBUTE]
+    assert attributes[SOURCE_QUEUE_ATTRIBUTE] == "default"
+    assert good.get(timeout=1) == 2
+
+
+def test_a_task_failing_every_time_runs_max_retries_plus_one_times_then_dead_letters(
+    app: CloudQ, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDQ_TEST_LOG_DIR", str(tmp_path))
+    result = app.tasks["always_fails"].delay("t1")  # max_retries=2
+    with pytest.raises(TaskError, match="gave up after 3 attempts"):
+        drain(app)
+    assert (tmp_path / "always_fails").read_text().splitlines() == ["t1"] * 3
+    with pytest.raises(TaskError) as raised:
+        result.get(timeout=1)
+    assert raised.value.error_type == "FlakyError"
+    assert "failing on purpose t1" in raised.value.error_message
+    assert "Traceback" in raised.value.traceback
+    assert result.record().attempts == 3  # type: ignore[union-attr]
+    [attributes] = _dead_letters(app)
+    assert "FlakyError" in attributes[REASON_ATTRIBUTE]
+
+
+def test_an_exception_outside_autoretry_for_fails_at_once(app: CloudQ) -> None:
+    result = app.tasks["not_retried"].delay()
+    drain(app, raise_failures=False)
+    assert result.record().attempts == 1  # type: ignore[union-attr]
+    assert result.state is State.FAILURE
+    assert len(_dead_letters(app)) == 1
+
+
+def test_self_retry_runs_again_and_knows_its_attempt(app: CloudQ) -> None:
+    result = app.tasks["retry_once"].delay()
+    drain(app)
+    assert result.get(timeout=1) == 2
+
+
+def test_a_retry_keeps_the_same_message_and_delays_it_by_its_countdown(app: CloudQ) -> None:
+    # Given a task that asks to retry in 60 s
+    app.tasks["retry_once"].delay(60)
+    [received] = app.transport.receive("default", 1, wait_seconds=0)
+    # When executed
+    outcome = Executor(app).execute(received)
+    # Then the outcome is a visibility change of the same message, and the state RETRY
+    assert (outcome.action, outcome.delay_seconds) == (Action.RETRY, 60)
+    assert Message.decode(received.body).retries == 0
+
+
+def test_a_retry_longer_than_the_broker_delay_is_resent_with_an_eta(app: CloudQ) -> None:
+    app.tasks["retry_once"].delay(3600)
+    [received] = app.transport.receive("default", 1, wait_seconds=0)
+    outcome = Executor(app).execute(received)
+    assert outcome.action is Action.RESEND
+    assert outcome.delay_seconds == 900
+    resent = Message.decode(outcome.body or "")
+    assert resent.retries == 1  # the attempt made is carried over
+    assert resent.eta is not None and resent.eta > time.time() + 3500
+
+
+def test_a_message_before_its_eta_hops_and_the_hop_is_not_an_attempt(app: CloudQ) -> None:
+    app.tasks["add"].apply_async((1, 2), eta=time.time() + 7200)
+    stats = app.transport.stats("default")
+    assert stats.delayed == 1
+    # Simulate the broker delay running out: receive it now with a fresh executor.
+    message = Message(task="add", args=[1, 2], eta=time.time() + 7200)
+    app.transport.send("other", [OutgoingMessage(message.encode(10**6))])
+    [received] = app.transport.receive("other", 1, wait_seconds=0)
+    outcome = Executor(app).execute(received)
+    assert (outcome.action, outcome.delay_seconds) == (Action.RESEND, 900)
+    assert Message.decode(outcome.body or "").retries == 0
+    assert app.AsyncResult(message.id).state is State.PENDING  # it did not run
+
+
+def test_an_expired_task_is_dead_lettered_not_run(app: CloudQ) -> None:
+    result = app.tasks["add"].apply_async((1, 2), expires=time.time() - 1)
+    drain(app, raise_failures=False)
+    assert result.state is State.FAILURE
+    assert "Expired" in _dead_letters(app)[0][REASON_ATTRIBUTE]
+
+
+def test_a_redelivered_message_of_a_succeeded_task_is_acked_without_running(
+    app: CloudQ, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDQ_TEST_LOG_DIR", str(tmp_path))
+    # Given the same task id delivered twice (SQS is at-least-once)
+    app.tasks["record"].apply_async(("once",), task_id="dup-1")
+    app.tasks["record"].apply_async(("once",), task_id="dup-1")
+    # When both are processed
+    drain(app)
+    # Then the side effect happened once
+    assert (tmp_path / "record").read_text().splitlines() == ["once"]
+
+
+def test_a_task_leased_by_another_worker_is_not_run_but_retried_later(app: CloudQ) -> None:
+    backend = app.backend
+    assert backend is not None
+    backend.claim("busy-1", "add", "other-worker", 120, time.time())
+    app.tasks["add"].apply_async((1, 2), task_id="busy-1")
+    [received] = app.transport.receive("default", 1, wait_seconds=0)
+    outcome = Executor(app).execute(received)
+    assert outcome.action is Action.RETRY
+    assert 100 < outcome.delay_seconds <= 120
+
+
+def test_a_result_that_is_not_json_is_a_failure(app: CloudQ) -> None:
+    result = app.tasks["returns_object"].delay()
+    drain(app, raise_failures=False)
+    with pytest.raises(TaskError, match="cannot be stored as JSON"):
+        result.get(timeout=1)
+
+
+def test_without_a_backend_tasks_still_run_and_results_are_off() -> None:
+    app = make_app("nobackend", broker="memory://", backend=None)
+    result = app.tasks["add"].delay(1, 2)
+    assert drain(app) == 1
+    with pytest.raises(Exception, match="results turned off"):
+        result.get(timeout=1)
+
+
+def _keys(text: str) -> tuple[str, ...]:
+    return tuple(key for key in text.split(",") if key)
+
+
+class TestSigning:
+    def _pair(self, sender_keys: str, worker_keys: str) -> tuple[CloudQ, CloudQ]:
+        from cloudq.transports.memory import MemoryTransport
+
+        shared = MemoryTransport()
+        sender = make_app(
+            "signed", transport=shared, backend=None, signing_keys=_keys(sender_keys)
+        )
+        worker = make_app(
+            "signed", transport=shared, backend="memory://", signing_keys=_keys(worker_keys)
+        )
+        return sender, worker
+
+    def test_a_signed_message_runs(self) -> None:
+        sender, worker = self._pair("k1", "k1")
+        result = sender.tasks["add"].delay(1, 2)
+        drain(worker)
+        assert worker.AsyncResult(result.id).get(timeout=1) == 3
+
+    def test_rotation_accepts_any_configured_key(self) -> None:
+        sender, worker = self._pair("old", "new,old")
+        result = sender.tasks["add"].delay(1, 2)
+        drain(worker)
+        assert worker.AsyncResult(result.id).get(timeout=1) == 3
+
+    @pytest.mark.parametrize(("sender_keys", "reason"), [("", "not signed"), ("forged", "does not match")])
+    def test_unsigned_or_forged_messages_are_dead_lettered(self, sender_keys: str, reason: str) -> None:
+        sender, worker = self._pair(sender_keys, "k1")
+        sender.tasks["add"].delay(1, 2)
+        drain(worker, raise_failures=False)
+        [attributes] = _dead_letters(worker)
+        assert reason in attributes[REASON_ATTRIBUTE]
+
+    def test_a_tampered_body_fails_verification(self) -> None:
+        sender, worker = self._pair("k1", "k1")
+        good = Message(task="add", args=[1, 2]).signed("k1")
+        tampered = good.model_copy(update={"args": [100, 2]})
+        worker.transport.send("default", [OutgoingMessage(tampered.encode(10**6))])
+        drain(worker, raise_failures=False)
+        assert "does not match" in _dead_letters(worker)[0][REASON_ATTRIBUTE]

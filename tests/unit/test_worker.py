@@ -1,0 +1,94 @@
+"""The long-polling worker on the in-process broker: pool, batched acks, heartbeat, stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from cloudq import CloudQ
+from cloudq.worker import Worker
+
+
+@contextmanager
+def running(worker: Worker) -> Iterator[Worker]:
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "worker did not stop"
+
+
+def test_a_worker_runs_many_tasks_concurrently(app: CloudQ) -> None:
+    # Given 8 tasks of 0.3 s and a pool of 8
+    results = [app.tasks["sleep"].delay(0.3, str(i)) for i in range(8)]
+    started = time.monotonic()
+    # When a worker drains them
+    with running(Worker(app, concurrency=8, wait_seconds=0.1)):
+        values = [result.get(timeout=5) for result in results]
+    # Then they ran side by side, not one after another (8 × 0.3 s = 2.4 s)
+    assert values == [str(i) for i in range(8)]
+    assert time.monotonic() - started < 2.0
+    assert app.transport.stats("default") == type(app.transport.stats("default"))(0, 0, 0)
+
+
+def test_the_worker_fetches_no_more_than_it_can_start(app: CloudQ) -> None:
+    # Given 6 slow tasks and a worker with 2 slots
+    for i in range(6):
+        app.tasks["sleep"].delay(0.5, str(i))
+    with running(Worker(app, concurrency=2, wait_seconds=0.1)) as worker:
+        time.sleep(0.25)
+        # Then only 2 are in flight; the other 4 stay visible for other workers
+        stats = app.transport.stats("default")
+        assert (stats.in_flight, stats.visible) == (2, 4)
+        assert worker.stats.received == 2
+
+
+def test_heartbeat_keeps_a_task_3x_longer_than_visibility_from_running_twice(
+    app: CloudQ, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDQ_TEST_LOG_DIR", str(tmp_path))
+    # Given a 3 s task, a 1 s visibility timeout, and two workers competing for it
+    result = app.tasks["sleep"].delay(3.0, "long")
+    first = Worker(app, concurrency=1, visibility_timeout=1, wait_seconds=0.1)
+    second = Worker(app, concurrency=1, visibility_timeout=1, wait_seconds=0.1)
+    with running(first), running(second):
+        assert result.get(timeout=10) == "long"
+    # Then it ran exactly once
+    assert (tmp_path / "sleep").read_text().splitlines() == ["long"]
+
+
+def test_without_heartbeat_the_message_would_reappear(app: CloudQ) -> None:
+    # The control for the test above: a received, unextended message comes back after 1 s.
+    app.tasks["noop"].delay()
+    [first] = app.transport.receive("default", 1, wait_seconds=0, visibility_timeout=1)
+    time.sleep(1.2)
+    [again] = app.transport.receive("default", 1, wait_seconds=0)
+    assert (first.message_id, again.receive_count) == (again.message_id, 2)
+
+
+def test_stop_lets_running_tasks_finish(app: CloudQ) -> None:
+    result = app.tasks["sleep"].delay(1.0, "finishing")
+    worker = Worker(app, concurrency=1, wait_seconds=0.1, grace=5)
+    with running(worker):
+        time.sleep(0.3)  # started
+    assert result.get(timeout=0.1) == "finishing"
+    assert app.transport.stats("default").in_flight == 0
+
+
+def test_a_broken_message_does_not_stop_the_worker(app: CloudQ) -> None:
+    from cloudq.transports import OutgoingMessage
+
+    app.transport.send("default", [OutgoingMessage("\x00garbage")])
+    result = app.tasks["add"].delay(2, 2)
+    with running(Worker(app, concurrency=2, wait_seconds=0.1)) as worker:
+        assert result.get(timeout=5) == 4
+    assert worker.stats.dead_lettered == 1
+    assert app.transport.stats("default-dlq").visible == 1
