@@ -219,6 +219,12 @@ class CloudQ:
             delay = int(min(max(wait, 0), transport.max_delay_seconds))
         transport.send(queue, [OutgoingMessage(body=body, delay_seconds=delay, group_id=_group(queue))])
 
+    def lambda_handler(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        """Lambda entry point for an SQS trigger (``ReportBatchItemFailures``)."""
+        from cloudq.aws_lambda import handle_sqs_event
+
+        return handle_sqs_event(self, event, context)
+
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:  # noqa: N802 - Celery's name
         """A handle on a result by id."""
         from cloudq.result import AsyncResult

@@ -1,0 +1,146 @@
+"""The Lambda entry point for an SQS event source mapping.
+
+Each record goes through the same executor as the long-polling worker. The response is a
+partial batch response (``ReportBatchItemFailures``): records that succeeded, were
+dead-lettered, or were re-sent are not listed, so the event source mapping deletes them; a
+retry changes the record's visibility to its backoff delay and lists it. The handler never
+raises because of a record.
+
+- FIFO: after the first failure in a message group, the later records of that group in the
+  batch are reported as failed without running, so order within the group holds.
+- Deadline: a record whose task cannot finish before the function's deadline is not started;
+  it is handed back at once (visibility 0) instead of being cut off by the runtime.
+
+Deploy with the handler ``cloudq.aws_lambda.handler`` and ``CLOUDQ_APP=module:app``; importing
+this module does configuration only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any, Protocol
+
+from cloudq.errors import CloudQError, ConfigurationError
+from cloudq.execution import Action, Executor, apply_outcome
+from cloudq.message import Message
+from cloudq.transports.base import ReceivedMessage
+
+if TYPE_CHECKING:
+    from cloudq.app import CloudQ
+
+logger = logging.getLogger(__name__)
+
+#: Seconds kept in hand after a task's timeout before the function's deadline.
+DEADLINE_MARGIN_SECONDS = 1.0
+#: Tasks without a ``timeout`` are assumed to need this long.
+UNTIMED_TASK_SECONDS = 1.0
+
+
+class LambdaContext(Protocol):
+    function_name: str
+    aws_request_id: str
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+_executors: dict[int, Executor] = {}
+_lock = threading.Lock()
+
+
+def _executor(app: CloudQ) -> Executor:
+    """One executor per app per execution environment (warm invocations reuse it)."""
+    key = id(app)
+    with _lock:
+        if key not in _executors:
+            _executors[key] = Executor(app)
+        return _executors[key]
+
+
+def _logical_queue(app: CloudQ, source_arn: str) -> str:
+    """``arn:aws:sqs:us-east-1:123:shop-emails`` → ``emails`` for app ``shop``."""
+    physical = source_arn.rsplit(":", 1)[-1]
+    prefix = app.physical_queue_name("")
+    return physical[len(prefix) :] if physical.startswith(prefix) else physical
+
+
+def to_received(app: CloudQ, record: dict[str, Any]) -> ReceivedMessage:
+    """An SQS event record in the shape the executor takes."""
+    attributes = record.get("attributes", {})
+    message_attributes = {
+        name: value.get("stringValue", "")
+        for name, value in record.get("messageAttributes", {}).items()
+        if isinstance(value, dict)
+    }
+    return ReceivedMessage(
+        queue=_logical_queue(app, record.get("eventSourceARN", "")),
+        message_id=record["messageId"],
+        receipt_handle=record["receiptHandle"],
+        body=record.get("body", ""),
+        receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
+        sent_timestamp_ms=int(attributes.get("SentTimestamp", 0)),
+        attributes=message_attributes,
+        group_id=attributes.get("MessageGroupId"),
+    )
+
+
+def _seconds_needed(app: CloudQ, body: str) -> float:
+    """How long the record's task may run; undecodable bodies are quick (they dead-letter)."""
+    try:
+        task = app.tasks.get(Message.decode(body).task)
+    except CloudQError:
+        return 0.0
+    timeout = task.timeout if task is not None else None
+    return (timeout or UNTIMED_TASK_SECONDS) + DEADLINE_MARGIN_SECONDS
+
+
+def handle_sqs_event(app: CloudQ, event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
+    """Run an SQS event's records; return the partial batch response."""
+    failures: list[str] = []
+    failed_groups: set[str] = set()
+    executor = _executor(app)
+    for record in event.get("Records", []):
+        received = to_received(app, record)
+        if received.group_id is not None and received.group_id in failed_groups:
+            failures.append(received.message_id)
+            continue
+        if not _process(app, executor, received, context):
+            failures.append(received.message_id)
+            if received.group_id is not None:
+                failed_groups.add(received.group_id)
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}
+
+
+def _process(app: CloudQ, executor: Executor, received: ReceivedMessage, context: LambdaContext | None) -> bool:
+    """Run one record; True when the mapping may delete it."""
+    try:
+        if context is not None:
+            remaining = context.get_remaining_time_in_millis() / 1000
+            if remaining < _seconds_needed(app, received.body):
+                app.transport.change_visibility(received.queue, received.receipt_handle, 0)
+                return False
+        outcome = executor.execute(received)
+        if outcome.action is Action.ACK:
+            return True  # the event source mapping deletes what is not listed
+        apply_outcome(app.transport, received, outcome)
+        return outcome.action is not Action.RETRY
+    except Exception:  # one record never fails the others
+        logger.exception("record %s failed in the handler", received.message_id)
+        return False
+
+
+_app: CloudQ | None = None
+
+
+def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
+    """Ready-made entry point: runs the app named by ``CLOUDQ_APP=module:app``."""
+    global _app
+    if _app is None:
+        reference = os.environ.get("CLOUDQ_APP")
+        if not reference:
+            raise ConfigurationError("set CLOUDQ_APP=module:app for cloudq.aws_lambda.handler")
+        from cloudq.app import load_app
+
+        _app = load_app(reference)
+    return handle_sqs_event(_app, event, context)
