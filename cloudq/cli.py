@@ -113,6 +113,62 @@ def demo(app_reference: str, count: int, concurrency: int, broker: str | None) -
     sys.exit(0 if ok else 1)
 
 
+APP_OPTION = click.option(
+    "--app",
+    "app_reference",
+    envvar="CLOUDQ_APP",
+    required=True,
+    metavar="MODULE:APP",
+    help="The app whose queue this is (or CLOUDQ_APP).",
+)
+
+
+@main.group()
+def dlq() -> None:
+    """Inspect and replay a queue's dead-letter queue."""
+
+
+@dlq.command(name="list")
+@click.argument("queue")
+@APP_OPTION
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@friendly_errors
+def dlq_list(queue: str, app_reference: str, limit: int, as_json: bool) -> None:
+    """List dead letters of QUEUE (a logical name, e.g. emails) with their reasons."""
+    import dataclasses
+    import json
+
+    from cloudq.app import load_app
+    from cloudq.dead_letters import list_dead_letters
+
+    letters = list_dead_letters(load_app(app_reference), queue, limit)
+    for letter in letters:
+        if as_json:
+            click.echo(json.dumps(dataclasses.asdict(letter)))
+        else:
+            click.echo(f"{letter.message_id}  task={letter.task or '?'} id={letter.task_id or '?'}  {letter.reason}")
+    if not as_json:
+        click.echo(f"{len(letters)} dead letter(s) in {queue}-dlq", err=True)
+
+
+@dlq.command(name="replay")
+@click.argument("queue")
+@APP_OPTION
+@click.option("--id", "ids", multiple=True, help="Message id or task id to replay (repeatable); default: all.")
+@friendly_errors
+def dlq_replay(queue: str, app_reference: str, ids: tuple[str, ...]) -> None:
+    """Send dead letters of QUEUE back onto the queue they came from."""
+    from cloudq.app import load_app
+    from cloudq.dead_letters import replay_dead_letters
+
+    replayed = replay_dead_letters(load_app(app_reference), queue, ids)
+    missing = set(ids) - {i for letter in replayed for i in (letter.message_id, letter.task_id)}
+    click.echo(f"replayed {len(replayed)} message(s) from {queue}-dlq")
+    if missing:
+        raise ConfigurationError(f"not found in {queue}-dlq: {', '.join(sorted(missing))}")
+
+
 def _emulator_module(name: str) -> Any:
     import importlib
 

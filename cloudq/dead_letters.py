@@ -1,0 +1,101 @@
+"""Reading and replaying a queue's dead-letter queue, on any transport.
+
+A queue cannot be read without receiving: listing receives messages with a short visibility
+timeout and hands each back (visibility 0) when done, so nothing is consumed. Replay sends a
+message's body back to its source queue, then deletes it from the dead-letter queue; a crash
+between the two leaves it in both (at least once, like everything else), never in neither.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cloudq.transports.base import (
+    REASON_ATTRIBUTE,
+    SOURCE_QUEUE_ATTRIBUTE,
+    OutgoingMessage,
+    ReceivedMessage,
+    dead_letter_queue_name,
+)
+
+if TYPE_CHECKING:
+    from cloudq.app import CloudQ
+    from cloudq.transports.base import Transport
+
+#: Seconds a listed message stays hidden while it is being read (then handed back).
+READ_VISIBILITY_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message_id: str
+    task_id: str | None
+    task: str | None
+    reason: str
+    source_queue: str
+    body: str
+
+    @classmethod
+    def from_received(cls, message: ReceivedMessage, queue: str) -> DeadLetter:
+        task_id = task = None
+        try:
+            envelope = json.loads(message.body)
+            if isinstance(envelope, dict):
+                task_id, task = envelope.get("id"), envelope.get("task")
+        except ValueError:
+            pass  # poison bodies are listed as they are
+        return cls(
+            message_id=message.message_id,
+            task_id=task_id if isinstance(task_id, str) else None,
+            task=task if isinstance(task, str) else None,
+            reason=message.attributes.get(REASON_ATTRIBUTE, "(no reason: moved by the redrive policy)"),
+            source_queue=message.attributes.get(SOURCE_QUEUE_ATTRIBUTE, queue),
+            body=message.body,
+        )
+
+
+def _receive_all(transport: Transport, dlq: str, limit: int) -> Iterator[ReceivedMessage]:
+    """Receive up to ``limit`` messages (each hidden while the caller handles it)."""
+    seen = 0
+    while seen < limit:
+        batch = transport.receive(dlq, min(10, limit - seen), 0.0, READ_VISIBILITY_SECONDS)
+        if not batch:
+            return
+        seen += len(batch)
+        yield from batch
+
+
+def list_dead_letters(app: CloudQ, queue: str, limit: int = 50) -> list[DeadLetter]:
+    """Up to ``limit`` messages of ``queue``'s dead-letter queue, with their reasons."""
+    transport = app.transport
+    dlq = dead_letter_queue_name(queue)
+    received = list(_receive_all(transport, dlq, limit))
+    for message in received:
+        transport.change_visibility(dlq, message.receipt_handle, 0)
+    return [DeadLetter.from_received(message, queue) for message in received]
+
+
+def replay_dead_letters(
+    app: CloudQ, queue: str, ids: Collection[str] = (), limit: int = 10_000
+) -> list[DeadLetter]:
+    """Send dead letters back to their source queue: those whose message id or task id is in
+    ``ids``, or all of them when ``ids`` is empty. Returns what was replayed."""
+    transport = app.transport
+    dlq = dead_letter_queue_name(queue)
+    wanted = set(ids)
+    replayed: list[DeadLetter] = []
+    skipped: list[ReceivedMessage] = []
+    for message in _receive_all(transport, dlq, limit):
+        letter = DeadLetter.from_received(message, queue)
+        if wanted and not ({letter.message_id, letter.task_id} & wanted):
+            skipped.append(message)
+            continue
+        transport.send(letter.source_queue, [OutgoingMessage(message.body, group_id=message.group_id)])
+        transport.ack(dlq, [message.receipt_handle])
+        replayed.append(letter)
+    for message in skipped:
+        transport.change_visibility(dlq, message.receipt_handle, 0)
+    return replayed
