@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cloudq.backends.base import ClaimStatus, ResultRecord, State, ttl_from
+from cloudq.backends.base import ClaimStatus, Delivery, ResultRecord, State, ttl_from
 from cloudq.errors import (
     ArgumentError,
     BackendError,
@@ -159,8 +159,9 @@ class Executor:
             lease = (task.timeout or DEFAULT_LEASE_SECONDS) + LEASE_MARGIN_SECONDS
             now = time.time()
             try:
+                delivery = Delivery(message_id=received.message_id, receive_count=received.receive_count)
                 claim = backend.claim(
-                    message.id, task.name, self.worker_id, lease, now, self._expiry(now)
+                    message.id, task.name, self.worker_id, lease, now, self._expiry(now), delivery
                 )
             except BackendError as exc:
                 logger.warning("cannot claim task %s: %s", message.id, exc)

@@ -133,7 +133,6 @@ class Worker:
         self._stopped.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._flush_acks()
-        self.app.transport.close()
         logger.info("worker stopped: %s", self.stats)
 
     def _running_count(self) -> int:

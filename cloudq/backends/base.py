@@ -48,6 +48,16 @@ class ResultRecord(BaseModel):
     #: The worker holding the claim, and until when (epoch seconds).
     lease_owner: str | None = None
     lease_expires_at: float | None = None
+    #: The broker delivery the lease was taken for (message id, receive count).
+    lease_message_id: str | None = None
+    lease_receive_count: int | None = None
+
+
+class Delivery(BaseModel):
+    """Which broker delivery a claim is made for."""
+
+    message_id: str
+    receive_count: int
 
 
 class ClaimStatus(str, enum.Enum):
@@ -90,6 +100,7 @@ class ResultBackend(Protocol):
         lease_seconds: float,
         now: float,
         expires_at: int | None = None,
+        delivery: Delivery | None = None,
     ) -> Claim:
         """Atomically take the right to run ``task_id``.
 
@@ -98,6 +109,10 @@ class ResultBackend(Protocol):
         (``ALREADY_SUCCEEDED``) or another owner's lease is still live at ``now``
         (``LEASED``). This is one conditional write: two claimers never both win.
         ``expires_at`` is the record's TTL (epoch seconds).
+
+        ``delivery`` names the broker message being run. A lease taken for the same message
+        at a lower receive count does not block: the broker redelivered the message, so its
+        holder lost it (died, or could not extend its visibility).
         """
         ...
 
@@ -119,7 +134,9 @@ def ttl_from(now_seconds: float, ttl_seconds: int | None) -> int | None:
     return None if ttl_seconds is None else int(now_seconds + ttl_seconds)
 
 
-def claim_decision(found: ResultRecord | None, owner: str, now: float) -> Claim | None:
+def claim_decision(
+    found: ResultRecord | None, owner: str, now: float, delivery: Delivery | None = None
+) -> Claim | None:
     """The claim rule, written once: ``None`` means the claim may be taken.
 
     Engines without a native conditional write (memory) call this under their lock; engines
@@ -130,9 +147,16 @@ def claim_decision(found: ResultRecord | None, owner: str, now: float) -> Claim 
         return None
     if found.state is State.SUCCESS:
         return Claim(status=ClaimStatus.ALREADY_SUCCEEDED, record=found)
+    if found.expires_at is not None and found.expires_at < now:
+        return None
     lease_is_live = found.lease_expires_at is not None and found.lease_expires_at > now
     held_by_other = found.lease_owner is not None and found.lease_owner != owner
-    if lease_is_live and held_by_other:
+    redelivered = (
+        delivery is not None
+        and found.lease_message_id == delivery.message_id
+        and (found.lease_receive_count or 0) < delivery.receive_count
+    )
+    if lease_is_live and held_by_other and not redelivered:
         remaining = (found.lease_expires_at or now) - now
         return Claim(status=ClaimStatus.LEASED, lease_remaining=remaining, record=found)
     return None
@@ -146,6 +170,7 @@ def claimed_record(
     lease: float,
     now: float,
     expires_at: int | None,
+    delivery: Delivery | None = None,
 ) -> ResultRecord:
     """The record a successful claim stores."""
     attempts = found.attempts if found is not None else 0
@@ -158,4 +183,6 @@ def claimed_record(
         expires_at=expires_at,
         lease_owner=owner,
         lease_expires_at=now + lease,
+        lease_message_id=delivery.message_id if delivery else None,
+        lease_receive_count=delivery.receive_count if delivery else None,
     )

@@ -7,7 +7,14 @@ import threading
 import time
 from collections.abc import Sequence
 
-from cloudq.backends.base import Claim, ClaimStatus, ResultRecord, claim_decision, claimed_record
+from cloudq.backends.base import (
+    Claim,
+    ClaimStatus,
+    Delivery,
+    ResultRecord,
+    claim_decision,
+    claimed_record,
+)
 
 
 class MemoryBackend:
@@ -46,13 +53,16 @@ class MemoryBackend:
         lease_seconds: float,
         now: float,
         expires_at: int | None = None,
+        delivery: Delivery | None = None,
     ) -> Claim:
         with self._lock:
             found = self._live(task_id)
-            refused = claim_decision(found, owner, now)
+            refused = claim_decision(found, owner, now, delivery)
             if refused is not None:
                 return refused
-            record = claimed_record(found, task_id, task_name, owner, lease_seconds, now, expires_at)
+            record = claimed_record(
+                found, task_id, task_name, owner, lease_seconds, now, expires_at, delivery
+            )
             self._records[task_id] = record
             return Claim(status=ClaimStatus.CLAIMED, record=record)
 

@@ -209,3 +209,21 @@ class TestSigning:
         worker.transport.send("default", [OutgoingMessage(tampered.encode(10**6))])
         drain(worker, raise_failures=False)
         assert "does not match" in _dead_letters(worker)[0][REASON_ATTRIBUTE]
+
+
+def test_a_redelivered_message_takes_over_the_lease_of_the_worker_that_lost_it(app: CloudQ) -> None:
+    from cloudq.backends.base import Delivery
+
+    backend = app.backend
+    assert backend is not None
+    # Given a worker that claimed the task for delivery 1 of a message, then died
+    result = app.tasks["add"].apply_async((2, 2), task_id="orphan-1")
+    [first] = app.transport.receive("default", 1, wait_seconds=0)
+    backend.claim("orphan-1", "add", "dead-worker", 300, time.time(), None, Delivery(message_id=first.message_id, receive_count=1))
+    app.transport.change_visibility("default", first.receipt_handle, 0)  # its visibility ran out
+    # When the broker delivers the same message again
+    [again] = app.transport.receive("default", 1, wait_seconds=0)
+    outcome = Executor(app).execute(again)
+    # Then the lease does not block it
+    assert outcome.action is Action.ACK
+    assert result.get(timeout=1) == 4

@@ -1,0 +1,220 @@
+"""``dynamodb://table``: results in a DynamoDB table keyed by ``task_id``.
+
+Values are stored as JSON text (``value_json``) so any JSON round-trips exactly. ``expires_at``
+is the table's TTL attribute; DynamoDB deletes expired items lazily, so reads treat a passed
+``expires_at`` as missing. The claim is one conditional ``UpdateItem``. Every botocore error is
+mapped to ``BackendError`` in ``_mapped``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cloudq.backends.base import Claim, ClaimStatus, Delivery, ResultRecord, State, claim_decision
+from cloudq.errors import BackendError
+
+#: BatchGetItem takes at most 100 keys.
+BATCH_GET = 100
+CLAIM_ATTEMPTS = 3
+STRING_FIELDS = ("task_name", "error_type", "error_message", "traceback", "lease_owner", "lease_message_id")
+NUMBER_FIELDS = (
+    "attempts",
+    "date_started",
+    "date_done",
+    "expires_at",
+    "lease_expires_at",
+    "lease_receive_count",
+)
+INTEGER_FIELDS = ("attempts", "expires_at", "lease_receive_count")
+
+# The rule of backends.base.claim_decision: no record, or an expired one, or not SUCCESS and
+# no live lease of another owner, or a lease for a lower receive count of the same message.
+CLAIM_CONDITION = (
+    "attribute_not_exists(task_id)"
+    " OR expires_at < :now"
+    " OR (#state <> :success AND (attribute_not_exists(lease_owner)"
+    " OR lease_expires_at < :now OR lease_owner = :owner"
+    " OR (lease_message_id = :message AND lease_receive_count < :count)))"
+)
+CLAIM_SET = (
+    "SET #state = :started, task_name = :name, lease_owner = :owner, lease_expires_at = :lease,"
+    " date_started = :now, lease_message_id = :message, lease_receive_count = :count"
+)
+CLAIM_REMOVE = " ADD attempts :one REMOVE value_json, error_type, error_message, traceback, date_done"
+
+
+def default_client(endpoint_url: str | None = None, region_name: str | None = None) -> Any:
+    region = region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64)
+    return boto3.session.Session().client("dynamodb", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
+def to_item(record: ResultRecord) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "task_id": {"S": record.task_id},
+        "state": {"S": record.state.value},
+        "value_json": {"S": json.dumps(record.value)},
+    }
+    for name in STRING_FIELDS:
+        value = getattr(record, name)
+        if value is not None:
+            item[name] = {"S": value}
+    for name in NUMBER_FIELDS:
+        value = getattr(record, name)
+        if value is not None:
+            item[name] = {"N": repr(value)}
+    return item
+
+
+def from_item(item: dict[str, Any]) -> ResultRecord:
+    fields: dict[str, Any] = {"task_id": item["task_id"]["S"], "state": State(item["state"]["S"])}
+    if "value_json" in item:
+        fields["value"] = json.loads(item["value_json"]["S"])
+    for name in STRING_FIELDS:
+        if name in item:
+            fields[name] = item[name]["S"]
+    for name in NUMBER_FIELDS:
+        if name in item:
+            number = float(item[name]["N"])
+            fields[name] = int(number) if name in INTEGER_FIELDS else number
+    return ResultRecord(**fields)
+
+
+class DynamoDBBackend:
+    """Result records in one DynamoDB table (partition key ``task_id``, TTL ``expires_at``)."""
+
+    def __init__(
+        self,
+        table: str,
+        *,
+        client: Any = None,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+    ) -> None:
+        self.table = table
+        self._client = client or default_client(endpoint_url, region_name)
+
+    @contextmanager
+    def _mapped(self) -> Iterator[None]:
+        """The one boundary where botocore errors become ``BackendError``."""
+        try:
+            yield
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ResourceNotFoundException":
+                raise BackendError(
+                    f"result table {self.table!r} does not exist; create it with 'cloudq emulator up "
+                    "--app MODULE:APP' locally, or deploy the template from 'cloudq infra render'"
+                ) from exc
+            raise BackendError(f"DynamoDB {code} on table {self.table!r}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise BackendError(f"DynamoDB unreachable for table {self.table!r}: {exc}") from exc
+
+    @staticmethod
+    def _live(record: ResultRecord, now: float) -> ResultRecord | None:
+        expired = record.expires_at is not None and record.expires_at < now
+        return None if expired else record
+
+    def get(self, task_id: str) -> ResultRecord | None:
+        with self._mapped():
+            item = self._client.get_item(
+                TableName=self.table, Key={"task_id": {"S": task_id}}, ConsistentRead=True
+            ).get("Item")
+        return None if item is None else self._live(from_item(item), time.time())
+
+    def get_many(self, task_ids: Sequence[str]) -> dict[str, ResultRecord]:
+        found: dict[str, ResultRecord] = {}
+        unique = list(dict.fromkeys(task_ids))
+        for start in range(0, len(unique), BATCH_GET):
+            keys: list[dict[str, Any]] = [{"task_id": {"S": i}} for i in unique[start : start + BATCH_GET]]
+            while keys:
+                request = {self.table: {"Keys": keys, "ConsistentRead": True}}
+                with self._mapped():
+                    response = self._client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.table, []):
+                    record = self._live(from_item(item), time.time())
+                    if record is not None:
+                        found[record.task_id] = record
+                keys = response.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+        return found
+
+    def put(self, record: ResultRecord) -> None:
+        with self._mapped():
+            self._client.put_item(TableName=self.table, Item=to_item(record))
+
+    def claim(
+        self,
+        task_id: str,
+        task_name: str,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+        expires_at: int | None = None,
+        delivery: Delivery | None = None,
+    ) -> Claim:
+        values = {
+            ":message": {"S": delivery.message_id if delivery else ""},
+            ":count": {"N": str(delivery.receive_count if delivery else 0)},
+            ":now": {"N": repr(now)},
+            ":success": {"S": State.SUCCESS.value},
+            ":started": {"S": State.STARTED.value},
+            ":owner": {"S": owner},
+            ":name": {"S": task_name},
+            ":lease": {"N": repr(now + lease_seconds)},
+            ":one": {"N": "1"},
+        }
+        if expires_at is None:
+            update = CLAIM_SET + CLAIM_REMOVE + ", expires_at"
+        else:
+            update = CLAIM_SET + ", expires_at = :expires" + CLAIM_REMOVE
+            values[":expires"] = {"N": str(expires_at)}
+        for _ in range(CLAIM_ATTEMPTS):
+            try:
+                with self._mapped():
+                    response = self._client.update_item(
+                        TableName=self.table,
+                        Key={"task_id": {"S": task_id}},
+                        UpdateExpression=update,
+                        ConditionExpression=CLAIM_CONDITION,
+                        ExpressionAttributeNames={"#state": "state"},
+                        ExpressionAttributeValues=values,
+                        ReturnValues="ALL_NEW",
+                    )
+                return Claim(status=ClaimStatus.CLAIMED, record=from_item(response["Attributes"]))
+            except BackendError as exc:
+                if not _condition_failed(exc):
+                    raise
+            refused = claim_decision(self.get(task_id), owner, now, delivery)
+            if refused is not None:
+                return refused
+            # The blocking lease ended between the write and the read: try again.
+        return Claim(status=ClaimStatus.LEASED, lease_remaining=1.0)
+
+    def increment(self, key: str, amount: int = 1) -> int:
+        with self._mapped():
+            response = self._client.update_item(
+                TableName=self.table,
+                Key={"task_id": {"S": f"counter#{key}"}},
+                UpdateExpression="ADD #counter :amount",
+                ExpressionAttributeNames={"#counter": "counter"},
+                ExpressionAttributeValues={":amount": {"N": str(amount)}},
+                ReturnValues="UPDATED_NEW",
+            )
+        return int(response["Attributes"]["counter"]["N"])
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _condition_failed(exc: BackendError) -> bool:
+    cause = exc.__cause__
+    return isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ConditionalCheckFailedException"

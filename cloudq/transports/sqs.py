@@ -1,0 +1,257 @@
+"""``sqs://``: Amazon SQS through boto3.
+
+Queue URLs are resolved once (GetQueueUrl) and cached; runtime code never creates or lists
+queues. Sends and deletes are batched (10 entries, and under the 1 MiB request limit). Every
+botocore error is mapped to a cloudq error in ``_mapped``; none reaches the caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+
+from cloudq.errors import CredentialsError, MessageTooLargeError, QueueNotFoundError, TransportError
+from cloudq.transports.base import (
+    REASON_ATTRIBUTE,
+    SOURCE_QUEUE_ATTRIBUTE,
+    OutgoingMessage,
+    QueueStats,
+    ReceivedMessage,
+    dead_letter_queue_name,
+    is_fifo,
+)
+
+SQS_BATCH = 10
+SQS_MAX_DELAY_SECONDS = 900
+SQS_MAX_MESSAGE_BYTES = 1024 * 1024
+#: The whole SendMessageBatch request is limited to 1 MiB too; keep headroom for the JSON.
+SQS_MAX_BATCH_BYTES = SQS_MAX_MESSAGE_BYTES - 16 * 1024
+#: SQS message attribute values are at most 256 KiB with the message; keep reasons short.
+MAX_REASON_CHARS = 1000
+MISSING_QUEUE_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+STALE_HANDLE_CODES = {"ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue"}
+CREDENTIAL_CODES = {
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "InvalidSecurity",
+    "AccessDenied",
+    "AccessDeniedException",
+}
+
+
+def default_client(endpoint_url: str | None = None, region_name: str | None = None) -> Any:
+    region = region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64)
+    return boto3.session.Session().client("sqs", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
+@contextmanager
+def _mapped(queue: str) -> Iterator[None]:
+    """The one boundary where botocore errors become cloudq errors."""
+    try:
+        yield
+    except (NoCredentialsError, PartialCredentialsError) as exc:
+        raise CredentialsError(f"no AWS credentials for SQS: {exc}") from exc
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in MISSING_QUEUE_CODES:
+            raise QueueNotFoundError(queue) from exc
+        if code in CREDENTIAL_CODES:
+            raise CredentialsError(f"AWS refused the credentials for SQS ({code}): {exc}") from exc
+        raise TransportError(f"SQS {code} on queue {queue!r}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise TransportError(f"SQS unreachable for queue {queue!r}: {exc}") from exc
+
+
+def _attribute_values(attributes: dict[str, str]) -> dict[str, dict[str, str]]:
+    return {name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()}
+
+
+class SQSTransport:
+    """SQS queues named ``<prefix><logical name>``."""
+
+    max_delay_seconds = SQS_MAX_DELAY_SECONDS
+
+    def __init__(
+        self,
+        prefix: str = "",
+        *,
+        client: Any = None,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.prefix = prefix
+        self.max_message_bytes = min(max_message_bytes, SQS_MAX_MESSAGE_BYTES)
+        self._client = client or default_client(endpoint_url, region_name)
+        self._urls: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def physical_name(self, queue: str) -> str:
+        return self.prefix + queue
+
+    def _url(self, queue: str) -> str:
+        url = self._urls.get(queue)
+        if url is None:
+            name = self.physical_name(queue)
+            with _mapped(name):
+                url = str(self._client.get_queue_url(QueueName=name)["QueueUrl"])
+            with self._lock:
+                self._urls[queue] = url
+        return url
+
+    def check_queues(self, queues: Sequence[str]) -> None:
+        for queue in queues:
+            self._url(queue)
+            self._url(dead_letter_queue_name(queue))
+
+    # -- send ------------------------------------------------------------------------------
+
+    def _entry(self, index: int, message: OutgoingMessage, fifo: bool) -> dict[str, Any]:
+        entry: dict[str, Any] = {"Id": str(index), "MessageBody": message.body}
+        if message.attributes:
+            entry["MessageAttributes"] = _attribute_values(dict(message.attributes))
+        if fifo:
+            entry["MessageGroupId"] = message.group_id or "default"
+            entry["MessageDeduplicationId"] = message.deduplication_id or hashlib.sha256(
+                message.body.encode()
+            ).hexdigest()
+        elif message.delay_seconds:
+            entry["DelaySeconds"] = min(max(int(message.delay_seconds), 0), SQS_MAX_DELAY_SECONDS)
+        return entry
+
+    def _batches(self, messages: Sequence[OutgoingMessage]) -> Iterator[list[OutgoingMessage]]:
+        batch: list[OutgoingMessage] = []
+        size = 0
+        for message in messages:
+            body_size = len(message.body.encode())
+            if body_size > self.max_message_bytes:
+                raise MessageTooLargeError(
+                    f"message is {body_size} bytes, over the SQS limit of {self.max_message_bytes}"
+                )
+            if batch and (len(batch) == SQS_BATCH or size + body_size > SQS_MAX_BATCH_BYTES):
+                yield batch
+                batch, size = [], 0
+            batch.append(message)
+            size += body_size
+        if batch:
+            yield batch
+
+    def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[str]:
+        url, fifo = self._url(queue), is_fifo(queue)
+        ids: list[str] = []
+        for batch in self._batches(messages):
+            entries = [self._entry(i, message, fifo) for i, message in enumerate(batch)]
+            with _mapped(self.physical_name(queue)):
+                response = self._client.send_message_batch(QueueUrl=url, Entries=entries)
+            if response.get("Failed"):
+                failure = response["Failed"][0]
+                raise TransportError(
+                    f"SQS refused {len(response['Failed'])} message(s) on {queue!r}: "
+                    f"{failure.get('Code')}: {failure.get('Message')}"
+                )
+            by_index = {int(ok["Id"]): ok["MessageId"] for ok in response.get("Successful", [])}
+            ids.extend(by_index[i] for i in range(len(batch)))
+        return ids
+
+    # -- receive ---------------------------------------------------------------------------
+
+    def receive(
+        self,
+        queue: str,
+        max_messages: int = 10,
+        wait_seconds: float = 20.0,
+        visibility_timeout: int | None = None,
+    ) -> list[ReceivedMessage]:
+        url = self._url(queue)
+        request: dict[str, Any] = {
+            "QueueUrl": url,
+            "MaxNumberOfMessages": max(1, min(max_messages, SQS_BATCH)),
+            "WaitTimeSeconds": int(max(0, min(wait_seconds, 20))),
+            "MessageSystemAttributeNames": ["ApproximateReceiveCount", "SentTimestamp", "MessageGroupId"],
+            "MessageAttributeNames": ["All"],
+        }
+        if visibility_timeout is not None:
+            request["VisibilityTimeout"] = int(visibility_timeout)
+        with _mapped(self.physical_name(queue)):
+            response = self._client.receive_message(**request)
+        return [self._received(queue, raw) for raw in response.get("Messages", [])]
+
+    @staticmethod
+    def _received(queue: str, raw: dict[str, Any]) -> ReceivedMessage:
+        system = raw.get("Attributes", {})
+        attributes = {
+            name: value.get("StringValue", "")
+            for name, value in raw.get("MessageAttributes", {}).items()
+        }
+        return ReceivedMessage(
+            queue=queue,
+            message_id=raw["MessageId"],
+            receipt_handle=raw["ReceiptHandle"],
+            body=raw.get("Body", ""),
+            receive_count=int(system.get("ApproximateReceiveCount", 1)),
+            sent_timestamp_ms=int(system.get("SentTimestamp", 0)),
+            attributes=attributes,
+            group_id=system.get("MessageGroupId"),
+        )
+
+    # -- settle ----------------------------------------------------------------------------
+
+    def ack(self, queue: str, receipt_handles: Sequence[str]) -> None:
+        url = self._url(queue)
+        for start in range(0, len(receipt_handles), SQS_BATCH):
+            chunk = receipt_handles[start : start + SQS_BATCH]
+            entries = [{"Id": str(i), "ReceiptHandle": handle} for i, handle in enumerate(chunk)]
+            with _mapped(self.physical_name(queue)):
+                response = self._client.delete_message_batch(QueueUrl=url, Entries=entries)
+            failed = [f for f in response.get("Failed", []) if f.get("Code") not in STALE_HANDLE_CODES]
+            if failed:
+                raise TransportError(f"SQS could not delete {len(failed)} message(s): {failed[0]}")
+
+    def change_visibility(self, queue: str, receipt_handle: str, visibility_timeout: int) -> None:
+        url = self._url(queue)
+        try:
+            with _mapped(self.physical_name(queue)):
+                self._client.change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=receipt_handle, VisibilityTimeout=int(visibility_timeout)
+                )
+        except TransportError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and cause.response["Error"]["Code"] in STALE_HANDLE_CODES:
+                return  # acknowledged or received again since: nothing to change
+            raise
+
+    def dead_letter(self, message: ReceivedMessage, reason: str) -> None:
+        attributes = {
+            **message.attributes,
+            REASON_ATTRIBUTE: reason[:MAX_REASON_CHARS],
+            SOURCE_QUEUE_ATTRIBUTE: message.queue,
+        }
+        dlq = dead_letter_queue_name(message.queue)
+        self.send(dlq, [OutgoingMessage(message.body, 0, attributes, message.group_id, message.message_id)])
+        self.ack(message.queue, [message.receipt_handle])
+
+    def stats(self, queue: str) -> QueueStats:
+        url = self._url(queue)
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        with _mapped(self.physical_name(queue)):
+            found = self._client.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        visible, in_flight, delayed = (int(found.get(name, 0)) for name in names)
+        return QueueStats(visible, in_flight, delayed)
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,1 @@
+"""Local AWS for cloudq."""
