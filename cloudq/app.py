@@ -77,7 +77,9 @@ class CloudQ:
                 if self._transport is None:
                     from cloudq.transports import transport_from_url
 
-                    self._transport = transport_from_url(self.settings.broker, self.name, self.settings)
+                    self._transport = transport_from_url(
+                        self.settings.broker, self.name, self.settings
+                    )
         return self._transport
 
     @property
@@ -217,7 +219,9 @@ class CloudQ:
         if message.eta is not None:
             wait = message.eta - (time.time() if now is None else now)
             delay = int(min(max(wait, 0), transport.max_delay_seconds))
-        transport.send(queue, [OutgoingMessage(body=body, delay_seconds=delay, group_id=_group(queue))])
+        transport.send(
+            queue, [OutgoingMessage(body=body, delay_seconds=delay, group_id=_group(queue))]
+        )
 
     def lambda_handler(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         """Lambda entry point for an SQS trigger (``ReportBatchItemFailures``)."""

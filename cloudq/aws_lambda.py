@@ -95,7 +95,9 @@ def _seconds_needed(app: CloudQ, body: str) -> float:
     return (timeout or UNTIMED_TASK_SECONDS) + DEADLINE_MARGIN_SECONDS
 
 
-def handle_sqs_event(app: CloudQ, event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
+def handle_sqs_event(
+    app: CloudQ, event: dict[str, Any], context: LambdaContext | None
+) -> dict[str, Any]:
     """Run an SQS event's records; return the partial batch response."""
     failures: list[str] = []
     failed_groups: set[str] = set()
@@ -112,7 +114,9 @@ def handle_sqs_event(app: CloudQ, event: dict[str, Any], context: LambdaContext 
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}
 
 
-def _process(app: CloudQ, executor: Executor, received: ReceivedMessage, context: LambdaContext | None) -> bool:
+def _process(
+    app: CloudQ, executor: Executor, received: ReceivedMessage, context: LambdaContext | None
+) -> bool:
     """Run one record; True when the mapping may delete it."""
     try:
         if context is not None:

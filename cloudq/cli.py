@@ -61,10 +61,20 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("-Q", "--queues", help="Comma-separated logical queues (default: all of the app's).")
 @click.option("-c", "--concurrency", default=8, show_default=True, type=click.IntRange(1, 1024))
 @click.option(
-    "--visibility-timeout", type=click.IntRange(1, 43_200), help="Seconds a received message stays hidden (heartbeat extends it)."
+    "--visibility-timeout",
+    type=click.IntRange(1, 43_200),
+    help="Seconds a received message stays hidden (heartbeat extends it).",
 )
-@click.option("--wait", "wait_seconds", type=click.FloatRange(0, 20), help="Long-poll wait (0-20 s).")
-@click.option("--grace", default=25.0, show_default=True, type=click.FloatRange(0), help="Seconds running tasks get to finish on SIGTERM.")
+@click.option(
+    "--wait", "wait_seconds", type=click.FloatRange(0, 20), help="Long-poll wait (0-20 s)."
+)
+@click.option(
+    "--grace",
+    default=25.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds running tasks get to finish on SIGTERM.",
+)
 @friendly_errors
 def worker(
     app_reference: str,
@@ -83,7 +93,9 @@ def worker(
     unknown = set(chosen or ()) - app.queue_names()
     if unknown:
         known = ", ".join(sorted(app.queue_names()))
-        raise ConfigurationError(f"unknown queue(s) {', '.join(sorted(unknown))}; app queues: {known}")
+        raise ConfigurationError(
+            f"unknown queue(s) {', '.join(sorted(unknown))}; app queues: {known}"
+        )
     runner = Worker(
         app,
         chosen,
@@ -101,8 +113,16 @@ def worker(
 
 
 @main.command()
-@click.option("--app", "app_reference", default="examples.shop.tasks:app", show_default=True, metavar="MODULE:APP")
-@click.option("-n", "--tasks", "count", default=200, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--app",
+    "app_reference",
+    default="examples.shop.tasks:app",
+    show_default=True,
+    metavar="MODULE:APP",
+)
+@click.option(
+    "-n", "--tasks", "count", default=200, show_default=True, type=click.IntRange(1, 100_000)
+)
 @click.option("-c", "--concurrency", default=16, show_default=True, type=click.IntRange(1, 1024))
 @click.option("--broker", help="Broker URL for the demo (default: SQS on the embedded emulator).")
 @friendly_errors
@@ -147,7 +167,9 @@ def dlq_list(queue: str, app_reference: str, limit: int, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(dataclasses.asdict(letter)))
         else:
-            click.echo(f"{letter.message_id}  task={letter.task or '?'} id={letter.task_id or '?'}  {letter.reason}")
+            click.echo(
+                f"{letter.message_id}  task={letter.task or '?'} id={letter.task_id or '?'}  {letter.reason}"
+            )
     if not as_json:
         click.echo(f"{len(letters)} dead letter(s) in {queue}-dlq", err=True)
 
@@ -155,7 +177,9 @@ def dlq_list(queue: str, app_reference: str, limit: int, as_json: bool) -> None:
 @dlq.command(name="replay")
 @click.argument("queue")
 @APP_OPTION
-@click.option("--id", "ids", multiple=True, help="Message id or task id to replay (repeatable); default: all.")
+@click.option(
+    "--id", "ids", multiple=True, help="Message id or task id to replay (repeatable); default: all."
+)
 @friendly_errors
 def dlq_replay(queue: str, app_reference: str, ids: tuple[str, ...]) -> None:
     """Send dead letters of QUEUE back onto the queue they came from."""
@@ -177,7 +201,8 @@ def _emulator_module(name: str) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("cloudq_emulator"):
             raise ConfigurationError(
-                "the emulator is not installed; pip install cloudq-emulator (in this repo: pip install -e ./emulator)"
+                "the emulator is not installed; pip install cloudq-emulator "
+                "(in this repo: pip install -e ./emulator)"
             ) from None
         raise
 

@@ -68,8 +68,12 @@ class AsyncResult(Generic[R]):
                 return self._value(record)
             if deadline is not None and time.monotonic() >= deadline:
                 state = State.PENDING if record is None else record.state
-                raise TimeoutError(f"task {self.id} not ready after {timeout} s (state {state.value})")
-            pause = interval if deadline is None else min(interval, max(deadline - time.monotonic(), 0))
+                raise TimeoutError(
+                    f"task {self.id} not ready after {timeout} s (state {state.value})"
+                )
+            pause = (
+                interval if deadline is None else min(interval, max(deadline - time.monotonic(), 0))
+            )
             time.sleep(pause)
             interval = min(interval * 2, MAX_POLL_INTERVAL)
 

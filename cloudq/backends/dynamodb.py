@@ -25,7 +25,14 @@ from cloudq.errors import BackendError
 #: BatchGetItem takes at most 100 keys.
 BATCH_GET = 100
 CLAIM_ATTEMPTS = 3
-STRING_FIELDS = ("task_name", "error_type", "error_message", "traceback", "lease_owner", "lease_message_id")
+STRING_FIELDS = (
+    "task_name",
+    "error_type",
+    "error_message",
+    "traceback",
+    "lease_owner",
+    "lease_message_id",
+)
 NUMBER_FIELDS = (
     "attempts",
     "date_started",
@@ -49,13 +56,22 @@ CLAIM_SET = (
     "SET #state = :started, task_name = :name, lease_owner = :owner, lease_expires_at = :lease,"
     " date_started = :now, lease_message_id = :message, lease_receive_count = :count"
 )
-CLAIM_REMOVE = " ADD attempts :one REMOVE value_json, error_type, error_message, traceback, date_done"
+CLAIM_REMOVE = (
+    " ADD attempts :one REMOVE value_json, error_type, error_message, traceback, date_done"
+)
 
 
 def default_client(endpoint_url: str | None = None, region_name: str | None = None) -> Any:
-    region = region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    region = (
+        region_name
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or "us-east-1"
+    )
     config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64)
-    return boto3.session.Session().client("dynamodb", endpoint_url=endpoint_url, region_name=region, config=config)
+    return boto3.session.Session().client(
+        "dynamodb", endpoint_url=endpoint_url, region_name=region, config=config
+    )
 
 
 def to_item(record: ResultRecord) -> dict[str, Any]:
@@ -135,7 +151,9 @@ class DynamoDBBackend:
         found: dict[str, ResultRecord] = {}
         unique = list(dict.fromkeys(task_ids))
         for start in range(0, len(unique), BATCH_GET):
-            keys: list[dict[str, Any]] = [{"task_id": {"S": i}} for i in unique[start : start + BATCH_GET]]
+            keys: list[dict[str, Any]] = [
+                {"task_id": {"S": i}} for i in unique[start : start + BATCH_GET]
+            ]
             while keys:
                 request = {self.table: {"Keys": keys, "ConsistentRead": True}}
                 with self._mapped():
@@ -217,4 +235,7 @@ class DynamoDBBackend:
 
 def _condition_failed(exc: BackendError) -> bool:
     cause = exc.__cause__
-    return isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    return (
+        isinstance(cause, ClientError)
+        and cause.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    )

@@ -16,7 +16,12 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 
 from cloudq.errors import CredentialsError, MessageTooLargeError, QueueNotFoundError, TransportError
 from cloudq.transports.base import (
@@ -50,9 +55,16 @@ CREDENTIAL_CODES = {
 
 
 def default_client(endpoint_url: str | None = None, region_name: str | None = None) -> Any:
-    region = region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    region = (
+        region_name
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or "us-east-1"
+    )
     config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64)
-    return boto3.session.Session().client("sqs", endpoint_url=endpoint_url, region_name=region, config=config)
+    return boto3.session.Session().client(
+        "sqs", endpoint_url=endpoint_url, region_name=region, config=config
+    )
 
 
 @contextmanager
@@ -74,7 +86,9 @@ def _mapped(queue: str) -> Iterator[None]:
 
 
 def _attribute_values(attributes: dict[str, str]) -> dict[str, dict[str, str]]:
-    return {name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()}
+    return {
+        name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
+    }
 
 
 class SQSTransport:
@@ -123,9 +137,9 @@ class SQSTransport:
             entry["MessageAttributes"] = _attribute_values(dict(message.attributes))
         if fifo:
             entry["MessageGroupId"] = message.group_id or "default"
-            entry["MessageDeduplicationId"] = message.deduplication_id or hashlib.sha256(
-                message.body.encode()
-            ).hexdigest()
+            entry["MessageDeduplicationId"] = (
+                message.deduplication_id or hashlib.sha256(message.body.encode()).hexdigest()
+            )
         elif message.delay_seconds:
             entry["DelaySeconds"] = min(max(int(message.delay_seconds), 0), SQS_MAX_DELAY_SECONDS)
         return entry
@@ -178,7 +192,11 @@ class SQSTransport:
             "QueueUrl": url,
             "MaxNumberOfMessages": max(1, min(max_messages, SQS_BATCH)),
             "WaitTimeSeconds": int(max(0, min(wait_seconds, 20))),
-            "MessageSystemAttributeNames": ["ApproximateReceiveCount", "SentTimestamp", "MessageGroupId"],
+            "MessageSystemAttributeNames": [
+                "ApproximateReceiveCount",
+                "SentTimestamp",
+                "MessageGroupId",
+            ],
             "MessageAttributeNames": ["All"],
         }
         if visibility_timeout is not None:
@@ -214,7 +232,9 @@ class SQSTransport:
             entries = [{"Id": str(i), "ReceiptHandle": handle} for i, handle in enumerate(chunk)]
             with _mapped(self.physical_name(queue)):
                 response = self._client.delete_message_batch(QueueUrl=url, Entries=entries)
-            failed = [f for f in response.get("Failed", []) if f.get("Code") not in STALE_HANDLE_CODES]
+            failed = [
+                f for f in response.get("Failed", []) if f.get("Code") not in STALE_HANDLE_CODES
+            ]
             if failed:
                 raise TransportError(f"SQS could not delete {len(failed)} message(s): {failed[0]}")
 
@@ -223,11 +243,16 @@ class SQSTransport:
         try:
             with _mapped(self.physical_name(queue)):
                 self._client.change_message_visibility(
-                    QueueUrl=url, ReceiptHandle=receipt_handle, VisibilityTimeout=int(visibility_timeout)
+                    QueueUrl=url,
+                    ReceiptHandle=receipt_handle,
+                    VisibilityTimeout=int(visibility_timeout),
                 )
         except TransportError as exc:
             cause = exc.__cause__
-            if isinstance(cause, ClientError) and cause.response["Error"]["Code"] in STALE_HANDLE_CODES:
+            if (
+                isinstance(cause, ClientError)
+                and cause.response["Error"]["Code"] in STALE_HANDLE_CODES
+            ):
                 return  # acknowledged or received again since: nothing to change
             raise
 
@@ -238,7 +263,10 @@ class SQSTransport:
             SOURCE_QUEUE_ATTRIBUTE: message.queue,
         }
         dlq = dead_letter_queue_name(message.queue)
-        self.send(dlq, [OutgoingMessage(message.body, 0, attributes, message.group_id, message.message_id)])
+        self.send(
+            dlq,
+            [OutgoingMessage(message.body, 0, attributes, message.group_id, message.message_id)],
+        )
         self.ack(message.queue, [message.receipt_handle])
 
     def stats(self, queue: str) -> QueueStats:
@@ -249,7 +277,9 @@ class SQSTransport:
             "ApproximateNumberOfMessagesDelayed",
         ]
         with _mapped(self.physical_name(queue)):
-            found = self._client.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+            found = self._client.get_queue_attributes(QueueUrl=url, AttributeNames=names)[
+                "Attributes"
+            ]
         visible, in_flight, delayed = (int(found.get(name, 0)) for name in names)
         return QueueStats(visible, in_flight, delayed)
 

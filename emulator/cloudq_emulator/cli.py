@@ -13,7 +13,9 @@ def emulator() -> None:
 
 
 @emulator.command()
-@click.option("--app", "app_reference", metavar="MODULE:APP", help="Provision this app's queues and table.")
+@click.option(
+    "--app", "app_reference", metavar="MODULE:APP", help="Provision this app's queues and table."
+)
 @click.option("--port", default=4566, show_default=True, type=click.IntRange(1, 65535))
 @friendly_errors
 def up(app_reference: str | None, port: int) -> None:
@@ -36,8 +38,10 @@ def up(app_reference: str | None, port: int) -> None:
                 click.echo(f"  queue {queue.name} (dead-letter {queue.dead_letter_name})")
             if resources.table:
                 click.echo(f"  table {resources.table.name}")
-        click.echo(f"point boto3 at it: export AWS_ENDPOINT_URL={server.endpoint_url} "
-                   "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1")
+        click.echo(
+            f"point boto3 at it: export AWS_ENDPOINT_URL={server.endpoint_url} "
+            "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1"
+        )
         click.echo("Ctrl-C to stop")
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -40,7 +40,13 @@ def _plan(app: CloudQ, count: int) -> list[tuple[str, tuple[Any, ...], Any]]:
     for i in range(count):
         kind = i % 3
         if kind == 0:
-            calls.append((names["update_participants"], (1000 + i, 23), {"event_id": 1000 + i, "participants": 23}))
+            calls.append(
+                (
+                    names["update_participants"],
+                    (1000 + i, 23),
+                    {"event_id": 1000 + i, "participants": 23},
+                )
+            )
         elif kind == 1:
             calls.append((names["add"], (i, i), 2 * i))
         else:
@@ -51,8 +57,20 @@ def _plan(app: CloudQ, count: int) -> list[tuple[str, tuple[Any, ...], Any]]:
 @contextmanager
 def _worker_process(app_reference: str, concurrency: int, env: dict[str, str]) -> Iterator[str]:
     """A real ``cloudq worker`` subprocess; SIGTERM (graceful stop) on exit."""
-    log = tempfile.NamedTemporaryFile("w+", prefix="cloudq-demo-worker-", suffix=".log", delete=False)
-    command = [sys.executable, "-m", "cloudq", "worker", app_reference, "-c", str(concurrency), "--wait", "2"]
+    log = tempfile.NamedTemporaryFile(
+        "w+", prefix="cloudq-demo-worker-", suffix=".log", delete=False
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "cloudq",
+        "worker",
+        app_reference,
+        "-c",
+        str(concurrency),
+        "--wait",
+        "2",
+    ]
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         yield log.name
@@ -77,7 +95,9 @@ def _progress() -> Progress:
     )
 
 
-def _enqueue(app: CloudQ, calls: list[tuple[str, tuple[Any, ...], Any]]) -> tuple[list[str], list[float]]:
+def _enqueue(
+    app: CloudQ, calls: list[tuple[str, tuple[Any, ...], Any]]
+) -> tuple[list[str], list[float]]:
     ids: list[str] = []
     latencies: list[float] = []
     with _progress() as progress:
@@ -139,7 +159,9 @@ def run_demo(app_reference: str, *, count: int, concurrency: int, broker: str | 
         server.stop()
 
 
-def _play(app: CloudQ, app_reference: str, count: int, concurrency: int, env: dict[str, str]) -> bool:
+def _play(
+    app: CloudQ, app_reference: str, count: int, concurrency: int, env: dict[str, str]
+) -> bool:
     calls = _plan(app, count)
     with _worker_process(app_reference, concurrency, env) as worker_log:
         started = time.perf_counter()
@@ -148,8 +170,10 @@ def _play(app: CloudQ, app_reference: str, count: int, concurrency: int, env: di
         elapsed = time.perf_counter() - started
     wrong = [
         task_id
-        for task_id, (_name, _args, expected) in zip(ids, calls)
-        if task_id not in records or records[task_id].state is not State.SUCCESS or records[task_id].value != expected
+        for task_id, (_name, _args, expected) in zip(ids, calls, strict=True)
+        if task_id not in records
+        or records[task_id].state is not State.SUCCESS
+        or records[task_id].value != expected
     ]
     ms = sorted(latency * 1000 for latency in latencies)
     rows = [

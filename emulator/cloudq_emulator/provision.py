@@ -58,9 +58,9 @@ def _queue(sqs: Any, queue: QueueResource) -> None:
         queue.dead_letter_name,
         {**_fifo(queue), "MessageRetentionPeriod": str(queue.message_retention_seconds)},
     )
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(queue.max_receive_count)}
     _create(
         sqs,

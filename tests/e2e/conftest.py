@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from cloudq_emulator.provision import provision
+from cloudq_emulator.server import MinistackServer
 
 from cloudq import CloudQ
 from cloudq.infra import app_resources
-from cloudq_emulator.provision import provision
-from cloudq_emulator.server import MinistackServer
 from tests.tasks import make_app
 
 WorkerFactory = Callable[..., subprocess.Popen[str]]
@@ -56,7 +56,9 @@ def start_worker(e2e_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerFact
     def start(*extra: str) -> subprocess.Popen[str]:
         log = open(tmp_path / f"worker-{len(processes)}.log", "w")  # noqa: SIM115
         command = [sys.executable, "-m", "cloudq", "worker", "tests.tasks:app", *extra]
-        process = subprocess.Popen(command, env=e2e_env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            command, env=e2e_env, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
         processes.append(process)
         return process
 

@@ -25,12 +25,17 @@ def _dead_letters(app: CloudQ, queue: str = "default", wait: float = 10) -> list
     sqs = boto3.client("sqs")
     url = sqs.get_queue_url(QueueName=app.physical_queue_name(f"{queue}-dlq"))["QueueUrl"]
     got = sqs.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=int(wait), MessageAttributeNames=["All"]
+        QueueUrl=url,
+        MaxNumberOfMessages=10,
+        WaitTimeSeconds=int(wait),
+        MessageAttributeNames=["All"],
     ).get("Messages", [])
     return [(m["Body"], m["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"]) for m in got]
 
 
-def test_delay_to_get_through_a_worker_process(e2e_app: CloudQ, start_worker: WorkerFactory) -> None:
+def test_delay_to_get_through_a_worker_process(
+    e2e_app: CloudQ, start_worker: WorkerFactory
+) -> None:
     # Given a worker process
     start_worker("-c", "4")
     # When a web backend sends tasks
@@ -97,7 +102,10 @@ def test_a_missing_queue_is_one_line_naming_it_and_the_fix(e2e_env: dict[str, st
     env = {**e2e_env, "CLOUDQ_TEST_APP": "neverprovisioned"}
     done = subprocess.run(
         [sys.executable, "-m", "cloudq", "worker", "tests.tasks:app"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert "queue 'neverprovisioned-default' does not exist" in done.stderr
@@ -112,7 +120,10 @@ def test_no_credentials_is_one_line_and_exit_2(e2e_env: dict[str, str], tmp_path
     env["AWS_EC2_METADATA_DISABLED"] = "true"
     done = subprocess.run(
         [sys.executable, "-m", "cloudq", "worker", "tests.tasks:app"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2, done.stderr
     assert "credentials" in done.stderr.lower()

@@ -114,7 +114,9 @@ def test_successes_are_not_listed_and_results_are_stored(app: CloudQ) -> None:
     assert [result.get(timeout=1) for result in results] == [1, 2, 3, 4, 5]
 
 
-def test_one_failing_record_is_the_only_one_reported_and_is_delayed_by_its_backoff(app: CloudQ) -> None:
+def test_one_failing_record_is_the_only_one_reported_and_is_delayed_by_its_backoff(
+    app: CloudQ,
+) -> None:
     ok = app.tasks["add"].delay(1, 1)
     bad = app.tasks["retry_once"].delay(60)
     event = _event(app)
@@ -152,7 +154,9 @@ def test_fifo_records_after_a_failure_in_their_group_are_reported_without_runnin
     assert first.state is State.RETRY
 
 
-def test_records_that_cannot_finish_before_the_deadline_are_handed_back_unstarted(app: CloudQ) -> None:
+def test_records_that_cannot_finish_before_the_deadline_are_handed_back_unstarted(
+    app: CloudQ,
+) -> None:
     # Given a batch and only 500 ms left in the invocation
     result = app.tasks["add"].delay(1, 1)
     event = _event(app)
@@ -164,8 +168,7 @@ def test_records_that_cannot_finish_before_the_deadline_are_handed_back_unstarte
 
 
 def test_the_ready_handler_needs_cloudq_app(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cloudq import ConfigurationError
-    from cloudq import aws_lambda
+    from cloudq import ConfigurationError, aws_lambda
 
     monkeypatch.delenv("CLOUDQ_APP", raising=False)
     monkeypatch.setattr(aws_lambda, "_app", None)

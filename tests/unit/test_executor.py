@@ -174,9 +174,7 @@ class TestSigning:
         from cloudq.transports.memory import MemoryTransport
 
         shared = MemoryTransport()
-        sender = make_app(
-            "signed", transport=shared, backend=None, signing_keys=_keys(sender_keys)
-        )
+        sender = make_app("signed", transport=shared, backend=None, signing_keys=_keys(sender_keys))
         worker = make_app(
             "signed", transport=shared, backend="memory://", signing_keys=_keys(worker_keys)
         )
@@ -194,8 +192,12 @@ class TestSigning:
         drain(worker)
         assert worker.AsyncResult(result.id).get(timeout=1) == 3
 
-    @pytest.mark.parametrize(("sender_keys", "reason"), [("", "not signed"), ("forged", "does not match")])
-    def test_unsigned_or_forged_messages_are_dead_lettered(self, sender_keys: str, reason: str) -> None:
+    @pytest.mark.parametrize(
+        ("sender_keys", "reason"), [("", "not signed"), ("forged", "does not match")]
+    )
+    def test_unsigned_or_forged_messages_are_dead_lettered(
+        self, sender_keys: str, reason: str
+    ) -> None:
         sender, worker = self._pair(sender_keys, "k1")
         sender.tasks["add"].delay(1, 2)
         drain(worker, raise_failures=False)
@@ -219,7 +221,15 @@ def test_a_redelivered_message_takes_over_the_lease_of_the_worker_that_lost_it(a
     # Given a worker that claimed the task for delivery 1 of a message, then died
     result = app.tasks["add"].apply_async((2, 2), task_id="orphan-1")
     [first] = app.transport.receive("default", 1, wait_seconds=0)
-    backend.claim("orphan-1", "add", "dead-worker", 300, time.time(), None, Delivery(message_id=first.message_id, receive_count=1))
+    backend.claim(
+        "orphan-1",
+        "add",
+        "dead-worker",
+        300,
+        time.time(),
+        None,
+        Delivery(message_id=first.message_id, receive_count=1),
+    )
     app.transport.change_visibility("default", first.receipt_handle, 0)  # its visibility ran out
     # When the broker delivers the same message again
     [again] = app.transport.receive("default", 1, wait_seconds=0)

@@ -58,7 +58,12 @@ def test_hinted_rich_types_round_trip_as_their_own_types(app: CloudQ) -> None:
     result = app.tasks["typed"].delay(when, key, Decimal("10.25"), Point(x=1, y=2))
     [received] = app.transport.receive("default", 1, wait_seconds=0)
     body = json.loads(received.body)
-    assert body["args"] == [when.isoformat().replace("+00:00", "Z"), str(key), "10.25", {"x": 1, "y": 2}]
+    assert body["args"] == [
+        when.isoformat().replace("+00:00", "Z"),
+        str(key),
+        "10.25",
+        {"x": 1, "y": 2},
+    ]
     app.transport.change_visibility("default", received.receipt_handle, 0)
     # Then the task received the real types (it asserts isinstance) and succeeded
     drain(app)
