@@ -77,9 +77,7 @@ class CloudQ:
                 if self._transport is None:
                     from cloudq.transports import transport_from_url
 
-                    self._transport = transport_from_url(
-                        self.settings.broker, self.name, self.settings
-                    )
+                    self._transport = transport_from_url(self.settings.broker, self.name, self.settings)
         return self._transport
 
     @property
@@ -148,9 +146,7 @@ class CloudQ:
             max_retries=_pick(options.pop("max_retries", None), self.settings.max_retries),
             retry_backoff=options.pop("retry_backoff", True),
             retry_delay=options.pop("retry_delay", 1.0),
-            retry_backoff_max=_pick(
-                options.pop("retry_backoff_max", None), self.settings.retry_backoff_max
-            ),
+            retry_backoff_max=_pick(options.pop("retry_backoff_max", None), self.settings.retry_backoff_max),
             retry_jitter=options.pop("retry_jitter", True),
             autoretry_for=tuple(options.pop("autoretry_for", (Exception,))),
         )
@@ -219,9 +215,7 @@ class CloudQ:
         if message.eta is not None:
             wait = message.eta - (time.time() if now is None else now)
             delay = int(min(max(wait, 0), transport.max_delay_seconds))
-        transport.send(
-            queue, [OutgoingMessage(body=body, delay_seconds=delay, group_id=_group(queue))]
-        )
+        transport.send(queue, [OutgoingMessage(body=body, delay_seconds=delay, group_id=_group(queue))])
 
     def lambda_handler(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         """Lambda entry point for an SQS trigger (``ReportBatchItemFailures``)."""

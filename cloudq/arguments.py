@@ -59,9 +59,7 @@ class Arguments:
         if self._signature is None:
             signature = inspect.signature(self._fn)
             params = list(signature.parameters.values())
-            self._signature = signature.replace(
-                parameters=params[1:] if self._skip_first else params
-            )
+            self._signature = signature.replace(parameters=params[1:] if self._skip_first else params)
         return self._signature
 
     def _adapter(self, name: str) -> TypeAdapter[Any] | None:
@@ -91,17 +89,13 @@ class Arguments:
                 "inside the task"
             ) from None
 
-    def _bind(
-        self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
-    ) -> inspect.BoundArguments:
+    def _bind(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> inspect.BoundArguments:
         try:
             return self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise ArgumentError(f"{self._fn.__qualname__}(): {exc}") from None
 
-    def encode(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[list[Any], dict[str, Any]]:
+    def encode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """Validate the caller's arguments and return their JSON form (``args``, ``kwargs``)."""
         bound = self._bind(args, kwargs)
         for name, value in bound.arguments.items():
@@ -121,9 +115,7 @@ class Arguments:
         except PydanticSerializationError:
             raise _not_json(name, value) from None
 
-    def decode(
-        self, args: list[Any], kwargs: dict[str, Any]
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def decode(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Turn JSON arguments from a message back into the hinted types."""
         bound = self._bind(args, kwargs)
         for name, value in bound.arguments.items():

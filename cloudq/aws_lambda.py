@@ -95,9 +95,7 @@ def _seconds_needed(app: CloudQ, body: str) -> float:
     return (timeout or UNTIMED_TASK_SECONDS) + DEADLINE_MARGIN_SECONDS
 
 
-def handle_sqs_event(
-    app: CloudQ, event: dict[str, Any], context: LambdaContext | None
-) -> dict[str, Any]:
+def handle_sqs_event(app: CloudQ, event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
     """Run an SQS event's records; return the partial batch response."""
     failures: list[str] = []
     failed_groups: set[str] = set()

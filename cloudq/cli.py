@@ -65,9 +65,7 @@ def _split(value: str | None) -> list[str] | None:
     type=click.IntRange(1, 43_200),
     help="Seconds a received message stays hidden (heartbeat extends it).",
 )
-@click.option(
-    "--wait", "wait_seconds", type=click.FloatRange(0, 20), help="Long-poll wait (0-20 s)."
-)
+@click.option("--wait", "wait_seconds", type=click.FloatRange(0, 20), help="Long-poll wait (0-20 s).")
 @click.option(
     "--grace",
     default=25.0,
@@ -93,9 +91,7 @@ def worker(
     unknown = set(chosen or ()) - app.queue_names()
     if unknown:
         known = ", ".join(sorted(app.queue_names()))
-        raise ConfigurationError(
-            f"unknown queue(s) {', '.join(sorted(unknown))}; app queues: {known}"
-        )
+        raise ConfigurationError(f"unknown queue(s) {', '.join(sorted(unknown))}; app queues: {known}")
     runner = Worker(
         app,
         chosen,
@@ -120,9 +116,7 @@ def worker(
     show_default=True,
     metavar="MODULE:APP",
 )
-@click.option(
-    "-n", "--tasks", "count", default=200, show_default=True, type=click.IntRange(1, 100_000)
-)
+@click.option("-n", "--tasks", "count", default=200, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("-c", "--concurrency", default=16, show_default=True, type=click.IntRange(1, 1024))
 @click.option("--broker", help="Broker URL for the demo (default: SQS on the embedded emulator).")
 @friendly_errors

@@ -51,9 +51,7 @@ class DeadLetter:
             message_id=message.message_id,
             task_id=task_id if isinstance(task_id, str) else None,
             task=task if isinstance(task, str) else None,
-            reason=message.attributes.get(
-                REASON_ATTRIBUTE, "(no reason: moved by the redrive policy)"
-            ),
+            reason=message.attributes.get(REASON_ATTRIBUTE, "(no reason: moved by the redrive policy)"),
             source_queue=message.attributes.get(SOURCE_QUEUE_ATTRIBUTE, queue),
             body=message.body,
         )
@@ -95,9 +93,7 @@ def replay_dead_letters(
         if wanted and not ({letter.message_id, letter.task_id} & wanted):
             skipped.append(message)
             continue
-        transport.send(
-            letter.source_queue, [OutgoingMessage(message.body, group_id=message.group_id)]
-        )
+        transport.send(letter.source_queue, [OutgoingMessage(message.body, group_id=message.group_id)])
         transport.ack(dlq, [message.receipt_handle])
         replayed.append(letter)
     for message in skipped:

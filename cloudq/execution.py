@@ -159,9 +159,7 @@ class Executor:
             lease = (task.timeout or DEFAULT_LEASE_SECONDS) + LEASE_MARGIN_SECONDS
             now = time.time()
             try:
-                delivery = Delivery(
-                    message_id=received.message_id, receive_count=received.receive_count
-                )
+                delivery = Delivery(message_id=received.message_id, receive_count=received.receive_count)
                 claim = backend.claim(
                     message.id, task.name, self.worker_id, lease, now, self._expiry(now), delivery
                 )
@@ -193,15 +191,11 @@ class Executor:
             value = run_with_request(request, lambda: task(*request.args, **request.kwargs))
         except Retry as retry:
             cause = retry.exc or retry
-            return self._retry_or_fail(
-                task, message, received, request.attempt, cause, retry.countdown
-            )
+            return self._retry_or_fail(task, message, received, request.attempt, cause, retry.countdown)
         except Exception as exc:  # the task's own failure, whatever it is
             if task.policy.retries(exc):
                 return self._retry_or_fail(task, message, received, request.attempt, exc, None)
-            return self._fail(
-                task, message, request.attempt, type(exc).__name__, str(exc), _tb(exc)
-            )
+            return self._fail(task, message, request.attempt, type(exc).__name__, str(exc), _tb(exc))
         try:
             stored = task.arguments.result_to_json(value)
         except ArgumentError as exc:  # deterministic: retrying would return the same value
@@ -256,9 +250,7 @@ class Executor:
         trace: str = "",
     ) -> Outcome:
         """A final failure: FAILURE recorded, message to the dead-letter queue."""
-        record = self._record(
-            task, message, State.FAILURE, attempt, error=(error_type, text, trace)
-        )
+        record = self._record(task, message, State.FAILURE, attempt, error=(error_type, text, trace))
         return self._store(record, Outcome.dead_letter(f"{error_type}: {text}"))
 
     def _record(

@@ -34,8 +34,7 @@ class AsyncResult(Generic[R]):
         backend = self.app.backend
         if backend is None:
             raise ConfigurationError(
-                f"app {self.app.name!r} has results turned off (backend=None); set a backend "
-                "to fetch results"
+                f"app {self.app.name!r} has results turned off (backend=None); set a backend to fetch results"
             )
         return backend
 
@@ -68,12 +67,8 @@ class AsyncResult(Generic[R]):
                 return self._value(record)
             if deadline is not None and time.monotonic() >= deadline:
                 state = State.PENDING if record is None else record.state
-                raise TimeoutError(
-                    f"task {self.id} not ready after {timeout} s (state {state.value})"
-                )
-            pause = (
-                interval if deadline is None else min(interval, max(deadline - time.monotonic(), 0))
-            )
+                raise TimeoutError(f"task {self.id} not ready after {timeout} s (state {state.value})")
+            pause = interval if deadline is None else min(interval, max(deadline - time.monotonic(), 0))
             time.sleep(pause)
             interval = min(interval * 2, MAX_POLL_INTERVAL)
 

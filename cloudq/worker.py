@@ -116,9 +116,7 @@ class Worker:
             self.grace = 0
             self._stopped.set()
             return
-        logger.info(
-            "signal %d: stopping (grace %.0f s; send again to stop now)", signum, self.grace
-        )
+        logger.info("signal %d: stopping (grace %.0f s; send again to stop now)", signum, self.grace)
         self._stopping.set()
 
     def stop(self) -> None:
@@ -155,9 +153,7 @@ class Worker:
                 )
             except CloudQError as exc:
                 self._release(wanted)
-                logger.warning(
-                    "receive from %s failed (%s); retrying in %.1f s", queue, exc, backoff
-                )
+                logger.warning("receive from %s failed (%s); retrying in %.1f s", queue, exc, backoff)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, RECEIVE_BACKOFF_SECONDS[1])
                 continue
@@ -224,9 +220,7 @@ class Worker:
         try:
             apply_outcome(self.app.transport, message, outcome)
         except CloudQError as exc:
-            logger.warning(
-                "could not apply %s to %s: %s", outcome.action.value, message.message_id, exc
-            )
+            logger.warning("could not apply %s to %s: %s", outcome.action.value, message.message_id, exc)
 
     def _count(self, action: Action) -> None:
         field = {

@@ -56,17 +56,12 @@ CLAIM_SET = (
     "SET #state = :started, task_name = :name, lease_owner = :owner, lease_expires_at = :lease,"
     " date_started = :now, lease_message_id = :message, lease_receive_count = :count"
 )
-CLAIM_REMOVE = (
-    " ADD attempts :one REMOVE value_json, error_type, error_message, traceback, date_done"
-)
+CLAIM_REMOVE = " ADD attempts :one REMOVE value_json, error_type, error_message, traceback, date_done"
 
 
 def default_client(endpoint_url: str | None = None, region_name: str | None = None) -> Any:
     region = (
-        region_name
-        or os.environ.get("AWS_REGION")
-        or os.environ.get("AWS_DEFAULT_REGION")
-        or "us-east-1"
+        region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     )
     config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64)
     return boto3.session.Session().client(
@@ -151,9 +146,7 @@ class DynamoDBBackend:
         found: dict[str, ResultRecord] = {}
         unique = list(dict.fromkeys(task_ids))
         for start in range(0, len(unique), BATCH_GET):
-            keys: list[dict[str, Any]] = [
-                {"task_id": {"S": i}} for i in unique[start : start + BATCH_GET]
-            ]
+            keys: list[dict[str, Any]] = [{"task_id": {"S": i}} for i in unique[start : start + BATCH_GET]]
             while keys:
                 request = {self.table: {"Keys": keys, "ConsistentRead": True}}
                 with self._mapped():

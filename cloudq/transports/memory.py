@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from cloudq.errors import MessageTooLargeError
 from cloudq.transports.base import (
     REASON_ATTRIBUTE,
     SOURCE_QUEUE_ATTRIBUTE,
@@ -50,9 +51,7 @@ class MemoryTransport:
 
     max_delay_seconds = SQS_MAX_DELAY_SECONDS
 
-    def __init__(
-        self, visibility_timeout: int = 30, max_message_bytes: int = SQS_MAX_MESSAGE_BYTES
-    ) -> None:
+    def __init__(self, visibility_timeout: int = 30, max_message_bytes: int = SQS_MAX_MESSAGE_BYTES) -> None:
         self.visibility_timeout = visibility_timeout
         self.max_message_bytes = max_message_bytes
         self._queues: dict[str, _Queue] = {}
@@ -66,6 +65,12 @@ class MemoryTransport:
         """Memory queues always exist."""
 
     def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[str]:
+        for out in messages:
+            size = len(out.body.encode())
+            if size > self.max_message_bytes:
+                raise MessageTooLargeError(
+                    f"message is {size} bytes, over the limit of {self.max_message_bytes}"
+                )
         now = time.time()
         ids: list[str] = []
         with self._changed:

@@ -56,15 +56,10 @@ CREDENTIAL_CODES = {
 
 def default_client(endpoint_url: str | None = None, region_name: str | None = None) -> Any:
     region = (
-        region_name
-        or os.environ.get("AWS_REGION")
-        or os.environ.get("AWS_DEFAULT_REGION")
-        or "us-east-1"
+        region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     )
     config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64)
-    return boto3.session.Session().client(
-        "sqs", endpoint_url=endpoint_url, region_name=region, config=config
-    )
+    return boto3.session.Session().client("sqs", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
 @contextmanager
@@ -86,9 +81,7 @@ def _mapped(queue: str) -> Iterator[None]:
 
 
 def _attribute_values(attributes: dict[str, str]) -> dict[str, dict[str, str]]:
-    return {
-        name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
-    }
+    return {name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()}
 
 
 class SQSTransport:
@@ -209,8 +202,7 @@ class SQSTransport:
     def _received(queue: str, raw: dict[str, Any]) -> ReceivedMessage:
         system = raw.get("Attributes", {})
         attributes = {
-            name: value.get("StringValue", "")
-            for name, value in raw.get("MessageAttributes", {}).items()
+            name: value.get("StringValue", "") for name, value in raw.get("MessageAttributes", {}).items()
         }
         return ReceivedMessage(
             queue=queue,
@@ -232,9 +224,7 @@ class SQSTransport:
             entries = [{"Id": str(i), "ReceiptHandle": handle} for i, handle in enumerate(chunk)]
             with _mapped(self.physical_name(queue)):
                 response = self._client.delete_message_batch(QueueUrl=url, Entries=entries)
-            failed = [
-                f for f in response.get("Failed", []) if f.get("Code") not in STALE_HANDLE_CODES
-            ]
+            failed = [f for f in response.get("Failed", []) if f.get("Code") not in STALE_HANDLE_CODES]
             if failed:
                 raise TransportError(f"SQS could not delete {len(failed)} message(s): {failed[0]}")
 
@@ -249,10 +239,7 @@ class SQSTransport:
                 )
         except TransportError as exc:
             cause = exc.__cause__
-            if (
-                isinstance(cause, ClientError)
-                and cause.response["Error"]["Code"] in STALE_HANDLE_CODES
-            ):
+            if isinstance(cause, ClientError) and cause.response["Error"]["Code"] in STALE_HANDLE_CODES:
                 return  # acknowledged or received again since: nothing to change
             raise
 
@@ -277,9 +264,7 @@ class SQSTransport:
             "ApproximateNumberOfMessagesDelayed",
         ]
         with _mapped(self.physical_name(queue)):
-            found = self._client.get_queue_attributes(QueueUrl=url, AttributeNames=names)[
-                "Attributes"
-            ]
+            found = self._client.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
         visible, in_flight, delayed = (int(found.get(name, 0)) for name in names)
         return QueueStats(visible, in_flight, delayed)
 

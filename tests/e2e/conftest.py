@@ -56,9 +56,7 @@ def start_worker(e2e_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerFact
     def start(*extra: str) -> subprocess.Popen[str]:
         log = open(tmp_path / f"worker-{len(processes)}.log", "w")  # noqa: SIM115
         command = [sys.executable, "-m", "cloudq", "worker", "tests.tasks:app", *extra]
-        process = subprocess.Popen(
-            command, env=e2e_env, stdout=log, stderr=subprocess.STDOUT, text=True
-        )
+        process = subprocess.Popen(command, env=e2e_env, stdout=log, stderr=subprocess.STDOUT, text=True)
         processes.append(process)
         return process
 

@@ -33,9 +33,7 @@ def _dead_letters(app: CloudQ, queue: str = "default", wait: float = 10) -> list
     return [(m["Body"], m["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"]) for m in got]
 
 
-def test_delay_to_get_through_a_worker_process(
-    e2e_app: CloudQ, start_worker: WorkerFactory
-) -> None:
+def test_delay_to_get_through_a_worker_process(e2e_app: CloudQ, start_worker: WorkerFactory) -> None:
     # Given a worker process
     start_worker("-c", "4")
     # When a web backend sends tasks

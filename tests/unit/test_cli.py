@@ -9,9 +9,7 @@ import pytest
 
 
 def cloudq(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cloudq", *args], capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([sys.executable, "-m", "cloudq", *args], capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize(

@@ -39,9 +39,7 @@ def test_signing_keys_come_comma_separated_from_the_environment() -> None:
         ({"result_ttl": "soon"}, "result_ttl"),
     ],
 )
-def test_a_bad_setting_is_a_configuration_error_naming_it(
-    overrides: dict[str, object], message: str
-) -> None:
+def test_a_bad_setting_is_a_configuration_error_naming_it(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         load_settings("shop", overrides, environ={})
 

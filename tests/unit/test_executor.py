@@ -175,9 +175,7 @@ class TestSigning:
 
         shared = MemoryTransport()
         sender = make_app("signed", transport=shared, backend=None, signing_keys=_keys(sender_keys))
-        worker = make_app(
-            "signed", transport=shared, backend="memory://", signing_keys=_keys(worker_keys)
-        )
+        worker = make_app("signed", transport=shared, backend="memory://", signing_keys=_keys(worker_keys))
         return sender, worker
 
     def test_a_signed_message_runs(self) -> None:
@@ -192,12 +190,8 @@ class TestSigning:
         drain(worker)
         assert worker.AsyncResult(result.id).get(timeout=1) == 3
 
-    @pytest.mark.parametrize(
-        ("sender_keys", "reason"), [("", "not signed"), ("forged", "does not match")]
-    )
-    def test_unsigned_or_forged_messages_are_dead_lettered(
-        self, sender_keys: str, reason: str
-    ) -> None:
+    @pytest.mark.parametrize(("sender_keys", "reason"), [("", "not signed"), ("forged", "does not match")])
+    def test_unsigned_or_forged_messages_are_dead_lettered(self, sender_keys: str, reason: str) -> None:
         sender, worker = self._pair(sender_keys, "k1")
         sender.tasks["add"].delay(1, 2)
         drain(worker, raise_failures=False)

@@ -1,0 +1,133 @@
+"""One suite per protocol, run against every engine. A new engine is one more entry in
+``TRANSPORTS`` / ``BACKENDS``: a function that yields a ready engine for one test.
+
+Transports get two logical queues, ``work`` and ``orders.fifo`` (each with its dead-letter
+queue), with a 2 s visibility timeout so visibility tests stay short.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+import pytest
+
+from cloudq.backends.base import ResultBackend
+from cloudq.backends.dynamodb import DynamoDBBackend
+from cloudq.backends.memory import MemoryBackend
+from cloudq.infra.model import QueueResource, Resources, TableResource
+from cloudq.transports.base import Transport, dead_letter_queue_name, is_fifo
+from cloudq.transports.memory import MemoryTransport
+from cloudq.transports.sqs import SQSTransport
+from cloudq_emulator.moto_engine import MotoEngine
+from cloudq_emulator.provision import provision
+from cloudq_emulator.server import MinistackServer
+
+VISIBILITY_TIMEOUT = 2
+QUEUES = ("work", "orders.fifo")
+
+EngineFactory = Callable[[pytest.FixtureRequest], Any]
+
+
+def _resources(prefix: str, table: str | None = None) -> Resources:
+    queues = [
+        QueueResource(
+            logical_name=queue,
+            name=prefix + queue,
+            dead_letter_name=prefix + dead_letter_queue_name(queue),
+            fifo=is_fifo(queue),
+            visibility_timeout=VISIBILITY_TIMEOUT,
+            max_receive_count=100,
+        )
+        for queue in QUEUES
+    ]
+    return Resources(app="conformance", queues=queues, table=TableResource(name=table) if table else None)
+
+
+def _client(service: str, endpoint_url: str | None) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+
+
+@contextmanager
+def _memory_transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
+    yield MemoryTransport(visibility_timeout=VISIBILITY_TIMEOUT)
+
+
+@contextmanager
+def _sqs_on(endpoint_url: str | None) -> Iterator[Transport]:
+    prefix = f"c{uuid.uuid4().hex[:10]}-"
+    client = _client("sqs", endpoint_url)
+    provision(_resources(prefix), sqs_client=client)
+    yield SQSTransport(prefix, client=client)
+
+
+@contextmanager
+def _sqs_moto(request: pytest.FixtureRequest) -> Iterator[Transport]:
+    with MotoEngine(), _sqs_on(None) as transport:
+        yield transport
+
+
+@contextmanager
+def _sqs_ministack(request: pytest.FixtureRequest) -> Iterator[Transport]:
+    server: MinistackServer = request.getfixturevalue("ministack_server")
+    with _sqs_on(server.endpoint_url) as transport:
+        yield transport
+
+
+@contextmanager
+def _memory_backend(request: pytest.FixtureRequest) -> Iterator[ResultBackend]:
+    yield MemoryBackend()
+
+
+@contextmanager
+def _dynamodb_on(endpoint_url: str | None) -> Iterator[ResultBackend]:
+    table = f"c{uuid.uuid4().hex[:10]}-results"
+    client = _client("dynamodb", endpoint_url)
+    provision(_resources("unused-", table).model_copy(update={"queues": []}), dynamodb_client=client)
+    yield DynamoDBBackend(table, client=client)
+
+
+@contextmanager
+def _dynamodb_moto(request: pytest.FixtureRequest) -> Iterator[ResultBackend]:
+    with MotoEngine(), _dynamodb_on(None) as backend:
+        yield backend
+
+
+@contextmanager
+def _dynamodb_ministack(request: pytest.FixtureRequest) -> Iterator[ResultBackend]:
+    server: MinistackServer = request.getfixturevalue("ministack_server")
+    with _dynamodb_on(server.endpoint_url) as backend:
+        yield backend
+
+
+TRANSPORTS: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
+    "memory": _memory_transport,
+    "sqs-moto": _sqs_moto,
+    "sqs-ministack": _sqs_ministack,
+}
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
+    "memory": _memory_backend,
+    "dynamodb-moto": _dynamodb_moto,
+    "dynamodb-ministack": _dynamodb_ministack,
+}
+
+
+@pytest.fixture(params=sorted(TRANSPORTS))
+def transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
+    with TRANSPORTS[request.param](request) as engine:
+        yield engine
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> Iterator[ResultBackend]:
+    with BACKENDS[request.param](request) as engine:
+        yield engine

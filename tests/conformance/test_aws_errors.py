@@ -1,0 +1,59 @@
+"""AWS engines map vendor errors to cloudq errors at one boundary: a botocore exception never
+reaches the caller, and each message says what to do."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from cloudq.backends.dynamodb import DynamoDBBackend
+from cloudq.errors import BackendError, CredentialsError, QueueNotFoundError, TransportError
+from cloudq.transports.base import OutgoingMessage
+from cloudq.transports.sqs import SQSTransport
+from cloudq_emulator.server import MinistackServer, free_port
+
+NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=1, read_timeout=2)
+
+
+def _client(service: str, endpoint_url: str, **extra: str) -> object:
+    credentials = {"aws_access_key_id": "test", "aws_secret_access_key": "test", **extra}
+    return boto3.client(
+        service, endpoint_url=endpoint_url, region_name="us-east-1", config=NO_RETRIES, **credentials
+    )
+
+
+def test_a_missing_queue_names_the_physical_queue_and_the_fix(ministack_server: MinistackServer) -> None:
+    transport = SQSTransport("nope-", client=_client("sqs", ministack_server.endpoint_url))
+    with pytest.raises(QueueNotFoundError, match="queue 'nope-emails' does not exist.*cloudq emulator up"):
+        transport.check_queues(["emails"])
+    with pytest.raises(QueueNotFoundError):
+        transport.send("emails", [OutgoingMessage("x")])
+
+
+def test_a_missing_table_names_it_and_the_fix(ministack_server: MinistackServer) -> None:
+    backend = DynamoDBBackend("no-such-results", client=_client("dynamodb", ministack_server.endpoint_url))
+    with pytest.raises(BackendError, match="result table 'no-such-results' does not exist"):
+        backend.get("x")
+
+
+def test_an_unreachable_endpoint_is_a_transport_error() -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(TransportError, match="unreachable") as raised:
+        SQSTransport("x-", client=_client("sqs", closed)).check_queues(["q"])
+    assert not isinstance(raised.value, QueueNotFoundError)
+    with pytest.raises(BackendError, match="unreachable"):
+        DynamoDBBackend("t", client=_client("dynamodb", closed)).get("x")
+
+
+def test_missing_credentials_are_a_credentials_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    client = boto3.session.Session().client(
+        "sqs", endpoint_url=f"http://127.0.0.1:{free_port()}", region_name="us-east-1", config=NO_RETRIES
+    )
+    with pytest.raises(CredentialsError, match="no AWS credentials"):
+        SQSTransport("x-", client=client).check_queues(["q"])

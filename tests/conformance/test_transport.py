@@ -1,0 +1,160 @@
+"""The Transport contract (cloudq/transports/base.py), the same tests for every engine."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from cloudq.errors import MessageTooLargeError
+from cloudq.transports.base import (
+    REASON_ATTRIBUTE,
+    SOURCE_QUEUE_ATTRIBUTE,
+    OutgoingMessage,
+    Transport,
+)
+from tests.conformance.conftest import VISIBILITY_TIMEOUT
+
+Q = "work"
+FIFO = "orders.fifo"
+
+
+def send(transport: Transport, *bodies: str, queue: str = Q, **options: object) -> list[str]:
+    return transport.send(queue, [OutgoingMessage(body, **options) for body in bodies])  # type: ignore[arg-type]
+
+
+def receive_all(transport: Transport, queue: str = Q, expected: int = 1, wait: float = 5) -> list:  # type: ignore[type-arg]
+    """Receive until ``expected`` messages arrived or ``wait`` passed (SQS may split batches)."""
+    got: list = []  # type: ignore[type-arg]
+    deadline = time.monotonic() + wait
+    while len(got) < expected and time.monotonic() < deadline:
+        got += transport.receive(queue, 10, wait_seconds=1)
+    return got
+
+
+def test_a_sent_message_is_received_with_its_body_and_attributes(transport: Transport) -> None:
+    [message_id] = send(transport, '{"hello": "wörld"}', attributes={"kind": "greeting"})
+    [got] = receive_all(transport)
+    assert (got.message_id, got.body, got.queue) == (message_id, '{"hello": "wörld"}', Q)
+    assert got.attributes["kind"] == "greeting"
+    assert got.receive_count == 1
+    assert got.sent_timestamp_ms > 0
+
+
+def test_receive_returns_at_most_max_messages(transport: Transport) -> None:
+    send(transport, *[f"m{i}" for i in range(5)])
+    got = transport.receive(Q, 2, wait_seconds=1)
+    assert 1 <= len(got) <= 2
+
+
+def test_a_batch_of_25_all_arrive_once(transport: Transport) -> None:
+    bodies = [f"m{i}" for i in range(25)]
+    assert len(send(transport, *bodies)) == 25
+    got = receive_all(transport, expected=25, wait=10)
+    assert sorted(message.body for message in got) == sorted(bodies)
+
+
+def test_an_empty_receive_waits_then_returns_nothing(transport: Transport) -> None:
+    started = time.monotonic()
+    assert transport.receive(Q, 10, wait_seconds=1) == []
+    assert time.monotonic() - started >= 0.9
+
+
+def test_long_poll_returns_as_soon_as_a_message_arrives(transport: Transport) -> None:
+    threading.Timer(0.5, lambda: send(transport, "late")).start()
+    started = time.monotonic()
+    got = transport.receive(Q, 10, wait_seconds=10)
+    assert [message.body for message in got] == ["late"]
+    assert time.monotonic() - started < 5
+
+
+def test_a_received_message_is_hidden_then_comes_back_with_a_higher_count(transport: Transport) -> None:
+    send(transport, "once")
+    [first] = receive_all(transport)
+    assert transport.receive(Q, 10, wait_seconds=0) == []
+    time.sleep(VISIBILITY_TIMEOUT + 0.2)
+    [again] = receive_all(transport)
+    assert (again.message_id, again.receive_count) == (first.message_id, 2)
+
+
+def test_an_acked_message_never_comes_back_and_acking_twice_is_fine(transport: Transport) -> None:
+    send(transport, "done")
+    [got] = receive_all(transport)
+    transport.ack(Q, [got.receipt_handle])
+    transport.ack(Q, [got.receipt_handle])
+    time.sleep(VISIBILITY_TIMEOUT + 0.2)
+    assert transport.receive(Q, 10, wait_seconds=0) == []
+
+
+def test_visibility_zero_hands_a_message_back_at_once(transport: Transport) -> None:
+    send(transport, "back")
+    [got] = receive_all(transport)
+    transport.change_visibility(Q, got.receipt_handle, 0)
+    [again] = receive_all(transport, wait=1.5)
+    assert again.message_id == got.message_id
+
+
+def test_extending_visibility_keeps_a_message_hidden_past_the_timeout(transport: Transport) -> None:
+    send(transport, "long")
+    [got] = receive_all(transport)
+    transport.change_visibility(Q, got.receipt_handle, 10)
+    time.sleep(VISIBILITY_TIMEOUT + 0.5)
+    assert transport.receive(Q, 10, wait_seconds=0) == []
+
+
+def test_a_stale_receipt_handle_is_ignored(transport: Transport) -> None:
+    send(transport, "stale")
+    [got] = receive_all(transport)
+    transport.ack(Q, [got.receipt_handle])
+    transport.change_visibility(Q, got.receipt_handle, 0)  # no error
+
+
+def test_delay_seconds_hide_a_message_until_then(transport: Transport) -> None:
+    send(transport, "later", delay_seconds=2)
+    assert transport.receive(Q, 10, wait_seconds=0) == []
+    assert transport.stats(Q).delayed == 1
+    [got] = receive_all(transport, wait=6)
+    assert got.body == "later"
+
+
+def test_dead_letter_moves_the_body_with_a_reason_and_removes_it(transport: Transport) -> None:
+    send(transport, "poison", attributes={"kind": "bad"})
+    [got] = receive_all(transport)
+    transport.dead_letter(got, "DecodeError: not a cloudq message")
+    [dead] = receive_all(transport, queue="work-dlq")
+    assert dead.body == "poison"
+    assert dead.attributes[REASON_ATTRIBUTE] == "DecodeError: not a cloudq message"
+    assert dead.attributes[SOURCE_QUEUE_ATTRIBUTE] == Q
+    assert dead.attributes["kind"] == "bad"
+    time.sleep(VISIBILITY_TIMEOUT + 0.2)
+    assert transport.receive(Q, 10, wait_seconds=0) == []
+
+
+def test_stats_count_visible_and_in_flight(transport: Transport) -> None:
+    send(transport, "a", "b", "c")
+    assert transport.stats(Q).visible == 3
+    got = transport.receive(Q, 1, wait_seconds=1)
+    stats = transport.stats(Q)
+    assert (stats.visible, stats.in_flight) == (3 - len(got), len(got))
+
+
+def test_fifo_keeps_group_order_and_holds_a_group_while_one_is_in_flight(transport: Transport) -> None:
+    send(transport, "a1", "a2", "a3", queue=FIFO, group_id="a")
+    send(transport, "b1", queue=FIFO, group_id="b")
+    first = transport.receive(FIFO, 1, wait_seconds=1)
+    assert [m.body for m in first] == ["a1"]
+    # While a1 is in flight, nothing more of group a is handed out
+    others = transport.receive(FIFO, 10, wait_seconds=1)
+    assert [m.body for m in others if m.group_id == "a"] == []
+    transport.ack(FIFO, [first[0].receipt_handle])
+    for message in others:
+        transport.ack(FIFO, [message.receipt_handle])
+    following = receive_all(transport, queue=FIFO)
+    assert following[0].body == "a2"
+
+
+def test_a_message_over_the_size_limit_is_refused(transport: Transport) -> None:
+    too_big = "x" * (transport.max_message_bytes + 1)
+    with pytest.raises(MessageTooLargeError):
+        send(transport, too_big)
