@@ -61,9 +61,7 @@ class CountingProxy:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length) if length else None
                 proxy._count(self.headers.get("X-Amz-Target", self.command))
-                upstream = http.client.HTTPConnection(
-                    proxy.upstream_host, proxy.upstream_port, timeout=60
-                )
+                upstream = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
                 upstream.request(self.command, self.path, body=body, headers=headers)
                 response = upstream.getresponse()

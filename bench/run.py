@@ -25,13 +25,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import boto3  # noqa: E402
-from cloudq_emulator.provision import provision  # noqa: E402
-from cloudq_emulator.server import MinistackServer  # noqa: E402
 
 from bench.counting_proxy import CountingProxy  # noqa: E402
 from cloudq import CloudQ  # noqa: E402
 from cloudq.infra import app_resources  # noqa: E402
 from cloudq.worker import Worker  # noqa: E402
+from cloudq_emulator.provision import provision  # noqa: E402
+from cloudq_emulator.server import MinistackServer  # noqa: E402
 
 BODY = '{"v":1,"id":"00000000-0000-0000-0000-000000000000","task":"noop"}'
 
@@ -66,9 +66,7 @@ def raw_drain(sqs: Any, url: str, count: int, threads: int) -> float:
                 "Messages", []
             )
             if got:
-                entries = [
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)
-                ]
+                entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
                 sqs.delete_message_batch(QueueUrl=url, Entries=entries)
                 with lock:
                     done[0] += len(got)
@@ -159,13 +157,9 @@ def run(args: argparse.Namespace, proxy: CountingProxy) -> None:
         )
     )
     sqs_calls = {k: v for k, v in calls.items() if k.startswith("AmazonSQS.")}
-    enqueue_calls = sqs_calls.pop("AmazonSQS.SendMessageBatch", 0) + sqs_calls.pop(
-        "AmazonSQS.SendMessage", 0
-    )
+    enqueue_calls = sqs_calls.pop("AmazonSQS.SendMessageBatch", 0) + sqs_calls.pop("AmazonSQS.SendMessage", 0)
     worker_sqs = sum(sqs_calls.values())
-    rows.append(
-        ("  SQS calls per task by the worker", f"{worker_sqs / n:.2f}  " + _breakdown(sqs_calls, n))
-    )
+    rows.append(("  SQS calls per task by the worker", f"{worker_sqs / n:.2f}  " + _breakdown(sqs_calls, n)))
     rows.append(("  SQS calls per task by .delay()", f"{enqueue_calls / n:.2f}"))
 
     with_results = make_app(f"dynamodb://{uuid.uuid4().hex[:8]}-results")
@@ -180,17 +174,13 @@ def run(args: argparse.Namespace, proxy: CountingProxy) -> None:
             f"{rate:,.0f} tasks/s  ({rate / floor:.2f}x floor)",
         )
     )
-    rows.append(
-        ("  DynamoDB calls per task", f"{sum(ddb.values()) / n:.2f}  " + _breakdown(ddb, n))
-    )
+    rows.append(("  DynamoDB calls per task", f"{sum(ddb.values()) / n:.2f}  " + _breakdown(ddb, n)))
 
     samples = args.latency_samples
     raw = latencies(lambda: sqs.send_message(QueueUrl=url, MessageBody=BODY), samples)
     task = no_results.tasks["noop"]
     delay = latencies(task.delay, samples)
-    rows.append(
-        ("raw send_message latency p50 / p95", f"{p(raw, 0.5):.2f} / {p(raw, 0.95):.2f} ms")
-    )
+    rows.append(("raw send_message latency p50 / p95", f"{p(raw, 0.5):.2f} / {p(raw, 0.95):.2f} ms"))
     rows.append(
         (
             ".delay() latency p50 / p95",
@@ -202,17 +192,13 @@ def run(args: argparse.Namespace, proxy: CountingProxy) -> None:
 
 
 def _breakdown(calls: dict[str, int], n: int) -> str:
-    parts = [
-        f"{k.split('.')[-1]} {v / n:.2f}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1])
-    ]
+    parts = [f"{k.split('.')[-1]} {v / n:.2f}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1])]
     return "(" + ", ".join(parts) + ")"
 
 
 def _print(rows: list[tuple[str, str]], n: int) -> None:
     width = max(len(label) for label, _ in rows)
-    print(
-        f"\ncloudq benchmark — {n} no-op tasks, ministack on 127.0.0.1 (through a counting proxy)"
-    )
+    print(f"\ncloudq benchmark — {n} no-op tasks, ministack on 127.0.0.1 (through a counting proxy)")
     for label, value in rows:
         print(f"  {label:<{width}}  {value}")
 

@@ -13,9 +13,7 @@ def emulator() -> None:
 
 
 @emulator.command()
-@click.option(
-    "--app", "app_reference", metavar="MODULE:APP", help="Provision this app's queues and table."
-)
+@click.option("--app", "app_reference", metavar="MODULE:APP", help="Provision this app's queues and table.")
 @click.option("--port", default=4566, show_default=True, type=click.IntRange(1, 65535))
 @friendly_errors
 def up(app_reference: str | None, port: int) -> None:

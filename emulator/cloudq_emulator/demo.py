@@ -57,9 +57,7 @@ def _plan(app: CloudQ, count: int) -> list[tuple[str, tuple[Any, ...], Any]]:
 @contextmanager
 def _worker_process(app_reference: str, concurrency: int, env: dict[str, str]) -> Iterator[str]:
     """A real ``cloudq worker`` subprocess; SIGTERM (graceful stop) on exit."""
-    log = tempfile.NamedTemporaryFile(
-        "w+", prefix="cloudq-demo-worker-", suffix=".log", delete=False
-    )
+    log = tempfile.NamedTemporaryFile("w+", prefix="cloudq-demo-worker-", suffix=".log", delete=False)
     command = [
         sys.executable,
         "-m",
@@ -95,9 +93,7 @@ def _progress() -> Progress:
     )
 
 
-def _enqueue(
-    app: CloudQ, calls: list[tuple[str, tuple[Any, ...], Any]]
-) -> tuple[list[str], list[float]]:
+def _enqueue(app: CloudQ, calls: list[tuple[str, tuple[Any, ...], Any]]) -> tuple[list[str], list[float]]:
     ids: list[str] = []
     latencies: list[float] = []
     with _progress() as progress:
@@ -159,9 +155,7 @@ def run_demo(app_reference: str, *, count: int, concurrency: int, broker: str | 
         server.stop()
 
 
-def _play(
-    app: CloudQ, app_reference: str, count: int, concurrency: int, env: dict[str, str]
-) -> bool:
+def _play(app: CloudQ, app_reference: str, count: int, concurrency: int, env: dict[str, str]) -> bool:
     calls = _plan(app, count)
     with _worker_process(app_reference, concurrency, env) as worker_log:
         started = time.perf_counter()

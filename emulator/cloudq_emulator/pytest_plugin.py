@@ -25,9 +25,7 @@ def ministack_server() -> Iterator[MinistackServer]:
 
 
 @pytest.fixture
-def cloudq_aws_env(
-    ministack_server: MinistackServer, monkeypatch: pytest.MonkeyPatch
-) -> MinistackServer:
+def cloudq_aws_env(ministack_server: MinistackServer, monkeypatch: pytest.MonkeyPatch) -> MinistackServer:
     for key, value in ministack_server.environment().items():
         monkeypatch.setenv(key, value)
     return ministack_server

@@ -54,9 +54,7 @@ class MinistackServer:
 
     def start(self) -> MinistackServer:
         if _healthy(self.endpoint_url):
-            raise EmulatorError(
-                f"port {self.port} is already in use by another server; pick --port"
-            )
+            raise EmulatorError(f"port {self.port} is already in use by another server; pick --port")
         env = {
             **os.environ,
             "BIND_HOST": "127.0.0.1",
@@ -81,16 +79,12 @@ class MinistackServer:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise EmulatorError(
-                    f"ministack exited with {self._process.returncode}: {self._tail()}"
-                )
+                raise EmulatorError(f"ministack exited with {self._process.returncode}: {self._tail()}")
             if _healthy(self.endpoint_url):
                 return
             time.sleep(0.1)
         self.stop()
-        raise EmulatorError(
-            f"ministack did not answer on {self.endpoint_url} in time: {self._tail()}"
-        )
+        raise EmulatorError(f"ministack did not answer on {self.endpoint_url} in time: {self._tail()}")
 
     def _tail(self) -> str:
         try:

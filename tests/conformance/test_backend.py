@@ -9,7 +9,6 @@ import pytest
 
 from cloudq.backends.base import ClaimStatus, Delivery, ResultBackend, ResultRecord, State
 
-
 #: Seen here: 8 threads racing one conditional UpdateItem on moto get 2-3 winners, and
 #: concurrent ADDs fail inside moto with KeyError; the same tests on ministack (and DynamoDB's
 #: documented semantics) give exactly one winner and an exact count.

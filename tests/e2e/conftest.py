@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cloudq_emulator.provision import provision
-from cloudq_emulator.server import MinistackServer
 
 from cloudq import CloudQ
 from cloudq.infra import app_resources
+from cloudq_emulator.provision import provision
+from cloudq_emulator.server import MinistackServer
 from tests.tasks import make_app
 
 WorkerFactory = Callable[..., subprocess.Popen[str]]
