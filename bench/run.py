@@ -52,8 +52,11 @@ def fill(sqs: Any, url: str, count: int) -> None:
         sqs.send_message_batch(QueueUrl=url, Entries=entries)
 
 
-def raw_drain(sqs: Any, url: str, count: int, threads: int) -> float:
-    """Seconds for ``threads`` raw boto3 consumers to receive and delete ``count`` messages."""
+def raw_drain(
+    sqs: Any, url: str, count: int, threads: int, per_message: Callable[[str], object] | None = None
+) -> float:
+    """Seconds for ``threads`` raw boto3 consumers to receive and delete ``count`` messages,
+    calling ``per_message(message_id)`` for each (the writes a result backend needs)."""
     done = [0]
     lock = threading.Lock()
 
@@ -66,6 +69,8 @@ def raw_drain(sqs: Any, url: str, count: int, threads: int) -> float:
                 "Messages", []
             )
             if got:
+                for message in got if per_message else ():
+                    per_message(message["MessageId"])  # type: ignore[misc]
                 entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
                 sqs.delete_message_batch(QueueUrl=url, Entries=entries)
                 with lock:
@@ -175,6 +180,19 @@ def run(args: argparse.Namespace, proxy: CountingProxy) -> None:
         )
     )
     rows.append(("  DynamoDB calls per task", f"{sum(ddb.values()) / n:.2f}  " + _breakdown(ddb, n)))
+    table = with_results.result_table_name()
+    dynamodb = boto3.client("dynamodb")
+
+    def two_writes(message_id: str) -> None:
+        # What a result backend costs at least: the claim and the result, one write each.
+        item = {"task_id": {"S": message_id}, "state": {"S": "SUCCESS"}}
+        dynamodb.put_item(TableName=table, Item=item)
+        dynamodb.put_item(TableName=table, Item=item)
+
+    fill(sqs, url, n)
+    floor_ddb = n / raw_drain(sqs, url, n, c, two_writes)
+    rows.append((f"raw boto3 drain + 2 DynamoDB writes/msg ({c} threads)", f"{floor_ddb:,.0f} msg/s"))
+    rows.append(("  cloudq with results vs that floor", f"{rate / floor_ddb:.2f}x"))
 
     samples = args.latency_samples
     raw = latencies(lambda: sqs.send_message(QueueUrl=url, MessageBody=BODY), samples)
