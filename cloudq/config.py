@@ -38,6 +38,22 @@ class Settings(BaseModel):
     #: Default retry policy of tasks that do not set their own.
     max_retries: int = 3
     retry_backoff_max: float = 600.0
+    #: Logical queues consumed by the app's Lambda function (SQS event source mappings);
+    #: the others are for long-polling workers.
+    lambda_queues: tuple[str, ...] = ()
+    lambda_timeout: int = 30
+    lambda_memory_mb: int = 256
+    lambda_batch_size: int = 10
+    lambda_batching_window: int = 0
+    #: Event source mapping ScalingConfig.MaximumConcurrency (2-1000); None: no cap.
+    lambda_maximum_concurrency: int | None = None
+
+    @field_validator("lambda_maximum_concurrency")
+    @classmethod
+    def _concurrency_in_aws_range(cls, value: int | None) -> int | None:
+        if value is not None and not 2 <= value <= 1000:
+            raise ValueError("must be between 2 and 1000 (SQS event source mapping limit)")
+        return value
 
     @field_validator("wait_seconds")
     @classmethod
@@ -53,8 +69,8 @@ def _from_env(name: str, environ: Mapping[str, str]) -> Any:
         return UNSET
     if name == "backend" and raw.strip().lower() in ("", "none"):
         return None
-    if name == "signing_keys":
-        return tuple(key for key in raw.split(",") if key)
+    if name in ("signing_keys", "lambda_queues"):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw
 
 

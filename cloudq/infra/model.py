@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from cloudq.errors import ConfigurationError
 from cloudq.transports.base import dead_letter_queue_name, is_fifo
 
 if TYPE_CHECKING:
@@ -22,6 +23,8 @@ TABLE_TTL_ATTRIBUTE = "expires_at"
 REDRIVE_HEADROOM = 3
 SQS_DEFAULT_VISIBILITY_TIMEOUT = 30
 SQS_MAX_RETENTION_SECONDS = 1_209_600
+LAMBDA_HANDLER = "cloudq.aws_lambda.handler"
+LAMBDA_VISIBILITY_FACTOR = 6
 
 
 class QueueResource(BaseModel):
@@ -40,15 +43,38 @@ class TableResource(BaseModel):
     ttl_attribute: str = TABLE_TTL_ATTRIBUTE
 
 
+class LambdaResource(BaseModel):
+    """The app's Lambda worker: one function, one SQS event source mapping per queue."""
+
+    function_name: str
+    handler: str = LAMBDA_HANDLER
+    #: ``CLOUDQ_APP`` of the function: the ``module:app`` it loads.
+    app_reference: str
+    queues: list[str]
+    timeout: int
+    memory_mb: int
+    batch_size: int
+    batching_window: int
+    maximum_concurrency: int | None
+
+
 class Resources(BaseModel):
     app: str
     queues: list[QueueResource]
     table: TableResource | None
+    function: LambdaResource | None = None
 
 
-def app_resources(app: CloudQ) -> Resources:
+def app_resources(app: CloudQ, app_reference: str | None = None) -> Resources:
     """The resources ``app`` uses: one queue per logical queue of its tasks (and the default
-    queue), and the DynamoDB result table when its backend is ``dynamodb://``."""
+    queue), the DynamoDB result table when its backend is ``dynamodb://``, and the Lambda
+    worker when ``lambda_queues`` is set (``app_reference`` is its ``CLOUDQ_APP``)."""
+    unknown = set(app.settings.lambda_queues) - app.queue_names()
+    if unknown:
+        raise ConfigurationError(
+            f"lambda_queues names queue(s) no task uses: {', '.join(sorted(unknown))}; "
+            f"app queues: {', '.join(sorted(app.queue_names()))}"
+        )
     queues = []
     for logical in sorted(app.queue_names()):
         attempts = max(
@@ -61,6 +87,7 @@ def app_resources(app: CloudQ) -> Resources:
                 name=app.physical_queue_name(logical),
                 dead_letter_name=app.physical_queue_name(dead_letter_queue_name(logical)),
                 fifo=is_fifo(logical),
+                visibility_timeout=_visibility_timeout(app, logical),
                 max_receive_count=attempts + REDRIVE_HEADROOM,
             )
         )
@@ -68,4 +95,28 @@ def app_resources(app: CloudQ) -> Resources:
     backend = app.settings.backend
     if backend is not None and backend.startswith("dynamodb://"):
         table = TableResource(name=app.result_table_name())
-    return Resources(app=app.name, queues=queues, table=table)
+    return Resources(app=app.name, queues=queues, table=table, function=_function(app, app_reference))
+
+
+def _visibility_timeout(app: CloudQ, queue: str) -> int:
+    """AWS advises a Lambda-consumed queue's visibility timeout of 6x the function timeout, so
+    retries of a throttled or timed-out batch do not overlap the running one."""
+    if queue in app.settings.lambda_queues:
+        return max(SQS_DEFAULT_VISIBILITY_TIMEOUT, LAMBDA_VISIBILITY_FACTOR * app.settings.lambda_timeout)
+    return SQS_DEFAULT_VISIBILITY_TIMEOUT
+
+
+def _function(app: CloudQ, app_reference: str | None) -> LambdaResource | None:
+    settings = app.settings
+    if not settings.lambda_queues:
+        return None
+    return LambdaResource(
+        function_name=f"{app.name}-worker",
+        app_reference=app_reference or f"{app.name}:app",
+        queues=list(settings.lambda_queues),
+        timeout=settings.lambda_timeout,
+        memory_mb=settings.lambda_memory_mb,
+        batch_size=settings.lambda_batch_size,
+        batching_window=settings.lambda_batching_window,
+        maximum_concurrency=settings.lambda_maximum_concurrency,
+    )

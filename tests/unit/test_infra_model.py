@@ -1,0 +1,35 @@
+"""The resource model: what provisioning and templates are made from."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloudq import ConfigurationError
+from cloudq.infra import app_resources
+from tests.tasks import make_app
+
+
+def test_each_queue_gets_a_dead_letter_queue_and_redrive_headroom_over_its_retries() -> None:
+    app = make_app("shop")
+    resources = app_resources(app)
+    [queue] = resources.queues
+    assert (queue.name, queue.dead_letter_name) == ("shop-default", "shop-default-dlq")
+    assert queue.max_receive_count > max(task.max_retries + 1 for task in app.tasks.values())
+    assert resources.table is not None and resources.table.name == "shop-results"
+    assert resources.function is None
+
+
+def test_lambda_queues_make_a_function_and_a_6x_visibility_timeout() -> None:
+    app = make_app("shop", lambda_queues=("default",), lambda_timeout=20)
+    resources = app_resources(app, "tests.tasks:app")
+    assert resources.function is not None
+    assert (resources.function.function_name, resources.function.app_reference) == (
+        "shop-worker",
+        "tests.tasks:app",
+    )
+    assert resources.queues[0].visibility_timeout == 120
+
+
+def test_lambda_queues_must_be_queues_of_the_app() -> None:
+    with pytest.raises(ConfigurationError, match="no task uses: nope"):
+        app_resources(make_app("shop", lambda_queues=("nope",)))
