@@ -16,10 +16,11 @@ demo: $(STAMP)
 	$(BIN)/cloudq demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not chaos" -q
+	$(BIN)/python -m pytest -q
 
+# The chaos suite at the issue's full scale (make test runs it short).
 chaos: $(STAMP)
-	$(BIN)/python -m pytest -m chaos -q tests/chaos
+	CLOUDQ_CHAOS=full $(BIN)/python -m pytest tests/chaos -q -s
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from cloudq.errors import CloudQError
 from cloudq.execution import Action, Executor, apply_outcome
+from cloudq.message import Message
 from cloudq.transports.base import ReceivedMessage
 
 if TYPE_CHECKING:
@@ -39,11 +40,36 @@ SQS_BATCH = 10
 RECEIVE_BACKOFF_SECONDS = (0.5, 15.0)
 
 
+#: SQS keeps a received message invisible for at most 12 hours in all.
+SQS_MAX_VISIBILITY_SECONDS = 43_200
+
+
 @dataclass
 class _Running:
     message: ReceivedMessage
     started: float
     timeout: float | None
+
+
+class _Health:
+    """One log line per state change of a dependency (down, then recovered), not one per call."""
+
+    def __init__(self) -> None:
+        self._down_since: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def failed(self, what: str, error: Exception) -> None:
+        with self._lock:
+            if what in self._down_since:
+                return
+            self._down_since[what] = time.monotonic()
+        logger.warning("%s failing: %s (retrying with backoff)", what, error)
+
+    def ok(self, what: str) -> None:
+        with self._lock:
+            since = self._down_since.pop(what, None)
+        if since is not None:
+            logger.warning("%s recovered after %.1f s", what, time.monotonic() - since)
 
 
 @dataclass
@@ -85,6 +111,8 @@ class Worker:
         self._acks: dict[str, list[str]] = defaultdict(list)
         self._running: dict[str, _Running] = {}
         self._threads: list[threading.Thread] = []
+        self._health = _Health()
+        self._warned_long: set[str] = set()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -153,10 +181,11 @@ class Worker:
                 )
             except CloudQError as exc:
                 self._release(wanted)
-                logger.warning("receive from %s failed (%s); retrying in %.1f s", queue, exc, backoff)
+                self._health.failed(f"receive from {queue}", exc)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, RECEIVE_BACKOFF_SECONDS[1])
                 continue
+            self._health.ok(f"receive from {queue}")
             backoff = RECEIVE_BACKOFF_SECONDS[0]
             self._release(wanted - len(messages))
             self._dispatch(messages)
@@ -196,9 +225,28 @@ class Worker:
 
     # -- running -------------------------------------------------------------------------
 
+    def _task_timeout(self, message: ReceivedMessage) -> float | None:
+        """The timeout of the message's task, for the heartbeat (None if unknown or untimed)."""
+        try:
+            task = self.app.tasks.get(Message.decode(message.body).task)
+        except CloudQError:
+            return None
+        if task is None or task.timeout is None:
+            return None
+        if task.timeout > SQS_MAX_VISIBILITY_SECONDS and task.name not in self._warned_long:
+            self._warned_long.add(task.name)
+            logger.warning(
+                "task %s has a timeout of %.0f s, past SQS's 12-hour visibility ceiling: its message "
+                "will become visible again while it runs; split the work",
+                task.name,
+                task.timeout,
+            )
+        return task.timeout
+
     def _process(self, message: ReceivedMessage) -> None:
+        running = _Running(message, time.monotonic(), self._task_timeout(message))
         with self._lock:
-            self._running[message.receipt_handle] = _Running(message, time.monotonic(), None)
+            self._running[message.receipt_handle] = running
         try:
             outcome = self.executor.execute(message)
         except Exception:  # a worker never dies of one message; it reappears after visibility
@@ -249,18 +297,32 @@ class Worker:
                     self.app.transport.ack(queue, batch)
                 except CloudQError as exc:
                     # Not deleted: the messages reappear and the idempotency claim acks them.
-                    logger.warning("delete of %d messages failed: %s", len(batch), exc)
+                    self._health.failed(f"delete on {queue}", exc)
+                    continue
+                self._health.ok(f"delete on {queue}")
 
     def _heartbeat_loop(self) -> None:
-        """Every third of the visibility timeout, extend the messages of running tasks."""
+        """Every third of the visibility timeout, extend the messages of running tasks (one
+        batched call per queue). A task past its timeout is no longer extended: its message
+        reappears and the retry policy takes over."""
         interval = max(self.visibility_timeout / 3, 0.5)
         while not self._stopped.wait(interval):
-            with self._lock:
-                running = list(self._running.values())
-            for item in running:
+            for queue, handles in self._due_for_extension().items():
                 try:
-                    self.app.transport.change_visibility(
-                        item.message.queue, item.message.receipt_handle, self.visibility_timeout
-                    )
+                    self.app.transport.extend_visibility(queue, handles, self.visibility_timeout)
                 except CloudQError as exc:
-                    logger.warning("heartbeat for %s failed: %s", item.message.message_id, exc)
+                    self._health.failed(f"heartbeat on {queue}", exc)
+                    continue
+                self._health.ok(f"heartbeat on {queue}")
+
+    def _due_for_extension(self) -> dict[str, list[str]]:
+        now = time.monotonic()
+        due: dict[str, list[str]] = defaultdict(list)
+        with self._lock:
+            running = list(self._running.values())
+        for item in running:
+            overran = item.timeout is not None and now - item.started > item.timeout
+            if overran:
+                continue
+            due[item.message.queue].append(item.message.receipt_handle)
+        return due

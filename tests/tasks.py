@@ -81,6 +81,12 @@ def make_app(name: str = "tests", **settings: Any) -> CloudQ:
         time.sleep(seconds)
         return tag
 
+    @app.task(name="overrun", timeout=1, max_retries=1)
+    def overrun(seconds: float, tag: str = "") -> str:
+        _record("overrun", tag)
+        time.sleep(seconds)
+        return tag
+
     @app.task(name="noop")
     def noop() -> None:
         return None

@@ -63,7 +63,12 @@ def default_client(endpoint_url: str | None = None, region_name: str | None = No
     region = (
         region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     )
-    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64)
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        max_pool_connections=64,
+        connect_timeout=5,
+        read_timeout=10,
+    )
     return boto3.session.Session().client(
         "dynamodb", endpoint_url=endpoint_url, region_name=region, config=config
     )

@@ -111,6 +111,11 @@ class Transport(Protocol):
         """
         ...
 
+    def extend_visibility(self, queue: str, receipt_handles: Sequence[str], visibility_timeout: int) -> None:
+        """``change_visibility`` for many messages of one queue at once (batched by the engine):
+        the worker's heartbeat. Invalid handles are ignored."""
+        ...
+
     def dead_letter(self, message: ReceivedMessage, reason: str) -> None:
         """Move ``message`` to its queue's dead-letter queue with ``reason``, then delete it."""
         ...

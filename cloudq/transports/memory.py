@@ -156,6 +156,10 @@ class MemoryTransport:
                     self._changed.notify_all()
                     return
 
+    def extend_visibility(self, queue: str, receipt_handles: Sequence[str], visibility_timeout: int) -> None:
+        for handle in receipt_handles:
+            self.change_visibility(queue, handle, visibility_timeout)
+
     def dead_letter(self, message: ReceivedMessage, reason: str) -> None:
         attributes = {
             **message.attributes,

@@ -58,7 +58,13 @@ def default_client(endpoint_url: str | None = None, region_name: str | None = No
     region = (
         region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     )
-    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64)
+    # read_timeout above the 20 s long poll; short connect so an outage is noticed quickly.
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        max_pool_connections=64,
+        connect_timeout=5,
+        read_timeout=30,
+    )
     return boto3.session.Session().client("sqs", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
@@ -242,6 +248,20 @@ class SQSTransport:
             if isinstance(cause, ClientError) and cause.response["Error"]["Code"] in STALE_HANDLE_CODES:
                 return  # acknowledged or received again since: nothing to change
             raise
+
+    def extend_visibility(self, queue: str, receipt_handles: Sequence[str], visibility_timeout: int) -> None:
+        url = self._url(queue)
+        for start in range(0, len(receipt_handles), SQS_BATCH):
+            chunk = receipt_handles[start : start + SQS_BATCH]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": int(visibility_timeout)}
+                for i, handle in enumerate(chunk)
+            ]
+            with _mapped(self.physical_name(queue)):
+                response = self._client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+            failed = [f for f in response.get("Failed", []) if f.get("Code") not in STALE_HANDLE_CODES]
+            if failed:
+                raise TransportError(f"SQS could not extend {len(failed)} message(s): {failed[0]}")
 
     def dead_letter(self, message: ReceivedMessage, reason: str) -> None:
         attributes = {

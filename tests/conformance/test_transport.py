@@ -103,6 +103,15 @@ def test_extending_visibility_keeps_a_message_hidden_past_the_timeout(transport:
     assert transport.receive(Q, 10, wait_seconds=0) == []
 
 
+def test_extend_visibility_extends_a_batch_and_ignores_stale_handles(transport: Transport) -> None:
+    send(transport, *[f"m{i}" for i in range(12)])
+    got = receive_all(transport, expected=12, wait=10)
+    transport.ack(Q, [got[0].receipt_handle])
+    transport.extend_visibility(Q, [message.receipt_handle for message in got], 10)
+    time.sleep(VISIBILITY_TIMEOUT + 0.5)
+    assert transport.receive(Q, 10, wait_seconds=0) == []
+
+
 def test_a_stale_receipt_handle_is_ignored(transport: Transport) -> None:
     send(transport, "stale")
     [got] = receive_all(transport)
