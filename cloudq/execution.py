@@ -47,6 +47,10 @@ DEFAULT_LEASE_SECONDS = 300.0
 BACKEND_RETRY_SECONDS = 5
 
 
+class TimeLimitExceeded(Exception):  # noqa: N818 - named like Celery's
+    """A task ran past its ``timeout``."""
+
+
 class Action(str, enum.Enum):
     ACK = "ack"  # done (success, or already done): delete the message
     RETRY = "retry"  # make the same message visible again after delay_seconds
@@ -196,6 +200,12 @@ class Executor:
             if task.policy.retries(exc):
                 return self._retry_or_fail(task, message, received, request.attempt, exc, None)
             return self._fail(task, message, request.attempt, type(exc).__name__, str(exc), _tb(exc))
+        elapsed = time.time() - started
+        if task.timeout is not None and elapsed > task.timeout:
+            # Past its time limit the broker may already have handed the message to another
+            # worker (the heartbeat stopped at the timeout): this late result is not trusted.
+            overrun = TimeLimitExceeded(f"ran {elapsed:.1f} s, over its {task.timeout:g} s limit")
+            return self._retry_or_fail(task, message, received, request.attempt, overrun, None)
         try:
             stored = task.arguments.result_to_json(value)
         except ArgumentError as exc:  # deterministic: retrying would return the same value

@@ -231,3 +231,16 @@ def test_a_redelivered_message_takes_over_the_lease_of_the_worker_that_lost_it(a
     # Then the lease does not block it
     assert outcome.action is Action.ACK
     assert result.get(timeout=1) == 4
+
+
+def test_a_task_past_its_timeout_is_a_time_limit_failure_under_its_retry_policy(app: CloudQ) -> None:
+    # Given a task with timeout=1 that runs 1.3 s and max_retries=1
+    result = app.tasks["overrun"].delay(1.3, "slow")
+    # When it is drained (two attempts, both too slow)
+    drain(app, raise_failures=False, timeout=30)
+    # Then it failed with the time limit after its retries
+    with pytest.raises(TaskError) as raised:
+        result.get(timeout=1)
+    assert raised.value.error_type == "TimeLimitExceeded"
+    assert "over its 1 s limit" in raised.value.error_message
+    assert result.record().attempts == 2  # type: ignore[union-attr]
