@@ -129,6 +129,15 @@ class Transport(Protocol):
         ...
 
 
+def check_size(body: str, max_bytes: int) -> None:
+    """Raise ``MessageTooLargeError`` when ``body`` is over ``max_bytes`` (UTF-8)."""
+    from cloudq.errors import MessageTooLargeError
+
+    size = len(body.encode())
+    if size > max_bytes:
+        raise MessageTooLargeError(f"message is {size} bytes, over the broker limit of {max_bytes}")
+
+
 FIFO_SUFFIX = ".fifo"
 
 

@@ -14,13 +14,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cloudq.errors import MessageTooLargeError
 from cloudq.transports.base import (
     REASON_ATTRIBUTE,
     SOURCE_QUEUE_ATTRIBUTE,
     OutgoingMessage,
     QueueStats,
     ReceivedMessage,
+    check_size,
     dead_letter_queue_name,
     is_fifo,
 )
@@ -66,11 +66,7 @@ class MemoryTransport:
 
     def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[str]:
         for out in messages:
-            size = len(out.body.encode())
-            if size > self.max_message_bytes:
-                raise MessageTooLargeError(
-                    f"message is {size} bytes, over the limit of {self.max_message_bytes}"
-                )
+            check_size(out.body, self.max_message_bytes)
         now = time.time()
         ids: list[str] = []
         with self._changed:

@@ -23,13 +23,14 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from cloudq.errors import CredentialsError, MessageTooLargeError, QueueNotFoundError, TransportError
+from cloudq.errors import CredentialsError, QueueNotFoundError, TransportError
 from cloudq.transports.base import (
     REASON_ATTRIBUTE,
     SOURCE_QUEUE_ATTRIBUTE,
     OutgoingMessage,
     QueueStats,
     ReceivedMessage,
+    check_size,
     dead_letter_queue_name,
     is_fifo,
 )
@@ -147,11 +148,8 @@ class SQSTransport:
         batch: list[OutgoingMessage] = []
         size = 0
         for message in messages:
+            check_size(message.body, self.max_message_bytes)
             body_size = len(message.body.encode())
-            if body_size > self.max_message_bytes:
-                raise MessageTooLargeError(
-                    f"message is {body_size} bytes, over the SQS limit of {self.max_message_bytes}"
-                )
             if batch and (len(batch) == SQS_BATCH or size + body_size > SQS_MAX_BATCH_BYTES):
                 yield batch
                 batch, size = [], 0

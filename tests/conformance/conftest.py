@@ -109,15 +109,61 @@ def _dynamodb_ministack(request: pytest.FixtureRequest) -> Iterator[ResultBacken
         yield backend
 
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@contextmanager
+def _redis_client() -> Iterator[tuple[Any, str]]:
+    """A client of the real redis-server and a unique key prefix; this test's keys are deleted
+    afterwards (never FLUSHALL). Fails, never skips, when the server is down."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(
+            f"redis-server is not reachable on 127.0.0.1:6379 ({exc}); start it with: "
+            "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no",
+            pytrace=False,
+        )
+    prefix = f"c{uuid.uuid4().hex[:10]}-"
+    try:
+        yield client, prefix
+    finally:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+@contextmanager
+def _redis_transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
+    from cloudq.transports.redis import RedisTransport
+
+    with _redis_client() as (client, prefix):
+        yield RedisTransport(client, prefix, visibility_timeout=VISIBILITY_TIMEOUT)
+
+
+@contextmanager
+def _redis_backend(request: pytest.FixtureRequest) -> Iterator[ResultBackend]:
+    from cloudq.backends.redis import RedisBackend
+
+    with _redis_client() as (client, prefix):
+        yield RedisBackend(client, prefix)
+
+
 TRANSPORTS: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
     "memory": _memory_transport,
     "sqs-moto": _sqs_moto,
     "sqs-ministack": _sqs_ministack,
+    "redis": _redis_transport,
 }
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
     "memory": _memory_backend,
     "dynamodb-moto": _dynamodb_moto,
     "dynamodb-ministack": _dynamodb_ministack,
+    "redis": _redis_backend,
 }
 
 

@@ -1,0 +1,119 @@
+"""``redis://host:port/db``: results in Redis, one JSON string per task id.
+
+Records expire with the key (``EXPIREAT`` from ``expires_at``), and reads also treat a passed
+``expires_at`` as missing. The claim is one Lua script (``redis_claim.lua``) with the rule of
+``backends.base.claim_decision``; counters are ``INCRBY``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from cloudq.backends.base import (
+    Claim,
+    ClaimStatus,
+    Delivery,
+    ResultRecord,
+    claim_decision,
+    claimed_record,
+)
+from cloudq.errors import BackendError, MissingExtraError
+from cloudq.transports.redis import load_scripts
+
+try:
+    import redis
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise MissingExtraError("redis", "redis") from exc
+
+
+@contextmanager
+def mapped(what: str) -> Iterator[None]:
+    """The one boundary where redis errors become ``BackendError``."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise BackendError(f"Redis result backend failed ({what}): {exc}") from exc
+
+
+class RedisBackend:
+    """Result records under ``<prefix>result:<task id>``."""
+
+    def __init__(self, client: Any, prefix: str = "") -> None:
+        self.client = client
+        self.prefix = prefix
+        self._scripts = load_scripts(client, "cloudq.backends", ("claim",), "redis_")
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "") -> RedisBackend:
+        return cls(redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5), prefix)
+
+    def _key(self, task_id: str) -> str:
+        return f"{self.prefix}result:{task_id}"
+
+    @staticmethod
+    def _live(raw: bytes | None) -> ResultRecord | None:
+        if raw is None:
+            return None
+        record = ResultRecord.model_validate_json(raw)
+        expired = record.expires_at is not None and record.expires_at < time.time()
+        return None if expired else record
+
+    def get(self, task_id: str) -> ResultRecord | None:
+        with mapped("get"):
+            raw = self.client.get(self._key(task_id))
+        return self._live(raw)
+
+    def get_many(self, task_ids: Sequence[str]) -> dict[str, ResultRecord]:
+        unique = list(dict.fromkeys(task_ids))
+        if not unique:
+            return {}
+        with mapped("get_many"):
+            raws = self.client.mget([self._key(task_id) for task_id in unique])
+        found = {task_id: self._live(raw) for task_id, raw in zip(unique, raws, strict=True)}
+        return {task_id: record for task_id, record in found.items() if record is not None}
+
+    def put(self, record: ResultRecord) -> None:
+        with mapped("put"):
+            pipe = self.client.pipeline()
+            pipe.set(self._key(record.task_id), record.model_dump_json())
+            if record.expires_at is not None:
+                pipe.expireat(self._key(record.task_id), record.expires_at)
+            pipe.execute()
+
+    def claim(
+        self,
+        task_id: str,
+        task_name: str,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+        expires_at: int | None = None,
+        delivery: Delivery | None = None,
+    ) -> Claim:
+        # The record as claimed, with attempts=1; the script puts in the real count.
+        template = claimed_record(None, task_id, task_name, owner, lease_seconds, now, expires_at, delivery)
+        args = [
+            owner,
+            repr(now),
+            template.model_dump_json(),
+            delivery.message_id if delivery else "",
+            delivery.receive_count if delivery else 0,
+            "" if expires_at is None else expires_at,
+        ]
+        with mapped("claim"):
+            status, raw = self._scripts["claim"](keys=[self._key(task_id)], args=args)
+        record = ResultRecord.model_validate_json(raw)
+        if status == b"CLAIMED":
+            return Claim(status=ClaimStatus.CLAIMED, record=record)
+        refused = claim_decision(record, owner, now, delivery)
+        return refused or Claim(status=ClaimStatus.LEASED, lease_remaining=1.0, record=record)
+
+    def increment(self, key: str, amount: int = 1) -> int:
+        with mapped("increment"):
+            return int(self.client.incrby(f"{self.prefix}counter:{key}", amount))
+
+    def close(self) -> None:
+        self.client.close()

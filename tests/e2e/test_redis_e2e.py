@@ -1,0 +1,68 @@
+"""A real ``cloudq worker`` process on the Redis broker and result backend."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from cloudq import CloudQ
+from cloudq.transports import OutgoingMessage
+from cloudq.transports.base import REASON_ATTRIBUTE
+from tests.e2e.conftest import WorkerFactory, side_effects
+from tests.tasks import make_app
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def redis_app(e2e_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[CloudQ]:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"redis-server is not reachable on 127.0.0.1:6379: {exc}", pytrace=False)
+    for key in ("CLOUDQ_BROKER", "CLOUDQ_BACKEND"):
+        monkeypatch.setenv(key, REDIS_URL)
+        e2e_env[key] = REDIS_URL
+    name = e2e_env["CLOUDQ_TEST_APP"]
+    yield make_app(name)
+    keys = list(client.scan_iter(match=f"{name}-*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+def test_delay_to_get_on_redis(redis_app: CloudQ, start_worker: WorkerFactory) -> None:
+    start_worker("-c", "4")
+    results = [redis_app.tasks["add"].delay(i, 1) for i in range(20)]
+    assert [result.get(timeout=30) for result in results] == [i + 1 for i in range(20)]
+
+
+def test_a_killed_workers_task_comes_back_and_runs_once_more(
+    redis_app: CloudQ, start_worker: WorkerFactory, e2e_env: dict[str, str]
+) -> None:
+    # Given a worker running a 4 s task with a 2 s visibility timeout
+    victim = start_worker("--visibility-timeout", "2")
+    result = redis_app.tasks["sleep"].delay(4.0, "again")
+    deadline = time.monotonic() + 30
+    while not side_effects(e2e_env, "sleep") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # When it is killed mid-task and another worker starts
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    start_worker("--visibility-timeout", "2")
+    # Then the task comes back after the visibility timeout and runs once more
+    assert result.get(timeout=60) == "again"
+    assert side_effects(e2e_env, "sleep") == ["again", "again"]
+
+
+def test_garbage_lands_in_the_dlq_with_a_reason(redis_app: CloudQ, start_worker: WorkerFactory) -> None:
+    redis_app.transport.send("default", [OutgoingMessage("\x00 not a task")])
+    start_worker()
+    assert redis_app.tasks["add"].delay(1, 1).get(timeout=30) == 2
+    [dead] = redis_app.transport.receive("default-dlq", 10, wait_seconds=5)
+    assert dead.body == "\x00 not a task"
+    assert dead.attributes[REASON_ATTRIBUTE].startswith("DecodeError")
