@@ -24,6 +24,7 @@ chaos: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/bench_redis.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
