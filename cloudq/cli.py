@@ -67,6 +67,13 @@ def _split(value: str | None) -> list[str] | None:
 )
 @click.option("--wait", "wait_seconds", type=click.FloatRange(0, 20), help="Long-poll wait (0-20 s).")
 @click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Worker processes, each with -c threads; a hung process is killed and replaced.",
+)
+@click.option(
     "--grace",
     default=25.0,
     show_default=True,
@@ -80,6 +87,7 @@ def worker(
     concurrency: int,
     visibility_timeout: int | None,
     wait_seconds: float | None,
+    processes: int,
     grace: float,
 ) -> None:
     """Run a long-polling worker for MODULE:APP (e.g. shop.tasks:app)."""
@@ -102,10 +110,23 @@ def worker(
     )
     click.echo(
         f"cloudq worker: app {app.name}, queues {', '.join(runner.queues)}, "
-        f"concurrency {concurrency}, broker {app.settings.broker}",
+        f"{processes} process(es) x {concurrency} threads, broker {app.settings.broker}",
         err=True,
     )
-    runner.run()
+    if processes == 1:
+        runner.run()
+        return
+    from cloudq.supervisor import Supervisor
+
+    app.transport.check_queues(runner.queues)  # one clear error here, not one per child
+    options = {
+        "queues": chosen,
+        "concurrency": concurrency,
+        "visibility_timeout": visibility_timeout,
+        "wait_seconds": wait_seconds,
+        "grace": grace,
+    }
+    Supervisor(app_reference, processes, options).run()
 
 
 @main.command()

@@ -163,6 +163,15 @@ class Worker:
         self._flush_acks()
         logger.info("worker stopped: %s", self.stats)
 
+    def overrun_tasks(self, grace: float) -> int:
+        """How many running tasks are more than ``grace`` seconds past their timeout."""
+        now = time.monotonic()
+        with self._lock:
+            running = list(self._running.values())
+        return sum(
+            1 for item in running if item.timeout is not None and now - item.started > item.timeout + grace
+        )
+
     def _running_count(self) -> int:
         with self._lock:
             return len(self._running)

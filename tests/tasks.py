@@ -87,6 +87,16 @@ def make_app(name: str = "tests", **settings: Any) -> CloudQ:
         time.sleep(seconds)
         return tag
 
+    @app.task(name="hang", timeout=1, max_retries=0)
+    def hang(tag: str = "") -> None:
+        _record("hang", f"{tag} {os.getpid()}")
+        time.sleep(3600)
+
+    @app.task(name="pid")
+    def pid(seconds: float = 0) -> int:
+        time.sleep(seconds)
+        return os.getpid()
+
     @app.task(name="noop")
     def noop() -> None:
         return None
