@@ -9,16 +9,14 @@ mapped to ``BackendError`` in ``_mapped``.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cloudq.aws import aws_client
 from cloudq.backends.base import Claim, ClaimStatus, Delivery, ResultRecord, State, claim_decision
 from cloudq.errors import BackendError
 
@@ -60,18 +58,7 @@ CLAIM_REMOVE = " ADD attempts :one REMOVE value_json, error_type, error_message,
 
 
 def default_client(endpoint_url: str | None = None, region_name: str | None = None) -> Any:
-    region = (
-        region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    )
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 5},
-        max_pool_connections=64,
-        connect_timeout=5,
-        read_timeout=10,
-    )
-    return boto3.session.Session().client(
-        "dynamodb", endpoint_url=endpoint_url, region_name=region, config=config
-    )
+    return aws_client("dynamodb", endpoint_url, region_name, read_timeout=10)
 
 
 def to_item(record: ResultRecord) -> dict[str, Any]:

@@ -8,14 +8,11 @@ botocore error is mapped to a cloudq error in ``_mapped``; none reaches the call
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -23,6 +20,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+from cloudq.aws import aws_client
 from cloudq.errors import CredentialsError, QueueNotFoundError, TransportError
 from cloudq.transports.base import (
     REASON_ATTRIBUTE,
@@ -56,17 +54,8 @@ CREDENTIAL_CODES = {
 
 
 def default_client(endpoint_url: str | None = None, region_name: str | None = None) -> Any:
-    region = (
-        region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    )
-    # read_timeout above the 20 s long poll; short connect so an outage is noticed quickly.
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 5},
-        max_pool_connections=64,
-        connect_timeout=5,
-        read_timeout=30,
-    )
-    return boto3.session.Session().client("sqs", endpoint_url=endpoint_url, region_name=region, config=config)
+    # Above the 20 s long poll.
+    return aws_client("sqs", endpoint_url, region_name, read_timeout=30)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -74,3 +75,11 @@ def start_worker(e2e_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerFact
 def side_effects(env: dict[str, str], name: str) -> list[str]:
     path = Path(env["CLOUDQ_TEST_LOG_DIR"]) / name
     return path.read_text().splitlines() if path.exists() else []
+
+
+def wait_for_side_effect(env: dict[str, str], name: str, timeout: float = 30) -> list[str]:
+    """Poll until the task ``name`` has recorded a side effect (it started), then return them."""
+    deadline = time.monotonic() + timeout
+    while not side_effects(env, name) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return side_effects(env, name)

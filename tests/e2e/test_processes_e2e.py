@@ -10,7 +10,7 @@ import time
 import pytest
 
 from cloudq import CloudQ, TaskError
-from tests.e2e.conftest import WorkerFactory, side_effects
+from tests.e2e.conftest import WorkerFactory, side_effects, wait_for_side_effect
 
 
 def _alive(pid: int) -> bool:
@@ -27,9 +27,7 @@ def test_a_hung_process_is_killed_and_replaced(
     # Given two worker processes of one thread each, and a task that hangs past its 1 s limit
     supervisor = start_worker("--processes", "2", "-c", "1", "--visibility-timeout", "2", "--grace", "2")
     hung = e2e_app.tasks["hang"].delay("stuck")
-    deadline = time.monotonic() + 30
-    while not side_effects(e2e_env, "hang") and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for_side_effect(e2e_env, "hang")
     [first_run] = side_effects(e2e_env, "hang")
     stuck_pid = int(first_run.split()[1])
     # When the time limit and the grace pass, Then the stuck process is killed...

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +11,7 @@ import redis
 from cloudq import CloudQ
 from cloudq.transports import OutgoingMessage
 from cloudq.transports.base import REASON_ATTRIBUTE
-from tests.e2e.conftest import WorkerFactory, side_effects
+from tests.e2e.conftest import WorkerFactory, side_effects, wait_for_side_effect
 from tests.tasks import make_app
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -47,9 +46,7 @@ def test_a_killed_workers_task_comes_back_and_runs_once_more(
     # Given a worker running a 4 s task with a 2 s visibility timeout
     victim = start_worker("--visibility-timeout", "2")
     result = redis_app.tasks["sleep"].delay(4.0, "again")
-    deadline = time.monotonic() + 30
-    while not side_effects(e2e_env, "sleep") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_side_effect(e2e_env, "sleep")
     # When it is killed mid-task and another worker starts
     victim.send_signal(signal.SIGKILL)
     victim.wait()

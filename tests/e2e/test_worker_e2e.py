@@ -13,7 +13,7 @@ import pytest
 
 from cloudq import CloudQ, State, TaskError
 from cloudq.transports.base import REASON_ATTRIBUTE
-from tests.e2e.conftest import WorkerFactory, side_effects
+from tests.e2e.conftest import WorkerFactory, side_effects, wait_for_side_effect
 
 
 def _sqs() -> object:
@@ -81,9 +81,7 @@ def test_a_killed_workers_task_reappears_after_the_visibility_timeout(
     # Given a worker running a 4 s task with a 2 s visibility timeout
     victim = start_worker("--visibility-timeout", "2")
     result = e2e_app.tasks["sleep"].delay(4.0, "survivor")
-    deadline = time.monotonic() + 30
-    while not side_effects(e2e_env, "sleep") and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for_side_effect(e2e_env, "sleep")
     # When the worker is killed mid-task
     victim.send_signal(signal.SIGKILL)
     victim.wait()
