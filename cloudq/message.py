@@ -1,4 +1,4 @@
-"""The envelope: one pydantic model, sent as plain JSON (no base64, never pickle).
+"""The envelope: one pydantic model, sent as plain JSON (no base64, no binary serialization).
 
 A data object: it holds no client and does no I/O. Encoding checks the size limit, and
 optional HMAC signing covers every field but the signature itself.
