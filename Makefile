@@ -25,6 +25,7 @@ chaos: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/bench_redis.py
+	$(BIN)/python bench/bench_heartbeat.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
