@@ -15,7 +15,7 @@ from cloudq.config import UNSET, Settings, load_settings
 from cloudq.errors import ArgumentError, ConfigurationError, TaskRegistrationError
 from cloudq.message import Message, new_task_id
 from cloudq.task import RetryPolicy, Task
-from cloudq.transports.base import OutgoingMessage
+from cloudq.transports.base import OutgoingMessage, is_fifo
 
 if TYPE_CHECKING:
     from cloudq.backends.base import ResultBackend
@@ -200,8 +200,17 @@ class CloudQ:
             eta=run_at,
             expires=_epoch(expires),
         )
-        target = queue or (self.tasks[name].queue if name in self.tasks else None)
-        self.send_message(message, target or self.settings.default_queue, now=now)
+        target = (
+            queue or (self.tasks[name].queue if name in self.tasks else None) or self.settings.default_queue
+        )
+        if run_at is not None and is_fifo(target):
+            # SQS does not delay single messages of a FIFO queue, and re-sending one to wait
+            # would break its order (and could be dropped by content deduplication).
+            raise ArgumentError(
+                f"queue {target!r} is a FIFO queue: SQS cannot delay one of its messages; "
+                "send delayed tasks to a standard queue"
+            )
+        self.send_message(message, target, now=now)
         return AsyncResult(message.id, self, task=task)
 
     def send_message(self, message: Message, queue: str, *, now: float | None = None) -> None:
@@ -232,7 +241,7 @@ class CloudQ:
 
 def _group(queue: str) -> str | None:
     # FIFO queues need a message group; one group per queue keeps strict order by default.
-    return "default" if queue.endswith(".fifo") else None
+    return "default" if is_fifo(queue) else None
 
 
 def _pick(value: Any, default: Any) -> Any:

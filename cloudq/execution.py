@@ -32,7 +32,7 @@ from cloudq.errors import (
 )
 from cloudq.message import Message
 from cloudq.task import Request, Task, run_with_request
-from cloudq.transports.base import OutgoingMessage, ReceivedMessage
+from cloudq.transports.base import OutgoingMessage, ReceivedMessage, is_fifo
 
 if TYPE_CHECKING:
     from cloudq.app import CloudQ
@@ -236,6 +236,10 @@ class Executor:
             delay,
         )
         record = self._record(task, message, State.RETRY, attempt, error=(error_type, text, trace))
+        if is_fifo(received.queue):
+            # A FIFO message is never re-sent (that would break its group's order): it waits
+            # in place, as long as the broker's longest delay at most.
+            delay = min(delay, self.app.transport.max_delay_seconds)
         if delay <= self.app.transport.max_delay_seconds:
             return self._store(record, Outcome.retry(delay))
         # Longer than the broker can hold a message: re-send with the attempts made so far

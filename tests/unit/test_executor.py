@@ -244,3 +244,11 @@ def test_a_task_past_its_timeout_is_a_time_limit_failure_under_its_retry_policy(
     assert raised.value.error_type == "TimeLimitExceeded"
     assert "over its 1 s limit" in raised.value.error_message
     assert result.record().attempts == 2  # type: ignore[union-attr]
+
+
+def test_a_fifo_retry_longer_than_the_broker_delay_waits_in_place_and_is_not_resent() -> None:
+    app = make_app("fifo", broker="memory://", backend="memory://", default_queue="orders.fifo")
+    app.tasks["retry_once"].delay(3600)
+    [received] = app.transport.receive("orders.fifo", 1, wait_seconds=0)
+    outcome = Executor(app).execute(received)
+    assert (outcome.action, outcome.delay_seconds) == (Action.RETRY, 900)

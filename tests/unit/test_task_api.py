@@ -156,3 +156,16 @@ def test_queue_routing_uses_the_task_queue_and_apply_async_override() -> None:
     assert app.transport.stats("urgent").visible == 1
     assert app.queue_names() == {"default", "emails"}
     assert app.physical_queue_name("emails") == "routes-emails"
+
+
+def test_a_delay_on_a_fifo_queue_is_refused_at_send_time() -> None:
+    app = CloudQ("fifo", broker="memory://", backend=None)
+
+    @app.task(queue="orders.fifo")
+    def ship(order_id: int) -> int:
+        return order_id
+
+    with pytest.raises(ArgumentError, match="FIFO queue: SQS cannot delay"):
+        ship.apply_async((1,), countdown=5)
+    ship.delay(1)  # undelayed is fine
+    assert app.transport.stats("orders.fifo").visible == 1
