@@ -45,7 +45,7 @@ class DeadLetter:
             envelope = json.loads(message.body)
             if isinstance(envelope, dict):
                 task_id, task = envelope.get("id"), envelope.get("task")
-        except ValueError:
+        except (ValueError, RecursionError):
             pass  # poison bodies are listed as they are
         return cls(
             message_id=message.message_id,
