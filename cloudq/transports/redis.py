@@ -1,19 +1,23 @@
 """``redis://host:port/db``: a broker on Redis with SQS's semantics, not a plain list.
 
-Per queue ``q`` (physical name, ``<prefix><logical>``):
+Each queue (physical name ``<prefix><logical>``) is a few keys — entries, a sorted set of
+visible-from times, receive counts, receipt tokens, a wake-up list, and for FIFO queues each
+group's send order; ``redis_common.lua`` describes them. Every move is one Lua script
+(``redis_*.lua`` beside this module) on the server's clock, so client clocks do not matter
+and a worker that dies between two calls loses nothing: its messages reappear when their
+visibility passes.
 
-- ``q:msgs``   hash id → entry JSON (body, attributes, group, sent-at ms)
-- ``q:vis``    sorted set id → the time (ms, Redis clock) it is visible from. Ready messages
-  have a past score; delayed and in-flight ones a future score. Ids are zero-padded sequence
-  numbers, so equal scores sort in send order.
-- ``q:counts`` hash id → receive count (present once received: in flight vs delayed)
-- ``q:tokens`` hash id → the current receipt token; a receipt handle is ``id:token``, so a
-  stale handle (the message was received again since) is ignored.
-- ``q:notify`` a short list senders push to, so long polls wake without busy waiting.
+- Visibility: ``receive`` moves a message's score to now + timeout and bumps its receive
+  count and receipt token in the same script. A handle is ``id:token``; one whose token is no
+  longer current (acked, or received again since) is ignored by ack and visibility changes.
+- Long poll: a receive that finds nothing blocks on ``BLPOP`` of the queue's wake-up list
+  (pushed by senders and hand-backs) for at most the time until the next hidden message is
+  due, capped at ``MAX_BLOCK_SECONDS``; no busy waiting.
+- FIFO (``*.fifo``): a group hands out nothing while one of its received messages is hidden,
+  and always hands out in send order, even after a hand-back or an expired visibility.
 
-Every move is one Lua script (``redis_*.lua`` beside this module) using the server's clock:
-a worker that dies between two calls loses nothing; its messages reappear when their
-visibility passes. Redis needs no provisioning, so ``check_queues`` only checks the server.
+Redis needs no provisioning: ``check_queues`` only checks that the server answers.
+Single-node Redis (or a primary): the scripts touch several keys of one or two queues.
 """
 
 from __future__ import annotations
@@ -39,14 +43,17 @@ from cloudq.transports.base import (
 
 try:
     import redis
+    from redis.commands.core import Script
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise MissingExtraError("redis", "redis") from exc
 
 MAX_DELAY_SECONDS = 900
 MAX_MESSAGE_BYTES = 1024 * 1024
-#: Longest single blocking wait of a long poll: catches visibility expiries and lost wake-ups.
+#: Longest single blocking wait of a long poll: a safety net for missed wake-ups.
 MAX_BLOCK_SECONDS = 1.0
-SCRIPTS = ("send", "receive", "settle", "dead_letter", "stats", "next")
+#: The keys of one queue, in the order the scripts expect them (see redis_common.lua).
+PARTS = ("seq", "msgs", "vis", "counts", "tokens", "notify", "group", "order", "due")
+SCRIPTS = ("send", "receive", "settle", "dead_letter", "stats")
 
 
 @contextmanager
@@ -58,9 +65,23 @@ def mapped(what: str) -> Iterator[None]:
         raise TransportError(f"Redis broker failed ({what}): {exc}") from exc
 
 
-def load_scripts(client: Any, package: str, names: Sequence[str], stem: str) -> dict[str, Any]:
+def load_scripts(
+    client: Any, package: str, names: Sequence[str], stem: str, prelude: str = ""
+) -> dict[str, Any]:
+    """Register the Lua scripts ``<stem><name>.lua`` of ``package``, each after ``prelude``."""
     folder = resources.files(package)
-    return {name: client.register_script((folder / f"{stem}{name}.lua").read_text()) for name in names}
+    return {
+        name: client.register_script(prelude + (folder / f"{stem}{name}.lua").read_text()) for name in names
+    }
+
+
+def _load_scripts(client: redis.Redis) -> dict[str, Script]:
+    common = (resources.files("cloudq.transports") / "redis_common.lua").read_text()
+    return load_scripts(client, "cloudq.transports", SCRIPTS, "redis_", common)
+
+
+def _flag(queue: str) -> str:
+    return "1" if is_fifo(queue) else "0"
 
 
 class RedisTransport:
@@ -70,7 +91,7 @@ class RedisTransport:
 
     def __init__(
         self,
-        client: Any,
+        client: redis.Redis,
         prefix: str = "",
         *,
         visibility_timeout: int = 30,
@@ -80,40 +101,41 @@ class RedisTransport:
         self.prefix = prefix
         self.visibility_timeout = visibility_timeout
         self.max_message_bytes = max_message_bytes
-        self._scripts = load_scripts(client, "cloudq.transports", SCRIPTS, "redis_")
+        self._scripts = _load_scripts(client)
+        self._key_cache: dict[str, list[str]] = {}
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "", **options: Any) -> RedisTransport:
-        # Socket timeout above the longest blocking wait, so BLPOP is never cut short.
+        # The socket timeout is above the longest blocking wait, so BLPOP is never cut short.
         client = redis.Redis.from_url(url, socket_timeout=MAX_BLOCK_SECONDS + 10, socket_connect_timeout=5)
         return cls(client, prefix, **options)
 
-    def _keys(self, queue: str, *parts: str) -> list[str]:
-        name = self.prefix + queue
-        return [f"{name}:{part}" for part in parts]
+    def _keys(self, queue: str) -> list[str]:
+        keys = self._key_cache.get(queue)
+        if keys is None:
+            keys = self._key_cache[queue] = [f"{self.prefix}{queue}:{part}" for part in PARTS]
+        return keys
+
+    def _run(self, script: str, what: str, keys: list[str], args: list[Any]) -> Any:
+        with mapped(what):
+            return self._scripts[script](keys=keys, args=args)
 
     def check_queues(self, queues: Sequence[str]) -> None:
+        """Redis queues need no provisioning: this only checks that the server answers."""
         with mapped("ping"):
             self.client.ping()
 
     def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[str]:
-        args: list[Any] = []
+        args: list[Any] = [_flag(queue)]
         for message in messages:
             check_size(message.body, self.max_message_bytes)
-            entry = {
-                "b": message.body,
-                "a": dict(message.attributes),
-                "g": message.group_id,
-                "t": time.time(),
-            }
+            entry = {"b": message.body, "a": dict(message.attributes), "g": message.group_id}
             delay_ms = min(max(message.delay_seconds, 0), MAX_DELAY_SECONDS) * 1000
-            args += [json.dumps(entry), delay_ms]
-        if not args:
+            args += [json.dumps(entry), message.group_id or "", delay_ms]
+        if not messages:
             return []
-        keys = self._keys(queue, "seq", "msgs", "vis", "notify")
-        with mapped(f"send to {queue}"):
-            ids = self._scripts["send"](keys=keys, args=args)
-        return [self._message_id(queue, raw.decode()) for raw in ids]
+        ids = self._run("send", f"send to {queue}", self._keys(queue), args)
+        return [self._message_id(queue, _text(raw)) for raw in ids]
 
     def _message_id(self, queue: str, local_id: str) -> str:
         return f"{self.prefix}{queue}/{local_id}"
@@ -125,48 +147,42 @@ class RedisTransport:
         wait_seconds: float = 20.0,
         visibility_timeout: int | None = None,
     ) -> list[ReceivedMessage]:
-        hide_ms = int((self.visibility_timeout if visibility_timeout is None else visibility_timeout) * 1000)
-        limit = max(1, min(max_messages, 10))
-        keys = self._keys(queue, "vis", "msgs", "counts", "tokens")
+        hide = self.visibility_timeout if visibility_timeout is None else visibility_timeout
+        args = [max(1, min(max_messages, 10)), int(hide * 1000), _flag(queue)]
+        keys = self._keys(queue)
         deadline = time.monotonic() + wait_seconds
         while True:
-            with mapped(f"receive from {queue}"):
-                flat = self._scripts["receive"](keys=keys, args=[limit, hide_ms, int(is_fifo(queue))])
+            found = self._run("receive", f"receive from {queue}", keys, args)
+            if not isinstance(found, int):
+                return [self._received(queue, row) for row in json.loads(found)]
             remaining = deadline - time.monotonic()
-            if flat or remaining <= 0:
-                return [self._received(queue, flat[i : i + 4]) for i in range(0, len(flat), 4)]
-            self._wait(queue, remaining)
+            if remaining <= 0:
+                return []
+            self._wait(queue, min(remaining, found / 1000 if found >= 0 else remaining))
 
-    def _wait(self, queue: str, remaining: float) -> None:
-        """Block until a sender pushes a wake-up, a hidden message is due, or time is up."""
-        [vis, notify] = self._keys(queue, "vis", "notify")
+    def _wait(self, queue: str, seconds: float) -> None:
+        """Block until a sender pushes a wake-up, or for ``seconds`` (capped)."""
+        notify = self._keys(queue)[PARTS.index("notify")]
         with mapped(f"wait on {queue}"):
-            due_ms = self._scripts["next"](keys=[vis])
-            block = min(remaining, MAX_BLOCK_SECONDS)
-            if due_ms >= 0:
-                block = min(block, max(due_ms / 1000, 0.001))
-            self.client.blpop([notify], timeout=max(block, 0.001))
+            self.client.blpop([notify], timeout=max(min(seconds, MAX_BLOCK_SECONDS), 0.001))
 
     def _received(self, queue: str, row: Sequence[Any]) -> ReceivedMessage:
-        local_id, raw, count, token = row[0].decode(), row[1], int(row[2]), int(row[3])
-        entry = json.loads(raw)
+        local_id, count, token, entry = row
         return ReceivedMessage(
             queue=queue,
             message_id=self._message_id(queue, local_id),
             receipt_handle=f"{local_id}:{token}",
             body=entry["b"],
             receive_count=count,
-            sent_timestamp_ms=int(entry["t"] * 1000),
+            sent_timestamp_ms=entry["t"],
             attributes=entry["a"] or {},
             group_id=entry["g"],
         )
 
     def _settle(self, queue: str, action: str, receipt_handles: Sequence[str]) -> None:
-        if not receipt_handles:
-            return
-        keys = self._keys(queue, "vis", "msgs", "counts", "tokens", "notify")
-        with mapped(f"settle on {queue}"):
-            self._scripts["settle"](keys=keys, args=[action, *receipt_handles])
+        if receipt_handles:
+            args = [_flag(queue), action, *receipt_handles]
+            self._run("settle", f"settle on {queue}", self._keys(queue), args)
 
     def ack(self, queue: str, receipt_handles: Sequence[str]) -> None:
         self._settle(queue, "delete", receipt_handles)
@@ -179,18 +195,20 @@ class RedisTransport:
 
     def dead_letter(self, message: ReceivedMessage, reason: str) -> None:
         attributes = {**message.attributes, REASON_ATTRIBUTE: reason, SOURCE_QUEUE_ATTRIBUTE: message.queue}
-        entry = {"b": message.body, "a": attributes, "g": message.group_id, "t": time.time()}
+        entry = {"b": message.body, "a": attributes, "g": message.group_id}
         dlq = dead_letter_queue_name(message.queue)
-        keys = self._keys(message.queue, "vis", "msgs", "counts", "tokens") + self._keys(
-            dlq, "seq", "msgs", "vis", "notify"
-        )
-        with mapped(f"dead-letter on {message.queue}"):
-            self._scripts["dead_letter"](keys=keys, args=[message.receipt_handle, json.dumps(entry)])
+        keys = self._keys(message.queue) + self._keys(dlq)
+        args = [message.receipt_handle, json.dumps(entry), _flag(message.queue), _flag(dlq)]
+        self._run("dead_letter", f"dead-letter on {message.queue}", keys, [*args, message.group_id or ""])
 
     def stats(self, queue: str) -> QueueStats:
-        with mapped(f"stats of {queue}"):
-            visible, in_flight, delayed = self._scripts["stats"](keys=self._keys(queue, "vis", "counts"))
+        visible, in_flight, delayed = self._run("stats", f"stats of {queue}", self._keys(queue), [])
         return QueueStats(int(visible), int(in_flight), int(delayed))
 
     def close(self) -> None:
         self.client.close()
+
+
+def _text(raw: bytes | str) -> str:
+    """Works with clients made with or without ``decode_responses``."""
+    return raw.decode() if isinstance(raw, bytes) else raw

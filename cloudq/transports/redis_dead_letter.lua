@@ -1,19 +1,12 @@
--- Move one received message to the dead-letter queue, atomically: it is never in neither.
--- KEYS: source vis, msgs, counts, tokens, dlq seq, dlq msgs, dlq vis, dlq notify.
--- ARGV: "id:token" handle, the dead letter's entry JSON.
-local id, token = string.match(ARGV[1], '^(%d+):(%d+)$')
-if not id or redis.call('HGET', KEYS[4], id) ~= token then
-  return 0
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local new_id = string.format('%016d', redis.call('INCR', KEYS[5]))
-redis.call('HSET', KEYS[6], new_id, ARGV[2])
-redis.call('ZADD', KEYS[7], now, new_id)
-redis.call('RPUSH', KEYS[8], '1')
-redis.call('LTRIM', KEYS[8], -64, -1)
-redis.call('ZREM', KEYS[1], id)
-redis.call('HDEL', KEYS[2], id)
-redis.call('HDEL', KEYS[3], id)
-redis.call('HDEL', KEYS[4], id)
+-- Move one received message to the dead-letter queue atomically: it is never in neither.
+-- KEYS: the source queue, then the dead-letter queue. ARGV: handle, dead letter's entry JSON,
+-- source fifo flag, dead-letter queue fifo flag, group. Returns 1, or 0 for a stale handle.
+local src, dlq = queue_keys(0), queue_keys(#PARTS)
+local id = current(src, ARGV[1])
+if not id then return 0 end
+local now = now_ms()
+remove(src, ARGV[3] == '1', id)
+add(dlq, ARGV[4] == '1', ARGV[2], ARGV[5], now, now)
+wake(dlq, 1)
+if ARGV[3] == '1' then wake(src, 1) end
 return 1

@@ -1,14 +1,11 @@
--- Add messages to a queue. KEYS: seq, msgs, vis, notify. ARGV: pairs of (entry JSON, delay ms).
--- Ids are zero-padded sequence numbers, so equal visibility scores sort in send order (FIFO).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Add messages to a queue. KEYS: one queue. ARGV: fifo flag, then (entry JSON, group, delay ms)
+-- per message. Returns the new ids.
+local q = queue_keys(0)
+local fifo = ARGV[1] == '1'
+local now = now_ms()
 local ids = {}
-for i = 1, #ARGV, 2 do
-  local id = string.format('%016d', redis.call('INCR', KEYS[1]))
-  redis.call('HSET', KEYS[2], id, ARGV[i])
-  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[i + 1]), id)
-  ids[#ids + 1] = id
+for i = 2, #ARGV, 3 do
+  ids[#ids + 1] = add(q, fifo, ARGV[i], ARGV[i + 1], now + tonumber(ARGV[i + 2]), now)
 end
-redis.call('RPUSH', KEYS[4], '1')
-redis.call('LTRIM', KEYS[4], -64, -1)
+wake(q, #ids)
 return ids

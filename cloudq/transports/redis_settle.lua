@@ -1,26 +1,22 @@
--- Delete (ARGV[1] = 'delete') or change the visibility (ARGV[1] = ms from now) of received
--- messages, each named by "id:token". A handle whose token is no longer current is ignored.
--- KEYS: vis, msgs, counts, tokens, notify. ARGV: action, handle...
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local action = ARGV[1]
+-- Delete (ARGV[2] = 'delete') or change the visibility (ARGV[2] = ms from now) of received
+-- messages, each named by a handle "id:token"; a handle whose token is stale is ignored.
+-- KEYS: one queue. ARGV: fifo flag, action, handle...  Returns how many were current.
+local q = queue_keys(0)
+local fifo, action = ARGV[1] == '1', ARGV[2]
+local now = now_ms()
 local changed = 0
-for i = 2, #ARGV do
-  local id, token = string.match(ARGV[i], '^(%d+):(%d+)$')
-  if id and redis.call('HGET', KEYS[4], id) == token then
+for i = 3, #ARGV do
+  local id = current(q, ARGV[i])
+  if id then
     if action == 'delete' then
-      redis.call('ZREM', KEYS[1], id)
-      redis.call('HDEL', KEYS[2], id)
-      redis.call('HDEL', KEYS[3], id)
-      redis.call('HDEL', KEYS[4], id)
+      remove(q, fifo, id)
     else
-      redis.call('ZADD', KEYS[1], 'XX', now + tonumber(action), id)
+      redis.call('ZADD', q.vis, 'XX', now + tonumber(action), id)
     end
     changed = changed + 1
   end
 end
-if changed > 0 then
-  redis.call('RPUSH', KEYS[5], '1')
-  redis.call('LTRIM', KEYS[5], -64, -1)
-end
+-- Wake long polls when something became receivable: a handed-back message, or a FIFO group
+-- whose message was deleted.
+if changed > 0 and (action == '0' or (fifo and action == 'delete')) then wake(q, changed) end
 return changed

@@ -1,0 +1,200 @@
+"""A fault-injecting TCP proxy on 127.0.0.1, between worker processes and the emulator.
+
+It forwards bytes both ways, one thread per connection. ``cut()`` simulates a network outage
+without touching the emulator (which keeps its state):
+
+- ``cut()`` (a *blackhole*, the default): nothing is forwarded any more. Open connections go
+  silent, new connections are accepted (the kernel completes the handshake on loopback
+  anyway) and then held, so clients see read timeouts, as across a dead link. Bytes sent
+  meanwhile are never delivered: at ``restore()`` every connection that lived through the cut
+  is reset, as a NAT or load balancer that lost the flow would, and clients see a connection
+  reset if they were still waiting.
+- ``cut(reset=True)``: open connections are reset at once and new ones are reset on accept,
+  so clients see connection errors immediately (a crashed endpoint or a firewall rejecting).
+
+``restore()`` forwards again; new connections work at once.
+
+Pure stdlib, traffic on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import threading
+from types import TracebackType
+
+CHUNK = 65536
+#: How often a held connection re-checks whether the cut is over.
+POLL_SECONDS = 0.1
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with RST instead of FIN (SO_LINGER on, timeout 0)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+class FaultProxy:
+    """``with FaultProxy(upstream_port) as proxy: proxy.endpoint_url; proxy.cut(); proxy.restore()``"""
+
+    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._lock = threading.Lock()
+        self._open = threading.Event()
+        self._open.set()
+        self._reset_mode = False
+        #: Increased at every cut; a connection that saw an older generation is stale.
+        self._generation = 0
+        self._connections: set[tuple[socket.socket, socket.socket | None]] = set()
+        self._closed = threading.Event()
+        self._accepter = threading.Thread(target=self._accept_loop, name="fault-proxy-accept", daemon=True)
+        #: Connections accepted in all, and bytes forwarded (both ways).
+        self.accepted = 0
+        self.forwarded_bytes = 0
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def is_cut(self) -> bool:
+        return not self._open.is_set()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> FaultProxy:
+        self._accepter.start()
+        return self
+
+    def close(self) -> None:
+        self._closed.set()
+        self._open.set()  # wake held connections so they end
+        try:
+            self._listener.close()
+        except OSError:
+            pass
+        self._reset_all()
+        self._accepter.join(timeout=5)
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- faults --------------------------------------------------------------------------
+
+    def cut(self, *, reset: bool = False) -> None:
+        """Stop forwarding: a silent blackhole, or (``reset=True``) connection resets."""
+        with self._lock:
+            self._generation += 1
+            self._reset_mode = reset
+            self._open.clear()
+        if reset:
+            self._reset_all()
+
+    def restore(self) -> None:
+        """Forward again. Connections that lived through a blackhole are reset (their bytes
+        were lost); new connections are forwarded normally."""
+        with self._lock:
+            self._reset_mode = False
+            self._open.set()
+
+    def _reset_all(self) -> None:
+        with self._lock:
+            connections = list(self._connections)
+        for client, upstream in connections:
+            _reset(client)
+            if upstream is not None:
+                _reset(upstream)
+
+    # -- forwarding ----------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # listener closed
+            with self._lock:
+                self.accepted += 1
+                refuse = self._reset_mode
+                generation = self._generation
+            if refuse:
+                _reset(client)
+                continue
+            threading.Thread(
+                target=self._serve, args=(client, generation), name="fault-proxy-conn", daemon=True
+            ).start()
+
+    def _stale(self, generation: int) -> bool:
+        with self._lock:
+            return generation != self._generation
+
+    def _wait_open(self, generation: int) -> bool:
+        """Hold while cut. False if the connection must end (it lived through a cut)."""
+        while not self._open.wait(POLL_SECONDS):
+            if self._closed.is_set():
+                return False
+        return not self._stale(generation) and not self._closed.is_set()
+
+    def _serve(self, client: socket.socket, generation: int) -> None:
+        upstream: socket.socket | None = None
+        entry: tuple[socket.socket, socket.socket | None] = (client, None)
+        with self._lock:
+            self._connections.add(entry)
+        try:
+            if not self._wait_open(generation):
+                return
+            upstream = socket.create_connection(self.upstream, timeout=5)
+            upstream.settimeout(None)
+            with self._lock:
+                self._connections.discard(entry)
+                entry = (client, upstream)
+                self._connections.add(entry)
+            for sock in (client, upstream):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._pump(client, upstream, generation)
+        except (OSError, ValueError):  # ValueError: select on a socket reset by cut()
+            pass
+        finally:
+            with self._lock:
+                self._connections.discard(entry)
+            if self._stale(generation) or self._closed.is_set():
+                _reset(client)
+                if upstream is not None:
+                    _reset(upstream)
+            else:
+                client.close()
+                if upstream is not None:
+                    upstream.close()
+
+    def _pump(self, client: socket.socket, upstream: socket.socket, generation: int) -> None:
+        peer = {client: upstream, upstream: client}
+        while True:
+            if not self._open.is_set() and not self._wait_open(generation):
+                return  # cut: the bytes of this flow are lost, it is reset at restore
+            if self._stale(generation):
+                return
+            readable, _, _ = select.select([client, upstream], [], [], POLL_SECONDS)
+            if not self._open.is_set():
+                continue  # read nothing during a cut: it is held, then reset
+            for sock in readable:
+                data = sock.recv(CHUNK)
+                if not data:
+                    return
+                peer[sock].sendall(data)
+                with self._lock:
+                    self.forwarded_bytes += len(data)
