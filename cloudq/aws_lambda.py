@@ -7,7 +7,9 @@ retry changes the record's visibility to its backoff delay and lists it. The han
 raises because of a record.
 
 - FIFO: after the first failure in a message group, the later records of that group in the
-  batch are reported as failed without running, so order within the group holds.
+  batch are reported as failed without running, and handed back at once (visibility 0): the
+  group stays blocked while the failed record waits out its retry delay, then resumes in
+  order, without waiting for the queue's visibility timeout.
 - Deadline: a record whose task cannot finish before the function's deadline is not started;
   it is handed back at once (visibility 0) instead of being cut off by the runtime.
 
@@ -103,6 +105,7 @@ def handle_sqs_event(app: CloudQ, event: dict[str, Any], context: LambdaContext 
     for record in event.get("Records", []):
         received = to_received(app, record)
         if received.group_id is not None and received.group_id in failed_groups:
+            _hand_back(app, received)
             failures.append(received.message_id)
             continue
         if not _process(app, executor, received, context):
@@ -120,7 +123,7 @@ def _process(
         if context is not None:
             remaining = context.get_remaining_time_in_millis() / 1000
             if remaining < _seconds_needed(app, received.body):
-                app.transport.change_visibility(received.queue, received.receipt_handle, 0)
+                _hand_back(app, received)
                 return False
         outcome = executor.execute(received)
         if outcome.action is Action.ACK:
@@ -130,6 +133,17 @@ def _process(
     except Exception:  # one record never fails the others
         logger.exception("record %s failed in the handler", received.message_id)
         return False
+
+
+def _hand_back(app: CloudQ, received: ReceivedMessage) -> None:
+    """Make an unstarted record visible again now, not after the queue's visibility timeout.
+    Best effort: if this fails, the record still comes back when its visibility ends."""
+    try:
+        app.transport.change_visibility(received.queue, received.receipt_handle, 0)
+    except CloudQError:
+        logger.warning(
+            "could not hand back record %s; it returns after its visibility timeout", received.message_id
+        )
 
 
 _app: CloudQ | None = None

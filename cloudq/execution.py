@@ -4,10 +4,12 @@ decode → verify → find the task → wait for eta (hop) → check attempts �
 claim the task id → run → store the result → outcome. The long-polling worker and the Lambda
 handler only *apply* outcomes; nothing about retries, states or results is written elsewhere.
 
-Attempts: a retry changes the visibility of the *same* broker message, so its receive count
-counts attempts (crashes included). A message re-sent instead (a retry longer than the broker's
-delay limit) carries the attempts already made in ``Message.retries``. A hop (re-sent only to
-wait for an eta) is not an attempt.
+Attempts: with a result backend, the claim counts them: each claim adds one to the record's
+``attempts``, so runs cut off by a crash count, and deliveries handed back unstarted (graceful
+shutdown, a Lambda deadline, a held FIFO group) do not. Without a backend, a retry changes the
+visibility of the *same* broker message, so its receive count stands in for attempts. A message
+re-sent instead (a retry longer than the broker's delay limit) carries the attempts already made
+in ``Message.retries``. A hop (re-sent only to wait for an eta) is not an attempt.
 """
 
 from __future__ import annotations
@@ -120,14 +122,18 @@ class Executor:
         if message.expires is not None and message.expires < now:
             return self._fail(task, message, 0, "Expired", "task expired before it could run")
         attempt = message.retries + received.receive_count
-        if attempt > task.max_retries + 1:
-            text = f"gave up after {attempt - 1} attempts (the worker died or the task timed out)"
-            return self._fail(task, message, attempt - 1, "MaxRetriesExceeded", text)
+        if self.app.backend is None and attempt > task.max_retries + 1:
+            return self._give_up(task, message, attempt)
         try:
             args, kwargs = task.arguments.decode(message.args, message.kwargs)
         except ArgumentError as exc:
             return self._fail(task, message, attempt, "ArgumentError", str(exc))
         return self._claim_and_run(task, message, received, attempt, args, kwargs)
+
+    def _give_up(self, task: Task[Any, Any], message: Message, attempt: int) -> Outcome:
+        """Earlier runs ended without an outcome (the worker died, or the task overran)."""
+        text = f"gave up after {attempt - 1} attempts (the worker died or the task timed out)"
+        return self._fail(task, message, attempt - 1, "MaxRetriesExceeded", text)
 
     def _decode(self, received: ReceivedMessage) -> Message:
         message = Message.decode(received.body)
@@ -175,6 +181,12 @@ class Executor:
                 return Outcome.ack()
             if claim.status is ClaimStatus.LEASED:
                 return Outcome.retry(claim.lease_remaining)
+            if claim.record is not None:
+                # Runs actually started, crashes included; a delivery handed back unstarted
+                # (shutdown, Lambda deadline, FIFO hold) is not an attempt.
+                attempt = claim.record.attempts
+            if attempt > task.max_retries + 1:
+                return self._give_up(task, message, attempt)
         request = Request(
             id=message.id,
             task=task.name,

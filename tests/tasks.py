@@ -97,6 +97,13 @@ def make_app(name: str = "tests", **settings: Any) -> CloudQ:
         time.sleep(seconds)
         return os.getpid()
 
+    @app.task(name="ordered", queue="orders.fifo", bind=True, max_retries=3, retry_delay=0.0)
+    def ordered(self: Task[Any, Any], tag: str, fail_first: bool = False) -> str:
+        _record("ordered", f"{tag}#{self.request.attempt}")
+        if fail_first and self.request.attempt == 1:
+            raise FlakyError(f"first run of {tag} fails on purpose")
+        return tag
+
     @app.task(name="noop")
     def noop() -> None:
         return None

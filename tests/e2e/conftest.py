@@ -83,3 +83,44 @@ def wait_for_side_effect(env: dict[str, str], name: str, timeout: float = 30) ->
     while not side_effects(env, name) and time.monotonic() < deadline:
         time.sleep(0.05)
     return side_effects(env, name)
+
+
+LambdaFactory = Callable[..., CloudQ]
+
+
+@pytest.fixture
+def lambda_app(
+    e2e_env: dict[str, str], ministack_server: MinistackServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LambdaFactory]:
+    """``lambda_app(queues="default", timeout=3, visibility=None)``: the test tasks provisioned
+    with the app's Lambda worker deployed into the emulator, whose trigger then runs them.
+    ``visibility`` overrides the Lambda queues' visibility timeout after provisioning.
+    The mappings are deleted at the end, so nothing keeps invoking after the test."""
+    import boto3
+
+    from cloudq_emulator.lambda_deploy import DeployedFunction, deploy_function
+
+    deployed: list[DeployedFunction] = []
+
+    def deploy(queues: str = "default", timeout: int = 3, visibility: int | None = None) -> CloudQ:
+        monkeypatch.setenv("CLOUDQ_LAMBDA_QUEUES", queues)
+        monkeypatch.setenv("CLOUDQ_LAMBDA_TIMEOUT", str(timeout))
+        app = make_app(e2e_env["CLOUDQ_TEST_APP"])
+        resources = app_resources(app, "tests.tasks:app")
+        provision(resources, endpoint_url=ministack_server.endpoint_url)
+        if visibility is not None:
+            sqs = boto3.client("sqs")
+            for logical in app.settings.lambda_queues:
+                url = sqs.get_queue_url(QueueName=app.physical_queue_name(logical))["QueueUrl"]
+                sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": str(visibility)})
+        function = deploy_function(resources, endpoint_url=ministack_server.endpoint_url)
+        assert function is not None
+        deployed.append(function)
+        return app
+
+    yield deploy
+    lam = boto3.client("lambda")
+    for function in deployed:
+        for mapping in function.mappings.values():
+            lam.delete_event_source_mapping(UUID=mapping)
+        lam.delete_function(FunctionName=function.name)

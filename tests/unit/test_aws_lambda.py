@@ -152,6 +152,10 @@ def test_fifo_records_after_a_failure_in_their_group_are_reported_without_runnin
     ]
     assert second.state is State.PENDING  # not run: order within the group holds
     assert first.state is State.RETRY
+    # And the record not run is handed back at once; the group waits for the retried one
+    stats = app.transport.stats("orders.fifo")
+    assert (stats.visible, stats.in_flight, stats.delayed) == (1, 1, 0)
+    assert app.transport.receive("orders.fifo", wait_seconds=0) == []
 
 
 def test_records_that_cannot_finish_before_the_deadline_are_handed_back_unstarted(

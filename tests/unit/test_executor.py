@@ -233,6 +233,43 @@ def test_a_redelivered_message_takes_over_the_lease_of_the_worker_that_lost_it(a
     assert result.get(timeout=1) == 4
 
 
+def test_deliveries_handed_back_unstarted_are_not_attempts(app: CloudQ) -> None:
+    # Given a task allowed 3 runs, whose message was received and handed back unstarted
+    # 3 times (a worker shutting down, a Lambda deadline)
+    result = app.tasks["always_fails"].delay("held")
+    for _ in range(3):
+        [held] = app.transport.receive("default", 1, wait_seconds=0)
+        app.transport.change_visibility("default", held.receipt_handle, 0)
+    # When it is received a fourth time
+    [fourth] = app.transport.receive("default", 1, wait_seconds=0)
+    assert fourth.receive_count == 4
+    outcome = Executor(app).execute(fourth)
+    # Then it runs its first attempt (and is retried), rather than giving up unrun
+    assert outcome.action is Action.RETRY
+    assert result.record().attempts == 1  # type: ignore[union-attr]
+    assert result.state is State.RETRY
+
+
+def test_a_run_cut_off_by_a_crash_is_an_attempt(app: CloudQ) -> None:
+    from cloudq.backends.base import Delivery
+
+    backend = app.backend
+    assert backend is not None
+    # Given a task allowed one run, claimed for delivery 1 by a worker that then died
+    result = app.tasks["hang"].apply_async(task_id="crashed-1")
+    [first] = app.transport.receive("default", 1, wait_seconds=0)
+    delivery = Delivery(message_id=first.message_id, receive_count=1)
+    backend.claim("crashed-1", "hang", "dead-worker", 300, time.time(), None, delivery)
+    app.transport.change_visibility("default", first.receipt_handle, 0)
+    # When the message comes back
+    [again] = app.transport.receive("default", 1, wait_seconds=0)
+    outcome = Executor(app).execute(again)
+    # Then it is not run again: its one attempt was used
+    assert outcome.action is Action.DEAD_LETTER
+    with pytest.raises(TaskError, match="gave up after 1 attempts"):
+        result.get(timeout=1)
+
+
 def test_a_task_past_its_timeout_is_a_time_limit_failure_under_its_retry_policy(app: CloudQ) -> None:
     # Given a task with timeout=1 that runs 1.3 s and max_retries=1
     result = app.tasks["overrun"].delay(1.3, "slow")

@@ -12,9 +12,11 @@ from tests.tasks import make_app
 def test_each_queue_gets_a_dead_letter_queue_and_redrive_headroom_over_its_retries() -> None:
     app = make_app("shop")
     resources = app_resources(app)
-    [queue] = resources.queues
+    queue, fifo = resources.queues
     assert (queue.name, queue.dead_letter_name) == ("shop-default", "shop-default-dlq")
-    assert queue.max_receive_count > max(task.max_retries + 1 for task in app.tasks.values())
+    assert (fifo.name, fifo.dead_letter_name, fifo.fifo) == ("shop-orders.fifo", "shop-orders-dlq.fifo", True)
+    attempts = max(t.max_retries + 1 for t in app.tasks.values() if t.queue == "default")
+    assert queue.max_receive_count > attempts
     assert resources.table is not None and resources.table.name == "shop-results"
     assert resources.function is None
 
@@ -27,7 +29,7 @@ def test_lambda_queues_make_a_function_and_a_6x_visibility_timeout() -> None:
         "shop-worker",
         "tests.tasks:app",
     )
-    assert resources.queues[0].visibility_timeout == 120
+    assert [q.visibility_timeout for q in resources.queues] == [120, 30]
 
 
 def test_lambda_queues_must_be_queues_of_the_app() -> None:
