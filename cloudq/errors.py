@@ -75,7 +75,7 @@ class QueueNotFoundError(TransportError):
     def __init__(self, queue: str) -> None:
         super().__init__(
             f"queue {queue!r} does not exist; create it with 'cloudq emulator up --app MODULE:APP' "
-            "locally, or deploy the template from 'cloudq infra render' on AWS"
+            "locally, or in your AWS account with its dead-letter queue"
         )
         self.queue = queue
 

@@ -116,7 +116,7 @@ class DynamoDBBackend:
             if code == "ResourceNotFoundException":
                 raise BackendError(
                     f"result table {self.table!r} does not exist; create it with 'cloudq emulator up "
-                    "--app MODULE:APP' locally, or deploy the template from 'cloudq infra render'"
+                    "--app MODULE:APP' locally, or in your AWS account (key task_id, a string)"
                 ) from exc
             raise BackendError(f"DynamoDB {code} on table {self.table!r}: {exc}") from exc
         except BotoCoreError as exc:
