@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/bench_redis.py
 	$(BIN)/python bench/bench_heartbeat.py
+	$(BIN)/python bench/bench_lambda.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

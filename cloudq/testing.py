@@ -2,12 +2,18 @@
 
 ``drain(app)`` runs every message of the app's queues through the real executor, in this
 thread, until the queues are empty, and raises the first final task failure.
+
+``sqs_event(app)`` receives up to 10 messages and wraps them as the SQS event an event source
+mapping would pass to ``app.lambda_handler``; ``FakeLambdaContext`` is the context object.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
-from typing import TYPE_CHECKING
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from cloudq.errors import TaskError
 from cloudq.execution import Action, Executor, apply_outcome
@@ -64,3 +70,54 @@ def _empty(app: CloudQ, queues: Sequence[str]) -> bool:
         if stats.visible or stats.in_flight or stats.delayed:
             return False
     return True
+
+
+@dataclass
+class FakeLambdaContext:
+    """Lambda's context object: the attributes cloudq reads, with a real deadline."""
+
+    timeout_seconds: float = 60.0
+    function_name: str = "cloudq-worker"
+    memory_limit_in_mb: int = 256
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.started + self.timeout_seconds - time.monotonic()) * 1000))
+
+
+def sqs_event(
+    app: CloudQ, queue: str | None = None, count: int = 10, region: str = "us-east-1"
+) -> dict[str, Any]:
+    """Receive up to ``count`` messages of ``queue`` and wrap them as an SQS event, in the
+    record shape AWS documents (``messageId``, ``receiptHandle``, ``body``, ``attributes``,
+    ``messageAttributes``, ``md5OfBody``, ``eventSource``, ``eventSourceARN``, ``awsRegion``)."""
+    queue = queue or app.settings.default_queue
+    arn = f"arn:aws:sqs:{region}:000000000000:{app.physical_queue_name(queue)}"
+    records = []
+    for message in app.transport.receive(queue, count, wait_seconds=0):
+        attributes = {
+            "ApproximateReceiveCount": str(message.receive_count),
+            "SentTimestamp": str(message.sent_timestamp_ms),
+            "SenderId": "000000000000",
+            "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
+        }
+        if message.group_id:
+            attributes["MessageGroupId"] = message.group_id
+        records.append(
+            {
+                "messageId": message.message_id,
+                "receiptHandle": message.receipt_handle,
+                "body": message.body,
+                "attributes": attributes,
+                "messageAttributes": {
+                    name: {"stringValue": value, "dataType": "String"}
+                    for name, value in message.attributes.items()
+                },
+                "md5OfBody": hashlib.md5(message.body.encode()).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": region,
+            }
+        )
+    return {"Records": records}

@@ -189,3 +189,23 @@ def test_importing_the_handler_loads_no_cli_or_emulator_code() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_the_testing_helpers_build_an_event_the_handler_runs() -> None:
+    from cloudq.testing import FakeLambdaContext, sqs_event
+
+    app = make_app("helpers", broker="memory://", backend="memory://")
+    results = [app.tasks["add"].delay(i, i) for i in range(12)]
+    event = sqs_event(app)
+    assert len(event["Records"]) == 10
+    assert event["Records"][0]["eventSourceARN"] == "arn:aws:sqs:us-east-1:000000000000:helpers-default"
+    assert app.lambda_handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert app.lambda_handler(sqs_event(app), FakeLambdaContext()) == {"batchItemFailures": []}
+    assert [result.get(timeout=1) for result in results] == [2 * i for i in range(12)]
+    # A context whose deadline has passed starts nothing
+    app.tasks["add"].delay(1, 1)
+    expired = FakeLambdaContext(timeout_seconds=0)
+    [record] = sqs_event(app)["Records"]
+    assert app.lambda_handler({"Records": [record]}, expired) == {
+        "batchItemFailures": [{"itemIdentifier": record["messageId"]}]
+    }
