@@ -31,6 +31,7 @@ from cloudq.transports.base import ReceivedMessage
 
 if TYPE_CHECKING:
     from cloudq.app import CloudQ
+    from cloudq.task import Task
 
 logger = logging.getLogger(__name__)
 
@@ -87,14 +88,19 @@ def to_received(app: CloudQ, record: dict[str, Any]) -> ReceivedMessage:
     )
 
 
+def seconds_needed(task: Task[Any, Any]) -> float:
+    """The time left in an invocation that a record of ``task`` needs to be started."""
+    return (task.timeout or UNTIMED_TASK_SECONDS) + DEADLINE_MARGIN_SECONDS
+
+
 def _seconds_needed(app: CloudQ, body: str) -> float:
-    """How long the record's task may run; undecodable bodies are quick (they dead-letter)."""
+    """How long the record's task may run; undecodable bodies and unknown tasks are quick
+    (they dead-letter)."""
     try:
         task = app.tasks.get(Message.decode(body).task)
     except CloudQError:
         return 0.0
-    timeout = task.timeout if task is not None else None
-    return (timeout or UNTIMED_TASK_SECONDS) + DEADLINE_MARGIN_SECONDS
+    return seconds_needed(task) if task is not None else 0.0
 
 
 def handle_sqs_event(app: CloudQ, event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:

@@ -4,6 +4,7 @@ template rendering read this one model, so the two never disagree."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -110,6 +111,16 @@ def _function(app: CloudQ, app_reference: str | None) -> LambdaResource | None:
     settings = app.settings
     if not settings.lambda_queues:
         return None
+    from cloudq.aws_lambda import seconds_needed
+
+    for task in sorted(app.tasks.values(), key=lambda t: t.name):
+        needed = seconds_needed(task)
+        if task.queue in settings.lambda_queues and needed > settings.lambda_timeout:
+            raise ConfigurationError(
+                f"task {task.name!r} on Lambda queue {task.queue!r} needs {needed:g} s (its timeout and "
+                f"a margin) but lambda_timeout is {settings.lambda_timeout} s: the handler would never "
+                f"start it; raise lambda_timeout to at least {math.ceil(needed)}"
+            )
     return LambdaResource(
         function_name=f"{app.name}-worker",
         app_reference=app_reference or f"{app.name}:app",

@@ -35,3 +35,13 @@ def test_lambda_queues_make_a_function_and_a_6x_visibility_timeout() -> None:
 def test_lambda_queues_must_be_queues_of_the_app() -> None:
     with pytest.raises(ConfigurationError, match="no task uses: nope"):
         app_resources(make_app("shop", lambda_queues=("nope",)))
+
+
+def test_a_lambda_timeout_too_short_for_a_task_on_its_queues_is_refused() -> None:
+    from cloudq import ConfigurationError
+
+    # untimed tasks count 1 s, and "hang" and "overrun" have timeout=1: with the 1 s margin, 2 s
+    app = make_app("shop", lambda_queues=("default",), lambda_timeout=1)
+    with pytest.raises(ConfigurationError, match="task 'add' on Lambda queue 'default' needs 2 s"):
+        app_resources(app)
+    assert app_resources(make_app("shop", lambda_queues=("default",), lambda_timeout=2)).function is not None
