@@ -81,6 +81,22 @@ def make_app(name: str = "tests", **settings: Any) -> CloudQ:
         time.sleep(seconds)
         return tag
 
+    @app.task(name="once", bind=True)
+    def once(self: Task[Any, Any], seconds: float) -> str:
+        """An idempotent task: its side effect is keyed by its task id (an exclusive create of
+        ``once/<task id>``), so a rerun after a crash does not repeat it. Each run is logged."""
+        _record("once-runs", self.request.id)
+        time.sleep(seconds)
+        folder = os.environ.get("CLOUDQ_TEST_LOG_DIR")
+        if folder:
+            effects = Path(folder) / "once"
+            effects.mkdir(exist_ok=True)
+            try:
+                os.close(os.open(effects / self.request.id, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass  # done by an earlier run of this task id: nothing to repeat
+        return self.request.id
+
     @app.task(name="overrun", timeout=1, max_retries=1)
     def overrun(seconds: float, tag: str = "") -> str:
         _record("overrun", tag)
