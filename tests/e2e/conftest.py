@@ -92,7 +92,8 @@ LambdaFactory = Callable[..., CloudQ]
 def lambda_app(
     e2e_env: dict[str, str], ministack_server: MinistackServer, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[LambdaFactory]:
-    """``lambda_app(queues="default", timeout=3, visibility=None)``: the test tasks provisioned
+    """``lambda_app(queues="default", timeout=3, visibility=None, batch_size=10,
+    concurrency=None)``: the test tasks provisioned
     with the app's Lambda worker deployed into the emulator, whose trigger then runs them.
     ``visibility`` overrides the Lambda queues' visibility timeout after provisioning.
     The mappings are deleted at the end, so nothing keeps invoking after the test."""
@@ -102,9 +103,18 @@ def lambda_app(
 
     deployed: list[DeployedFunction] = []
 
-    def deploy(queues: str = "default", timeout: int = 3, visibility: int | None = None) -> CloudQ:
+    def deploy(
+        queues: str = "default",
+        timeout: int = 3,
+        visibility: int | None = None,
+        batch_size: int = 10,
+        concurrency: int | None = None,
+    ) -> CloudQ:
         monkeypatch.setenv("CLOUDQ_LAMBDA_QUEUES", queues)
         monkeypatch.setenv("CLOUDQ_LAMBDA_TIMEOUT", str(timeout))
+        monkeypatch.setenv("CLOUDQ_LAMBDA_BATCH_SIZE", str(batch_size))
+        if concurrency is not None:
+            monkeypatch.setenv("CLOUDQ_LAMBDA_MAXIMUM_CONCURRENCY", str(concurrency))
         app = make_app(e2e_env["CLOUDQ_TEST_APP"])
         resources = app_resources(app, "tests.tasks:app")
         provision(resources, endpoint_url=ministack_server.endpoint_url)

@@ -128,6 +128,19 @@ def test_fifo_order_holds_across_a_failure(lambda_app: LambdaFactory, e2e_env: d
     assert side_effects(e2e_env, "ordered") == ["m0#1", "m1#1", "m1#2", "m2#1", "m3#1", "m4#1"]
 
 
+def test_the_mappings_maximum_concurrency_limits_parallel_invocations(lambda_app: LambdaFactory) -> None:
+    # Given batches of one record and a maximum concurrency of 2
+    app = lambda_app(batch_size=1, concurrency=2)
+    # When six 1 s tasks are queued at once
+    started = time.monotonic()
+    results = [app.tasks["pid"].delay(1.0) for _ in range(6)]
+    pids = {result.get(timeout=60) for result in results}
+    elapsed = time.monotonic() - started
+    # Then at most two ran at a time: two execution environments, three rounds
+    assert len(pids) <= 2
+    assert elapsed >= 3
+
+
 def test_a_function_timeout_above_the_queue_visibility_is_refused(lambda_app: LambdaFactory) -> None:
     from cloudq import ConfigurationError
 

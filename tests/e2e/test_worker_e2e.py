@@ -94,6 +94,21 @@ def test_a_killed_workers_task_reappears_after_the_visibility_timeout(
     assert e2e_app.AsyncResult(result.id).record().attempts == 2  # type: ignore[union-attr]
 
 
+def test_the_heartbeat_keeps_a_task_3x_the_visibility_timeout_from_running_twice_on_sqs(
+    e2e_app: CloudQ, start_worker: WorkerFactory, e2e_env: dict[str, str]
+) -> None:
+    # Given two worker processes whose received messages are hidden for 2 s
+    start_worker("--visibility-timeout", "2")
+    start_worker("--visibility-timeout", "2")
+    # When a task runs for 6 s, three times the visibility timeout
+    result = e2e_app.tasks["sleep"].delay(6.0, "long")
+    # Then it completes, and ran exactly once: the heartbeat kept its message hidden
+    assert result.get(timeout=60) == "long"
+    time.sleep(2.5)  # a redelivery the heartbeat missed would have started by now
+    assert side_effects(e2e_env, "sleep") == ["long"]
+    assert e2e_app.AsyncResult(result.id).record().attempts == 1  # type: ignore[union-attr]
+
+
 def test_a_missing_queue_is_one_line_naming_it_and_the_fix(e2e_env: dict[str, str]) -> None:
     env = {**e2e_env, "CLOUDQ_TEST_APP": "neverprovisioned"}
     done = subprocess.run(
