@@ -133,7 +133,7 @@ class Executor:
     def _give_up(self, task: Task[Any, Any], message: Message, attempt: int) -> Outcome:
         """Earlier runs ended without an outcome (the worker died, or the task overran)."""
         text = f"gave up after {attempt - 1} attempts (the worker died or the task timed out)"
-        return self._fail(task, message, attempt - 1, "MaxRetriesExceeded", text)
+        return self._fail(task, message, attempt - 1, "MaxRetriesExceeded", text, held=attempt)
 
     def _decode(self, received: ReceivedMessage) -> Message:
         message = Message.decode(received.body)
@@ -274,10 +274,11 @@ class Executor:
         error_type: str,
         text: str,
         trace: str = "",
+        held: int | None = None,
     ) -> Outcome:
         """A final failure: FAILURE recorded, message to the dead-letter queue."""
         record = self._record(task, message, State.FAILURE, attempt, error=(error_type, text, trace))
-        return self._store(record, Outcome.dead_letter(f"{error_type}: {text}"))
+        return self._store(record, Outcome.dead_letter(f"{error_type}: {text}"), held=held)
 
     def _record(
         self,
@@ -307,13 +308,30 @@ class Executor:
         ttl = self.app.settings.result_ttl
         return ttl_from(now, ttl if ttl > 0 else None)
 
-    def _store(self, record: ResultRecord, outcome: Outcome) -> Outcome:
+    def _store(self, record: ResultRecord, outcome: Outcome, held: int | None = None) -> Outcome:
         """Store the record, then return ``outcome``. If the store fails the message is kept
-        (retried shortly) so that no result is lost."""
+        (retried shortly) so that no result is lost.
+
+        A failure of a run that lost its message (it overran its timeout, or its heartbeat
+        failed) while a later attempt claimed the task is stale: it is not stored over the
+        later attempt's record, and its message is left to that attempt. ``held`` is the
+        attempt this delivery claimed (the record's own by default)."""
         backend = self.app.backend
         if backend is None:
             return outcome
         try:
+            if record.state is not State.SUCCESS and record.attempts > 0:
+                current = backend.get(record.task_id)
+                held = record.attempts if held is None else held
+                if current is not None and current.attempts > held:
+                    logger.warning(
+                        "task %s attempt %d ended (%s) after attempt %d took it over; outcome dropped",
+                        record.task_id,
+                        held,
+                        record.error_type,
+                        current.attempts,
+                    )
+                    return Outcome.retry(BACKEND_RETRY_SECONDS)
             backend.put(record)
         except BackendError as exc:
             logger.warning("cannot store result of %s (%s); message kept", record.task_id, exc)

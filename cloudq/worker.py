@@ -2,6 +2,9 @@
 
 - One receiver thread per queue long-polls, asking only for as many messages as there are
   free slots in the pool, so nothing waits in a prefetch pile while its visibility runs out.
+  Slots are taken when messages arrive, not while a poll waits, so a receiver long-polling an
+  idle queue never keeps another queue's messages from the free slots. A message that finds
+  no free slot (another receiver took them meanwhile) waits briefly, then is handed back.
 - Tasks run on a thread pool of ``concurrency`` threads.
 - Deletes are batched (up to 10 per call) by an acker thread.
 - While a task runs, a heartbeat keeps its message invisible, so a short queue visibility
@@ -42,6 +45,38 @@ RECEIVE_BACKOFF_SECONDS = (0.5, 15.0)
 
 #: SQS keeps a received message invisible for at most 12 hours in all.
 SQS_MAX_VISIBILITY_SECONDS = 43_200
+#: Longest wait of a received message for a free slot before it is handed back.
+SLOT_WAIT_SECONDS = 2.0
+
+
+class _Slots:
+    """The pool's free places: a counting semaphore whose free count can be read."""
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._changed = threading.Condition()
+
+    @property
+    def free(self) -> int:
+        with self._changed:
+            return self._free
+
+    def wait_free(self, timeout: float) -> bool:
+        """Wait until at least one place is free, without taking it."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._free > 0, timeout)
+
+    def take(self, timeout: float) -> bool:
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._free > 0, timeout):
+                return False
+            self._free -= 1
+            return True
+
+    def give(self) -> None:
+        with self._changed:
+            self._free += 1
+            self._changed.notify_all()
 
 
 @dataclass
@@ -103,13 +138,15 @@ class Worker:
         self.grace = grace
         self.executor = Executor(app)
         self.stats = WorkerStats()
-        self._slots = threading.Semaphore(self.concurrency)
+        self._slots = _Slots(self.concurrency)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="cloudq-task")
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._acks: dict[str, list[str]] = defaultdict(list)
         self._running: dict[str, _Running] = {}
+        #: Submitted to the pool, not started yet (receipt handle → message).
+        self._queued: dict[str, ReceivedMessage] = {}
         self._threads: list[threading.Thread] = []
         self._health = _Health()
         self._warned_long: set[str] = set()
@@ -160,6 +197,9 @@ class Worker:
             time.sleep(0.05)
         self._stopped.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            cancelled, self._queued = list(self._queued.values()), {}
+        self._hand_back(cancelled)
         self._flush_acks()
         logger.info("worker stopped: %s", self.stats)
 
@@ -181,44 +221,34 @@ class Worker:
     def _receive_loop(self, queue: str) -> None:
         backoff = RECEIVE_BACKOFF_SECONDS[0]
         while not self._stopping.is_set():
-            wanted = self._take_slots()
-            if not wanted:
+            if not self._slots.wait_free(timeout=0.2):
                 continue
+            wanted = max(1, min(SQS_BATCH, self._slots.free))
             try:
                 messages = self.app.transport.receive(
                     queue, wanted, self.wait_seconds, self.visibility_timeout
                 )
             except CloudQError as exc:
-                self._release(wanted)
                 self._health.failed(f"receive from {queue}", exc)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, RECEIVE_BACKOFF_SECONDS[1])
                 continue
             self._health.ok(f"receive from {queue}")
             backoff = RECEIVE_BACKOFF_SECONDS[0]
-            self._release(wanted - len(messages))
             self._dispatch(messages)
 
-    def _take_slots(self) -> int:
-        """Block for one free slot (checking for stop), then take up to 10 more if free."""
-        if not self._slots.acquire(timeout=0.2):
-            return 0
-        taken = 1
-        while taken < SQS_BATCH and self._slots.acquire(blocking=False):
-            taken += 1
-        return taken
-
-    def _release(self, count: int) -> None:
-        for _ in range(count):
-            self._slots.release()
-
     def _dispatch(self, messages: list[ReceivedMessage]) -> None:
+        """Start each message on a free slot; hand back the rest when stopping, or when no
+        slot frees up soon (another receiver took the free ones meanwhile)."""
         with self._lock:
             self.stats.received += len(messages)
+        slot_wait = min(SLOT_WAIT_SECONDS, self.visibility_timeout / 3)
         for position, message in enumerate(messages):
-            if self._stopping.is_set():
+            if self._stopping.is_set() or not self._slots.take(timeout=slot_wait):
                 self._hand_back(messages[position:])
                 return
+            with self._lock:
+                self._queued[message.receipt_handle] = message
             self._pool.submit(self._process, message)
 
     def _hand_back(self, messages: list[ReceivedMessage]) -> None:
@@ -228,7 +258,6 @@ class Worker:
                 self.app.transport.change_visibility(message.queue, message.receipt_handle, 0)
             except CloudQError as exc:
                 logger.warning("could not hand back %s: %s", message.message_id, exc)
-            self._slots.release()
         with self._lock:
             self.stats.handed_back += len(messages)
 
@@ -253,6 +282,18 @@ class Worker:
         return task.timeout
 
     def _process(self, message: ReceivedMessage) -> None:
+        """Run one message on its slot; the slot is given back once the outcome is applied."""
+        try:
+            with self._lock:
+                self._queued.pop(message.receipt_handle, None)
+            if self._stopping.is_set():  # stopping before it started: not started at all
+                self._hand_back([message])
+                return
+            self._run(message)
+        finally:
+            self._slots.give()
+
+    def _run(self, message: ReceivedMessage) -> None:
         running = _Running(message, time.monotonic(), self._task_timeout(message))
         with self._lock:
             self._running[message.receipt_handle] = running
@@ -266,7 +307,6 @@ class Worker:
             # overwrite a retry's visibility delay.
             with self._lock:
                 self._running.pop(message.receipt_handle, None)
-            self._slots.release()
         if outcome is None:
             return
         self._count(outcome.action)

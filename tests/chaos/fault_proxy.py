@@ -80,6 +80,10 @@ class FaultProxy:
         self._closed.set()
         self._open.set()  # wake held connections so they end
         try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
+        except OSError:
+            pass
+        try:
             self._listener.close()
         except OSError:
             pass

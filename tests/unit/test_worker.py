@@ -106,3 +106,15 @@ def test_a_broken_message_does_not_stop_the_worker(app: CloudQ) -> None:
         assert result.get(timeout=5) == 4
     assert worker.stats.dead_lettered == 1
     assert app.transport.stats("default-dlq").visible == 1
+
+
+def test_a_long_poll_on_an_idle_queue_does_not_keep_another_queues_tasks_waiting(app: CloudQ) -> None:
+    # Given a worker on an idle queue (polled first) and a busy one, long polls of 5 s, 2 slots
+    results = [app.tasks["sleep"].delay(0.2, str(i)) for i in range(4)]
+    worker = Worker(app, ["orders.fifo", "default"], concurrency=2, wait_seconds=5)
+    started = time.monotonic()
+    with running(worker):
+        # Then the busy queue's tasks run at once, not after the idle queue's poll ends
+        assert [result.get(timeout=10) for result in results] == ["0", "1", "2", "3"]
+        elapsed = time.monotonic() - started
+    assert elapsed < 2.5, f"{elapsed:.1f} s: the idle queue's receiver held the free slots"
