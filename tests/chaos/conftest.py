@@ -12,12 +12,7 @@ version that ``make test`` (and so CI) runs.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +27,14 @@ from cloudq.transports.base import OutgoingMessage
 from cloudq_emulator.provision import provision
 from cloudq_emulator.server import MinistackServer
 from tests.chaos.fault_proxy import FaultProxy
+from tests.processes import (  # noqa: F401 - re-exported for the chaos tests
+    WorkerFactory,
+    process_env,
+    side_effects,
+    wait_until,
+    worker_log,
+    worker_processes,
+)
 from tests.tasks import make_app
 
 FULL = os.environ.get("CLOUDQ_CHAOS", "").lower() == "full"
@@ -75,8 +78,6 @@ SCALE = (
     )
 )
 
-WorkerFactory = Callable[..., subprocess.Popen[str]]
-
 
 @pytest.fixture
 def scale() -> Scale:
@@ -93,17 +94,9 @@ def fault_proxy(ministack_server: MinistackServer) -> Iterator[FaultProxy]:
 def chaos_env(
     ministack_server: MinistackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, str]:
-    """This test's environment: AWS pointed straight at the emulator, a unique app name, and a
-    folder where tasks record their side effects."""
-    env = {
-        **ministack_server.environment(),
-        "CLOUDQ_TEST_APP": f"chaos{uuid.uuid4().hex[:10]}",
-        "CLOUDQ_TEST_LOG_DIR": str(tmp_path),
-        "CLOUDQ_WAIT_SECONDS": "1",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return {**os.environ, **env}
+    """This test's environment (``tests.processes.process_env``): AWS pointed straight at the
+    emulator."""
+    return process_env(ministack_server, tmp_path, monkeypatch, "chaos")
 
 
 @pytest.fixture
@@ -120,37 +113,12 @@ def start_worker(
 ) -> Iterator[WorkerFactory]:
     """Start ``cloudq worker tests.tasks:app`` processes that reach AWS through the proxy;
     ``start_worker(*args, env={...})`` adds variables. All are stopped at the end."""
-    processes: list[subprocess.Popen[str]] = []
-
-    def start(*extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        log = open(tmp_path / f"worker-{len(processes)}.log", "w")  # noqa: SIM115
-        command = [sys.executable, "-m", "cloudq", "worker", "tests.tasks:app", *extra]
-        worker_env = {**chaos_env, "AWS_ENDPOINT_URL": fault_proxy.endpoint_url, **(env or {})}
-        process = subprocess.Popen(command, env=worker_env, stdout=log, stderr=subprocess.STDOUT, text=True)
-        processes.append(process)
-        return process
-
-    yield start
-    fault_proxy.restore()
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
+    proxied = {**chaos_env, "AWS_ENDPOINT_URL": fault_proxy.endpoint_url}
+    with worker_processes(proxied, tmp_path, stop_timeout=30) as start:
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def worker_log(tmp_path: Path, index: int = 0) -> str:
-    path = tmp_path / f"worker-{index}.log"
-    return path.read_text(errors="replace") if path.exists() else ""
-
-
-def side_effects(env: dict[str, str], name: str) -> list[str]:
-    path = Path(env["CLOUDQ_TEST_LOG_DIR"]) / name
-    return path.read_text().splitlines() if path.exists() else []
+            yield start
+        finally:
+            fault_proxy.restore()  # before the workers are stopped, so they can stop cleanly
 
 
 def enqueue(app: CloudQ, task: str, calls: Sequence[tuple[list[Any], str]], key: str | None = None) -> None:
@@ -173,15 +141,6 @@ def states(app: CloudQ, task_ids: Sequence[str]) -> dict[str, State]:
 
 def succeeded(app: CloudQ, task_ids: Sequence[str]) -> int:
     return sum(1 for state in states(app, task_ids).values() if state is State.SUCCESS)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()
 
 
 def sqs_client() -> Any:

@@ -3,12 +3,6 @@ freshly provisioned app per test, and real ``cloudq worker`` processes."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,27 +12,22 @@ from cloudq import CloudQ
 from cloudq.infra import app_resources
 from cloudq_emulator.provision import provision
 from cloudq_emulator.server import MinistackServer
+from tests.processes import (  # noqa: F401 - re-exported for the e2e tests
+    WorkerFactory,
+    process_env,
+    side_effects,
+    wait_for_side_effect,
+    worker_processes,
+)
 from tests.tasks import make_app
-
-WorkerFactory = Callable[..., subprocess.Popen[str]]
 
 
 @pytest.fixture
 def e2e_env(
     ministack_server: MinistackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, str]:
-    """Environment of this test and its worker processes: AWS pointed at the emulator, a
-    unique app name, and a folder where tasks record their side effects."""
-    name = f"e2e{uuid.uuid4().hex[:10]}"
-    env = {
-        **ministack_server.environment(),
-        "CLOUDQ_TEST_APP": name,
-        "CLOUDQ_TEST_LOG_DIR": str(tmp_path),
-        "CLOUDQ_WAIT_SECONDS": "1",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return {**os.environ, **env}
+    """Environment of this test and its worker processes (``tests.processes.process_env``)."""
+    return process_env(ministack_server, tmp_path, monkeypatch, "e2e")
 
 
 @pytest.fixture
@@ -52,37 +41,8 @@ def e2e_app(e2e_env: dict[str, str], ministack_server: MinistackServer) -> Cloud
 @pytest.fixture
 def start_worker(e2e_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerFactory]:
     """Start ``cloudq worker tests.tasks:app`` processes; all are stopped at the end."""
-    processes: list[subprocess.Popen[str]] = []
-
-    def start(*extra: str) -> subprocess.Popen[str]:
-        log = open(tmp_path / f"worker-{len(processes)}.log", "w")  # noqa: SIM115
-        command = [sys.executable, "-m", "cloudq", "worker", "tests.tasks:app", *extra]
-        process = subprocess.Popen(command, env=e2e_env, stdout=log, stderr=subprocess.STDOUT, text=True)
-        processes.append(process)
-        return process
-
-    yield start
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def side_effects(env: dict[str, str], name: str) -> list[str]:
-    path = Path(env["CLOUDQ_TEST_LOG_DIR"]) / name
-    return path.read_text().splitlines() if path.exists() else []
-
-
-def wait_for_side_effect(env: dict[str, str], name: str, timeout: float = 30) -> list[str]:
-    """Poll until the task ``name`` has recorded a side effect (it started), then return them."""
-    deadline = time.monotonic() + timeout
-    while not side_effects(env, name) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return side_effects(env, name)
+    with worker_processes(e2e_env, tmp_path) as start:
+        yield start
 
 
 LambdaFactory = Callable[..., CloudQ]
