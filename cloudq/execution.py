@@ -32,6 +32,7 @@ from cloudq.errors import (
     Retry,
     SignatureError,
 )
+from cloudq.health import Health
 from cloudq.message import Message
 from cloudq.task import Request, Task, run_with_request
 from cloudq.transports.base import OutgoingMessage, ReceivedMessage, is_fifo
@@ -106,6 +107,7 @@ class Executor:
     def __init__(self, app: CloudQ, worker_id: str | None = None) -> None:
         self.app = app
         self.worker_id = worker_id or new_worker_id()
+        self.health = Health()
 
     def execute(self, received: ReceivedMessage) -> Outcome:
         """Never raises for a bad message: every failure becomes an outcome."""
@@ -174,8 +176,9 @@ class Executor:
                     message.id, task.name, self.worker_id, lease, now, self._expiry(now), delivery
                 )
             except BackendError as exc:
-                logger.warning("cannot claim task %s: %s", message.id, exc)
+                self.health.failed("result backend (claim)", exc)
                 return Outcome.retry(BACKEND_RETRY_SECONDS)
+            self.health.ok("result backend (claim)")
             if claim.status is ClaimStatus.ALREADY_SUCCEEDED:
                 logger.info("task %s already succeeded; acknowledging duplicate", message.id)
                 return Outcome.ack()
@@ -334,8 +337,10 @@ class Executor:
                     return Outcome.retry(BACKEND_RETRY_SECONDS)
             backend.put(record)
         except BackendError as exc:
-            logger.warning("cannot store result of %s (%s); message kept", record.task_id, exc)
+            # The message is kept: it comes back until its result can be stored.
+            self.health.failed("result backend (store)", exc)
             return Outcome.retry(BACKEND_RETRY_SECONDS)
+        self.health.ok("result backend (store)")
         return outcome
 
 

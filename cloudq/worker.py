@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from cloudq.errors import CloudQError
 from cloudq.execution import Action, Executor, apply_outcome
+from cloudq.health import Health
 from cloudq.message import Message
 from cloudq.transports.base import ReceivedMessage
 
@@ -86,27 +87,6 @@ class _Running:
     timeout: float | None
 
 
-class _Health:
-    """One log line per state change of a dependency (down, then recovered), not one per call."""
-
-    def __init__(self) -> None:
-        self._down_since: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def failed(self, what: str, error: Exception) -> None:
-        with self._lock:
-            if what in self._down_since:
-                return
-            self._down_since[what] = time.monotonic()
-        logger.warning("%s failing: %s (retrying with backoff)", what, error)
-
-    def ok(self, what: str) -> None:
-        with self._lock:
-            since = self._down_since.pop(what, None)
-        if since is not None:
-            logger.warning("%s recovered after %.1f s", what, time.monotonic() - since)
-
-
 @dataclass
 class WorkerStats:
     received: int = 0
@@ -148,7 +128,7 @@ class Worker:
         #: Submitted to the pool, not started yet (receipt handle → message).
         self._queued: dict[str, ReceivedMessage] = {}
         self._threads: list[threading.Thread] = []
-        self._health = _Health()
+        self._health = Health()
         self._warned_long: set[str] = set()
 
     # -- lifecycle -----------------------------------------------------------------------

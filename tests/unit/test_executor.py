@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cloudq import CloudQ, Message, State, TaskError
-from cloudq.execution import Action, Executor
+from cloudq.execution import Action, Executor, apply_outcome
 from cloudq.testing import drain
 from cloudq.transports import OutgoingMessage
 from cloudq.transports.base import REASON_ATTRIBUTE, SOURCE_QUEUE_ATTRIBUTE
@@ -289,3 +289,32 @@ def test_a_fifo_retry_longer_than_the_broker_delay_waits_in_place_and_is_not_res
     [received] = app.transport.receive("orders.fifo", 1, wait_seconds=0)
     outcome = Executor(app).execute(received)
     assert (outcome.action, outcome.delay_seconds) == (Action.RETRY, 900)
+
+
+def test_a_result_backend_outage_is_one_line_when_it_starts_and_one_when_it_ends(
+    moto_aws: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cloudq.infra import app_resources
+    from cloudq_emulator.provision import provision
+
+    # Given results in a DynamoDB table that does not exist yet (the backend is "down")
+    app = make_app("outage", broker="memory://", backend="dynamodb://outage-results")
+    results = [app.tasks["add"].delay(i, 1) for i in range(5)]
+    executor = Executor(app)
+    with caplog.at_level("WARNING", logger="cloudq.health"):
+        # When every message meets the outage
+        for message in app.transport.receive("default", 10, wait_seconds=0):
+            outcome = executor.execute(message)
+            assert outcome.action is Action.RETRY  # kept, not lost
+            apply_outcome(app.transport, message, outcome)
+        # And the table then appears
+        provision(app_resources(app))
+        time.sleep(5.1)  # the retry delay of the kept messages
+        for message in app.transport.receive("default", 10, wait_seconds=0):
+            apply_outcome(app.transport, message, executor.execute(message))
+    # Then the outage was logged once, its end once, and no result was lost
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("result backend (claim) failing: result table 'outage-results' does not exist")
+    assert lines[1].startswith("result backend (claim) recovered after")
+    assert [result.get(timeout=1) for result in results] == [1, 2, 3, 4, 5]
