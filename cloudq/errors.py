@@ -15,6 +15,7 @@
     │   ├── QueueNotFoundError      the queue does not exist; the message names the command that creates it
     │   └── CredentialsError        no usable AWS credentials
     ├── BackendError                the result backend failed
+    │   └── ResultTooLargeError     a result is larger than the backend stores (not retried)
     ├── TaskError                   a task failed remotely; carries the remote type, message and traceback
     └── Retry                       raised by ``self.retry()`` inside a task (control flow, not a failure)
 
@@ -86,6 +87,11 @@ class CredentialsError(TransportError):
 
 class BackendError(CloudQError):
     """The result backend could not be reached or refused the call."""
+
+
+class ResultTooLargeError(BackendError):
+    """A result record is larger than the backend can store. Deterministic: storing it again
+    would fail again, so the executor records a failure instead of retrying."""
 
 
 class TaskError(CloudQError):

@@ -29,13 +29,14 @@ from cloudq.errors import (
     ArgumentError,
     BackendError,
     DecodeError,
+    ResultTooLargeError,
     Retry,
     SignatureError,
 )
 from cloudq.health import Health
 from cloudq.message import Message
 from cloudq.task import Request, Task, run_with_request
-from cloudq.transports.base import OutgoingMessage, ReceivedMessage, is_fifo
+from cloudq.transports.base import MAX_REASON_CHARS, OutgoingMessage, ReceivedMessage, is_fifo
 
 if TYPE_CHECKING:
     from cloudq.app import CloudQ
@@ -48,6 +49,10 @@ LEASE_MARGIN_SECONDS = 30.0
 DEFAULT_LEASE_SECONDS = 300.0
 #: When the result cannot be stored, the message comes back after this long to try again.
 BACKEND_RETRY_SECONDS = 5
+#: Error texts are clipped so that a failure record always fits a backend (DynamoDB: 400 KB):
+#: their start and their end are kept.
+MAX_ERROR_MESSAGE_CHARS = 16_384
+MAX_TRACEBACK_CHARS = 49_152
 
 
 class TimeLimitExceeded(Exception):  # noqa: N818 - named like Celery's
@@ -78,7 +83,16 @@ class Outcome:
 
     @classmethod
     def dead_letter(cls, reason: str) -> Outcome:
-        return cls(Action.DEAD_LETTER, reason=reason)
+        return cls(Action.DEAD_LETTER, reason=clip(reason, MAX_REASON_CHARS))
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` if it has at most ``limit`` characters, else its start and its end around a
+    note of what was left out (a traceback's first frames and its final error line both stay)."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n... ({len(text) - 2 * half} characters left out) ...\n{text[-half:]}"
 
 
 def new_worker_id() -> str:
@@ -294,6 +308,8 @@ class Executor:
     ) -> ResultRecord:
         now = time.time()
         error_type, text, trace = error or (None, None, None)
+        text = None if text is None else clip(text, MAX_ERROR_MESSAGE_CHARS)
+        trace = None if trace is None else clip(trace, MAX_TRACEBACK_CHARS)
         return ResultRecord(
             task_id=message.id,
             task_name=task.name,
@@ -336,6 +352,28 @@ class Executor:
                     )
                     return Outcome.retry(BACKEND_RETRY_SECONDS)
             backend.put(record)
+        except ResultTooLargeError as exc:
+            # Deterministic: the same record would be refused again, so it is never retried.
+            logger.error("task %s: %s", record.task_id, exc)
+            if record.state is State.SUCCESS:
+                # The task ran, but its value cannot be kept: a failure, recorded and
+                # dead-lettered with the reason.
+                failure = record.model_copy(
+                    update={
+                        "state": State.FAILURE,
+                        "value": None,
+                        "error_type": type(exc).__name__,
+                        "error_message": str(exc),
+                        "traceback": "",
+                    }
+                )
+                return self._store(failure, Outcome.dead_letter(f"{type(exc).__name__}: {exc}"))
+            if record.traceback:  # error texts are clipped to fit, so this is a last resort
+                slim = record.model_copy(
+                    update={"traceback": "", "error_message": (record.error_message or "")[:1024]}
+                )
+                return self._store(slim, outcome, held)
+            return outcome  # nothing smaller to store; the outcome itself still holds
         except BackendError as exc:
             # The message is kept: it comes back until its result can be stored.
             self.health.failed("result backend (store)", exc)

@@ -124,6 +124,15 @@ def make_app(name: str = "tests", **settings: Any) -> CloudQ:
     def noop() -> None:
         return None
 
+    @app.task(name="echo_logged")
+    def echo_logged(value: str) -> str:
+        _record("echo_logged", "ran")
+        return value
+
+    @app.task(name="fails_loudly", max_retries=0)
+    def fails_loudly(length: int) -> None:
+        raise ValueError("e" * length)
+
     @app.task(name="returns_object")
     def returns_object() -> Any:
         return object()

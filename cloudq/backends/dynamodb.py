@@ -18,11 +18,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cloudq.aws import aws_client
 from cloudq.backends.base import Claim, ClaimStatus, Delivery, ResultRecord, State, claim_decision
-from cloudq.errors import BackendError
+from cloudq.errors import BackendError, ResultTooLargeError
 
 #: BatchGetItem takes at most 100 keys.
 BATCH_GET = 100
 CLAIM_ATTEMPTS = 3
+#: DynamoDB stores items of at most 400 KB (attribute names and values, UTF-8).
+MAX_ITEM_BYTES = 400 * 1024
 STRING_FIELDS = (
     "task_name",
     "error_type",
@@ -65,7 +67,7 @@ def to_item(record: ResultRecord) -> dict[str, Any]:
     item: dict[str, Any] = {
         "task_id": {"S": record.task_id},
         "state": {"S": record.state.value},
-        "value_json": {"S": json.dumps(record.value)},
+        "value_json": {"S": json.dumps(record.value, ensure_ascii=False, separators=(",", ":"))},
     }
     for name in STRING_FIELDS:
         value = getattr(record, name)
@@ -76,6 +78,19 @@ def to_item(record: ResultRecord) -> dict[str, Any]:
         if value is not None:
             item[name] = {"N": repr(value)}
     return item
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """The size DynamoDB counts against its item limit, for the attribute types ``to_item``
+    writes: names and strings in UTF-8 bytes; a number at most 21 bytes."""
+    size = 0
+    for name, value in item.items():
+        size += len(name.encode())
+        if "S" in value:
+            size += len(value["S"].encode())
+        else:
+            size += min(21, len(value["N"]))
+    return size
 
 
 def from_item(item: dict[str, Any]) -> ResultRecord:
@@ -112,7 +127,10 @@ class DynamoDBBackend:
         try:
             yield
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            error = exc.response.get("Error", {})
+            code = error.get("Code", "")
+            if code == "ValidationException" and "size" in error.get("Message", "").lower():
+                raise ResultTooLargeError(f"DynamoDB refused the item: {error.get('Message')}") from exc
             if code == "ResourceNotFoundException":
                 raise BackendError(
                     f"result table {self.table!r} does not exist; create it with 'cloudq emulator up "
@@ -151,8 +169,16 @@ class DynamoDBBackend:
         return found
 
     def put(self, record: ResultRecord) -> None:
+        item = to_item(record)
+        size = item_size(item)
+        if size > MAX_ITEM_BYTES:
+            raise ResultTooLargeError(
+                f"the result of task {record.task_id} is {size} bytes as a DynamoDB item, over "
+                f"DynamoDB's {MAX_ITEM_BYTES // 1024} KB limit; return an id instead and keep large "
+                "data in S3 or your database"
+            )
         with self._mapped():
-            self._client.put_item(TableName=self.table, Item=to_item(record))
+            self._client.put_item(TableName=self.table, Item=item)
 
     def claim(
         self,

@@ -26,6 +26,9 @@ from typing import Protocol, runtime_checkable
 #: Message attributes carrying why a message was dead-lettered.
 REASON_ATTRIBUTE = "cloudq-dead-letter-reason"
 SOURCE_QUEUE_ATTRIBUTE = "cloudq-source-queue"
+#: A reason is a line for a person (the executor clips longer ones): SQS message attributes
+#: count against the message's size, and logs stay readable.
+MAX_REASON_CHARS = 1000
 
 
 @dataclass(frozen=True)

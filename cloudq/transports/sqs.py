@@ -23,6 +23,7 @@ from botocore.exceptions import (
 from cloudq.aws import aws_client
 from cloudq.errors import CredentialsError, QueueNotFoundError, TransportError
 from cloudq.transports.base import (
+    MAX_REASON_CHARS,
     REASON_ATTRIBUTE,
     SOURCE_QUEUE_ATTRIBUTE,
     OutgoingMessage,
@@ -38,8 +39,6 @@ SQS_MAX_DELAY_SECONDS = 900
 SQS_MAX_MESSAGE_BYTES = 1024 * 1024
 #: The whole SendMessageBatch request is limited to 1 MiB too; keep headroom for the JSON.
 SQS_MAX_BATCH_BYTES = SQS_MAX_MESSAGE_BYTES - 16 * 1024
-#: SQS message attribute values are at most 256 KiB with the message; keep reasons short.
-MAX_REASON_CHARS = 1000
 MISSING_QUEUE_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 STALE_HANDLE_CODES = {"ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue"}
 CREDENTIAL_CODES = {

@@ -7,8 +7,15 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from cloudq.backends.base import ResultRecord, State
 from cloudq.backends.dynamodb import DynamoDBBackend
-from cloudq.errors import BackendError, CredentialsError, QueueNotFoundError, TransportError
+from cloudq.errors import (
+    BackendError,
+    CredentialsError,
+    QueueNotFoundError,
+    ResultTooLargeError,
+    TransportError,
+)
 from cloudq.transports.base import OutgoingMessage
 from cloudq.transports.sqs import SQSTransport
 from cloudq_emulator.server import MinistackServer, free_port
@@ -35,6 +42,16 @@ def test_a_missing_table_names_it_and_the_fix(ministack_server: MinistackServer)
     backend = DynamoDBBackend("no-such-results", client=_client("dynamodb", ministack_server.endpoint_url))
     with pytest.raises(BackendError, match="result table 'no-such-results' does not exist"):
         backend.get("x")
+
+
+def test_a_result_over_dynamodbs_item_limit_is_refused_before_the_call(
+    ministack_server: MinistackServer,
+) -> None:
+    # The table does not exist: had the item been sent, the error would be a missing table.
+    backend = DynamoDBBackend("no-such-results", client=_client("dynamodb", ministack_server.endpoint_url))
+    big = ResultRecord(task_id="big", state=State.SUCCESS, value="x" * 410_000)
+    with pytest.raises(ResultTooLargeError, match=r"is 410\d{3} bytes as a DynamoDB item, over .* 400 KB"):
+        backend.put(big)
 
 
 def test_an_unreachable_endpoint_is_a_transport_error() -> None:

@@ -47,6 +47,14 @@ def test_values_of_every_json_kind_round_trip(backend: ResultBackend) -> None:
         assert found is not None and found.value == value
 
 
+def test_a_value_just_under_dynamodbs_item_limit_round_trips(backend: ResultBackend) -> None:
+    # DynamoDB stores 400 KB an item; a value close to it (with multi-byte text) still fits.
+    value = {"text": "ü" * 100_000 + "x" * 190_000}
+    backend.put(record("near-limit", state=State.SUCCESS, value=value, traceback="", attempts=1))
+    found = backend.get("near-limit")
+    assert found is not None and found.value == value
+
+
 def test_get_many_returns_only_existing_ids(backend: ResultBackend) -> None:
     for i in range(3):
         backend.put(record(f"m{i}", state=State.SUCCESS, value=i))

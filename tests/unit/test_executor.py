@@ -318,3 +318,51 @@ def test_a_result_backend_outage_is_one_line_when_it_starts_and_one_when_it_ends
     assert lines[0].startswith("result backend (claim) failing: result table 'outage-results' does not exist")
     assert lines[1].startswith("result backend (claim) recovered after")
     assert [result.get(timeout=1) for result in results] == [1, 2, 3, 4, 5]
+
+
+def test_a_result_too_large_for_dynamodb_fails_once_with_the_reason_and_is_not_retried(
+    moto_aws: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cloudq.infra import app_resources
+    from cloudq_emulator.provision import provision
+
+    # Given results in DynamoDB (at most 400 KB an item) and a task returning 500 KB
+    monkeypatch.setenv("CLOUDQ_TEST_LOG_DIR", str(tmp_path))
+    app = make_app("large", broker="memory://", backend="dynamodb://large-results")
+    provision(app_resources(app))
+    big = app.tasks["echo_logged"].delay("x" * 500_000)
+    small = app.tasks["add"].delay(1, 2)
+    # When the queue is drained
+    drain(app, raise_failures=False)
+    # Then the task ran once, its result is a failure naming the limit, the message is in the
+    # DLQ with that reason, and the next task's result is stored
+    assert len((tmp_path / "echo_logged").read_text().splitlines()) == 1
+    with pytest.raises(TaskError) as raised:
+        big.get(timeout=1)
+    assert raised.value.error_type == "ResultTooLargeError"
+    assert "over DynamoDB's 400 KB limit; return an id instead" in raised.value.error_message
+    [attributes] = _dead_letters(app)
+    assert attributes[REASON_ATTRIBUTE].startswith("ResultTooLargeError: the result of task")
+    assert small.get(timeout=1) == 3
+
+
+def test_a_huge_error_message_is_clipped_so_the_failure_is_still_recorded(moto_aws: object) -> None:
+    from cloudq.infra import app_resources
+    from cloudq_emulator.provision import provision
+
+    app = make_app("huge-error", broker="memory://", backend="dynamodb://huge-error-results")
+    provision(app_resources(app))
+    result = app.tasks["fails_loudly"].delay(600_000)
+    drain(app, raise_failures=False)
+    with pytest.raises(TaskError) as raised:
+        result.get(timeout=1)
+    assert raised.value.error_type == "ValueError"
+    assert raised.value.error_message.startswith("e" * 1000)
+    assert "characters left out" in raised.value.error_message
+    assert len(raised.value.error_message) < 20_000
+    assert raised.value.traceback.startswith("Traceback (most recent call last)")
+    assert 'raise ValueError("e" * length)' in raised.value.traceback  # the frames are kept
+    assert "characters left out" in raised.value.traceback
+    [attributes] = _dead_letters(app)
+    assert attributes[REASON_ATTRIBUTE].startswith("ValueError: eee")
+    assert len(attributes[REASON_ATTRIBUTE]) < 1100
