@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cloudq.errors import DecodeError, MessageTooLargeError, SignatureError
 
 ENVELOPE_VERSION = 1
+#: A task id is a key in every result backend (DynamoDB allows 2048 bytes, UTF-8, not empty).
+MAX_TASK_ID_CHARS = 255
 
 
 def new_task_id() -> str:
@@ -30,7 +32,7 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     v: int = ENVELOPE_VERSION
-    id: str = Field(default_factory=new_task_id)
+    id: str = Field(default_factory=new_task_id, min_length=1, max_length=MAX_TASK_ID_CHARS)
     task: str
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)

@@ -129,7 +129,7 @@ class DynamoDBBackend:
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code = error.get("Code", "")
-            if code == "ValidationException" and "size" in error.get("Message", "").lower():
+            if code == "ValidationException" and "item size" in error.get("Message", "").lower():
                 raise ResultTooLargeError(f"DynamoDB refused the item: {error.get('Message')}") from exc
             if code == "ResourceNotFoundException":
                 raise BackendError(

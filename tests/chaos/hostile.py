@@ -69,6 +69,14 @@ _wrong_shape = st.one_of(
         lambda value: not isinstance(value.get("task"), str) or "x" in value
     ),
     st.fixed_dictionaries({"v": st.integers().filter(lambda v: v != 1), "task": st.just("add")}),
+    # ids no result backend can key (DynamoDB refuses empty keys and keys over 2048 bytes)
+    st.fixed_dictionaries(
+        {
+            "id": st.just("") | st.text(min_size=256, max_size=700),
+            "task": st.just("add"),
+            "args": st.just([1, 2]),
+        }
+    ),
 )
 _unknown_name = _text.filter(lambda name: name not in KNOWN_TASKS)
 #: Arguments ``add(a: int, b: int)`` can never accept: wrong arity, unknown keywords, or

@@ -34,6 +34,8 @@ def _dead_letters(app: CloudQ, queue: str = "default") -> list[dict[str, str]]:
         ('{"task": "no.such.task"}', "unknown task 'no.such.task'"),
         ('{"task": "add", "args": [1]}', "ArgumentError"),
         ('{"task": "add", "args": ["x", 1]}', "ArgumentError"),
+        ('{"task": "add", "args": [1, 1], "id": ""}', "id: String should have at least 1 character"),
+        ('{"task": "add", "args": [1, 1], "id": "%s"}' % ("x" * 256), "id: String should have at most 255"),
     ],
 )
 def test_bad_messages_go_to_the_dlq_with_a_reason_and_the_next_task_runs(

@@ -134,6 +134,11 @@ def test_task_id_can_be_chosen_and_is_the_envelope_id(app: CloudQ) -> None:
     assert _only_message(app).id == "order-17"
 
 
+def test_a_task_id_too_long_to_be_a_result_key_is_refused_at_send_time(app: CloudQ) -> None:
+    with pytest.raises(ArgumentError, match="task_id is 300 characters; at most 255"):
+        app.tasks["add"].apply_async((1, 2), task_id="x" * 300)
+
+
 def test_a_message_over_the_size_limit_fails_at_delay_time() -> None:
     from tests.tasks import make_app
 
