@@ -10,10 +10,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
+from pydantic import ValidationError
+
 from cloudq.arguments import is_json
 from cloudq.config import UNSET, Settings, load_settings
 from cloudq.errors import ArgumentError, ConfigurationError, TaskRegistrationError
-from cloudq.message import MAX_TASK_ID_CHARS, Message, new_task_id
+from cloudq.message import Message, new_task_id
 from cloudq.task import RetryPolicy, Task
 from cloudq.transports.base import OutgoingMessage, is_fifo
 
@@ -190,18 +192,21 @@ class CloudQ:
         args, kwargs = list(args), dict(kwargs or {})
         if not is_json(args) or not is_json(kwargs):
             raise ArgumentError(f"send_task({name!r}): arguments must be JSON values; pass ids")
-        if task_id is not None and len(task_id) > MAX_TASK_ID_CHARS:
-            raise ArgumentError(f"task_id is {len(task_id)} characters; at most {MAX_TASK_ID_CHARS}")
         now = time.time()
         run_at = _epoch(eta) if eta is not None else (now + countdown if countdown else None)
-        message = Message(
-            id=task_id or new_task_id(),
-            task=name,
-            args=args,
-            kwargs=kwargs,
-            eta=run_at,
-            expires=_epoch(expires),
-        )
+        try:
+            message = Message(
+                id=task_id or new_task_id(),
+                task=name,
+                args=args,
+                kwargs=kwargs,
+                eta=run_at,
+                expires=_epoch(expires),
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ArgumentError(f"send_task({name!r}): {where}: {first['msg']}") from None
         target = (
             queue or (self.tasks[name].queue if name in self.tasks else None) or self.settings.default_queue
         )

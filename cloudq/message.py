@@ -29,7 +29,7 @@ def new_task_id() -> str:
 class Message(BaseModel):
     """A task invocation in flight."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     v: int = ENVELOPE_VERSION
     id: str = Field(default_factory=new_task_id, min_length=1, max_length=MAX_TASK_ID_CHARS)
@@ -38,7 +38,7 @@ class Message(BaseModel):
     kwargs: dict[str, Any] = Field(default_factory=dict)
     #: Attempts already made before this broker message existed (retries that re-sent the
     #: message). The attempt number of a run is ``retries + receive_count``.
-    retries: int = 0
+    retries: int = Field(0, ge=0)
     #: Epoch seconds before which the task must not run (countdown / eta).
     eta: float | None = None
     #: Epoch seconds after which the task is dropped instead of run.

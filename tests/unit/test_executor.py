@@ -35,6 +35,12 @@ def _dead_letters(app: CloudQ, queue: str = "default") -> list[dict[str, str]]:
         ('{"task": "add", "args": [1]}', "ArgumentError"),
         ('{"task": "add", "args": ["x", 1]}', "ArgumentError"),
         ('{"task": "add", "args": [1, 1], "id": ""}', "id: String should have at least 1 character"),
+        ('{"task": "add", "args": [1, 1], "eta": NaN}', "eta: Input should be a finite number"),
+        ('{"task": "add", "args": [1, 1], "expires": Infinity}', "expires: Input should be a finite number"),
+        (
+            '{"task": "add", "args": [1, 1], "retries": -1}',
+            "retries: Input should be greater than or equal to 0",
+        ),
         ('{"task": "add", "args": [1, 1], "id": "%s"}' % ("x" * 256), "id: String should have at most 255"),
     ],
 )

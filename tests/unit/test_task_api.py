@@ -135,8 +135,18 @@ def test_task_id_can_be_chosen_and_is_the_envelope_id(app: CloudQ) -> None:
 
 
 def test_a_task_id_too_long_to_be_a_result_key_is_refused_at_send_time(app: CloudQ) -> None:
-    with pytest.raises(ArgumentError, match="task_id is 300 characters; at most 255"):
+    with pytest.raises(ArgumentError, match="id: String should have at most 255 characters"):
         app.tasks["add"].apply_async((1, 2), task_id="x" * 300)
+
+
+@pytest.mark.parametrize(
+    "option", [{"countdown": float("nan")}, {"eta": float("inf")}, {"expires": float("nan")}]
+)
+def test_a_time_that_is_not_a_finite_number_is_refused_at_send_time(
+    app: CloudQ, option: dict[str, float]
+) -> None:
+    with pytest.raises(ArgumentError, match="finite number"):
+        app.tasks["add"].apply_async((1, 2), **option)  # type: ignore[arg-type]
 
 
 def test_a_message_over_the_size_limit_fails_at_delay_time() -> None:
