@@ -38,7 +38,7 @@ class Message(BaseModel):
     kwargs: dict[str, Any] = Field(default_factory=dict)
     #: Attempts already made before this broker message existed (retries that re-sent the
     #: message). The attempt number of a run is ``retries + receive_count``.
-    retries: int = Field(0, ge=0)
+    retries: int = Field(default=0, ge=0)
     #: Epoch seconds before which the task must not run (countdown / eta).
     eta: float | None = None
     #: Epoch seconds after which the task is dropped instead of run.
