@@ -220,13 +220,19 @@ class CloudQ:
         self.send_message(message, target, now=now)
         return AsyncResult(message.id, self, task=task)
 
+    def encode(self, message: Message) -> str:
+        """The body of ``message``: signed with the first signing key (if any), then encoded
+        within the broker's size limit."""
+        keys = self.settings.signing_keys
+        if keys:
+            message = message.model_copy(update={"signature": None}).signed(keys[0])
+        return message.encode(min(self.settings.max_message_bytes, self.transport.max_message_bytes))
+
     def send_message(self, message: Message, queue: str, *, now: float | None = None) -> None:
         """Sign, encode and send one envelope, delayed until its ``eta`` (capped at the
         broker's longest delay; the executor re-sends it until the eta is reached)."""
         transport = self.transport
-        if self.settings.signing_keys:
-            message = message.signed(self.settings.signing_keys[0])
-        body = message.encode(min(self.settings.max_message_bytes, transport.max_message_bytes))
+        body = self.encode(message)
         delay = 0
         if message.eta is not None:
             wait = message.eta - (time.time() if now is None else now)

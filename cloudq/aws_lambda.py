@@ -25,8 +25,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cloudq.errors import CloudQError, ConfigurationError
-from cloudq.execution import Action, Executor, apply_outcome
-from cloudq.message import Message
+from cloudq.execution import Action, Executor, Prepared, apply_outcome
 from cloudq.transports.base import ReceivedMessage
 
 if TYPE_CHECKING:
@@ -93,14 +92,10 @@ def seconds_needed(task: Task[Any, Any]) -> float:
     return (task.timeout or UNTIMED_TASK_SECONDS) + DEADLINE_MARGIN_SECONDS
 
 
-def _seconds_needed(app: CloudQ, body: str) -> float:
+def _seconds_needed(prepared: Prepared) -> float:
     """How long the record's task may run; undecodable bodies and unknown tasks are quick
     (they dead-letter)."""
-    try:
-        task = app.tasks.get(Message.decode(body).task)
-    except CloudQError:
-        return 0.0
-    return seconds_needed(task) if task is not None else 0.0
+    return seconds_needed(prepared.task) if prepared.task is not None else 0.0
 
 
 def handle_sqs_event(app: CloudQ, event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
@@ -126,15 +121,16 @@ def _process(
 ) -> bool:
     """Run one record; True when the mapping may delete it."""
     try:
+        prepared = executor.prepare(received)
         if context is not None:
             remaining = context.get_remaining_time_in_millis() / 1000
-            if remaining < _seconds_needed(app, received.body):
+            if remaining < _seconds_needed(prepared):
                 _hand_back(app, received)
                 return False
-        outcome = executor.execute(received)
+        outcome = executor.execute(prepared)
         if outcome.action is Action.ACK:
             return True  # the event source mapping deletes what is not listed
-        apply_outcome(app.transport, received, outcome)
+        apply_outcome(app.transport, prepared, outcome)
         return outcome.action is not Action.RETRY
     except Exception:  # one record never fails the others
         logger.exception("record %s failed in the handler", received.message_id)

@@ -2,17 +2,26 @@
 
 A queue cannot be read without receiving: listing receives messages with a short visibility
 timeout and hands each back (visibility 0) when done, so nothing is consumed. Replay sends a
-message's body back to its source queue, then deletes it from the dead-letter queue; a crash
+message back to its source queue, then deletes it from the dead-letter queue; a crash
 between the two leaves it in both (at least once, like everything else), never in neither.
+
+A replayed task starts a new life: its envelope (version 2) carries the attempts already
+spent as a base, so it gets its whole retry budget again, and its final error joins the
+history that its result record keeps. On a FIFO queue the replay has a deduplication id of
+its own (the dead-letter copy's message id), so SQS does not drop it as a repeat of the
+original send. A body that is not a cloudq message is sent back as it is.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from cloudq.errors import DecodeError
+from cloudq.message import Message
 from cloudq.transports.base import (
     REASON_ATTRIBUTE,
     SOURCE_QUEUE_ATTRIBUTE,
@@ -93,9 +102,27 @@ def replay_dead_letters(
         if wanted and not ({letter.message_id, letter.task_id} & wanted):
             skipped.append(message)
             continue
-        transport.send(letter.source_queue, [OutgoingMessage(message.body, group_id=message.group_id)])
+        body = _replay_body(app, letter)
+        again = OutgoingMessage(
+            body, group_id=message.group_id, deduplication_id=f"replay-{message.message_id}"
+        )
+        transport.send(letter.source_queue, [again])
         transport.ack(dlq, [message.receipt_handle])
         replayed.append(letter)
     for message in skipped:
         transport.change_visibility(dlq, message.receipt_handle, 0)
     return replayed
+
+
+def _replay_body(app: CloudQ, letter: DeadLetter) -> str:
+    """The body a dead letter is replayed with: a new life for a cloudq message (fresh retry
+    budget, the final error kept in its history), the body unchanged for anything else."""
+    try:
+        message = Message.decode(letter.body, letter.message_id)
+    except DecodeError:
+        return letter.body
+    record = app.backend.get(message.id) if app.backend is not None else None
+    attempts = record.attempts if record is not None else (message.attempt_base or 0)
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    note = f"{letter.reason} (dead-lettered after {attempts} attempt(s); replayed {when})"
+    return app.encode(message.replayed(attempts, note))

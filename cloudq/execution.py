@@ -21,7 +21,7 @@ import socket
 import time
 import traceback
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from cloudq.backends.base import ClaimStatus, Delivery, ResultRecord, State, ttl_from
@@ -72,18 +72,54 @@ class Outcome:
     delay_seconds: int = 0
     reason: str = ""
     body: str | None = None
+    #: What the run left: SUCCESS, RETRY or FAILURE; ``None`` when the task did not run
+    #: (a duplicate, a held lease, a hop, a refused message).
+    state: State | None = None
+    #: The attempt of this run (1 for the first), 0 when the task did not run.
+    attempt: int = 0
 
     @classmethod
     def ack(cls) -> Outcome:
         return cls(Action.ACK)
 
     @classmethod
-    def retry(cls, delay: float) -> Outcome:
-        return cls(Action.RETRY, delay_seconds=max(0, math.ceil(delay)))
+    def retry(cls, delay: float, reason: str = "") -> Outcome:
+        return cls(Action.RETRY, delay_seconds=max(0, math.ceil(delay)), reason=reason)
 
     @classmethod
     def dead_letter(cls, reason: str) -> Outcome:
         return cls(Action.DEAD_LETTER, reason=clip(reason, MAX_REASON_CHARS))
+
+    def of_run(self, state: State, attempt: int) -> Outcome:
+        return replace(self, state=state, attempt=attempt)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A received message decoded once: its envelope and task, or the outcome refusing it.
+
+    The adapters read what they need before running (the task's timeout, for the heartbeat
+    and the Lambda deadline) from here, never from the body."""
+
+    received: ReceivedMessage
+    message: Message | None = None
+    task: Task[Any, Any] | None = None
+    refused: Outcome | None = None
+
+    @property
+    def timeout(self) -> float | None:
+        return None if self.task is None else self.task.timeout
+
+    def describe(self) -> str:
+        """``name[task id]`` for log lines, or the broker message id of a refused body."""
+        if self.message is None:
+            return f"message {self.received.message_id}"
+        return f"{self.message.task}[{self.message.id}]"
+
+    def log_fields(self) -> dict[str, str]:
+        if self.message is None:
+            return {"message_id": self.received.message_id}
+        return {"task_id": self.message.id, "task_name": self.message.task}
 
 
 def clip(text: str, limit: int) -> str:
@@ -99,8 +135,14 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
 
 
-def apply_outcome(transport: Transport, received: ReceivedMessage, outcome: Outcome) -> None:
-    """Apply an outcome to the broker. Callers that batch deletes handle ``ACK`` themselves."""
+def apply_outcome(transport: Transport, prepared: Prepared | ReceivedMessage, outcome: Outcome) -> None:
+    """Apply an outcome to the broker. Callers that batch deletes handle ``ACK`` themselves.
+
+    A dead-lettering is logged here, once it is done, with the dead-letter copy's message id
+    (the id ``cloudq dlq list`` shows)."""
+    if isinstance(prepared, ReceivedMessage):
+        prepared = Prepared(prepared)
+    received = prepared.received
     if outcome.action is Action.ACK:
         transport.ack(received.queue, [received.receipt_handle])
     elif outcome.action is Action.RETRY:
@@ -111,8 +153,39 @@ def apply_outcome(transport: Transport, received: ReceivedMessage, outcome: Outc
         transport.send(received.queue, [resent])
         transport.ack(received.queue, [received.receipt_handle])
     else:
-        logger.warning("dead-lettering message %s: %s", received.message_id, outcome.reason)
-        transport.dead_letter(received, outcome.reason)
+        copy_id = transport.dead_letter(received, outcome.reason)
+        logger.warning(
+            "%s %s%s → dead-letter queue of %s as message %s: %s",
+            prepared.describe(),
+            "FAILURE" if outcome.state is State.FAILURE else "refused",
+            f" (attempt {outcome.attempt})" if outcome.attempt else "",
+            received.queue,
+            copy_id,
+            outcome.reason,
+            extra=prepared.log_fields(),
+        )
+
+
+def log_outcome(prepared: Prepared, outcome: Outcome, seconds: float) -> None:
+    """One line per outcome (dead-letterings are logged by ``apply_outcome`` when done)."""
+    if outcome.action is Action.DEAD_LETTER:
+        return
+    fields = prepared.log_fields()
+    where = prepared.describe()
+    if outcome.state is None:
+        if outcome.action is Action.ACK:
+            logger.info("%s already succeeded: duplicate delivery acknowledged", where, extra=fields)
+        elif outcome.action is Action.RETRY:
+            logger.info("%s back in %d s: %s", where, outcome.delay_seconds, outcome.reason, extra=fields)
+        else:
+            logger.debug("%s waits for its eta: re-sent", where, extra=fields)
+        return
+    detail = f" in {seconds:.3f} s (attempt {outcome.attempt})"
+    if outcome.state is State.RETRY:
+        later = outcome.delay_seconds if outcome.action is Action.RETRY else "> 900"
+        logger.info("%s RETRY%s: %s; next try in %s s", where, detail, outcome.reason, later, extra=fields)
+    else:
+        logger.info("%s %s%s", where, outcome.state.value, detail, extra=fields)
 
 
 class Executor:
@@ -123,15 +196,31 @@ class Executor:
         self.worker_id = worker_id or new_worker_id()
         self.health = Health()
 
-    def execute(self, received: ReceivedMessage) -> Outcome:
-        """Never raises for a bad message: every failure becomes an outcome."""
+    def prepare(self, received: ReceivedMessage) -> Prepared:
+        """Decode a received message once (its only decoding): envelope and task, or the
+        dead-letter outcome of a body that is not a task of this app."""
         try:
             message = self._decode(received)
         except (DecodeError, SignatureError) as exc:
-            return Outcome.dead_letter(f"{type(exc).__name__}: {exc}")
+            return Prepared(received, refused=Outcome.dead_letter(f"{type(exc).__name__}: {exc}"))
         task = self.app.tasks.get(message.task)
         if task is None:
-            return Outcome.dead_letter(f"unknown task {message.task!r}")
+            return Prepared(received, message, refused=Outcome.dead_letter(f"unknown task {message.task!r}"))
+        return Prepared(received, message, task)
+
+    def execute(self, received: ReceivedMessage | Prepared) -> Outcome:
+        """Never raises for a bad message: every failure becomes an outcome (logged)."""
+        prepared = received if isinstance(received, Prepared) else self.prepare(received)
+        started = time.monotonic()
+        outcome = self._execute(prepared)
+        log_outcome(prepared, outcome, time.monotonic() - started)
+        return outcome
+
+    def _execute(self, prepared: Prepared) -> Outcome:
+        if prepared.refused is not None:
+            return prepared.refused
+        received, message, task = prepared.received, prepared.message, prepared.task
+        assert message is not None and task is not None
         now = time.time()
         if message.eta is not None and message.eta > now + 1:
             return self._hop(message, received, message.eta - now)
@@ -149,10 +238,11 @@ class Executor:
     def _give_up(self, task: Task[Any, Any], message: Message, attempt: int) -> Outcome:
         """Earlier runs ended without an outcome (the worker died, or the task overran)."""
         text = f"gave up after {attempt - 1} attempts (the worker died or the task timed out)"
-        return self._fail(task, message, attempt - 1, "MaxRetriesExceeded", text, held=attempt)
+        held = attempt + (message.attempt_base or 0)
+        return self._fail(task, message, attempt - 1, "MaxRetriesExceeded", text, held=held)
 
     def _decode(self, received: ReceivedMessage) -> Message:
-        message = Message.decode(received.body)
+        message = Message.decode(received.body, received.message_id)
         if self.app.settings.signing_keys:
             message.verify(self.app.settings.signing_keys)
         return message
@@ -166,10 +256,7 @@ class Executor:
         return Outcome(Action.RESEND, delay_seconds=delay, body=body)
 
     def _encode(self, message: Message) -> str:
-        keys = self.app.settings.signing_keys
-        if keys:
-            message = message.model_copy(update={"signature": None}).signed(keys[0])
-        return message.encode(self.app.transport.max_message_bytes)
+        return self.app.encode(message)
 
     def _claim_and_run(
         self,
@@ -191,17 +278,17 @@ class Executor:
                 )
             except BackendError as exc:
                 self.health.failed("result backend (claim)", exc)
-                return Outcome.retry(BACKEND_RETRY_SECONDS)
+                return Outcome.retry(BACKEND_RETRY_SECONDS, reason="not claimed (backend unavailable)")
             self.health.ok("result backend (claim)")
             if claim.status is ClaimStatus.ALREADY_SUCCEEDED:
-                logger.info("task %s already succeeded; acknowledging duplicate", message.id)
                 return Outcome.ack()
             if claim.status is ClaimStatus.LEASED:
-                return Outcome.retry(claim.lease_remaining)
+                return Outcome.retry(claim.lease_remaining, reason="running elsewhere (lease held)")
             if claim.record is not None:
                 # Runs actually started, crashes included; a delivery handed back unstarted
-                # (shutdown, Lambda deadline, FIFO hold) is not an attempt.
-                attempt = claim.record.attempts
+                # (shutdown, Lambda deadline, FIFO hold) is not an attempt. A replayed message
+                # starts a new life: the runs before its replay are its base.
+                attempt = claim.record.attempts - (message.attempt_base or 0)
             if attempt > task.max_retries + 1:
                 return self._give_up(task, message, attempt)
         request = Request(
@@ -241,7 +328,7 @@ class Executor:
             return self._fail(task, message, request.attempt, "ResultError", str(exc))
         record = self._record(task, message, State.SUCCESS, request.attempt, value=stored)
         record = record.model_copy(update={"date_started": started})
-        return self._store(record, Outcome.ack())
+        return self._store(record, Outcome.ack().of_run(State.SUCCESS, request.attempt))
 
     def _retry_or_fail(
         self,
@@ -257,20 +344,14 @@ class Executor:
             text = f"{text} (gave up after {attempt} attempts)"
             return self._fail(task, message, attempt, error_type, text, trace)
         delay = task.policy.delay_for(attempt) if countdown is None else countdown
-        logger.info(
-            "task %s attempt %d failed (%s); retry in %.1f s",
-            message.id,
-            attempt,
-            error_type,
-            delay,
-        )
         record = self._record(task, message, State.RETRY, attempt, error=(error_type, text, trace))
         if is_fifo(received.queue):
             # A FIFO message is never re-sent (that would break its group's order): it waits
             # in place, as long as the broker's longest delay at most.
             delay = min(delay, self.app.transport.max_delay_seconds)
+        why = clip(f"{error_type}: {text}", MAX_REASON_CHARS)
         if delay <= self.app.transport.max_delay_seconds:
-            return self._store(record, Outcome.retry(delay))
+            return self._store(record, Outcome.retry(delay, why).of_run(State.RETRY, attempt))
         # Longer than the broker can hold a message: re-send with the attempts made so far
         # and an eta; it hops until then.
         again = message.model_copy(
@@ -279,7 +360,10 @@ class Executor:
         resend = Outcome(
             Action.RESEND,
             delay_seconds=self.app.transport.max_delay_seconds,
+            reason=why,
             body=self._encode(again),
+            state=State.RETRY,
+            attempt=attempt,
         )
         return self._store(record, resend)
 
@@ -295,7 +379,8 @@ class Executor:
     ) -> Outcome:
         """A final failure: FAILURE recorded, message to the dead-letter queue."""
         record = self._record(task, message, State.FAILURE, attempt, error=(error_type, text, trace))
-        return self._store(record, Outcome.dead_letter(f"{error_type}: {text}"), held=held)
+        failure = Outcome.dead_letter(f"{error_type}: {text}").of_run(State.FAILURE, attempt)
+        return self._store(record, failure, held=held)
 
     def _record(
         self,
@@ -318,9 +403,10 @@ class Executor:
             error_type=error_type,
             error_message=text,
             traceback=trace,
-            attempts=attempt,
+            attempts=attempt + (message.attempt_base or 0),
             date_done=now if state.ready else None,
             expires_at=self._expiry(now),
+            history=message.history,
         )
 
     def _expiry(self, now: float) -> int | None:
@@ -350,7 +436,7 @@ class Executor:
                         record.error_type,
                         current.attempts,
                     )
-                    return Outcome.retry(BACKEND_RETRY_SECONDS)
+                    return Outcome.retry(BACKEND_RETRY_SECONDS, reason="a later attempt took over")
             backend.put(record)
         except ResultTooLargeError as exc:
             # Deterministic: the same record would be refused again, so it is never retried.
@@ -367,7 +453,8 @@ class Executor:
                         "traceback": "",
                     }
                 )
-                return self._store(failure, Outcome.dead_letter(f"{type(exc).__name__}: {exc}"))
+                reason = Outcome.dead_letter(f"{type(exc).__name__}: {exc}")
+                return self._store(failure, reason.of_run(State.FAILURE, outcome.attempt))
             if record.traceback:  # error texts are clipped to fit, so this is a last resort
                 slim = record.model_copy(
                     update={"traceback": "", "error_message": (record.error_message or "")[:1024]}
@@ -377,7 +464,7 @@ class Executor:
         except BackendError as exc:
             # The message is kept: it comes back until its result can be stored.
             self.health.failed("result backend (store)", exc)
-            return Outcome.retry(BACKEND_RETRY_SECONDS)
+            return Outcome.retry(BACKEND_RETRY_SECONDS, reason="result not stored (backend unavailable)")
         self.health.ok("result backend (store)")
         return outcome
 

@@ -17,7 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cloudq.errors import DecodeError, MessageTooLargeError, SignatureError
 
+#: Version 1: every message. Version 2 adds what a replay from the dead-letter queue carries
+#: (``attempt_base``, ``history``); only replayed messages are written as version 2, so
+#: workers of version 1 read every other message, and refuse a replayed one with a reason.
 ENVELOPE_VERSION = 1
+REPLAY_ENVELOPE_VERSION = 2
+SUPPORTED_VERSIONS = (ENVELOPE_VERSION, REPLAY_ENVELOPE_VERSION)
 #: A task id is a key in every result backend (DynamoDB allows 2048 bytes, UTF-8, not empty).
 MAX_TASK_ID_CHARS = 255
 
@@ -46,6 +51,12 @@ class Message(BaseModel):
     parent_id: str | None = None
     root_id: str | None = None
     callbacks: list[dict[str, Any]] = Field(default_factory=list)
+    #: Version 2 (replayed messages): attempts spent by the task id before its replay from the
+    #: dead-letter queue, so this life gets a fresh retry budget while the result record
+    #: keeps counting every run.
+    attempt_base: int | None = Field(default=None, ge=0)
+    #: Version 2: the final errors of the task id's earlier lives, one line each, oldest first.
+    history: list[str] | None = None
     #: Hex HMAC-SHA256 of the canonical envelope without this field.
     signature: str | None = None
 
@@ -62,17 +73,42 @@ class Message(BaseModel):
         return body
 
     @classmethod
-    def decode(cls, body: str) -> Message:
-        """Parse a received body; raises ``DecodeError`` with the reason."""
+    def decode(cls, body: str, broker_message_id: str | None = None) -> Message:
+        """Parse a received body; raises ``DecodeError`` with the reason.
+
+        A body without an ``id`` (hand-written, or the fixed body a scheduler sends every
+        tick) takes ``broker_message_id`` as its task id: stable across redeliveries of that
+        broker message, and new for each message sent."""
         try:
             message = cls.model_validate_json(body)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "body"
             raise DecodeError(f"not a cloudq message: {where}: {first['msg']}") from exc
-        if message.v != ENVELOPE_VERSION:
-            raise DecodeError(f"unsupported envelope version {message.v}")
+        if message.v not in SUPPORTED_VERSIONS:
+            raise DecodeError(
+                f"unsupported envelope version {message.v} (this worker reads versions "
+                f"{', '.join(map(str, SUPPORTED_VERSIONS))}); upgrade cloudq on the workers"
+            )
+        if "id" not in message.model_fields_set:
+            if not broker_message_id:
+                raise DecodeError("not a cloudq message: id: missing, and no broker message id to use")
+            message = message.model_copy(update={"id": broker_message_id[:MAX_TASK_ID_CHARS]})
         return message
+
+    def replayed(self, attempts_so_far: int, final_error: str) -> Message:
+        """This message sent again from the dead-letter queue: a fresh retry budget
+        (``attempts_so_far`` become the base), its final error added to the history.
+        Unsigned: the sender signs it again."""
+        return self.model_copy(
+            update={
+                "v": REPLAY_ENVELOPE_VERSION,
+                "retries": 0,
+                "attempt_base": attempts_so_far,
+                "history": [*(self.history or []), final_error],
+                "signature": None,
+            }
+        )
 
     def canonical(self) -> bytes:
         """Deterministic bytes that the signature covers."""

@@ -27,9 +27,8 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from cloudq.errors import CloudQError
-from cloudq.execution import Action, Executor, apply_outcome
+from cloudq.execution import Action, Executor, Prepared, apply_outcome
 from cloudq.health import Health
-from cloudq.message import Message
 from cloudq.transports.base import ReceivedMessage
 
 if TYPE_CHECKING:
@@ -243,12 +242,9 @@ class Worker:
 
     # -- running -------------------------------------------------------------------------
 
-    def _task_timeout(self, message: ReceivedMessage) -> float | None:
+    def _task_timeout(self, prepared: Prepared) -> float | None:
         """The timeout of the message's task, for the heartbeat (None if unknown or untimed)."""
-        try:
-            task = self.app.tasks.get(Message.decode(message.body).task)
-        except CloudQError:
-            return None
+        task = prepared.task
         if task is None or task.timeout is None:
             return None
         if task.timeout > SQS_MAX_VISIBILITY_SECONDS and task.name not in self._warned_long:
@@ -274,11 +270,12 @@ class Worker:
             self._slots.give()
 
     def _run(self, message: ReceivedMessage) -> None:
-        running = _Running(message, time.monotonic(), self._task_timeout(message))
+        prepared = self.executor.prepare(message)
+        running = _Running(message, time.monotonic(), self._task_timeout(prepared))
         with self._lock:
             self._running[message.receipt_handle] = running
         try:
-            outcome = self.executor.execute(message)
+            outcome = self.executor.execute(prepared)
         except Exception:  # a worker never dies of one message; it reappears after visibility
             logger.exception("error handling message %s", message.message_id)
             outcome = None
@@ -295,7 +292,7 @@ class Worker:
                 self._acks[message.queue].append(message.receipt_handle)
             return
         try:
-            apply_outcome(self.app.transport, message, outcome)
+            apply_outcome(self.app.transport, prepared, outcome)
         except CloudQError as exc:
             logger.warning("could not apply %s to %s: %s", outcome.action.value, message.message_id, exc)
 

@@ -51,6 +51,9 @@ class ResultRecord(BaseModel):
     #: The broker delivery the lease was taken for (message id, receive count).
     lease_message_id: str | None = None
     lease_receive_count: int | None = None
+    #: The final errors of the task id's earlier lives (replayed from the dead-letter queue),
+    #: one line each, oldest first.
+    history: list[str] | None = None
 
 
 class Delivery(BaseModel):

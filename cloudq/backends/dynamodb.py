@@ -77,6 +77,8 @@ def to_item(record: ResultRecord) -> dict[str, Any]:
         value = getattr(record, name)
         if value is not None:
             item[name] = {"N": repr(value)}
+    if record.history:
+        item["history_json"] = {"S": json.dumps(record.history, ensure_ascii=False)}
     return item
 
 
@@ -104,6 +106,8 @@ def from_item(item: dict[str, Any]) -> ResultRecord:
         if name in item:
             number = float(item[name]["N"])
             fields[name] = int(number) if name in INTEGER_FIELDS else number
+    if "history_json" in item:
+        fields["history"] = json.loads(item["history_json"]["S"])
     return ResultRecord(**fields)
 
 

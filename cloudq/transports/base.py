@@ -119,8 +119,9 @@ class Transport(Protocol):
         the worker's heartbeat. Invalid handles are ignored."""
         ...
 
-    def dead_letter(self, message: ReceivedMessage, reason: str) -> None:
-        """Move ``message`` to its queue's dead-letter queue with ``reason``, then delete it."""
+    def dead_letter(self, message: ReceivedMessage, reason: str) -> str:
+        """Move ``message`` to its queue's dead-letter queue with ``reason``, then delete it.
+        Returns the dead-letter copy's message id (the one ``cloudq dlq list`` shows)."""
         ...
 
     def stats(self, queue: str) -> QueueStats:

@@ -156,15 +156,16 @@ class MemoryTransport:
         for handle in receipt_handles:
             self.change_visibility(queue, handle, visibility_timeout)
 
-    def dead_letter(self, message: ReceivedMessage, reason: str) -> None:
+    def dead_letter(self, message: ReceivedMessage, reason: str) -> str:
         attributes = {
             **message.attributes,
             REASON_ATTRIBUTE: reason,
             SOURCE_QUEUE_ATTRIBUTE: message.queue,
         }
         dlq = dead_letter_queue_name(message.queue)
-        self.send(dlq, [OutgoingMessage(message.body, 0, attributes, message.group_id)])
+        [copy] = self.send(dlq, [OutgoingMessage(message.body, 0, attributes, message.group_id)])
         self.ack(message.queue, [message.receipt_handle])
+        return copy
 
     def stats(self, queue: str) -> QueueStats:
         now = time.time()

@@ -193,13 +193,16 @@ class RedisTransport:
     def extend_visibility(self, queue: str, receipt_handles: Sequence[str], visibility_timeout: int) -> None:
         self._settle(queue, str(int(visibility_timeout * 1000)), receipt_handles)
 
-    def dead_letter(self, message: ReceivedMessage, reason: str) -> None:
+    def dead_letter(self, message: ReceivedMessage, reason: str) -> str:
         attributes = {**message.attributes, REASON_ATTRIBUTE: reason, SOURCE_QUEUE_ATTRIBUTE: message.queue}
         entry = {"b": message.body, "a": attributes, "g": message.group_id}
         dlq = dead_letter_queue_name(message.queue)
         keys = self._keys(message.queue) + self._keys(dlq)
         args = [message.receipt_handle, json.dumps(entry), _flag(message.queue), _flag(dlq)]
-        self._run("dead_letter", f"dead-letter on {message.queue}", keys, [*args, message.group_id or ""])
+        copy = _text(
+            self._run("dead_letter", f"dead-letter on {message.queue}", keys, [*args, message.group_id or ""])
+        )
+        return self._message_id(dlq, copy) if copy else ""
 
     def stats(self, queue: str) -> QueueStats:
         visible, in_flight, delayed = self._run("stats", f"stats of {queue}", self._keys(queue), [])

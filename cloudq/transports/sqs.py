@@ -249,18 +249,19 @@ class SQSTransport:
             if failed:
                 raise TransportError(f"SQS could not extend {len(failed)} message(s): {failed[0]}")
 
-    def dead_letter(self, message: ReceivedMessage, reason: str) -> None:
+    def dead_letter(self, message: ReceivedMessage, reason: str) -> str:
         attributes = {
             **message.attributes,
             REASON_ATTRIBUTE: reason[:MAX_REASON_CHARS],
             SOURCE_QUEUE_ATTRIBUTE: message.queue,
         }
         dlq = dead_letter_queue_name(message.queue)
-        self.send(
+        [copy] = self.send(
             dlq,
             [OutgoingMessage(message.body, 0, attributes, message.group_id, message.message_id)],
         )
         self.ack(message.queue, [message.receipt_handle])
+        return copy
 
     def stats(self, queue: str) -> QueueStats:
         url = self._url(queue)

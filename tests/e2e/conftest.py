@@ -45,6 +45,38 @@ def start_worker(e2e_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerFact
         yield start
 
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def redis_app(e2e_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[CloudQ]:
+    """The test tasks on the real redis-server (broker and results); its keys are deleted at
+    the end. Fails, never skips, when the server is down."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"redis-server is not reachable on 127.0.0.1:6379: {exc}", pytrace=False)
+    for key in ("CLOUDQ_BROKER", "CLOUDQ_BACKEND"):
+        monkeypatch.setenv(key, REDIS_URL)
+        e2e_env[key] = REDIS_URL
+    name = e2e_env["CLOUDQ_TEST_APP"]
+    yield make_app(name)
+    keys = list(client.scan_iter(match=f"{name}-*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture(params=["sqs-ministack", "redis"])
+def engine_app(request: pytest.FixtureRequest) -> CloudQ:
+    """The test tasks on SQS + DynamoDB in the emulator, then on Redis."""
+    fixture = "e2e_app" if request.param == "sqs-ministack" else "redis_app"
+    app: CloudQ = request.getfixturevalue(fixture)
+    return app
+
+
 LambdaFactory = Callable[..., CloudQ]
 
 

@@ -3,35 +3,11 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
-
-import pytest
-import redis
 
 from cloudq import CloudQ
 from cloudq.transports import OutgoingMessage
 from cloudq.transports.base import REASON_ATTRIBUTE
 from tests.e2e.conftest import WorkerFactory, side_effects, wait_for_side_effect
-from tests.tasks import make_app
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def redis_app(e2e_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[CloudQ]:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        pytest.fail(f"redis-server is not reachable on 127.0.0.1:6379: {exc}", pytrace=False)
-    for key in ("CLOUDQ_BROKER", "CLOUDQ_BACKEND"):
-        monkeypatch.setenv(key, REDIS_URL)
-        e2e_env[key] = REDIS_URL
-    name = e2e_env["CLOUDQ_TEST_APP"]
-    yield make_app(name)
-    keys = list(client.scan_iter(match=f"{name}-*", count=1000))
-    if keys:
-        client.delete(*keys)
 
 
 def test_delay_to_get_on_redis(redis_app: CloudQ, start_worker: WorkerFactory) -> None:
