@@ -10,12 +10,18 @@
 - While a task runs, a heartbeat keeps its message invisible, so a short queue visibility
   timeout gives fast recovery from a dead worker without long tasks running twice.
 - ``stop()`` (SIGTERM / SIGINT) stops receiving, hands back what was fetched but not started,
-  lets running tasks finish within ``grace`` seconds, and flushes the acks.
+  lets running tasks finish within ``grace`` seconds, and flushes the acks. It does not wait
+  for a long poll in flight (up to 20 s on an idle queue): a receive call cannot be cancelled,
+  so an idle worker exits at once, and a message SQS hands to that abandoned poll in its last
+  moments reappears after its visibility timeout: late, never lost.
+- A second signal exits the process at once: the messages of tasks still running reappear
+  after their visibility timeout and follow the retry policy.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -121,6 +127,8 @@ class Worker:
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="cloudq-task")
         self._stopping = threading.Event()
         self._stopped = threading.Event()
+        #: Set under ``_lock`` at shutdown: no more messages go to the pool.
+        self._closed = False
         self._lock = threading.Lock()
         self._acks: dict[str, list[str]] = defaultdict(list)
         self._running: dict[str, _Running] = {}
@@ -153,14 +161,26 @@ class Worker:
             signal.signal(signal.SIGINT, self._on_signal)
         self._stopping.wait()
         self._shutdown()
+        left = self._running_count()
+        if left and threading.current_thread() is threading.main_thread():
+            # Pool threads cannot be stopped, and the interpreter would wait for them at exit.
+            logger.warning(
+                "%d task(s) still running after the %.0f s grace: exiting; their messages come "
+                "back after their visibility timeout",
+                left,
+                self.grace,
+            )
+            _exit_now(1)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self._stopping.is_set():
-            logger.warning("second signal: stopping now")
-            self.grace = 0
-            self._stopped.set()
-            return
-        logger.info("signal %d: stopping (grace %.0f s; send again to stop now)", signum, self.grace)
+            running = self._running_count()
+            logger.warning(
+                "second signal: exiting now; %d running task(s) come back after their visibility timeout",
+                running,
+            )
+            _exit_now(128 + signum)
+        logger.info("signal %d: stopping (grace %.0f s; send again to exit now)", signum, self.grace)
         self._stopping.set()
 
     def stop(self) -> None:
@@ -168,16 +188,16 @@ class Worker:
         self._stopping.set()
 
     def _shutdown(self) -> None:
+        # Receivers are not joined: one may sit in a long poll for up to 20 s. Whatever a poll
+        # returns from now on is handed back by ``_dispatch``.
         deadline = time.monotonic() + self.grace
-        receivers = [t for t in self._threads if t.name.startswith("cloudq-receive")]
-        for thread in receivers:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        while self._running_count() and time.monotonic() < deadline and not self._stopped.is_set():
+        while self._running_count() and time.monotonic() < deadline:
             time.sleep(0.05)
         self._stopped.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:
+            self._closed = True
             cancelled, self._queued = list(self._queued.values()), {}
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self._hand_back(cancelled)
         self._flush_acks()
         logger.info("worker stopped: %s", self.stats)
@@ -227,8 +247,14 @@ class Worker:
                 self._hand_back(messages[position:])
                 return
             with self._lock:
-                self._queued[message.receipt_handle] = message
-            self._pool.submit(self._process, message)
+                accepted = not self._closed
+                if accepted:
+                    self._queued[message.receipt_handle] = message
+                    self._pool.submit(self._process, message)
+            if not accepted:  # shut down meanwhile
+                self._slots.give()
+                self._hand_back(messages[position:])
+                return
 
     def _hand_back(self, messages: list[ReceivedMessage]) -> None:
         """Make fetched-but-unstarted messages visible again at once."""
@@ -352,3 +378,10 @@ class Worker:
                 continue
             due[item.message.queue].append(item.message.receipt_handle)
         return due
+
+
+def _exit_now(code: int) -> None:
+    """Exit the process without waiting for pool threads still running tasks."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(code)

@@ -153,3 +153,63 @@ def test_sigterm_hands_back_unstarted_messages_at_once_and_lets_running_tasks_fi
     assert succeeded(chaos_app, ids) == len(ids), worker_log(tmp_path, 1)
     assert set(runs) == set(ids)
     assert max(runs.values()) == 1, [task_id for task_id, count in runs.items() if count > 1]
+
+
+#: The worker's own long poll: an idle worker used to wait it out before exiting.
+LONG_POLL_SECONDS = 20
+#: Far below what waiting out a long poll (or a running task) takes.
+PROMPT_EXIT_SECONDS = 5.0
+
+
+def _polling(tmp_path: Path, index: int = 0) -> bool:
+    """The worker printed its banner: it is about to long-poll (or polling)."""
+    return "cloudq worker:" in worker_log(tmp_path, index)
+
+
+def test_an_idle_worker_exits_without_waiting_out_its_long_poll_and_loses_nothing(
+    chaos_app: CloudQ, chaos_env: dict[str, str], start_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    # Given an idle worker 2 s into a 20 s long poll
+    worker = start_worker("-Q", "default", "--wait", str(LONG_POLL_SECONDS), "--visibility-timeout", "2")
+    assert wait_until(lambda: _polling(tmp_path), timeout=20, interval=0.05), worker_log(tmp_path)
+    time.sleep(2)
+    # When it gets SIGTERM
+    worker.send_signal(signal.SIGTERM)
+    signalled_at = time.monotonic()
+    exit_code = worker.wait(timeout=LONG_POLL_SECONDS + 5)
+    exited_after = time.monotonic() - signalled_at
+    # Then it exits cleanly at once, not when its poll would have ended
+    print(f"\n[chaos shutdown/idle] exit_code={exit_code} after {exited_after:.2f}s")
+    assert exit_code == 0, worker_log(tmp_path)
+    assert exited_after < PROMPT_EXIT_SECONDS, worker_log(tmp_path)
+    # And a task sent while the abandoned poll may still be open is not lost: at worst it
+    # comes back after the poll's visibility timeout, and the next worker runs it
+    result = chaos_app.tasks["record"].delay("after-stop")
+    start_worker("-Q", "default")
+    assert result.get(timeout=40) == "after-stop"
+    assert side_effects(chaos_env, "record") == ["after-stop"]
+
+
+def test_a_second_signal_exits_at_once_and_the_running_task_comes_back(
+    chaos_app: CloudQ, chaos_env: dict[str, str], start_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    # Given a worker running a 10 s task, stopping gracefully (grace 30 s) after a SIGTERM
+    worker = start_worker("-Q", "default", "--visibility-timeout", "2", "--grace", "30")
+    result = chaos_app.tasks["sleep"].delay(10.0, "long")
+    assert wait_until(lambda: bool(side_effects(chaos_env, "sleep")), timeout=20, interval=0.05)
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    # When it gets a second signal
+    worker.send_signal(signal.SIGINT)
+    signalled_at = time.monotonic()
+    exit_code = worker.wait(timeout=30)
+    exited_after = time.monotonic() - signalled_at
+    print(f"\n[chaos shutdown/second signal] exit_code={exit_code} after {exited_after:.2f}s")
+    # Then it exits at once, saying so, without waiting for the task
+    assert exited_after < PROMPT_EXIT_SECONDS, worker_log(tmp_path)
+    assert exit_code == 128 + signal.SIGINT
+    assert "second signal: exiting now; 1 running task(s)" in worker_log(tmp_path)
+    # And the task's message comes back after its visibility timeout and runs again
+    start_worker("-Q", "default")
+    assert result.get(timeout=40) == "long"
+    assert side_effects(chaos_env, "sleep") == ["long", "long"]
