@@ -2,17 +2,47 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_REGION = "us-east-1"
+_checked_regions: set[str] = set()
+
+
+def warn_unknown_region(session: boto3.session.Session, service: str, region: str) -> None:
+    """Warn (once per region) about a region AWS does not have, such as the typo ``us-east1``:
+    every call would fail later as a missing queue or an unreachable endpoint."""
+    if region in _checked_regions:
+        return
+    _checked_regions.add(region)
+    known = {
+        name
+        for partition in session.get_available_partitions()
+        for name in session.get_available_regions(service, partition)
+    }
+    if known and region not in known:
+        logger.warning(
+            "region %r is not an AWS region for %s (e.g. us-east-1, eu-west-1); check AWS_REGION, "
+            "AWS_DEFAULT_REGION or region_name",
+            region,
+            service,
+        )
 
 
 def aws_client(
-    service: str, endpoint_url: str | None = None, region_name: str | None = None, *, read_timeout: float
+    service: str,
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    *,
+    read_timeout: float,
+    connect_timeout: float = 5,
+    attempts: int = 6,
 ) -> Any:
     """A client with boto3's standard retry mode (backoff with jitter on throttling and
     transient errors), a short connect timeout so an outage is noticed quickly, and a pool
@@ -22,11 +52,12 @@ def aws_client(
         region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     )
     config = Config(
-        retries={"mode": "standard", "max_attempts": 5},
+        # total_max_attempts counts the first try; botocore's max_attempts would not.
+        retries={"mode": "standard", "total_max_attempts": attempts},
         max_pool_connections=64,
-        connect_timeout=5,
+        connect_timeout=connect_timeout,
         read_timeout=read_timeout,
     )
-    return boto3.session.Session().client(
-        service, endpoint_url=endpoint_url, region_name=region, config=config
-    )
+    session = boto3.session.Session()
+    warn_unknown_region(session, service, region)
+    return session.client(service, endpoint_url=endpoint_url, region_name=region, config=config)

@@ -15,8 +15,10 @@ from typing import Any, TypeVar
 import click
 
 from cloudq.errors import CloudQError, ConfigurationError, CredentialsError, QueueNotFoundError
+from cloudq.logs import LOG_FORMATS, configure_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger("cloudq.worker")
 
 #: Errors that mean "the user must fix something": exit 2, one line.
 USAGE_ERRORS = (ConfigurationError, QueueNotFoundError, CredentialsError)
@@ -40,16 +42,14 @@ def friendly_errors(fn: F) -> F:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs (without the AWS SDK's).")
+@click.option("--debug-aws", is_flag=True, help="Also show the AWS SDK's wire logs (very verbose).")
 @click.version_option(package_name="cloudq")
-def main(debug: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, debug: bool, debug_aws: bool) -> None:
     """cloudq: a task queue on SQS, DynamoDB and Lambda."""
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not debug:
-        logging.getLogger("botocore").setLevel(logging.WARNING)
+    ctx.obj = {"debug": debug, "debug_aws": debug_aws}
+    configure_logging(debug=debug, debug_aws=debug_aws)
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -80,8 +80,18 @@ def _split(value: str | None) -> list[str] | None:
     type=click.FloatRange(0),
     help="Seconds running tasks get to finish on SIGTERM.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    envvar="CLOUDQ_LOG_FORMAT",
+    help="json: one object per line, with task_id and task_name (or CLOUDQ_LOG_FORMAT).",
+)
+@click.pass_obj
 @friendly_errors
 def worker(
+    flags: dict[str, bool],
     app_reference: str,
     queues: str | None,
     concurrency: int,
@@ -89,10 +99,14 @@ def worker(
     wait_seconds: float | None,
     processes: int,
     grace: float,
+    log_format: str,
 ) -> None:
     """Run a long-polling worker for MODULE:APP (e.g. shop.tasks:app)."""
     from cloudq.app import load_app
     from cloudq.worker import Worker
+
+    logging_options: dict[str, Any] = {**flags, "log_format": log_format}
+    configure_logging(**logging_options)
 
     app = load_app(app_reference)
     chosen = _split(queues)
@@ -108,10 +122,14 @@ def worker(
         wait_seconds=wait_seconds,
         grace=grace,
     )
-    click.echo(
-        f"cloudq worker: app {app.name}, queues {', '.join(runner.queues)}, "
-        f"{processes} process(es) x {concurrency} threads, broker {app.settings.broker}",
-        err=True,
+    logger.info(
+        "cloudq worker: app %s, queues %s, %d process(es) x %d threads, broker %s (%s)",
+        app.name,
+        ", ".join(runner.queues),
+        processes,
+        concurrency,
+        app.settings.broker,
+        app.transport.describe(),
     )
     if processes == 1:
         runner.run()
@@ -126,7 +144,7 @@ def worker(
         "wait_seconds": wait_seconds,
         "grace": grace,
     }
-    Supervisor(app_reference, processes, options).run()
+    Supervisor(app_reference, processes, options, logging_options=logging_options).run()
 
 
 @main.command()

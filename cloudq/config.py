@@ -14,6 +14,9 @@ ENV_PREFIX = "CLOUDQ_"
 #: Sentinel meaning "the caller did not pass this argument" (``None`` is a real value:
 #: ``backend=None`` turns results off).
 UNSET: Any = object()
+#: The send path's defaults (``.delay()`` in a web request): see ``Settings.send_timeout``.
+SEND_TIMEOUT_SECONDS = 1.0
+SEND_ATTEMPTS = 2
 
 
 class Settings(BaseModel):
@@ -29,6 +32,11 @@ class Settings(BaseModel):
     wait_seconds: float = 20.0
     #: Visibility timeout asked for at receive; ``None`` keeps the queue's own.
     visibility_timeout: int | None = None
+    #: Sending (``.delay()`` in a web request): seconds to connect and to wait for each answer,
+    #: and attempts in all, so that a broker outage fails a request within about
+    #: ``send_attempts * send_timeout + 1`` seconds instead of hanging it.
+    send_timeout: float = SEND_TIMEOUT_SECONDS
+    send_attempts: int = SEND_ATTEMPTS
     #: SQS accepts 1 MiB; lower it to match a queue's MaximumMessageSize.
     max_message_bytes: int = 1024 * 1024
     #: How long results are kept (DynamoDB TTL); 0 keeps them forever.
@@ -53,6 +61,20 @@ class Settings(BaseModel):
     def _concurrency_in_aws_range(cls, value: int | None) -> int | None:
         if value is not None and not 2 <= value <= 1000:
             raise ValueError("must be between 2 and 1000 (SQS event source mapping limit)")
+        return value
+
+    @field_validator("send_timeout")
+    @classmethod
+    def _positive_timeout(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be more than 0 seconds")
+        return value
+
+    @field_validator("send_attempts")
+    @classmethod
+    def _at_least_one_attempt(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
         return value
 
     @field_validator("wait_seconds")

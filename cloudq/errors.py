@@ -73,10 +73,11 @@ class TransportError(CloudQError):
 class QueueNotFoundError(TransportError):
     """A queue does not exist. Runtime code never creates queues: provisioning does."""
 
-    def __init__(self, queue: str) -> None:
+    def __init__(self, queue: str, where: str = "") -> None:
+        place = f" ({where}: check the region and endpoint)" if where else ""
         super().__init__(
-            f"queue {queue!r} does not exist; create it with 'cloudq emulator up --app MODULE:APP' "
-            "locally, or in your AWS account with its dead-letter queue"
+            f"queue {queue!r} does not exist{place}; create it with 'cloudq emulator up --app "
+            "MODULE:APP' locally, or in your AWS account with its dead-letter queue"
         )
         self.queue = queue
 

@@ -30,12 +30,15 @@ SILENCE_LIMIT_SECONDS = 15.0
 OVERRUN_GRACE_SECONDS = 5.0
 
 
-def _child_main(app_reference: str, options: dict[str, Any], conn: Connection) -> None:
+def _child_main(
+    app_reference: str, options: dict[str, Any], logging_options: dict[str, Any], conn: Connection
+) -> None:
     """A child process: one ordinary worker plus a reporter thread."""
     from cloudq.app import load_app
+    from cloudq.logs import configure_logging
     from cloudq.worker import Worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(**logging_options)
     worker = Worker(load_app(app_reference), **options)
 
     def report() -> None:
@@ -64,11 +67,13 @@ class Supervisor:
         worker_options: dict[str, Any],
         *,
         silence_limit: float = SILENCE_LIMIT_SECONDS,
+        logging_options: dict[str, Any] | None = None,
     ) -> None:
         self.app_reference = app_reference
         self.processes = processes
         self.worker_options = worker_options
         self.silence_limit = silence_limit
+        self.logging_options = logging_options or {}
         self.replaced = 0
         self._context = multiprocessing.get_context("spawn")
         self._children: list[_Child] = []
@@ -78,7 +83,7 @@ class Supervisor:
         parent_end, child_end = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_child_main,
-            args=(self.app_reference, self.worker_options, child_end),
+            args=(self.app_reference, self.worker_options, self.logging_options, child_end),
             name="cloudq-worker",
         )
         process.start()

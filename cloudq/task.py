@@ -159,3 +159,8 @@ def run_with_request(request: Request, fn: Callable[[], R]) -> R:
         return fn()
     finally:
         _current_request.reset(token)
+
+
+def current_request() -> Request | None:
+    """The invocation running on this thread, or ``None`` outside a task."""
+    return _current_request.get()

@@ -10,10 +10,11 @@
 - While a task runs, a heartbeat keeps its message invisible, so a short queue visibility
   timeout gives fast recovery from a dead worker without long tasks running twice.
 - ``stop()`` (SIGTERM / SIGINT) stops receiving, hands back what was fetched but not started,
-  lets running tasks finish within ``grace`` seconds, and flushes the acks. It does not wait
-  for a long poll in flight (up to 20 s on an idle queue): a receive call cannot be cancelled,
-  so an idle worker exits at once, and a message SQS hands to that abandoned poll in its last
-  moments reappears after its visibility timeout: late, never lost.
+  lets running tasks finish within ``grace`` seconds, and flushes the acks. It waits at most
+  ``RECEIVER_JOIN_SECONDS`` for a long poll in flight (up to 20 s on an idle queue): a
+  receive call cannot be cancelled, so an idle worker exits within about a second, and a
+  message SQS hands to an abandoned poll in its last moments reappears after its visibility
+  timeout: late, never lost.
 - A second signal exits the process at once: the messages of tasks still running reappear
   after their visibility timeout and follow the retry policy.
 """
@@ -51,6 +52,8 @@ RECEIVE_BACKOFF_SECONDS = (0.5, 15.0)
 
 #: SQS keeps a received message invisible for at most 12 hours in all.
 SQS_MAX_VISIBILITY_SECONDS = 43_200
+#: How long a stopping worker waits for polls in flight to end before abandoning them.
+RECEIVER_JOIN_SECONDS = 1.0
 #: Longest wait of a received message for a free slot before it is handed back.
 SLOT_WAIT_SECONDS = 2.0
 
@@ -188,9 +191,13 @@ class Worker:
         self._stopping.set()
 
     def _shutdown(self) -> None:
-        # Receivers are not joined: one may sit in a long poll for up to 20 s. Whatever a poll
-        # returns from now on is handed back by ``_dispatch``.
+        # Receivers get a moment to end their polls (a short poll ends within it, and what it
+        # returns is handed back by ``_dispatch``); one still in a long poll is abandoned.
         deadline = time.monotonic() + self.grace
+        join_until = min(deadline, time.monotonic() + RECEIVER_JOIN_SECONDS)
+        for thread in self._threads:
+            if thread.name.startswith("cloudq-receive"):
+                thread.join(timeout=max(0.0, join_until - time.monotonic()))
         while self._running_count() and time.monotonic() < deadline:
             time.sleep(0.05)
         self._stopped.set()

@@ -40,13 +40,16 @@ def process_env(
 def worker_processes(
     base_env: dict[str, str], tmp_path: Path, stop_timeout: float = 15
 ) -> Iterator[WorkerFactory]:
-    """``start(*args, env={...})`` starts ``cloudq worker tests.tasks:app *args`` with its
+    """``start(*args, env={...}, global_args=(...))`` starts ``cloudq *global_args worker
+    tests.tasks:app *args`` with its
     output in ``worker-<n>.log``; at the end each gets SIGTERM, then SIGKILL if it lingers."""
     processes: list[subprocess.Popen[str]] = []
 
-    def start(*extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    def start(
+        *extra: str, env: dict[str, str] | None = None, global_args: tuple[str, ...] = ()
+    ) -> subprocess.Popen[str]:
         log = open(tmp_path / f"worker-{len(processes)}.log", "w")  # noqa: SIM115
-        command = [sys.executable, "-m", "cloudq", "worker", "tests.tasks:app", *extra]
+        command = [sys.executable, "-m", "cloudq", *global_args, "worker", "tests.tasks:app", *extra]
         process = subprocess.Popen(
             command, env={**base_env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, text=True
         )

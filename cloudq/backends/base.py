@@ -24,6 +24,10 @@ class State(str, enum.Enum):
     SUCCESS = "SUCCESS"
     FAILURE = "FAILURE"
 
+    def __str__(self) -> str:
+        # ``print(result.state)`` shows SUCCESS, not State.SUCCESS.
+        return self.value
+
     @property
     def ready(self) -> bool:
         return self in (State.SUCCESS, State.FAILURE)

@@ -39,6 +39,8 @@ def transport_from_url(url: str, app_name: str, settings: Settings) -> Transport
             endpoint_url=parsed.options.get("endpoint_url"),
             region_name=parsed.options.get("region"),
             max_message_bytes=settings.max_message_bytes,
+            send_timeout=settings.send_timeout,
+            send_attempts=settings.send_attempts,
         )
     from cloudq.transports.redis import RedisTransport
 

@@ -77,6 +77,10 @@ class Transport(Protocol):
     #: The largest body, in bytes, the engine accepts (SQS: 1 MiB).
     max_message_bytes: int
 
+    def describe(self) -> str:
+        """Where the broker is, for people: banners and error messages."""
+        ...
+
     def check_queues(self, queues: Sequence[str]) -> None:
         """Raise ``QueueNotFoundError`` naming the first queue (or its DLQ) that does not exist."""
         ...

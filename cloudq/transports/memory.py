@@ -58,6 +58,9 @@ class MemoryTransport:
         self._changed = threading.Condition()
         self._handles = itertools.count()
 
+    def describe(self) -> str:
+        return "memory (in this process)"
+
     def _queue(self, name: str) -> _Queue:
         return self._queues.setdefault(name, _Queue())
 

@@ -104,6 +104,11 @@ class RedisTransport:
         self._scripts = _load_scripts(client)
         self._key_cache: dict[str, list[str]] = {}
 
+    def describe(self) -> str:
+        kwargs = self.client.connection_pool.connection_kwargs
+        where = kwargs.get("path") or f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+        return f"redis at {where} db {kwargs.get('db', 0)}"
+
     @classmethod
     def from_url(cls, url: str, prefix: str = "", **options: Any) -> RedisTransport:
         # The socket timeout is above the longest blocking wait, so BLPOP is never cut short.

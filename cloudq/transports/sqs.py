@@ -21,6 +21,7 @@ from botocore.exceptions import (
 )
 
 from cloudq.aws import aws_client
+from cloudq.config import SEND_ATTEMPTS, SEND_TIMEOUT_SECONDS
 from cloudq.errors import CredentialsError, QueueNotFoundError, TransportError
 from cloudq.transports.base import (
     MAX_REASON_CHARS,
@@ -55,6 +56,16 @@ CREDENTIAL_CODES = {
 def default_client(endpoint_url: str | None = None, region_name: str | None = None) -> Any:
     # Above the 20 s long poll.
     return aws_client("sqs", endpoint_url, region_name, read_timeout=30)
+
+
+def send_client(
+    endpoint_url: str | None = None, region_name: str | None = None, *, timeout: float, attempts: int
+) -> Any:
+    """The client of the send path (``.delay()`` in a web request): short timeouts and few
+    attempts, so an unreachable broker fails the caller in seconds."""
+    return aws_client(
+        "sqs", endpoint_url, region_name, read_timeout=timeout, connect_timeout=timeout, attempts=attempts
+    )
 
 
 @contextmanager
@@ -92,22 +103,38 @@ class SQSTransport:
         endpoint_url: str | None = None,
         region_name: str | None = None,
         max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
+        send_timeout: float = SEND_TIMEOUT_SECONDS,
+        send_attempts: int = SEND_ATTEMPTS,
     ) -> None:
         self.prefix = prefix
         self.max_message_bytes = min(max_message_bytes, SQS_MAX_MESSAGE_BYTES)
         self._client = client or default_client(endpoint_url, region_name)
+        #: Sends go through their own client (an injected client serves both).
+        self._send_client = client or send_client(
+            endpoint_url, region_name, timeout=send_timeout, attempts=send_attempts
+        )
         self._urls: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def physical_name(self, queue: str) -> str:
         return self.prefix + queue
 
+    def describe(self) -> str:
+        meta = self._client.meta
+        return f"SQS in region {meta.region_name} at {meta.endpoint_url}"
+
     def _url(self, queue: str) -> str:
         url = self._urls.get(queue)
         if url is None:
             name = self.physical_name(queue)
-            with _mapped(name):
-                url = str(self._client.get_queue_url(QueueName=name)["QueueUrl"])
+            try:
+                # Through the send path's client: a web request's first .delay() resolves
+                # the URL, and must fail as fast as the send itself.
+                with _mapped(name):
+                    url = str(self._send_client.get_queue_url(QueueName=name)["QueueUrl"])
+            except QueueNotFoundError as exc:
+                # A wrong region or endpoint reads as a missing queue: say where we looked.
+                raise QueueNotFoundError(name, self.describe()) from exc
             with self._lock:
                 self._urls[queue] = url
         return url
@@ -152,7 +179,7 @@ class SQSTransport:
         for batch in self._batches(messages):
             entries = [self._entry(i, message, fifo) for i, message in enumerate(batch)]
             with _mapped(self.physical_name(queue)):
-                response = self._client.send_message_batch(QueueUrl=url, Entries=entries)
+                response = self._send_client.send_message_batch(QueueUrl=url, Entries=entries)
             if response.get("Failed"):
                 failure = response["Failed"][0]
                 raise TransportError(
@@ -277,3 +304,5 @@ class SQSTransport:
 
     def close(self) -> None:
         self._client.close()
+        if self._send_client is not self._client:
+            self._send_client.close()

@@ -74,3 +74,37 @@ def test_missing_credentials_are_a_credentials_error(monkeypatch: pytest.MonkeyP
     )
     with pytest.raises(CredentialsError, match="no AWS credentials"):
         SQSTransport("x-", client=client).check_queues(["q"])
+
+
+def test_a_queue_looked_up_in_the_wrong_region_names_the_region_and_endpoint(
+    ministack_server: MinistackServer,
+) -> None:
+    # Given a queue that exists in us-east-1
+    sqs = _client("sqs", ministack_server.endpoint_url)
+    sqs.create_queue(QueueName="regional-emails")
+    # When it is looked up through a client of another region
+    elsewhere = boto3.client(
+        "sqs",
+        endpoint_url=ministack_server.endpoint_url,
+        region_name="eu-west-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=NO_RETRIES,
+    )
+    transport = SQSTransport("regional-", client=elsewhere)
+    # Then the error says where it looked
+    with pytest.raises(QueueNotFoundError) as caught:
+        transport.check_queues(["emails"])
+    assert "region eu-west-1" in str(caught.value)
+    assert ministack_server.endpoint_url in str(caught.value)
+    assert transport.describe() == f"SQS in region eu-west-1 at {ministack_server.endpoint_url}"
+
+
+def test_a_region_aws_does_not_have_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    from cloudq.aws import aws_client
+
+    with caplog.at_level("WARNING", logger="cloudq.aws"):
+        aws_client("sqs", "http://127.0.0.1:9", "us-east1", read_timeout=1)
+        aws_client("sqs", "http://127.0.0.1:9", "eu-west-1", read_timeout=1)
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 1 and "region 'us-east1' is not an AWS region" in warnings[0]
