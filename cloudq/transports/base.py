@@ -116,7 +116,11 @@ class Transport(Protocol):
 
     def extend_visibility(self, queue: str, receipt_handles: Sequence[str], visibility_timeout: int) -> None:
         """``change_visibility`` for many messages of one queue at once (batched by the engine):
-        the worker's heartbeat. Invalid handles are ignored."""
+        the worker's heartbeat. Invalid handles are ignored.
+
+        One failure does not stop the rest: every batch is sent, then ``TransportError`` is
+        raised if any message could not be extended, saying how many of how many and why.
+        """
         ...
 
     def dead_letter(self, message: ReceivedMessage, reason: str) -> None:
