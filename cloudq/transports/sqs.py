@@ -23,13 +23,11 @@ from botocore.exceptions import (
 from cloudq.aws import aws_client
 from cloudq.errors import CredentialsError, QueueNotFoundError, TransportError
 from cloudq.transports.base import (
-    MAX_REASON_CHARS,
-    REASON_ATTRIBUTE,
-    SOURCE_QUEUE_ATTRIBUTE,
     OutgoingMessage,
     QueueStats,
     ReceivedMessage,
     check_size,
+    dead_letter_attributes,
     dead_letter_queue_name,
     is_fifo,
 )
@@ -37,6 +35,8 @@ from cloudq.transports.base import (
 SQS_BATCH = 10
 SQS_MAX_DELAY_SECONDS = 900
 SQS_MAX_MESSAGE_BYTES = 1024 * 1024
+#: Message attributes per message, at most (emulators do not refuse more; AWS does).
+SQS_MAX_MESSAGE_ATTRIBUTES = 10
 #: The whole SendMessageBatch request is limited to 1 MiB too; keep headroom for the JSON.
 SQS_MAX_BATCH_BYTES = SQS_MAX_MESSAGE_BYTES - 16 * 1024
 MISSING_QUEUE_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
@@ -274,11 +274,7 @@ class SQSTransport:
         return len(failed), f"{len(failed)} refused, first {first.get('Code')}: {first.get('Message')}"
 
     def dead_letter(self, message: ReceivedMessage, reason: str) -> None:
-        attributes = {
-            **message.attributes,
-            REASON_ATTRIBUTE: reason[:MAX_REASON_CHARS],
-            SOURCE_QUEUE_ATTRIBUTE: message.queue,
-        }
+        attributes = dead_letter_attributes(message, reason, SQS_MAX_MESSAGE_ATTRIBUTES)
         dlq = dead_letter_queue_name(message.queue)
         self.send(
             dlq,
