@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING
 from cloudq.errors import DecodeError
 from cloudq.message import Message
 from cloudq.transports.base import (
-    REASON_ATTRIBUTE,
-    SOURCE_QUEUE_ATTRIBUTE,
+    DeadLetterNote,
     OutgoingMessage,
     ReceivedMessage,
     dead_letter_queue_name,
@@ -56,12 +55,13 @@ class DeadLetter:
                 task_id, task = envelope.get("id"), envelope.get("task")
         except (ValueError, RecursionError):
             pass  # poison bodies are listed as they are
+        note = DeadLetterNote.from_attributes(message.attributes)
         return cls(
             message_id=message.message_id,
             task_id=task_id if isinstance(task_id, str) else None,
             task=task if isinstance(task, str) else None,
-            reason=message.attributes.get(REASON_ATTRIBUTE, "(no reason: moved by the redrive policy)"),
-            source_queue=message.attributes.get(SOURCE_QUEUE_ATTRIBUTE, queue),
+            reason=note.reason if note else "(no reason: moved by the redrive policy)",
+            source_queue=(note.source_queue if note else "") or queue,
             body=message.body,
         )
 

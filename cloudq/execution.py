@@ -425,19 +425,22 @@ class Executor:
         if backend is None:
             return outcome
         try:
-            if record.state is not State.SUCCESS and record.attempts > 0:
-                current = backend.get(record.task_id)
+            if record.state is State.SUCCESS or record.attempts <= 0:
+                backend.put(record)
+            else:
                 held = record.attempts if held is None else held
-                if current is not None and current.attempts > held:
+                # One conditional write: a read, then a write, would let a later attempt's
+                # claim land between the two and be overwritten.
+                later = backend.put_unless_superseded(record, held)
+                if later is not None:
                     logger.warning(
                         "task %s attempt %d ended (%s) after attempt %d took it over; outcome dropped",
                         record.task_id,
                         held,
                         record.error_type,
-                        current.attempts,
+                        later.attempts,
                     )
                     return Outcome.retry(BACKEND_RETRY_SECONDS, reason="a later attempt took over")
-            backend.put(record)
         except ResultTooLargeError as exc:
             # Deterministic: the same record would be refused again, so it is never retried.
             logger.error("task %s: %s", record.task_id, exc)

@@ -1,5 +1,6 @@
 """What the e2e and chaos tests share: the environment of a test and its processes, real
-``cloudq worker`` processes, and the side effects tasks record (see ``tests.tasks``)."""
+``cloudq worker`` processes, the side effects tasks record (see ``tests.tasks``), and the
+reason on a dead letter read with plain boto3."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cloudq.transports.base import DeadLetterNote
 from cloudq_emulator.server import MinistackServer
 
 WorkerFactory = Callable[..., subprocess.Popen[str]]
@@ -93,3 +96,12 @@ def wait_for_side_effect(env: dict[str, str], name: str, timeout: float = 30) ->
     """Poll until the task ``name`` has recorded a side effect (it started), then return them."""
     wait_until(lambda: bool(side_effects(env, name)), timeout, interval=0.05)
     return side_effects(env, name)
+
+
+def dead_letter_note(raw: dict[str, Any]) -> DeadLetterNote | None:
+    """cloudq's note on a dead letter as boto3's ``receive_message`` returns it (asked for
+    ``MessageAttributeNames=["All"]``)."""
+    attributes = {
+        name: value.get("StringValue", "") for name, value in raw.get("MessageAttributes", {}).items()
+    }
+    return DeadLetterNote.from_attributes(attributes)

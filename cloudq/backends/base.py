@@ -99,6 +99,17 @@ class ResultBackend(Protocol):
         """Store ``record`` whole, replacing any previous record of the same id."""
         ...
 
+    def put_unless_superseded(self, record: ResultRecord, attempt: int) -> ResultRecord | None:
+        """Store ``record`` whole, as ``put`` does, unless a later attempt has taken the task
+        over: see ``superseded`` for the rule. Returns ``None`` when stored, or the stored
+        record of the later attempt (left unchanged).
+
+        ``attempt`` is the attempt the writer's delivery claimed. This is one conditional
+        write: a stale run's outcome never lands over the record of an attempt that claimed
+        the task after it, however the two race. An expired record counts as missing.
+        """
+        ...
+
     def claim(
         self,
         task_id: str,
@@ -167,6 +178,18 @@ def claim_decision(
         remaining = (found.lease_expires_at or now) - now
         return Claim(status=ClaimStatus.LEASED, lease_remaining=remaining, record=found)
     return None
+
+
+def superseded(found: ResultRecord | None, attempt: int, now: float) -> bool:
+    """The stale-outcome rule, written once: ``True`` means the outcome of ``attempt`` must
+    not be stored over ``found``, because a later attempt claimed the task since.
+
+    Engines without a native conditional write (memory) call this under their lock; engines
+    with one (DynamoDB, Redis) encode the same rule in their condition.
+    """
+    if found is None or (found.expires_at is not None and found.expires_at < now):
+        return False
+    return found.attempts > attempt
 
 
 def claimed_record(

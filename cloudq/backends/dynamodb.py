@@ -2,8 +2,8 @@
 
 Values are stored as JSON text (``value_json``) so any JSON round-trips exactly. ``expires_at``
 is the table's TTL attribute; DynamoDB deletes expired items lazily, so reads treat a passed
-``expires_at`` as missing. The claim is one conditional ``UpdateItem``. Every botocore error is
-mapped to ``BackendError`` in ``_mapped``.
+``expires_at`` as missing. The claim is one conditional ``UpdateItem``, the guarded store one
+conditional ``PutItem``. Every botocore error is mapped to ``BackendError`` in ``_mapped``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cloudq.aws import aws_client
-from cloudq.backends.base import Claim, ClaimStatus, Delivery, ResultRecord, State, claim_decision
+from cloudq.backends.base import (
+    Claim,
+    ClaimStatus,
+    Delivery,
+    ResultRecord,
+    State,
+    claim_decision,
+)
 from cloudq.errors import BackendError, ResultTooLargeError
 
 #: BatchGetItem takes at most 100 keys.
@@ -51,6 +58,12 @@ CLAIM_CONDITION = (
     " OR (#state <> :success AND (attribute_not_exists(lease_owner)"
     " OR lease_expires_at < :now OR lease_owner = :owner"
     " OR (lease_message_id = :message AND lease_receive_count < :count)))"
+)
+# The rule of backends.base.superseded, negated: store unless a live record of a later
+# attempt is there.
+NOT_SUPERSEDED_CONDITION = (
+    "attribute_not_exists(task_id) OR expires_at < :now"
+    " OR attribute_not_exists(attempts) OR attempts <= :attempt"
 )
 CLAIM_SET = (
     "SET #state = :started, task_name = :name, lease_owner = :owner, lease_expires_at = :lease,"
@@ -173,16 +186,40 @@ class DynamoDBBackend:
         return found
 
     def put(self, record: ResultRecord) -> None:
-        item = to_item(record)
-        size = item_size(item)
-        if size > MAX_ITEM_BYTES:
-            raise ResultTooLargeError(
-                f"the result of task {record.task_id} is {size} bytes as a DynamoDB item, over "
-                f"DynamoDB's {MAX_ITEM_BYTES // 1024} KB limit; return an id instead and keep large "
-                "data in S3 or your database"
-            )
+        item = _checked_item(record)
         with self._mapped():
             self._client.put_item(TableName=self.table, Item=item)
+
+    def put_unless_superseded(self, record: ResultRecord, attempt: int) -> ResultRecord | None:
+        item = _checked_item(record)
+        now = time.time()
+        try:
+            with self._mapped():
+                self._client.put_item(
+                    TableName=self.table,
+                    Item=item,
+                    ConditionExpression=NOT_SUPERSEDED_CONDITION,
+                    ExpressionAttributeValues={":now": {"N": repr(now)}, ":attempt": {"N": str(attempt)}},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except BackendError as exc:
+            if not _condition_failed(exc):
+                raise
+            return self._superseding(exc, record.task_id)
+        return None
+
+    def _superseding(self, refusal: BackendError, task_id: str) -> ResultRecord:
+        """The record that refused a guarded store: returned with the refusal
+        (``ReturnValuesOnConditionCheckFailure``), or read when an engine does not."""
+        cause = refusal.__cause__
+        item = cause.response.get("Item") if isinstance(cause, ClientError) else None
+        found = from_item(item) if item else self.get(task_id)
+        if found is None:
+            raise BackendError(
+                f"DynamoDB refused the result of task {task_id} on table {self.table!r} as stale, "
+                "but the record that refused it is gone"
+            ) from refusal
+        return found
 
     def claim(
         self,
@@ -246,6 +283,19 @@ class DynamoDBBackend:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _checked_item(record: ResultRecord) -> dict[str, Any]:
+    """``record`` as an item, refused with ``ResultTooLargeError`` when over DynamoDB's limit."""
+    item = to_item(record)
+    size = item_size(item)
+    if size > MAX_ITEM_BYTES:
+        raise ResultTooLargeError(
+            f"the result of task {record.task_id} is {size} bytes as a DynamoDB item, over "
+            f"DynamoDB's {MAX_ITEM_BYTES // 1024} KB limit; return an id instead and keep large "
+            "data in S3 or your database"
+        )
+    return item
 
 
 def _condition_failed(exc: BackendError) -> bool:

@@ -14,6 +14,7 @@ from cloudq.backends.base import (
     ResultRecord,
     claim_decision,
     claimed_record,
+    superseded,
 )
 
 
@@ -44,6 +45,14 @@ class MemoryBackend:
     def put(self, record: ResultRecord) -> None:
         with self._lock:
             self._records[record.task_id] = record.model_copy()
+
+    def put_unless_superseded(self, record: ResultRecord, attempt: int) -> ResultRecord | None:
+        with self._lock:
+            found = self._live(record.task_id)
+            if found is not None and superseded(found, attempt, time.time()):
+                return found
+            self._records[record.task_id] = record.model_copy()
+            return None
 
     def claim(
         self,

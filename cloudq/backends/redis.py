@@ -2,7 +2,8 @@
 
 Records expire with the key (``EXPIREAT`` from ``expires_at``), and reads also treat a passed
 ``expires_at`` as missing. The claim is one Lua script (``redis_claim.lua``) with the rule of
-``backends.base.claim_decision``; counters are ``INCRBY``.
+``backends.base.claim_decision``; the guarded store another (``redis_put_unless_superseded.lua``,
+the rule of ``backends.base.superseded``); counters are ``INCRBY``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class RedisBackend:
     def __init__(self, client: Any, prefix: str = "") -> None:
         self.client = client
         self.prefix = prefix
-        self._scripts = load_scripts(client, "cloudq.backends", ("claim",), "redis_")
+        self._scripts = load_scripts(client, "cloudq.backends", ("claim", "put_unless_superseded"), "redis_")
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "") -> RedisBackend:
@@ -83,6 +84,12 @@ class RedisBackend:
                 pipe.expireat(self._key(record.task_id), record.expires_at)
             pipe.execute()
 
+    def put_unless_superseded(self, record: ResultRecord, attempt: int) -> ResultRecord | None:
+        args = [record.model_dump_json(), attempt, repr(time.time()), _expire_at(record)]
+        with mapped("put_unless_superseded"):
+            raw = self._scripts["put_unless_superseded"](keys=[self._key(record.task_id)], args=args)
+        return None if raw is None else ResultRecord.model_validate_json(raw)
+
     def claim(
         self,
         task_id: str,
@@ -117,3 +124,8 @@ class RedisBackend:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _expire_at(record: ResultRecord) -> int | str:
+    """``EXPIREAT``'s argument for a script, or ``''`` for a record that never expires."""
+    return "" if record.expires_at is None else record.expires_at

@@ -14,18 +14,25 @@ Semantics every engine keeps (the conformance suite checks them):
 - a message handle that is no longer valid (acknowledged, or received again since) is
   ignored by ``ack`` and ``change_visibility``.
 - ``dead_letter`` puts the body on the queue's dead-letter queue with the reason as an
-  attribute, then deletes the original: the message is never in neither queue.
+  attribute (``dead_letter_attributes``), then deletes the original: the message is never in
+  neither queue.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-#: Message attributes carrying why a message was dead-lettered.
+#: The message attribute of a dead-letter copy saying why, and from where, it was moved: JSON
+#: ``{"reason": ..., "source_queue": ..., "dropped_attributes": [...]}``. One attribute, so a
+#: message keeps as many of its own as the broker allows (SQS: 10 in all).
+DEAD_LETTER_ATTRIBUTE = "cloudq-dead-letter"
+#: The two attributes cloudq wrote before ``DEAD_LETTER_ATTRIBUTE``: still read, never written.
 REASON_ATTRIBUTE = "cloudq-dead-letter-reason"
 SOURCE_QUEUE_ATTRIBUTE = "cloudq-source-queue"
+CLOUDQ_ATTRIBUTES = frozenset({DEAD_LETTER_ATTRIBUTE, REASON_ATTRIBUTE, SOURCE_QUEUE_ATTRIBUTE})
 #: A reason is a line for a person (the executor clips longer ones): SQS message attributes
 #: count against the message's size, and logs stay readable.
 MAX_REASON_CHARS = 1000
@@ -120,7 +127,11 @@ class Transport(Protocol):
 
     def extend_visibility(self, queue: str, receipt_handles: Sequence[str], visibility_timeout: int) -> None:
         """``change_visibility`` for many messages of one queue at once (batched by the engine):
-        the worker's heartbeat. Invalid handles are ignored."""
+        the worker's heartbeat. Invalid handles are ignored.
+
+        One failure does not stop the rest: every batch is sent, then ``TransportError`` is
+        raised if any message could not be extended, saying how many of how many and why.
+        """
         ...
 
     def dead_letter(self, message: ReceivedMessage, reason: str) -> str:
@@ -135,6 +146,61 @@ class Transport(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+@dataclass(frozen=True)
+class DeadLetterNote:
+    """What cloudq records on a dead-letter copy."""
+
+    reason: str
+    #: Empty when not recorded (the old two-attribute form without its second attribute).
+    source_queue: str = ""
+    #: The message's own attributes left out to keep within the broker's limit.
+    dropped_attributes: tuple[str, ...] = ()
+
+    @classmethod
+    def from_attributes(cls, attributes: Mapping[str, str]) -> DeadLetterNote | None:
+        """The note of a dead-letter copy, in either form cloudq wrote; ``None`` when there is
+        none (the broker's redrive policy moved the message)."""
+        raw = attributes.get(DEAD_LETTER_ATTRIBUTE)
+        if raw is None:
+            reason = attributes.get(REASON_ATTRIBUTE)
+            source = attributes.get(SOURCE_QUEUE_ATTRIBUTE, "")
+            return None if reason is None else cls(reason, source)
+        try:
+            note = json.loads(raw)
+        except (ValueError, RecursionError):
+            note = None
+        if not isinstance(note, dict):
+            return cls(raw)  # not cloudq's JSON: the text is all there is
+        dropped = note.get("dropped_attributes")
+        return cls(
+            str(note.get("reason", "")),
+            str(note.get("source_queue", "")),
+            tuple(str(name) for name in dropped) if isinstance(dropped, list) else (),
+        )
+
+
+def dead_letter_attributes(
+    message: ReceivedMessage, reason: str, max_attributes: int | None = None
+) -> dict[str, str]:
+    """The attributes of ``message``'s dead-letter copy: its own, and cloudq's note (reason,
+    source queue) as one more.
+
+    An engine with a limit on attributes per message passes it as ``max_attributes``; when the
+    message's own would pass it, the least useful are dropped and named in the note: empty
+    ones first (a binary attribute arrives empty), then the last in name order.
+    """
+    own = {name: value for name, value in message.attributes.items() if name not in CLOUDQ_ATTRIBUTES}
+    kept, dropped = dict(own), []
+    if max_attributes is not None and len(own) >= max_attributes:
+        most_useful_first = sorted(own, key=lambda name: (own[name] == "", name))
+        dropped = sorted(most_useful_first[max_attributes - 1 :])
+        kept = {name: own[name] for name in most_useful_first[: max_attributes - 1]}
+    note: dict[str, object] = {"reason": reason[:MAX_REASON_CHARS], "source_queue": message.queue}
+    if dropped:
+        note["dropped_attributes"] = dropped
+    return {**kept, DEAD_LETTER_ATTRIBUTE: json.dumps(note, ensure_ascii=False)}
 
 
 def check_size(body: str, max_bytes: int) -> None:

@@ -15,12 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cloudq.transports.base import (
-    REASON_ATTRIBUTE,
-    SOURCE_QUEUE_ATTRIBUTE,
     OutgoingMessage,
     QueueStats,
     ReceivedMessage,
     check_size,
+    dead_letter_attributes,
     dead_letter_queue_name,
     is_fifo,
 )
@@ -160,11 +159,7 @@ class MemoryTransport:
             self.change_visibility(queue, handle, visibility_timeout)
 
     def dead_letter(self, message: ReceivedMessage, reason: str) -> str:
-        attributes = {
-            **message.attributes,
-            REASON_ATTRIBUTE: reason,
-            SOURCE_QUEUE_ATTRIBUTE: message.queue,
-        }
+        attributes = dead_letter_attributes(message, reason)
         dlq = dead_letter_queue_name(message.queue)
         [copy] = self.send(dlq, [OutgoingMessage(message.body, 0, attributes, message.group_id)])
         self.ack(message.queue, [message.receipt_handle])

@@ -31,12 +31,11 @@ from typing import Any
 
 from cloudq.errors import MissingExtraError, TransportError
 from cloudq.transports.base import (
-    REASON_ATTRIBUTE,
-    SOURCE_QUEUE_ATTRIBUTE,
     OutgoingMessage,
     QueueStats,
     ReceivedMessage,
     check_size,
+    dead_letter_attributes,
     dead_letter_queue_name,
     is_fifo,
 )
@@ -199,8 +198,7 @@ class RedisTransport:
         self._settle(queue, str(int(visibility_timeout * 1000)), receipt_handles)
 
     def dead_letter(self, message: ReceivedMessage, reason: str) -> str:
-        attributes = {**message.attributes, REASON_ATTRIBUTE: reason, SOURCE_QUEUE_ATTRIBUTE: message.queue}
-        entry = {"b": message.body, "a": attributes, "g": message.group_id}
+        entry = {"b": message.body, "a": dead_letter_attributes(message, reason), "g": message.group_id}
         dlq = dead_letter_queue_name(message.queue)
         keys = self._keys(message.queue) + self._keys(dlq)
         args = [message.receipt_handle, json.dumps(entry), _flag(message.queue), _flag(dlq)]

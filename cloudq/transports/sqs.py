@@ -24,13 +24,11 @@ from cloudq.aws import aws_client
 from cloudq.config import SEND_ATTEMPTS, SEND_TIMEOUT_SECONDS
 from cloudq.errors import CredentialsError, QueueNotFoundError, TransportError
 from cloudq.transports.base import (
-    MAX_REASON_CHARS,
-    REASON_ATTRIBUTE,
-    SOURCE_QUEUE_ATTRIBUTE,
     OutgoingMessage,
     QueueStats,
     ReceivedMessage,
     check_size,
+    dead_letter_attributes,
     dead_letter_queue_name,
     is_fifo,
 )
@@ -38,6 +36,8 @@ from cloudq.transports.base import (
 SQS_BATCH = 10
 SQS_MAX_DELAY_SECONDS = 900
 SQS_MAX_MESSAGE_BYTES = 1024 * 1024
+#: Message attributes per message, at most (emulators do not refuse more; AWS does).
+SQS_MAX_MESSAGE_ATTRIBUTES = 10
 #: The whole SendMessageBatch request is limited to 1 MiB too; keep headroom for the JSON.
 SQS_MAX_BATCH_BYTES = SQS_MAX_MESSAGE_BYTES - 16 * 1024
 MISSING_QUEUE_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
@@ -264,24 +264,44 @@ class SQSTransport:
 
     def extend_visibility(self, queue: str, receipt_handles: Sequence[str], visibility_timeout: int) -> None:
         url = self._url(queue)
+        not_extended, failures = 0, []
+        # Every batch is sent even when one fails: a batch left out would let its messages
+        # reappear while their tasks still run (a duplicate run).
         for start in range(0, len(receipt_handles), SQS_BATCH):
             chunk = receipt_handles[start : start + SQS_BATCH]
-            entries = [
-                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": int(visibility_timeout)}
-                for i, handle in enumerate(chunk)
-            ]
+            failed, failure = self._extend_batch(queue, url, chunk, visibility_timeout)
+            not_extended += failed
+            if failure:
+                failures.append(f"batch {start // SQS_BATCH + 1}: {failure}")
+        if failures:
+            raise TransportError(
+                f"SQS could not extend the visibility of {not_extended} of {len(receipt_handles)} "
+                f"message(s) on {queue!r} (every batch was sent): " + "; ".join(failures)
+            )
+
+    def _extend_batch(
+        self, queue: str, url: str, chunk: Sequence[str], visibility_timeout: int
+    ) -> tuple[int, str]:
+        """Extend one batch: how many messages failed (stale handles are not failures), and why."""
+        entries = [
+            {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": int(visibility_timeout)}
+            for i, handle in enumerate(chunk)
+        ]
+        try:
             with _mapped(self.physical_name(queue)):
                 response = self._client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
-            failed = [f for f in response.get("Failed", []) if f.get("Code") not in STALE_HANDLE_CODES]
-            if failed:
-                raise TransportError(f"SQS could not extend {len(failed)} message(s): {failed[0]}")
+        except (QueueNotFoundError, CredentialsError):
+            raise  # every batch would be refused the same way
+        except TransportError as exc:
+            return len(chunk), str(exc)
+        failed = [f for f in response.get("Failed", []) if f.get("Code") not in STALE_HANDLE_CODES]
+        if not failed:
+            return 0, ""
+        first = failed[0]
+        return len(failed), f"{len(failed)} refused, first {first.get('Code')}: {first.get('Message')}"
 
     def dead_letter(self, message: ReceivedMessage, reason: str) -> str:
-        attributes = {
-            **message.attributes,
-            REASON_ATTRIBUTE: reason[:MAX_REASON_CHARS],
-            SOURCE_QUEUE_ATTRIBUTE: message.queue,
-        }
+        attributes = dead_letter_attributes(message, reason, SQS_MAX_MESSAGE_ATTRIBUTES)
         dlq = dead_letter_queue_name(message.queue)
         [copy] = self.send(
             dlq,

@@ -14,6 +14,11 @@ without touching the emulator (which keeps its state):
 
 ``restore()`` forwards again; new connections work at once.
 
+``fail_requests(containing)`` fails single requests instead: every HTTP request whose bytes
+contain ``containing`` (a receipt handle, say) is answered with an HTTP 500 in AWS's JSON error
+form and never reaches the emulator, retries included, while other requests on the same
+connections go through. ``fail_requests(None)`` forwards everything again.
+
 Pure stdlib, traffic on 127.0.0.1 only.
 """
 
@@ -28,6 +33,33 @@ from types import TracebackType
 CHUNK = 65536
 #: How often a held connection re-checks whether the cut is over.
 POLL_SECONDS = 0.1
+_FAILED_BODY = b'{"__type":"InternalError","message":"request failed by the fault proxy"}'
+#: What a request failed by ``fail_requests`` gets: SQS's answer to an internal error.
+FAILED_RESPONSE = (
+    b"HTTP/1.1 500 Internal Server Error\r\n"
+    b"Content-Type: application/x-amz-json-1.0\r\n"
+    b"x-amzn-query-error: InternalError;Receiver\r\n"
+    b"Content-Length: " + str(len(_FAILED_BODY)).encode() + b"\r\n\r\n" + _FAILED_BODY
+)
+
+
+def _take_request(buffer: bytearray) -> bytes | None:
+    """Remove and return the first complete HTTP request of ``buffer`` (framed by its
+    Content-Length, as botocore sends them), or ``None`` while it is incomplete."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    length = 0
+    for line in bytes(buffer[:end]).split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    total = end + 4 + length
+    if len(buffer) < total:
+        return None
+    request = bytes(buffer[:total])
+    del buffer[:total]
+    return request
 
 
 def _reset(sock: socket.socket) -> None:
@@ -58,9 +90,11 @@ class FaultProxy:
         self._connections: set[tuple[socket.socket, socket.socket | None]] = set()
         self._closed = threading.Event()
         self._accepter = threading.Thread(target=self._accept_loop, name="fault-proxy-accept", daemon=True)
-        #: Connections accepted in all, and bytes forwarded (both ways).
+        self._fail_containing: bytes | None = None
+        #: Connections accepted in all, bytes forwarded (both ways), requests failed.
         self.accepted = 0
         self.forwarded_bytes = 0
+        self.failed_requests = 0
 
     @property
     def endpoint_url(self) -> str:
@@ -115,6 +149,13 @@ class FaultProxy:
         with self._lock:
             self._reset_mode = False
             self._open.set()
+
+    def fail_requests(self, containing: bytes | None) -> None:
+        """Answer every request whose bytes contain ``containing`` with an HTTP 500, or (with
+        ``None``) forward everything again. Set it while no request is in flight: requests are
+        framed one by one only while a rule is set."""
+        with self._lock:
+            self._fail_containing = containing
 
     def _reset_all(self) -> None:
         with self._lock:
@@ -186,7 +227,7 @@ class FaultProxy:
                     upstream.close()
 
     def _pump(self, client: socket.socket, upstream: socket.socket, generation: int) -> None:
-        peer = {client: upstream, upstream: client}
+        partial = bytearray()  # a request from the client not yet complete (while failing some)
         while True:
             if not self._open.is_set() and not self._wait_open(generation):
                 return  # cut: the bytes of this flow are lost, it is reset at restore
@@ -199,6 +240,28 @@ class FaultProxy:
                 data = sock.recv(CHUNK)
                 if not data:
                     return
-                peer[sock].sendall(data)
+                if sock is client:
+                    self._from_client(partial, data, client, upstream)
+                else:
+                    client.sendall(data)
                 with self._lock:
                     self.forwarded_bytes += len(data)
+
+    def _from_client(
+        self, partial: bytearray, data: bytes, client: socket.socket, upstream: socket.socket
+    ) -> None:
+        """Forward a client's bytes; while a ``fail_requests`` rule is set, request by request,
+        answering those that match it instead."""
+        with self._lock:
+            containing = self._fail_containing
+        if containing is None and not partial:
+            upstream.sendall(data)
+            return
+        partial += data
+        while (request := _take_request(partial)) is not None:
+            if containing is not None and containing in request:
+                with self._lock:
+                    self.failed_requests += 1
+                client.sendall(FAILED_RESPONSE)
+            else:
+                upstream.sendall(request)

@@ -93,7 +93,7 @@ _attribute_name = st.from_regex(r"\A[A-Za-z0-9_-][A-Za-z0-9_.-]{0,40}\Z").filter
     lambda name: (
         ".." not in name and not name.endswith(".") and not name.lower().startswith(("aws.", "amazon."))
     )
-) | st.sampled_from(["cloudq-dead-letter-reason", "cloudq-source-queue"])
+) | st.sampled_from(["cloudq-dead-letter", "cloudq-dead-letter-reason", "cloudq-source-queue"])
 _attribute_value = st.one_of(
     _text.map(lambda v: {"DataType": "String", "StringValue": v}),
     st.integers().map(lambda v: {"DataType": "Number", "StringValue": str(v)}),

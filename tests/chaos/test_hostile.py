@@ -9,7 +9,6 @@ from typing import Any
 
 from cloudq import CloudQ, State
 from cloudq.message import Message
-from cloudq.transports.base import REASON_ATTRIBUTE
 from tests.chaos.conftest import (
     SQS_MAX_MESSAGE_BYTES,
     Scale,
@@ -19,7 +18,8 @@ from tests.chaos.conftest import (
     states,
     wait_until,
 )
-from tests.chaos.hostile import Hostile, generate, huge
+from tests.chaos.hostile import SQS_MAX_ATTRIBUTES, Hostile, generate, huge
+from tests.processes import dead_letter_note
 
 SIGNING_KEY = "chaos-signing-key"
 SQS_BATCH = 10
@@ -117,7 +117,10 @@ def test_hostile_messages_end_in_the_dlq_with_a_reason_and_the_worker_goes_on(
     allowed: dict[str, set[str]] = defaultdict(set)
     for item in hostile:
         allowed[item.body].update(item.reasons)
-    reasons = [m.get("MessageAttributes", {}).get(REASON_ATTRIBUTE, {}).get("StringValue", "") for m in dead]
+    notes = [dead_letter_note(m) for m in dead]
+    reasons = [note.reason if note else "" for note in notes]
+    # And each dead letter keeps within SQS's 10 message attributes, whatever it carried
+    assert max(len(m.get("MessageAttributes", {})) for m in dead) <= SQS_MAX_ATTRIBUTES
     wrong = [
         (m["Body"][:80], reason)
         for m, reason in zip(dead, reasons, strict=True)

@@ -149,3 +149,63 @@ def test_an_expired_record_reads_as_missing(backend: ResultBackend) -> None:
     backend.put(record("old", state=State.SUCCESS, value=1, expires_at=int(time.time()) - 10))
     assert backend.get("old") is None
     assert backend.get_many(["old"]) == {}
+
+
+def test_a_stale_attempts_outcome_is_not_stored_over_a_later_attempt(backend: ResultBackend) -> None:
+    # Given attempt 2 claimed the task after attempt 1 lost its message
+    now = time.time()
+    backend.claim("s1", "t", "w1", 1, now)
+    backend.claim("s1", "t", "w2", 60, now + 2)
+    # When attempt 1's failure arrives late
+    later = backend.put_unless_superseded(record("s1", state=State.FAILURE, attempts=1), 1)
+    # Then it is refused, the refusal names the later attempt, and attempt 2's record stays
+    assert later is not None and later.attempts == 2
+    found = backend.get("s1")
+    assert found is not None and (found.state, found.attempts, found.lease_owner) == (State.STARTED, 2, "w2")
+
+
+def test_an_outcome_of_the_current_or_a_later_attempt_is_stored(backend: ResultBackend) -> None:
+    # Given no record, then a record of attempt 2
+    assert backend.put_unless_superseded(record("s2", state=State.RETRY, attempts=2), 2) is None
+    # When the same attempt, then a later one, store their outcomes
+    assert backend.put_unless_superseded(record("s2", state=State.RETRY, attempts=2, value=1), 2) is None
+    assert backend.put_unless_superseded(record("s2", state=State.FAILURE, attempts=3), 3) is None
+    # Then the last one is what is stored, with its TTL
+    found = backend.get("s2")
+    assert found is not None and (found.state, found.attempts) == (State.FAILURE, 3)
+
+
+def test_an_expired_record_does_not_supersede(backend: ResultBackend) -> None:
+    backend.put(record("s3", state=State.STARTED, attempts=5, expires_at=int(time.time()) - 10))
+    assert backend.put_unless_superseded(record("s3", state=State.FAILURE, attempts=1), 1) is None
+    found = backend.get("s3")
+    assert found is not None and (found.state, found.attempts) == (State.FAILURE, 1)
+
+
+def test_of_racing_writers_a_stale_outcome_never_lands_over_a_later_attempt(backend: ResultBackend) -> None:
+    """Writers of attempts 1..8 race on one id, over and over. With one conditional write the
+    stored attempts only ever grow, so attempt 8's record is always what remains, and a refusal
+    always names a later attempt. A read, then a write, lets a stale writer read before a later
+    one lands and write after it: both would win, and the stale record would remain (seen on
+    dynamodb-ministack and redis). moto passes this one: its PutItem checks and writes at once."""
+    writers, rounds = 8, 15
+    refusals: list[tuple[int, int]] = []
+    for round_ in range(rounds):
+        task_id = f"race-store-{round_}"
+        barrier = threading.Barrier(writers)
+
+        def write(attempt: int, task_id: str = task_id, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            stored = record(task_id, state=State.FAILURE, attempts=attempt)
+            later = backend.put_unless_superseded(stored, attempt)
+            if later is not None:
+                refusals.append((attempt, later.attempts))
+
+        threads = [threading.Thread(target=write, args=(attempt,)) for attempt in range(1, writers + 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        found = backend.get(task_id)
+        assert found is not None and found.attempts == writers, f"round {round_}: {found}"
+    assert all(later > attempt for attempt, later in refusals)

@@ -7,13 +7,17 @@ import time
 
 import pytest
 
+from cloudq import CloudQ
+from cloudq.dead_letters import list_dead_letters
 from cloudq.errors import MessageTooLargeError
 from cloudq.transports.base import (
     REASON_ATTRIBUTE,
     SOURCE_QUEUE_ATTRIBUTE,
+    DeadLetterNote,
     OutgoingMessage,
     Transport,
 )
+from cloudq.transports.sqs import SQS_MAX_MESSAGE_ATTRIBUTES, SQSTransport
 from tests.conformance.conftest import VISIBILITY_TIMEOUT
 
 Q = "work"
@@ -133,11 +137,53 @@ def test_dead_letter_moves_the_body_with_a_reason_and_removes_it(transport: Tran
     transport.dead_letter(got, "DecodeError: not a cloudq message")
     [dead] = receive_all(transport, queue="work-dlq")
     assert dead.body == "poison"
-    assert dead.attributes[REASON_ATTRIBUTE] == "DecodeError: not a cloudq message"
-    assert dead.attributes[SOURCE_QUEUE_ATTRIBUTE] == Q
+    assert DeadLetterNote.from_attributes(dead.attributes) == DeadLetterNote(
+        "DecodeError: not a cloudq message", Q
+    )
     assert dead.attributes["kind"] == "bad"
     time.sleep(VISIBILITY_TIMEOUT + 0.2)
     assert transport.receive(Q, 10, wait_seconds=0) == []
+
+
+def test_a_message_with_ten_attributes_is_dead_lettered_within_sqss_limit(transport: Transport) -> None:
+    # Given a message from outside cloudq carrying 10 attributes, SQS's most (one of them
+    # empty, as a binary attribute arrives)
+    own = {f"attribute-{i}": f"value {i}" for i in range(9)} | {"binary": ""}
+    send(transport, "foreign", attributes=own)
+    [got] = receive_all(transport)
+    # When it is dead-lettered
+    transport.dead_letter(got, "DecodeError: not a cloudq message")
+    # Then the copy keeps within the broker's limit (SQS refuses more than 10 attributes; the
+    # emulators do not)
+    [dead] = receive_all(transport, queue="work-dlq")
+    if isinstance(transport, SQSTransport):
+        assert len(dead.attributes) <= SQS_MAX_MESSAGE_ATTRIBUTES
+    # And each of the message's own attributes is kept as it was, or named as left out (the
+    # empty one first)
+    note = DeadLetterNote.from_attributes(dead.attributes)
+    assert note is not None
+    kept = {name: value for name, value in dead.attributes.items() if name in own}
+    assert kept == {name: own[name] for name in own if name not in note.dropped_attributes}
+    if isinstance(transport, SQSTransport):
+        assert note.dropped_attributes == ("binary",)
+    # And `cloudq dlq list` reads the reason and the source queue
+    transport.change_visibility("work-dlq", dead.receipt_handle, 0)
+    [letter] = list_dead_letters(CloudQ("conformance", transport=transport, backend=None), Q)
+    assert (letter.reason, letter.source_queue, letter.body) == (
+        "DecodeError: not a cloudq message",
+        Q,
+        "foreign",
+    )
+
+
+def test_a_dead_letter_in_the_old_two_attribute_form_is_still_read(transport: Transport) -> None:
+    # Given a dead letter as cloudq wrote them before (reason and source queue apart)
+    old = {REASON_ATTRIBUTE: "KeyError: 'x'", SOURCE_QUEUE_ATTRIBUTE: Q}
+    send(transport, '{"id": "t-1", "task": "tasks.add"}', queue="work-dlq", attributes=old)
+    # When the dead-letter queue is listed
+    [letter] = list_dead_letters(CloudQ("conformance", transport=transport, backend=None), Q)
+    # Then its reason and source queue are read
+    assert (letter.reason, letter.source_queue, letter.task_id) == ("KeyError: 'x'", Q, "t-1")
 
 
 def test_stats_count_visible_and_in_flight(transport: Transport) -> None:

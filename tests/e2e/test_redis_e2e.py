@@ -6,7 +6,7 @@ import signal
 
 from cloudq import CloudQ
 from cloudq.transports import OutgoingMessage
-from cloudq.transports.base import REASON_ATTRIBUTE
+from cloudq.transports.base import DeadLetterNote
 from tests.e2e.conftest import WorkerFactory, side_effects, wait_for_side_effect
 
 
@@ -38,4 +38,5 @@ def test_garbage_lands_in_the_dlq_with_a_reason(redis_app: CloudQ, start_worker:
     assert redis_app.tasks["add"].delay(1, 1).get(timeout=30) == 2
     [dead] = redis_app.transport.receive("default-dlq", 10, wait_seconds=5)
     assert dead.body == "\x00 not a task"
-    assert dead.attributes[REASON_ATTRIBUTE].startswith("DecodeError")
+    note = DeadLetterNote.from_attributes(dead.attributes)
+    assert note is not None and note.reason.startswith("DecodeError")

@@ -12,8 +12,8 @@ import boto3
 import pytest
 
 from cloudq import CloudQ, State, TaskError
-from cloudq.transports.base import REASON_ATTRIBUTE
 from tests.e2e.conftest import WorkerFactory, side_effects, wait_for_side_effect
+from tests.processes import dead_letter_note
 
 
 def _sqs() -> object:
@@ -30,7 +30,8 @@ def _dead_letters(app: CloudQ, queue: str = "default", wait: float = 10) -> list
         WaitTimeSeconds=int(wait),
         MessageAttributeNames=["All"],
     ).get("Messages", [])
-    return [(m["Body"], m["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"]) for m in got]
+    notes = [(m["Body"], dead_letter_note(m)) for m in got]
+    return [(body, note.reason if note else "(no note)") for body, note in notes]
 
 
 def test_delay_to_get_through_a_worker_process(e2e_app: CloudQ, start_worker: WorkerFactory) -> None:

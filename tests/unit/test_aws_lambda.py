@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from cloudq import CloudQ, State
-from cloudq.transports.base import REASON_ATTRIBUTE
+from cloudq.transports.base import DeadLetterNote
 from tests.tasks import make_app
 
 # Copied field for field from the AWS Lambda documentation ("Using Lambda with Amazon SQS",
@@ -104,7 +104,8 @@ def test_the_aws_documentation_example_event_is_handled_without_raising() -> Non
     assert response == {"batchItemFailures": []}
     dead = app.transport.receive("queue-dlq", 10, wait_seconds=0)
     assert len(dead) == 2
-    assert all(message.attributes[REASON_ATTRIBUTE].startswith("DecodeError") for message in dead)
+    notes = [DeadLetterNote.from_attributes(message.attributes) for message in dead]
+    assert all(note is not None and note.reason.startswith("DecodeError") for note in notes)
     assert dead[0].attributes["myAttribute"] == "myValue"
 
 

@@ -11,7 +11,7 @@ from cloudq import CloudQ, Message, State, TaskError
 from cloudq.execution import Action, Executor, apply_outcome
 from cloudq.testing import drain
 from cloudq.transports import OutgoingMessage
-from cloudq.transports.base import REASON_ATTRIBUTE, SOURCE_QUEUE_ATTRIBUTE
+from cloudq.transports.base import DeadLetterNote
 from tests.tasks import make_app
 
 
@@ -19,9 +19,11 @@ def _send_raw(app: CloudQ, body: str, queue: str = "default") -> None:
     app.transport.send(queue, [OutgoingMessage(body)])
 
 
-def _dead_letters(app: CloudQ, queue: str = "default") -> list[dict[str, str]]:
+def _dead_letters(app: CloudQ, queue: str = "default") -> list[DeadLetterNote]:
     got = app.transport.receive(f"{queue}-dlq", 10, wait_seconds=0)
-    return [dict(message.attributes) for message in got]
+    notes = [DeadLetterNote.from_attributes(message.attributes) for message in got]
+    assert None not in notes, "a dead letter without cloudq's note"
+    return [note for note in notes if note is not None]
 
 
 @pytest.mark.parametrize(
@@ -53,9 +55,9 @@ def test_bad_messages_go_to_the_dlq_with_a_reason_and_the_next_task_runs(
     # When the queue is drained
     drain(app, raise_failures=False)
     # Then the bad one is in the DLQ with a reason, and the good one ran
-    [attributes] = _dead_letters(app)
-    assert reason in attributes[REASON_ATTRIBUTE]
-    assert attributes[SOURCE_QUEUE_ATTRIBUTE] == "default"
+    [note] = _dead_letters(app)
+    assert reason in note.reason
+    assert note.source_queue == "default"
     assert good.get(timeout=1) == 2
 
 
@@ -73,8 +75,8 @@ def test_a_task_failing_every_time_runs_max_retries_plus_one_times_then_dead_let
     assert "failing on purpose t1" in raised.value.error_message
     assert "Traceback" in raised.value.traceback
     assert result.record().attempts == 3  # type: ignore[union-attr]
-    [attributes] = _dead_letters(app)
-    assert "FlakyError" in attributes[REASON_ATTRIBUTE]
+    [note] = _dead_letters(app)
+    assert "FlakyError" in note.reason
 
 
 def test_an_exception_outside_autoretry_for_fails_at_once(app: CloudQ) -> None:
@@ -131,7 +133,7 @@ def test_an_expired_task_is_dead_lettered_not_run(app: CloudQ) -> None:
     result = app.tasks["add"].apply_async((1, 2), expires=time.time() - 1)
     drain(app, raise_failures=False)
     assert result.state is State.FAILURE
-    assert "Expired" in _dead_letters(app)[0][REASON_ATTRIBUTE]
+    assert "Expired" in _dead_letters(app)[0].reason
 
 
 def test_a_redelivered_message_of_a_succeeded_task_is_acked_without_running(
@@ -203,8 +205,8 @@ class TestSigning:
         sender, worker = self._pair(sender_keys, "k1")
         sender.tasks["add"].delay(1, 2)
         drain(worker, raise_failures=False)
-        [attributes] = _dead_letters(worker)
-        assert reason in attributes[REASON_ATTRIBUTE]
+        [note] = _dead_letters(worker)
+        assert reason in note.reason
 
     def test_a_tampered_body_fails_verification(self) -> None:
         sender, worker = self._pair("k1", "k1")
@@ -212,7 +214,7 @@ class TestSigning:
         tampered = good.model_copy(update={"args": [100, 2]})
         worker.transport.send("default", [OutgoingMessage(tampered.encode(10**6))])
         drain(worker, raise_failures=False)
-        assert "does not match" in _dead_letters(worker)[0][REASON_ATTRIBUTE]
+        assert "does not match" in _dead_letters(worker)[0].reason
 
 
 def test_a_redelivered_message_takes_over_the_lease_of_the_worker_that_lost_it(app: CloudQ) -> None:
@@ -349,8 +351,8 @@ def test_a_result_too_large_for_dynamodb_fails_once_with_the_reason_and_is_not_r
         big.get(timeout=1)
     assert raised.value.error_type == "ResultTooLargeError"
     assert "over DynamoDB's 400 KB limit; return an id instead" in raised.value.error_message
-    [attributes] = _dead_letters(app)
-    assert attributes[REASON_ATTRIBUTE].startswith("ResultTooLargeError: the result of task")
+    [note] = _dead_letters(app)
+    assert note.reason.startswith("ResultTooLargeError: the result of task")
     assert small.get(timeout=1) == 3
 
 
@@ -371,6 +373,6 @@ def test_a_huge_error_message_is_clipped_so_the_failure_is_still_recorded(moto_a
     assert raised.value.traceback.startswith("Traceback (most recent call last)")
     assert 'raise ValueError("e" * length)' in raised.value.traceback  # the frames are kept
     assert "characters left out" in raised.value.traceback
-    [attributes] = _dead_letters(app)
-    assert attributes[REASON_ATTRIBUTE].startswith("ValueError: eee")
-    assert len(attributes[REASON_ATTRIBUTE]) < 1100
+    [note] = _dead_letters(app)
+    assert note.reason.startswith("ValueError: eee")
+    assert len(note.reason) < 1100
