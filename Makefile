@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_redis.py
 	$(BIN)/python bench/bench_heartbeat.py
 	$(BIN)/python bench/bench_lambda.py
+	$(BIN)/python bench/bench_stop.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
