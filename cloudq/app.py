@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from cloudq.arguments import is_json
 from cloudq.config import UNSET, Settings, load_settings
 from cloudq.errors import ArgumentError, ConfigurationError, TaskRegistrationError
+from cloudq.hooks import Hooks
 from cloudq.message import Message, new_task_id
 from cloudq.task import RetryPolicy, Task
 from cloudq.transports.base import OutgoingMessage, is_fifo
@@ -65,6 +66,8 @@ class CloudQ:
         self._transport = transport
         self._backend = result_backend
         self._lock = threading.Lock()
+        #: Task lifecycle hooks (``cloudq.hooks``): ``@app.hooks.before_task`` …
+        self.hooks = Hooks()
 
     def __repr__(self) -> str:
         return f"<CloudQ {self.name} broker={self.settings.broker}>"
