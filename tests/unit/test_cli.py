@@ -16,6 +16,10 @@ def cloudq(*args: str) -> subprocess.CompletedProcess[str]:
     ("reference", "message"),
     [
         ("no_such_module:app", "cannot import module 'no_such_module'"),
+        (
+            "tests.import_fails:app",
+            "cannot import module 'tests.import_fails': RuntimeError: settings are not configured",
+        ),
         ("tests.tasks", "must look like 'module:app'"),
         ("tests.tasks:make_app", "is not a cloudq app"),
         ("tests.tasks:missing", "is not a cloudq app"),
