@@ -14,6 +14,10 @@ without touching the emulator (which keeps its state):
 
 ``restore()`` forwards again; new connections work at once.
 
+``FaultProxy(port, latency=0.2)`` also holds every chunk a client sends for ``latency``
+seconds before forwarding it (each connection on its own thread, so concurrent calls wait in
+parallel): a slow link to AWS.
+
 Pure stdlib, traffic on 127.0.0.1 only.
 """
 
@@ -23,6 +27,7 @@ import select
 import socket
 import struct
 import threading
+import time
 from types import TracebackType
 
 CHUNK = 65536
@@ -45,8 +50,9 @@ def _reset(sock: socket.socket) -> None:
 class FaultProxy:
     """``with FaultProxy(upstream_port) as proxy: proxy.endpoint_url; proxy.cut(); proxy.restore()``"""
 
-    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
+    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1", latency: float = 0.0) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self.latency = latency
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._lock = threading.Lock()
@@ -199,6 +205,8 @@ class FaultProxy:
                 data = sock.recv(CHUNK)
                 if not data:
                     return
+                if sock is client and self.latency:
+                    time.sleep(self.latency)
                 peer[sock].sendall(data)
                 with self._lock:
                     self.forwarded_bytes += len(data)
