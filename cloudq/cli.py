@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
+from cloudq.distribution import DISTRIBUTION
 from cloudq.errors import CloudQError, ConfigurationError, CredentialsError, QueueNotFoundError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,7 +42,7 @@ def friendly_errors(fn: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
-@click.version_option(package_name="cloudq")
+@click.version_option(package_name=DISTRIBUTION, message="%(prog)s %(version)s (distribution %(package)s)")
 def main(debug: bool) -> None:
     """cloudq: a task queue on SQS, DynamoDB and Lambda."""
     logging.basicConfig(
@@ -216,14 +217,14 @@ def _emulator_module(name: str) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("cloudq_emulator"):
             raise ConfigurationError(
-                "the emulator is not installed; pip install cloudq-emulator "
+                f"the emulator is not installed; pip install '{DISTRIBUTION}[emulator]' "
                 "(in this repo: pip install -e ./emulator)"
             ) from None
         raise
 
 
 def _attach_emulator_group() -> None:
-    """``cloudq emulator …`` lives in the cloudq-emulator distribution; attach it if present."""
+    """``cloudq emulator …`` lives in the emulator distribution; attach it if present."""
     try:
         from cloudq_emulator.cli import emulator
     except ModuleNotFoundError:
@@ -232,7 +233,7 @@ def _attach_emulator_group() -> None:
         @click.argument("args", nargs=-1, type=click.UNPROCESSED)
         @friendly_errors
         def missing(args: tuple[str, ...]) -> None:
-            """Local AWS (needs the cloudq-emulator package)."""
+            """Local AWS (needs the emulator: the 'emulator' extra)."""
             _emulator_module("cloudq_emulator.cli")
 
         return
