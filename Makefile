@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_redis.py
 	$(BIN)/python bench/bench_heartbeat.py
 	$(BIN)/python bench/bench_lambda.py
+	$(BIN)/python bench/bench_django.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
