@@ -44,8 +44,9 @@ def test_the_view_answers_at_once_and_a_worker_updates_the_row(
     event = Event.objects.get(pk=body["event_id"])
     assert (event.requested, event.participants) == (23, 0)
     assert Client().get(f"/tasks/{body['task_id']}").json()["state"] == "PENDING"
-    # When a real worker process starts
-    start_worker("-c", "2", app=MANAGED)
+    # When a real worker process starts (it loads the app module only: the task is found by
+    # autodiscovery of events.tasks, since DJANGO_SETTINGS_MODULE is set)
+    start_worker("-c", "2", "--wait", "1", app=MANAGED)
     # Then it runs the task: the result comes by the id the view returned, the row is updated
     assert app.AsyncResult(body["task_id"]).get(timeout=60) == 23
     event.refresh_from_db()
@@ -132,7 +133,7 @@ def connection_drop_scenario(
     from eventsite.cloudq_app import app
 
     event = Event.objects.create(name=f"drops-{uuid.uuid4().hex[:6]}")
-    start_worker("-c", "2", app=reference)
+    start_worker("-c", "2", "--wait", "1", app=reference)
     later: list[ResultRecord] = []
     dropped = 0
     for round_number in range(rounds):
@@ -164,3 +165,17 @@ def test_without_the_connection_handling_the_same_scenario_fails(
     later, _ = connection_drop_scenario(UNMANAGED, django_env["EVENTS_DB_NAME"], start_worker, rounds=2)
     assert not all_succeeded_first_time(later)
     assert {record.error_type for record in later} & {"OperationalError", "InterfaceError"}
+
+
+def test_settings_come_from_settings_cloudq_between_arguments_and_the_environment(
+    django_env: dict[str, str],
+) -> None:
+    from cloudq.contrib.django import DjangoCloudQ
+    from eventsite.cloudq_app import app
+
+    # settings.CLOUDQ (settings_emulator: wait_seconds 5, result_ttl 7 days) over CLOUDQ_WAIT_SECONDS=1
+    assert django_env["CLOUDQ_WAIT_SECONDS"] == "1"
+    assert (app.settings.wait_seconds, app.settings.result_ttl) == (5, 7 * 86_400)
+    # a constructor argument over settings.CLOUDQ; a default where neither says anything
+    other = DjangoCloudQ("events-other", wait_seconds=2)
+    assert (other.settings.wait_seconds, other.settings.max_retries) == (2, 3)
