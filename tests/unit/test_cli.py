@@ -50,3 +50,14 @@ def test_help_works_for_every_command() -> None:
         done = cloudq(*command, "--help")
         assert done.returncode == 0, done.stderr
         assert "Usage:" in done.stdout
+
+
+def test_the_version_and_install_hints_name_the_distribution() -> None:
+    from cloudq.distribution import DISTRIBUTION
+    from cloudq.errors import MissingExtraError
+
+    done = cloudq("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"cloudq 0.1.0 (distribution {DISTRIBUTION})"
+    hint = str(MissingExtraError("django", "django"))
+    assert hint == "'django' is not installed; install it with: pip install 'cloudq-aws[django]'"
