@@ -58,6 +58,6 @@ def test_the_version_and_install_hints_name_the_distribution() -> None:
 
     done = cloudq("--version")
     assert done.returncode == 0
-    assert done.stdout.strip() == f"cloudq 0.1.0 (distribution {DISTRIBUTION})"
+    assert done.stdout.strip().endswith(f"cloudq 0.1.0 (distribution {DISTRIBUTION})")
     hint = str(MissingExtraError("django", "django"))
     assert hint == "'django' is not installed; install it with: pip install 'cloudq-aws[django]'"
