@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Wheels of everything the two distributions need, for the install test, which installs them
+# into a fresh venv offline (--no-index --find-links); filled here, where PyPI is reachable.
+WHEELHOUSE := .wheelhouse
+WHEELS := $(WHEELHOUSE)/.filled
 
 .PHONY: demo test chaos bench lint typecheck clean
 
@@ -12,10 +16,15 @@ $(STAMP): pyproject.toml emulator/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[cli,redis,dev]' -e ./emulator
 	touch $(STAMP)
 
+$(WHEELS): pyproject.toml emulator/pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip wheel --quiet -w $(WHEELHOUSE) '.[cli]' ./emulator 'setuptools>=68'
+	rm -f $(WHEELHOUSE)/cloudq_aws-*.whl $(WHEELHOUSE)/cloudq_aws_emulator-*.whl
+	touch $(WHEELS)
+
 demo: $(STAMP)
 	$(BIN)/cloudq demo
 
-test: $(STAMP)
+test: $(STAMP) $(WHEELS)
 	$(BIN)/python -m pytest -q
 
 # The chaos suite at the issue's full scale (make test runs it short).
@@ -28,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_heartbeat.py
 	$(BIN)/python bench/bench_lambda.py
 	$(BIN)/python bench/bench_stop.py
+	$(BIN)/python bench/bench_django.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -36,4 +46,4 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(WHEELHOUSE)

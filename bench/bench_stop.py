@@ -148,9 +148,7 @@ def main() -> None:
     hung.close()
     print(f"\nstop and send path — medians of {options.runs} runs")
     print(f"  idle worker, SIGTERM → exit          {statistics.median(idle):6.2f} s  (target ≤ 1.5)")
-    print(
-        f"  second signal → exit, task running   {statistics.median(second):6.2f} s  (target ≤ 0.5)"
-    )
+    print(f"  second signal → exit, task running   {statistics.median(second):6.2f} s  (target ≤ 0.5)")
     print(f"  .delay(), broker port closed → raises{statistics.median(refused):6.2f} s  (target ≤ 3)")
     print(f"  .delay(), broker hung → raises       {statistics.median(silent):6.2f} s  (target ≤ 3)")
     print(f"  worker log lines per task at INFO    {lines:6.2f}     ({options.tasks} tasks)")

@@ -17,6 +17,7 @@ from cloudq.errors import (
     TaskError,
     TransportError,
 )
+from cloudq.hooks import Hook, Hooks, TaskEvent
 from cloudq.message import Message
 from cloudq.result import AsyncResult
 from cloudq.task import Request, RetryPolicy, Task
@@ -30,6 +31,8 @@ __all__ = [
     "CloudQ",
     "CloudQError",
     "ConfigurationError",
+    "Hook",
+    "Hooks",
     "Message",
     "MessageTooLargeError",
     "QueueNotFoundError",
@@ -40,6 +43,7 @@ __all__ = [
     "State",
     "Task",
     "TaskError",
+    "TaskEvent",
     "TransportError",
     "load_app",
 ]

@@ -9,7 +9,9 @@ def main() -> None:
     try:
         import click  # noqa: F401
     except ImportError:
-        sys.stderr.write("cloudq: the command line needs click; pip install 'cloudq[cli]'\n")
+        from cloudq.distribution import DISTRIBUTION
+
+        sys.stderr.write(f"cloudq: the command line needs click; pip install '{DISTRIBUTION}[cli]'\n")
         raise SystemExit(2) from None
     from cloudq.cli import main as cli_main
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import os
 import sys
 import threading
 import time
@@ -13,8 +14,9 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from pydantic import ValidationError
 
 from cloudq.arguments import is_json
-from cloudq.config import UNSET, Settings, load_settings
+from cloudq.config import UNSET, Settings, SettingsSource, load_settings
 from cloudq.errors import ArgumentError, ConfigurationError, TaskRegistrationError
+from cloudq.hooks import Hooks
 from cloudq.message import Message, new_task_id
 from cloudq.task import RetryPolicy, Task
 from cloudq.transports.base import OutgoingMessage, is_fifo
@@ -41,8 +43,12 @@ class CloudQ:
 
     ``CloudQ("shop")`` reads the rest from ``CLOUDQ_*`` variables or defaults: broker
     ``sqs://``, results in DynamoDB table ``shop-results``. Pass ``transport=`` or
-    ``result_backend=`` to inject an engine (tests, custom clients).
+    ``result_backend=`` to inject an engine (tests, custom clients), ``settings_source=`` to
+    read settings from a framework's configuration (``cloudq.contrib.django``).
     """
+
+    #: The class of the tasks ``@app.task`` registers (``cloudq.contrib.django`` adds methods).
+    task_class: type[Task[Any, Any]] = Task
 
     def __init__(
         self,
@@ -52,6 +58,7 @@ class CloudQ:
         backend: str | None = UNSET,
         transport: Transport | None = None,
         result_backend: ResultBackend | None = None,
+        settings_source: SettingsSource | None = None,
         **settings: Any,
     ) -> None:
         if not name or not name.replace("-", "").replace("_", "").isalnum():
@@ -60,11 +67,14 @@ class CloudQ:
         unknown = set(settings) - set(Settings.model_fields)
         if unknown:
             raise ConfigurationError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        self.settings = load_settings(name, {"broker": broker, "backend": backend, **settings})
+        overrides = {"broker": broker, "backend": backend, **settings}
+        self.settings = load_settings(name, overrides, source=settings_source)
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._transport = transport
         self._backend = result_backend
         self._lock = threading.Lock()
+        #: Task lifecycle hooks (``cloudq.hooks``): ``@app.hooks.before_task`` …
+        self.hooks = Hooks()
 
     def __repr__(self) -> str:
         return f"<CloudQ {self.name} broker={self.settings.broker}>"
@@ -152,7 +162,7 @@ class CloudQ:
             retry_jitter=options.pop("retry_jitter", True),
             autoretry_for=tuple(options.pop("autoretry_for", (Exception,))),
         )
-        task: Task[Any, Any] = Task(
+        task: Task[Any, Any] = self.task_class(
             self,
             fn,
             name=name,
@@ -252,6 +262,20 @@ class CloudQ:
         return AsyncResult(task_id, self)
 
 
+def _import_failure(module_name: str, exc: Exception) -> str:
+    if isinstance(exc, ImportError):
+        return f"cannot import module {module_name!r}: {exc}"
+    text = f"cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
+    if type(exc).__name__ in ("ImproperlyConfigured", "AppRegistryNotReady"):
+        settings = os.environ.get("DJANGO_SETTINGS_MODULE")
+        text += (
+            f" (Django: check the settings module {settings!r})"
+            if settings
+            else " (Django: set DJANGO_SETTINGS_MODULE, e.g. mysite.settings, and cloudq sets Django up)"
+        )
+    return text
+
+
 def _group(queue: str) -> str | None:
     # FIFO queues need a message group; one group per queue keeps strict order by default.
     return "default" if is_fifo(queue) else None
@@ -262,16 +286,27 @@ def _pick(value: Any, default: Any) -> Any:
 
 
 def load_app(reference: str) -> CloudQ:
-    """Import ``module:attribute`` (``shop.tasks:app``); the current directory is importable."""
+    """Import ``module:attribute`` (``shop.tasks:app``); the current directory is importable.
+
+    With ``DJANGO_SETTINGS_MODULE`` set, Django is set up first and each installed app's
+    ``tasks`` module imported (``cloudq.contrib.django.setup``). Whatever importing raises is
+    one ``ConfigurationError`` naming the module and the error.
+    """
     module_name, _, attribute = reference.partition(":")
     if not module_name or not attribute:
         raise ConfigurationError(f"app reference {reference!r} must look like 'module:app'")
     if "" not in sys.path:
         sys.path.insert(0, "")
     try:
+        if os.environ.get("DJANGO_SETTINGS_MODULE"):
+            from cloudq.contrib.django import setup
+
+            setup()
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(f"cannot import module {module_name!r}: {exc}") from None
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # any error of the user's module: one line, not a traceback
+        raise ConfigurationError(_import_failure(module_name, exc)) from None
     app = getattr(module, attribute, None)
     if not isinstance(app, CloudQ):
         raise ConfigurationError(f"{reference!r} is not a cloudq app (CloudQ instance)")

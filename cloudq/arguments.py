@@ -32,12 +32,17 @@ def is_json(value: Any) -> bool:
     return False
 
 
-def _not_json(name: str, value: Any) -> ArgumentError:
+def _not_json(name: str, value: Any, expected: str | None = None) -> ArgumentError:
     kind = type(value).__name__
+    what = f"should be {expected}, not {kind}" if expected else f"is a {kind}"
     return ArgumentError(
-        f"argument {name!r} is a {kind}, which cannot travel as JSON; pass an id "
-        f"(e.g. {name}.id) and load the object inside the task"
+        f"argument {name!r} {what}, which cannot travel as JSON; pass an id "
+        f"(e.g. {kind.lower()}.id) and load the object inside the task"
     )
+
+
+def _type_name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else repr(hint).replace("typing.", "")
 
 
 class Arguments:
@@ -66,6 +71,9 @@ class Arguments:
         if self._adapters is None:
             self._adapters = self._build_adapters()
         return self._adapters.get(name)
+
+    def _hint(self, name: str) -> Any:
+        return typing.get_type_hints(self._fn).get(name, Any)
 
     def _build_adapters(self) -> dict[str, TypeAdapter[Any] | None]:
         hints = typing.get_type_hints(self._fn)
@@ -111,6 +119,8 @@ class Arguments:
         try:
             return adapter.dump_python(adapter.validate_python(value), mode="json")
         except ValidationError as exc:
+            if not is_json(value):  # an ORM object for an id parameter, most often
+                raise _not_json(name, value, _type_name(self._hint(name))) from None
             raise ArgumentError(f"argument {name!r}: {exc.errors()[0]['msg']}") from None
         except PydanticSerializationError:
             raise _not_json(name, value) from None

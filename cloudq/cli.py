@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
+from cloudq.distribution import DISTRIBUTION
 from cloudq.errors import CloudQError, ConfigurationError, CredentialsError, QueueNotFoundError
 from cloudq.logs import LOG_FORMATS, configure_logging
 
@@ -44,7 +45,7 @@ def friendly_errors(fn: F) -> F:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs (without the AWS SDK's).")
 @click.option("--debug-aws", is_flag=True, help="Also show the AWS SDK's wire logs (very verbose).")
-@click.version_option(package_name="cloudq")
+@click.version_option(package_name=DISTRIBUTION, message="%(prog)s %(version)s (distribution %(package)s)")
 @click.pass_context
 def main(ctx: click.Context, debug: bool, debug_aws: bool) -> None:
     """cloudq: a task queue on SQS, DynamoDB and Lambda."""
@@ -234,14 +235,14 @@ def _emulator_module(name: str) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("cloudq_emulator"):
             raise ConfigurationError(
-                "the emulator is not installed; pip install cloudq-emulator "
+                f"the emulator is not installed; pip install '{DISTRIBUTION}[emulator]' "
                 "(in this repo: pip install -e ./emulator)"
             ) from None
         raise
 
 
 def _attach_emulator_group() -> None:
-    """``cloudq emulator …`` lives in the cloudq-emulator distribution; attach it if present."""
+    """``cloudq emulator …`` lives in the emulator distribution; attach it if present."""
     try:
         from cloudq_emulator.cli import emulator
     except ModuleNotFoundError:
@@ -250,7 +251,7 @@ def _attach_emulator_group() -> None:
         @click.argument("args", nargs=-1, type=click.UNPROCESSED)
         @friendly_errors
         def missing(args: tuple[str, ...]) -> None:
-            """Local AWS (needs the cloudq-emulator package)."""
+            """Local AWS (needs the emulator: the 'emulator' extra)."""
             _emulator_module("cloudq_emulator.cli")
 
         return

@@ -1,10 +1,12 @@
-"""Settings, resolved once, in one place: constructor argument, then ``CLOUDQ_*``, then default."""
+"""Settings, resolved once, in one place: constructor argument, then the app's settings source
+(if it has one: a framework's settings, e.g. Django's ``settings.CLOUDQ``), then ``CLOUDQ_*``,
+then default."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -85,6 +87,28 @@ class Settings(BaseModel):
         return value
 
 
+class SettingsSource(Protocol):
+    """Settings from a framework's own configuration, between constructor arguments and
+    ``CLOUDQ_*`` (``cloudq.contrib.django.DjangoSettings`` reads ``settings.CLOUDQ``)."""
+
+    #: Where the values come from, for error messages (``settings.CLOUDQ``).
+    description: str
+
+    def values(self, app_name: str) -> Mapping[str, Any]:
+        """The settings given for ``app_name``: keys are ``Settings`` field names."""
+        ...
+
+
+def _from_source(app_name: str, source: SettingsSource | None) -> Mapping[str, Any]:
+    if source is None:
+        return {}
+    values = source.values(app_name)
+    unknown = set(values) - set(Settings.model_fields)
+    if unknown:
+        raise ConfigurationError(f"unknown setting(s) in {source.description}: {', '.join(sorted(unknown))}")
+    return values
+
+
 def _from_env(name: str, environ: Mapping[str, str]) -> Any:
     raw = environ.get(ENV_PREFIX + name.upper())
     if raw is None:
@@ -97,14 +121,22 @@ def _from_env(name: str, environ: Mapping[str, str]) -> Any:
 
 
 def load_settings(
-    app_name: str, overrides: Mapping[str, Any], environ: Mapping[str, str] | None = None
+    app_name: str,
+    overrides: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    source: SettingsSource | None = None,
 ) -> Settings:
-    """Argument over ``CLOUDQ_<NAME>`` over default, for every field of ``Settings``."""
+    """Argument over the source over ``CLOUDQ_<NAME>`` over default, for every field of
+    ``Settings``."""
     env = os.environ if environ is None else environ
+    from_source = _from_source(app_name, source)
     values: dict[str, Any] = {}
     for name in Settings.model_fields:
-        given = overrides.get(name, UNSET)
-        value = given if given is not UNSET else _from_env(name, env)
+        value = overrides.get(name, UNSET)
+        if value is UNSET:
+            value = from_source.get(name, UNSET)
+        if value is UNSET:
+            value = _from_env(name, env)
         if value is not UNSET:
             values[name] = value
     if "backend" not in values:
@@ -114,6 +146,7 @@ def load_settings(
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
+        where = f"argument, {source.description} or " if source else "argument or "
         raise ConfigurationError(
-            f"setting {field!r} (argument or {ENV_PREFIX}{field.upper()}): {first['msg']}"
+            f"setting {field!r} ({where}{ENV_PREFIX}{field.upper()}): {first['msg']}"
         ) from None

@@ -39,7 +39,11 @@ class MissingExtraError(ConfigurationError, ImportError):
     """An optional dependency is missing; the message says which extra to install."""
 
     def __init__(self, module: str, extra: str) -> None:
-        super().__init__(f"{module!r} is not installed; install it with: pip install 'cloudq[{extra}]'")
+        from cloudq.distribution import DISTRIBUTION
+
+        super().__init__(
+            f"{module!r} is not installed; install it with: pip install '{DISTRIBUTION}[{extra}]'"
+        )
 
 
 class TaskRegistrationError(CloudQError):

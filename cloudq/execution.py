@@ -35,7 +35,7 @@ from cloudq.errors import (
 )
 from cloudq.health import Health
 from cloudq.message import Message
-from cloudq.task import Request, Task, run_with_request
+from cloudq.task import Request, Task
 from cloudq.transports.base import MAX_REASON_CHARS, OutgoingMessage, ReceivedMessage, is_fifo
 
 if TYPE_CHECKING:
@@ -308,7 +308,7 @@ class Executor:
     ) -> Outcome:
         started = time.time()
         try:
-            value = run_with_request(request, lambda: task(*request.args, **request.kwargs))
+            value = self.app.hooks.run(task, request)  # before_task, the task, after_task
         except Retry as retry:
             cause = retry.exc or retry
             return self._retry_or_fail(task, message, received, request.attempt, cause, retry.countdown)
@@ -350,6 +350,7 @@ class Executor:
             # in place, as long as the broker's longest delay at most.
             delay = min(delay, self.app.transport.max_delay_seconds)
         why = clip(f"{error_type}: {text}", MAX_REASON_CHARS)
+        self.app.hooks.retrying(task, message, attempt, delay, (error_type, text))
         if delay <= self.app.transport.max_delay_seconds:
             return self._store(record, Outcome.retry(delay, why).of_run(State.RETRY, attempt))
         # Longer than the broker can hold a message: re-send with the attempts made so far
@@ -378,6 +379,7 @@ class Executor:
         held: int | None = None,
     ) -> Outcome:
         """A final failure: FAILURE recorded, message to the dead-letter queue."""
+        self.app.hooks.failed(task, message, attempt, (error_type, text))
         record = self._record(task, message, State.FAILURE, attempt, error=(error_type, text, trace))
         failure = Outcome.dead_letter(f"{error_type}: {text}").of_run(State.FAILURE, attempt)
         return self._store(record, failure, held=held)

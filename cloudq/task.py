@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import functools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -134,6 +135,22 @@ class Task(Generic[P, R]):
             task=self,
         )
         return result
+
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """``delay`` for asyncio code: ``await task.adelay(...)`` never blocks the event loop."""
+        return await self.aapply_async(args, kwargs)
+
+    async def aapply_async(
+        self,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult[R]:
+        """``apply_async`` for asyncio code (same options): the send runs on a thread of
+        ``cloudq.aio``'s pool while the event loop goes on."""
+        from cloudq.aio import run_in_thread
+
+        return await run_in_thread(functools.partial(self.apply_async, args, kwargs, **options))
 
     @property
     def request(self) -> Request:

@@ -41,20 +41,28 @@ def process_env(
 
 @contextmanager
 def worker_processes(
-    base_env: dict[str, str], tmp_path: Path, stop_timeout: float = 15
+    base_env: dict[str, str], tmp_path: Path, stop_timeout: float = 15, cwd: Path | None = None
 ) -> Iterator[WorkerFactory]:
-    """``start(*args, env={...}, global_args=(...))`` starts ``cloudq *global_args worker
-    tests.tasks:app *args`` with its
-    output in ``worker-<n>.log``; at the end each gets SIGTERM, then SIGKILL if it lingers."""
+    """``start(*args, env={...}, app="tests.tasks:app", global_args=(...))`` starts ``cloudq
+    *global_args worker app *args`` (in ``cwd``) with its output in ``worker-<n>.log``; at the
+    end each gets SIGTERM, then SIGKILL if it lingers."""
     processes: list[subprocess.Popen[str]] = []
 
     def start(
-        *extra: str, env: dict[str, str] | None = None, global_args: tuple[str, ...] = ()
+        *extra: str,
+        env: dict[str, str] | None = None,
+        app: str = "tests.tasks:app",
+        global_args: tuple[str, ...] = (),
     ) -> subprocess.Popen[str]:
         log = open(tmp_path / f"worker-{len(processes)}.log", "w")  # noqa: SIM115
-        command = [sys.executable, "-m", "cloudq", *global_args, "worker", "tests.tasks:app", *extra]
+        command = [sys.executable, "-m", "cloudq", *global_args, "worker", app, *extra]
         process = subprocess.Popen(
-            command, env={**base_env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, text=True
+            command,
+            env={**base_env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=cwd,
         )
         processes.append(process)
         return process

@@ -1,4 +1,4 @@
-"""pytest fixtures for testing cloudq apps offline (installed with cloudq-emulator).
+"""pytest fixtures for testing cloudq apps offline (installed with the emulator: cloudq-aws-emulator).
 
 - ``ministack_server``: a ministack server on a free 127.0.0.1 port, for the whole session.
 - ``cloudq_aws_env``: this test's environment points boto3 (and cloudq) at that server.

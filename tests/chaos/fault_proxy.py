@@ -19,6 +19,10 @@ contain ``containing`` (a receipt handle, say) is answered with an HTTP 500 in A
 form and never reaches the emulator, retries included, while other requests on the same
 connections go through. ``fail_requests(None)`` forwards everything again.
 
+``FaultProxy(port, latency=0.2)`` also holds every chunk a client sends for ``latency``
+seconds before forwarding it (each connection on its own thread, so concurrent calls wait in
+parallel): a slow link to AWS.
+
 Pure stdlib, traffic on 127.0.0.1 only.
 """
 
@@ -28,6 +32,7 @@ import select
 import socket
 import struct
 import threading
+import time
 from types import TracebackType
 
 CHUNK = 65536
@@ -77,8 +82,9 @@ def _reset(sock: socket.socket) -> None:
 class FaultProxy:
     """``with FaultProxy(upstream_port) as proxy: proxy.endpoint_url; proxy.cut(); proxy.restore()``"""
 
-    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
+    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1", latency: float = 0.0) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self.latency = latency
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._lock = threading.Lock()
@@ -241,6 +247,8 @@ class FaultProxy:
                 if not data:
                     return
                 if sock is client:
+                    if self.latency:
+                        time.sleep(self.latency)
                     self._from_client(partial, data, client, upstream)
                 else:
                     client.sendall(data)

@@ -1,4 +1,4 @@
-"""End-to-end fixtures: the ministack server (from the cloudq-emulator pytest plugin), a
+"""End-to-end fixtures: the ministack server (from the emulator's pytest plugin), a
 freshly provisioned app per test, and real ``cloudq worker`` processes."""
 
 from __future__ import annotations

@@ -16,6 +16,10 @@ def cloudq(*args: str) -> subprocess.CompletedProcess[str]:
     ("reference", "message"),
     [
         ("no_such_module:app", "cannot import module 'no_such_module'"),
+        (
+            "tests.import_fails:app",
+            "cannot import module 'tests.import_fails': RuntimeError: settings are not configured",
+        ),
         ("tests.tasks", "must look like 'module:app'"),
         ("tests.tasks:make_app", "is not a cloudq app"),
         ("tests.tasks:missing", "is not a cloudq app"),
@@ -46,3 +50,14 @@ def test_help_works_for_every_command() -> None:
         done = cloudq(*command, "--help")
         assert done.returncode == 0, done.stderr
         assert "Usage:" in done.stdout
+
+
+def test_the_version_and_install_hints_name_the_distribution() -> None:
+    from cloudq.distribution import DISTRIBUTION
+    from cloudq.errors import MissingExtraError
+
+    done = cloudq("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip().endswith(f"cloudq 0.1.0 (distribution {DISTRIBUTION})")
+    hint = str(MissingExtraError("django", "django"))
+    assert hint == "'django' is not installed; install it with: pip install 'cloudq-aws[django]'"

@@ -50,6 +50,19 @@ def test_a_non_json_object_is_refused_with_advice_to_pass_an_id(app: CloudQ) -> 
         app.tasks["echo"].delay(User())
 
 
+def test_an_object_for_a_typed_int_parameter_is_refused_naming_its_type_and_the_hint(app: CloudQ) -> None:
+    class Event:  # what a Django model instance looks like to cloudq
+        id = 7
+
+    with pytest.raises(ArgumentError) as refused:
+        app.tasks["add"].delay(Event(), 3)
+    assert str(refused.value) == (
+        "argument 'a' should be int, not Event, which cannot travel as JSON; "
+        "pass an id (e.g. event.id) and load the object inside the task"
+    )
+    assert app.transport.stats("default").visible == 0
+
+
 def test_hinted_rich_types_round_trip_as_their_own_types(app: CloudQ) -> None:
     # Given values pydantic can carry as JSON
     when = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
