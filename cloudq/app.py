@@ -266,6 +266,10 @@ def load_app(reference: str) -> CloudQ:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigurationError(f"cannot import module {module_name!r}: {exc}") from None
+    except Exception as exc:  # the user's module failed while importing: their bug, one line
+        raise ConfigurationError(
+            f"importing module {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
     app = getattr(module, attribute, None)
     if not isinstance(app, CloudQ):
         raise ConfigurationError(f"{reference!r} is not a cloudq app (CloudQ instance)")

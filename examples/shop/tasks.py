@@ -6,7 +6,8 @@ from cloudq import CloudQ
 
 # Broker, backend and the rest come from CLOUDQ_* variables or defaults:
 # SQS queues shop-default and shop-emails, results in the DynamoDB table shop-results.
-app = CloudQ("shop")
+# Welcome emails run on the Lambda function (an SQS trigger); the rest on long-polling workers.
+app = CloudQ("shop", lambda_queues=("emails",), lambda_timeout=60)
 
 
 @app.task
