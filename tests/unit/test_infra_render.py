@@ -80,13 +80,17 @@ def test_the_template_has_every_part_named_from_the_app() -> None:
     assert body["OrdersFifoDeadLetterQueue"]["Properties"]["QueueName"] == "lintapp-orders-dlq.fifo"
     assert fifo["RedrivePolicy"]["maxReceiveCount"] == resources.queues[2].max_receive_count
     # one mapping per Lambda queue, partial batch responses
-    mappings = [value["Properties"] for value in body.values() if value["Type"].endswith("EventSourceMapping")]
+    mappings = [
+        value["Properties"] for value in body.values() if value["Type"].endswith("EventSourceMapping")
+    ]
     assert len(mappings) == 2
     assert all(mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for mapping in mappings)
     # ECS workers for the other queues, behind the condition the emulator turns off
     command = body["WorkerTaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Command"]
     assert command[:5] == ["cloudq", "worker", "tests.tasks:app", "-Q", "default,images"]
-    ecs = [name for name, kind in kinds.items() if kind.startswith(("AWS::ECS", "AWS::ApplicationAutoScaling"))]
+    ecs = [
+        name for name, kind in kinds.items() if kind.startswith(("AWS::ECS", "AWS::ApplicationAutoScaling"))
+    ]
     assert ecs and all(body[name]["Condition"] == "WithWorkerService" for name in ecs)
     assert "ResultTable" not in body
 
@@ -99,7 +103,9 @@ def test_iam_lists_actions_on_the_apps_own_arns_only() -> None:
     ]
     for statement in statements:
         assert "*" not in statement["Action"] and "*" not in statement["Resource"]
-        assert all(arn.rsplit(":", 1)[-1].removeprefix("table/").startswith("shop-") for arn in statement["Resource"])
+        assert all(
+            arn.rsplit(":", 1)[-1].removeprefix("table/").startswith("shop-") for arn in statement["Resource"]
+        )
     producer = documents["ProducerPolicy"]["PolicyDocument"]["Statement"]
     assert [s["Action"] for s in producer] == [
         ["sqs:GetQueueUrl", "sqs:SendMessage"],
