@@ -16,9 +16,8 @@ Where each action comes from (a batch API is authorised by its single action):
   visibility heartbeat (ChangeMessageVisibilityBatch), hand-backs.
 - ``sqs:GetQueueAttributes``: queue statistics (``cloudq dlq``, the worker's backlog lines);
   required for the event source mapping.
-- ``dynamodb:GetItem``, ``dynamodb:BatchGetItem``: ``AsyncResult.get()``, ``GroupResult``,
-  the idempotency check; ``dynamodb:PutItem``, ``dynamodb:UpdateItem``: results, claims
-  (conditional writes), chord counters.
+- ``dynamodb:GetItem``: ``AsyncResult.get()``, the idempotency check; ``dynamodb:PutItem``,
+  ``dynamodb:UpdateItem``: results, claims (conditional writes).
 - ``logs:CreateLogGroup``, ``logs:CreateLogStream``, ``logs:PutLogEvents``: Lambda logging.
 """
 
@@ -56,12 +55,11 @@ WORKER_SQS_ACTIONS = [
 ]
 PRODUCER_SQS_ACTIONS = ["sqs:GetQueueUrl", "sqs:SendMessage"]
 WORKER_TABLE_ACTIONS = [
-    "dynamodb:BatchGetItem",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
 ]
-PRODUCER_TABLE_ACTIONS = ["dynamodb:BatchGetItem", "dynamodb:GetItem"]
+PRODUCER_TABLE_ACTIONS = ["dynamodb:GetItem"]
 LAMBDA_LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
 #: Who may assume the worker role: the Lambda function and the ECS tasks.
 WORKER_PRINCIPALS = ["ecs-tasks.amazonaws.com", "lambda.amazonaws.com"]
@@ -89,7 +87,7 @@ def _statement(sid: str, actions: list[str], resources: list[Any]) -> dict[str, 
 
 def worker_policy(resources: Resources) -> dict[str, Any]:
     """What a worker process or the Lambda function calls."""
-    statements = [_statement("Queues", WORKER_SQS_ACTIONS, queue_arns(resources))]
+    statements = [_statement("Queues", WORKER_SQS_ACTIONS, queue_arns(resources))] if resources.queues else []
     if resources.table is not None:
         statements.append(
             _statement("Results", WORKER_TABLE_ACTIONS, [arn("dynamodb", f"table/{resources.table.name}")])
@@ -103,7 +101,7 @@ def worker_policy(resources: Resources) -> dict[str, Any]:
 def producer_policy(resources: Resources) -> dict[str, Any]:
     """What a web backend calls: ``.delay()`` and fetching results."""
     senders = [arn("sqs", queue.name) for queue in resources.queues]
-    statements = [_statement("SendTasks", PRODUCER_SQS_ACTIONS, senders)]
+    statements = [_statement("SendTasks", PRODUCER_SQS_ACTIONS, senders)] if senders else []
     if resources.table is not None:
         statements.append(
             _statement(
