@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 WHEELHOUSE := .wheelhouse
 WHEELS := $(WHEELHOUSE)/.filled
 
-.PHONY: demo test chaos bench lint typecheck clean
+.PHONY: demo test chaos bench lint typecheck clean infra
 
 $(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,16 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_lambda.py
 	$(BIN)/python bench/bench_stop.py
 	$(BIN)/python bench/bench_django.py
+
+# The example app's deployment files (infra/, serverless.yml), rendered from its task registry;
+# tests/deploy/test_committed_templates.py fails when they differ from a fresh render. CLOUDQ_*
+# variables of this shell must not leak into them: env -i.
+EXAMPLE_APP := examples.shop.tasks:app
+RENDER := env -i PATH="$$PATH" $(BIN)/cloudq infra render --app $(EXAMPLE_APP)
+infra: $(STAMP)
+	$(RENDER) --format cloudformation -o infra/cloudformation.yml
+	$(RENDER) --format iam -o infra/iam.json
+	$(RENDER) --format serverless -o serverless.yml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -35,7 +35,6 @@ from bench.run import cloudq_drain  # noqa: E402
 from cloudq import CloudQ  # noqa: E402
 from cloudq.infra import app_resources  # noqa: E402
 from cloudq.testing import FakeLambdaContext, sqs_event  # noqa: E402
-from cloudq_emulator.lambda_deploy import deploy_function  # noqa: E402
 from cloudq_emulator.provision import provision  # noqa: E402
 from cloudq_emulator.server import MinistackServer  # noqa: E402
 
@@ -134,12 +133,14 @@ def lambda_drain(server: MinistackServer, count: int, concurrency: int) -> tuple
     from bench.lambda_tasks import app
 
     resources = app_resources(app, "bench.lambda_tasks:app")
-    provision(resources, endpoint_url=server.endpoint_url)
+    # The queues first (the stack without the function), then the function: the trigger
+    # starts on a full queue.
+    provision(resources.model_copy(update={"function": None}), endpoint_url=server.endpoint_url)
     ids = [app.tasks["noop"].delay().id for _ in range(count)]
     sqs = boto3.client("sqs")
     url = sqs.get_queue_url(QueueName=app.physical_queue_name("default"))["QueueUrl"]
     started = time.perf_counter()
-    deploy_function(resources, endpoint_url=server.endpoint_url)
+    provision(resources, endpoint_url=server.endpoint_url)
     while _queued(sqs, url):
         time.sleep(0.05)
     elapsed = time.perf_counter() - started

@@ -1,10 +1,14 @@
 """What an app needs on AWS, derived from the app alone: queues (each with its dead-letter
-queue and redrive policy) and the result table. Provisioning (``cloudq emulator up``) and
-template rendering read this one model, so the two never disagree."""
+queue and redrive policy), the result table and the Lambda worker. This module owns every
+deployed name and number (physical names, logical ids, redrive count, visibility timeouts,
+the Lambda runtime and mapping rules); the renderers (``cloudq.infra.cloudformation``,
+``cloudq.infra.serverless``) turn it into templates and the emulator deploys those, so the
+three never disagree."""
 
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -25,7 +29,21 @@ REDRIVE_HEADROOM = 3
 SQS_DEFAULT_VISIBILITY_TIMEOUT = 30
 SQS_MAX_RETENTION_SECONDS = 1_209_600
 LAMBDA_HANDLER = "cloudq.aws_lambda.handler"
+#: The runtime AWS runs the function with (the emulator runs it with its own Python); the
+#: newest Python that Serverless Framework v3 accepts.
+LAMBDA_RUNTIME = "python3.11"
 LAMBDA_VISIBILITY_FACTOR = 6
+
+
+def logical_id(name: str, kind: str) -> str:
+    """A CloudFormation logical id: ``orders.fifo`` + ``Queue`` → ``OrdersFifoQueue``."""
+    words = re.split(r"[^A-Za-z0-9]+", name)
+    return "".join(word[:1].upper() + word[1:] for word in words if word) + kind
+
+
+def stack_name(app: str) -> str:
+    """The CloudFormation stack of app ``shop``: ``shop-cloudq``."""
+    return f"{app}-cloudq"
 
 
 class QueueResource(BaseModel):
@@ -36,6 +54,14 @@ class QueueResource(BaseModel):
     visibility_timeout: int = SQS_DEFAULT_VISIBILITY_TIMEOUT
     max_receive_count: int
     message_retention_seconds: int = SQS_MAX_RETENTION_SECONDS
+
+    @property
+    def logical_id(self) -> str:
+        return logical_id(self.logical_name, "Queue")
+
+    @property
+    def dead_letter_logical_id(self) -> str:
+        return logical_id(self.logical_name, "DeadLetterQueue")
 
 
 class TableResource(BaseModel):
@@ -49,6 +75,7 @@ class LambdaResource(BaseModel):
 
     function_name: str
     handler: str = LAMBDA_HANDLER
+    runtime: str = LAMBDA_RUNTIME
     #: ``CLOUDQ_APP`` of the function: the ``module:app`` it loads.
     app_reference: str
     queues: list[str]
@@ -61,9 +88,33 @@ class LambdaResource(BaseModel):
 
 class Resources(BaseModel):
     app: str
+    #: The ``module:app`` workers and the function load.
+    app_reference: str = ""
     queues: list[QueueResource]
     table: TableResource | None
     function: LambdaResource | None = None
+
+    @property
+    def stack_name(self) -> str:
+        return stack_name(self.app)
+
+    def worker_queues(self) -> list[QueueResource]:
+        """The queues long-polling workers consume: those no Lambda function does."""
+        consumed = set(self.function.queues) if self.function else set()
+        return [queue for queue in self.queues if queue.logical_name not in consumed]
+
+    def mapping_warnings(self) -> list[str]:
+        """AWS's rule for each SQS event source mapping (``check_mapping``), applied to every
+        Lambda queue: raises on an error, returns the warnings."""
+        function = self.function
+        if function is None:
+            return []
+        found = [
+            check_mapping(function.timeout, queue.name, queue.visibility_timeout)
+            for queue in self.queues
+            if queue.logical_name in function.queues
+        ]
+        return [warning for warning in found if warning]
 
 
 def app_resources(app: CloudQ, app_reference: str | None = None) -> Resources:
@@ -96,7 +147,14 @@ def app_resources(app: CloudQ, app_reference: str | None = None) -> Resources:
     backend = app.settings.backend
     if backend is not None and backend.startswith("dynamodb://"):
         table = TableResource(name=app.result_table_name())
-    return Resources(app=app.name, queues=queues, table=table, function=_function(app, app_reference))
+    reference = app_reference or f"{app.name}:app"
+    return Resources(
+        app=app.name,
+        app_reference=reference,
+        queues=queues,
+        table=table,
+        function=_function(app, reference),
+    )
 
 
 def _visibility_timeout(app: CloudQ, queue: str) -> int:
@@ -107,7 +165,7 @@ def _visibility_timeout(app: CloudQ, queue: str) -> int:
     return SQS_DEFAULT_VISIBILITY_TIMEOUT
 
 
-def _function(app: CloudQ, app_reference: str | None) -> LambdaResource | None:
+def _function(app: CloudQ, app_reference: str) -> LambdaResource | None:
     settings = app.settings
     if not settings.lambda_queues:
         return None
@@ -123,7 +181,7 @@ def _function(app: CloudQ, app_reference: str | None) -> LambdaResource | None:
             )
     return LambdaResource(
         function_name=f"{app.name}-worker",
-        app_reference=app_reference or f"{app.name}:app",
+        app_reference=app_reference,
         queues=list(settings.lambda_queues),
         timeout=settings.lambda_timeout,
         memory_mb=settings.lambda_memory_mb,
@@ -131,3 +189,21 @@ def _function(app: CloudQ, app_reference: str | None) -> LambdaResource | None:
         batching_window=settings.lambda_batching_window,
         maximum_concurrency=settings.lambda_maximum_concurrency,
     )
+
+
+def check_mapping(function_timeout: int, queue_name: str, visibility_timeout: int) -> str | None:
+    """AWS's rule for an SQS event source mapping (CreateEventSourceMapping refuses a queue whose
+    visibility timeout is under the function timeout): an error above, a warning under 6x."""
+    if function_timeout > visibility_timeout:
+        raise ConfigurationError(
+            f"queue {queue_name}: visibility timeout {visibility_timeout}s is less than the function "
+            f"timeout {function_timeout}s (AWS refuses this mapping); raise the visibility timeout"
+        )
+    advised = LAMBDA_VISIBILITY_FACTOR * function_timeout
+    if visibility_timeout < advised:
+        return (
+            f"queue {queue_name}: visibility timeout {visibility_timeout}s is under "
+            f"{LAMBDA_VISIBILITY_FACTOR}x the function timeout {function_timeout}s; AWS advises at "
+            f"least {advised}s so a retried batch does not overlap a running one"
+        )
+    return None

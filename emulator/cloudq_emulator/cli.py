@@ -25,18 +25,27 @@ def emulator() -> None:
     "--app",
     "app_reference",
     metavar="MODULE:APP",
-    help="Provision this app's queues and table, and deploy its Lambda worker if it has one.",
+    help="Deploy this app's rendered template (queues, table, Lambda worker) as a stack.",
 )
 @click.option("--port", default=4566, show_default=True, type=click.IntRange(1, 65535))
 @friendly_errors
 def up(app_reference: str | None, port: int) -> None:
-    """Start the emulator and keep it running until Ctrl-C."""
+    """Start the emulator and keep it running until Ctrl-C. Its state is in memory: stopping it
+    forgets every queue, message, table and function.
+
+    Against an emulator already running on --port, deploy (update) the app's stack and exit.
+    """
     import os
     import signal
-    import sys
-    import time
 
     from cloudq_emulator.server import MinistackServer
+
+    server = MinistackServer(port=port)
+    if app_reference and server.running():
+        os.environ.update(server.environment())
+        _provision_app(app_reference, server.endpoint_url)
+        click.echo(f"updated the stack of {app_reference} in the emulator at {server.endpoint_url}")
+        return
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -44,12 +53,11 @@ def up(app_reference: str | None, port: int) -> None:
     # Ctrl-C, and SIGTERM from a supervisor, stop cleanly (even where SIGINT was ignored).
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    server = MinistackServer(port=port)
     server.start()
     # The app (and the function deployed from here) reach this emulator, whatever was set.
     os.environ.update(server.environment())
     try:
-        click.echo(f"emulator: {server.endpoint_url}")
+        click.echo(f"emulator: {server.endpoint_url} (state in memory: Ctrl-C forgets it)")
         monitor = _provision_app(app_reference, server.endpoint_url) if app_reference else None
         click.echo(
             f"point boto3 at it: export AWS_ENDPOINT_URL={server.endpoint_url} "
@@ -57,22 +65,30 @@ def up(app_reference: str | None, port: int) -> None:
         )
         click.echo(f"or the AWS CLI:   aws --endpoint-url {server.endpoint_url} sqs list-queues")
         click.echo("Ctrl-C to stop")
-        live = sys.stdout.isatty()
-        shown = ""
-        while True:
-            time.sleep(REFRESH_SECONDS)
-            if monitor is None:
-                continue
-            line = monitor.line()
-            if live:
-                click.echo(f"\r\x1b[2K{line}", nl=False)
-            elif line != shown:
-                click.echo(line)
-            shown = line
+        _watch(monitor)
     except KeyboardInterrupt:
         click.echo("\nstopping")
     finally:
         server.stop()
+
+
+def _watch(monitor: Monitor | None) -> None:
+    """Refresh the live line until interrupted."""
+    import sys
+    import time
+
+    live = sys.stdout.isatty()
+    shown = ""
+    while True:
+        time.sleep(REFRESH_SECONDS)
+        if monitor is None:
+            continue
+        line = monitor.line()
+        if live:
+            click.echo(f"\r\x1b[2K{line}", nl=False)
+        elif line != shown:
+            click.echo(line)
+        shown = line
 
 
 def _provision_app(app_reference: str, endpoint_url: str) -> Monitor:
@@ -89,12 +105,12 @@ def _provision_app(app_reference: str, endpoint_url: str) -> Monitor:
 def _provision(app_reference: str, endpoint_url: str) -> Monitor:
     from cloudq.app import load_app
     from cloudq.infra import app_resources
-    from cloudq_emulator.lambda_deploy import deploy_function
     from cloudq_emulator.monitor import Monitor
     from cloudq_emulator.provision import provision
 
     resources = app_resources(load_app(app_reference), app_reference)
-    provision(resources, endpoint_url=endpoint_url)
+    deployment = provision(resources, endpoint_url=endpoint_url)
+    click.echo(f"  stack {deployment.stack_name}: {len(deployment.physical_ids)} resources")
     function = resources.function
     for queue in resources.queues:
         to = (
@@ -108,14 +124,14 @@ def _provision(app_reference: str, endpoint_url: str) -> Monitor:
         )
     if resources.table:
         click.echo(f"  table {resources.table.name}")
-    deployed = deploy_function(resources, endpoint_url=endpoint_url)
-    if function is not None and deployed is not None:
+    if function is not None:
         concurrency = function.maximum_concurrency or "default"
         click.echo(
-            f"  function {deployed.name}: handler {function.handler}, CLOUDQ_APP={function.app_reference}, "
-            f"timeout {function.timeout}s, {function.memory_mb} MB; mappings: batch {function.batch_size}, "
-            f"window {function.batching_window}s, max concurrency {concurrency}, ReportBatchItemFailures"
+            f"  function {function.function_name}: handler {function.handler}, "
+            f"CLOUDQ_APP={function.app_reference}, timeout {function.timeout}s, {function.memory_mb} MB; "
+            f"mappings: batch {function.batch_size}, window {function.batching_window}s, "
+            f"max concurrency {concurrency}, ReportBatchItemFailures"
         )
-        for warning in deployed.warnings:
-            click.echo(f"  warning: {warning}", err=True)
+    for warning in deployment.warnings:
+        click.echo(f"  warning: {warning}", err=True)
     return Monitor(resources, endpoint_url)

@@ -1,8 +1,9 @@
 """``cloudq demo``: the whole flow on the embedded emulator, with progress and a summary.
 
-Starts a ministack server on 127.0.0.1, provisions the example app, starts a real
-``cloudq worker`` process, plays a web backend that enqueues N tasks, fetches and checks
-every result, prints the figures, and shuts everything down.
+Starts a ministack server on 127.0.0.1, deploys the example app's rendered template as a
+stack (its Lambda function takes the emails), starts a real ``cloudq worker`` process, plays
+a web backend that enqueues N tasks, fetches and checks every result, prints the figures, and
+shuts everything down.
 """
 
 from __future__ import annotations
@@ -148,8 +149,8 @@ def run_demo(app_reference: str, *, count: int, concurrency: int, broker: str | 
         env = _environment(server, broker)
         os.environ.update(env)
         app = load_app(app_reference)
-        provision(app_resources(app), endpoint_url=server.endpoint_url)
-        console.print(f"emulator at {server.endpoint_url}; app [bold]{app.name}[/bold] provisioned")
+        provision(app_resources(app, app_reference), endpoint_url=server.endpoint_url)
+        console.print(f"emulator at {server.endpoint_url}; app [bold]{app.name}[/bold] deployed (its stack)")
         return _play(app, app_reference, count, concurrency, env)
     finally:
         server.stop()

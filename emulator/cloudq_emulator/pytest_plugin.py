@@ -4,8 +4,9 @@
 - ``cloudq_aws_env``: this test's environment points boto3 (and cloudq) at that server.
 - ``moto_aws``: moto in-process for this test (no server at all).
 
-Provision your app's queues and table with ``cloudq_emulator.provision.provision(
-cloudq.infra.app_resources(app), endpoint_url=ministack_server.endpoint_url)``.
+Deploy your app (its rendered template, as a stack: queues, table, Lambda worker) with
+``cloudq_emulator.provision.provision(cloudq.infra.app_resources(app, "module:app"),
+endpoint_url=ministack_server.endpoint_url)``.
 """
 
 from __future__ import annotations

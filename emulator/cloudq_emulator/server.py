@@ -52,8 +52,12 @@ class MinistackServer:
         """Variables that point boto3 (and so cloudq) at this server."""
         return {"AWS_ENDPOINT_URL": self.endpoint_url, **FAKE_CREDENTIALS}
 
+    def running(self) -> bool:
+        """Whether an emulator already answers on this port."""
+        return _healthy(self.endpoint_url)
+
     def start(self) -> MinistackServer:
-        if _healthy(self.endpoint_url):
+        if self.running():
             raise EmulatorError(f"port {self.port} is already in use by another server; pick --port")
         env = {
             **os.environ,

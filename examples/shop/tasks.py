@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from cloudq import CloudQ
+from cloudq import CloudQ, Task
 
 # Broker, backend and the rest come from CLOUDQ_* variables or defaults:
 # SQS queues shop-default and shop-emails, results in the DynamoDB table shop-results.
-app = CloudQ("shop")
+# Welcome emails run on the Lambda function (an SQS trigger); the rest on long-polling workers.
+app = CloudQ("shop", lambda_queues=("emails",), lambda_timeout=60)
 
 
 @app.task
@@ -23,3 +24,12 @@ def add(a: int, b: int) -> int:
 @app.task(queue="emails", max_retries=5, timeout=30)
 def send_welcome(user_id: int, template: str = "welcome") -> str:
     return f"sent {template!r} to user {user_id}"
+
+
+@app.task(bind=True, max_retries=10)
+def track_parcel(self: Task[..., str], order_id: int, ships_on_attempt: int = 2) -> str:
+    """Ask the carrier until the parcel has shipped (here: on attempt ``ships_on_attempt``).
+    Each retry leaves the same message in SQS, hidden for the countdown."""
+    if self.request.attempt < ships_on_attempt:
+        raise self.retry(countdown=1)
+    return f"order {order_id} shipped"

@@ -44,17 +44,16 @@ def _resources(prefix: str, table: str | None = None) -> Resources:
         )
         for queue in QUEUES
     ]
-    return Resources(app="conformance", queues=queues, table=TableResource(name=table) if table else None)
+    # One stack per engine instance: the app name is the unique prefix.
+    app = (prefix + (table or "")).strip("-")
+    return Resources(app=app, queues=queues, table=TableResource(name=table) if table else None)
+
+
+CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 
 
 def _client(service: str, endpoint_url: str | None) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    return boto3.client(service, endpoint_url=endpoint_url, region_name="us-east-1", **CREDENTIALS)
 
 
 @contextmanager
@@ -66,7 +65,7 @@ def _memory_transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
 def _sqs_on(endpoint_url: str | None) -> Iterator[Transport]:
     prefix = f"c{uuid.uuid4().hex[:10]}-"
     client = _client("sqs", endpoint_url)
-    provision(_resources(prefix), sqs_client=client)
+    provision(_resources(prefix), endpoint_url=endpoint_url, client_options=CREDENTIALS)
     yield SQSTransport(prefix, client=client)
 
 
@@ -92,7 +91,11 @@ def _memory_backend(request: pytest.FixtureRequest) -> Iterator[ResultBackend]:
 def _dynamodb_on(endpoint_url: str | None) -> Iterator[ResultBackend]:
     table = f"c{uuid.uuid4().hex[:10]}-results"
     client = _client("dynamodb", endpoint_url)
-    provision(_resources("unused-", table).model_copy(update={"queues": []}), dynamodb_client=client)
+    provision(
+        _resources("", table).model_copy(update={"queues": []}),
+        endpoint_url=endpoint_url,
+        client_options=CREDENTIALS,
+    )
     yield DynamoDBBackend(table, client=client)
 
 

@@ -1,5 +1,6 @@
-"""End-to-end fixtures: the ministack server (from the emulator's pytest plugin), a
-freshly provisioned app per test, and real ``cloudq worker`` processes."""
+"""End-to-end fixtures: the ministack server (from the emulator's pytest plugin), a freshly
+deployed app per test (its rendered template, as a stack), and real ``cloudq worker``
+processes."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from cloudq import CloudQ
-from cloudq.infra import app_resources
-from cloudq_emulator.provision import provision
+from cloudq.infra import Resources, app_resources
+from cloudq_emulator.provision import delete_stack, provision
 from cloudq_emulator.server import MinistackServer
 from tests.processes import (  # noqa: F401 - re-exported for the e2e tests
     WorkerFactory,
@@ -85,15 +86,13 @@ def lambda_app(
     e2e_env: dict[str, str], ministack_server: MinistackServer, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[LambdaFactory]:
     """``lambda_app(queues="default", timeout=3, visibility=None, batch_size=10,
-    concurrency=None)``: the test tasks provisioned
-    with the app's Lambda worker deployed into the emulator, whose trigger then runs them.
-    ``visibility`` overrides the Lambda queues' visibility timeout after provisioning.
-    The mappings are deleted at the end, so nothing keeps invoking after the test."""
+    concurrency=None)``: the test tasks deployed with the app's Lambda worker (the rendered
+    template, as a stack), whose trigger then runs them. ``visibility`` overrides the Lambda
+    queues' visibility timeout in the model before rendering. The stacks are deleted at the
+    end, so nothing keeps invoking after the test."""
     import boto3
 
-    from cloudq_emulator.lambda_deploy import DeployedFunction, deploy_function
-
-    deployed: list[DeployedFunction] = []
+    stacks: list[str] = []
 
     def deploy(
         queues: str = "default",
@@ -108,21 +107,26 @@ def lambda_app(
         if concurrency is not None:
             monkeypatch.setenv("CLOUDQ_LAMBDA_MAXIMUM_CONCURRENCY", str(concurrency))
         app = make_app(e2e_env["CLOUDQ_TEST_APP"])
-        resources = app_resources(app, "tests.tasks:app")
+        resources = with_visibility(app_resources(app, "tests.tasks:app"), visibility)
+        stacks.append(resources.stack_name)
         provision(resources, endpoint_url=ministack_server.endpoint_url)
-        if visibility is not None:
-            sqs = boto3.client("sqs")
-            for logical in app.settings.lambda_queues:
-                url = sqs.get_queue_url(QueueName=app.physical_queue_name(logical))["QueueUrl"]
-                sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": str(visibility)})
-        function = deploy_function(resources, endpoint_url=ministack_server.endpoint_url)
-        assert function is not None
-        deployed.append(function)
         return app
 
     yield deploy
-    lam = boto3.client("lambda")
-    for function in deployed:
-        for mapping in function.mappings.values():
-            lam.delete_event_source_mapping(UUID=mapping)
-        lam.delete_function(FunctionName=function.name)
+    cloudformation = boto3.client("cloudformation")
+    for name in stacks:
+        delete_stack(cloudformation, name)
+
+
+def with_visibility(resources: Resources, visibility: int | None) -> Resources:
+    """``resources`` with the Lambda queues' visibility timeout set to ``visibility``."""
+    if visibility is None or resources.function is None:
+        return resources
+    lambda_queues = resources.function.queues
+    queues = [
+        queue.model_copy(update={"visibility_timeout": visibility})
+        if queue.logical_name in lambda_queues
+        else queue
+        for queue in resources.queues
+    ]
+    return resources.model_copy(update={"queues": queues})

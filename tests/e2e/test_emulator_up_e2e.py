@@ -19,6 +19,8 @@ import pytest
 from cloudq_emulator.server import FAKE_CREDENTIALS, MinistackServer, free_port
 from tests.tasks import make_app
 
+CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+
 
 class Lines:
     """The stdout of a process, line by line, without blocking the test."""
@@ -128,3 +130,29 @@ def test_up_on_a_port_in_use_is_one_line(up_env: dict[str, str], ministack_serve
     assert process.returncode != 0
     [line] = err.strip().splitlines()
     assert f"port {ministack_server.port} is already in use" in line
+
+
+def test_up_against_a_running_emulator_deploys_or_updates_the_stack_and_exits(
+    up_env: dict[str, str], ministack_server: MinistackServer
+) -> None:
+    from cloudq_emulator.provision import delete_stack
+
+    cloudformation = boto3.client(
+        "cloudformation", endpoint_url=ministack_server.endpoint_url, region_name="us-east-1", **CREDENTIALS
+    )
+    stack = f"{up_env['CLOUDQ_TEST_APP']}-cloudq"
+    try:
+        for _ in range(2):  # a create, then an update with nothing to change
+            # When `emulator up --app` runs against the emulator already on that port
+            process = _up("--app", "tests.tasks:app", "--port", str(ministack_server.port), env=up_env)
+            out, err = process.communicate(timeout=60)
+            # Then it deploys the app's stack there and exits, instead of failing on the port
+            assert (process.returncode, err) == (0, "")
+            assert (
+                f"updated the stack of tests.tasks:app in the emulator at {ministack_server.endpoint_url}"
+                in out
+            )
+            [found] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+            assert found["StackStatus"] in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+    finally:
+        delete_stack(cloudformation, stack)

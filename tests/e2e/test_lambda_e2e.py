@@ -154,14 +154,13 @@ def test_a_visibility_under_six_times_the_timeout_is_a_warning(
     lambda_app: LambdaFactory, ministack_server: Any
 ) -> None:
     from cloudq.infra import app_resources
-    from cloudq_emulator.lambda_deploy import deploy_function
+    from cloudq_emulator.provision import provision
+    from tests.e2e.conftest import with_visibility
 
     app = lambda_app(timeout=3, visibility=10)
-    function = deploy_function(
-        app_resources(app, "tests.tasks:app"), endpoint_url=ministack_server.endpoint_url
-    )
-    assert function is not None
-    assert function.warnings == [
+    resources = with_visibility(app_resources(app, "tests.tasks:app"), 10)
+    deployment = provision(resources, endpoint_url=ministack_server.endpoint_url)
+    assert deployment.warnings == [
         f"queue {app.physical_queue_name('default')}: visibility timeout 10s is under 6x the function "
         "timeout 3s; AWS advises at least 18s so a retried batch does not overlap a running one"
     ]

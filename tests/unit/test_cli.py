@@ -46,7 +46,15 @@ def test_bad_options_are_usage_errors() -> None:
 
 
 def test_help_works_for_every_command() -> None:
-    for command in ([], ["worker"], ["demo"], ["emulator"], ["emulator", "up"]):
+    for command in (
+        [],
+        ["worker"],
+        ["demo"],
+        ["emulator"],
+        ["emulator", "up"],
+        ["infra"],
+        ["infra", "render"],
+    ):
         done = cloudq(*command, "--help")
         assert done.returncode == 0, done.stderr
         assert "Usage:" in done.stdout

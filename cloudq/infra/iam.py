@@ -1,0 +1,142 @@
+"""Least-privilege IAM for an app: the worker/Lambda role and the producers' managed policy.
+
+Each statement lists only the actions cloudq makes, on the app's own queues and table (no ``*``
+action, no ``*`` resource). The e2e IAM test counts the calls made at the HTTP level and
+checks both ways: every call is allowed here, and every action here is called or is in
+``DOCUMENTED_REQUIRED`` below with its source.
+
+Where each action comes from (a batch API is authorised by its single action):
+
+- ``sqs:GetQueueUrl``: every engine resolves a queue's URL once (``SQSTransport``).
+- ``sqs:SendMessage``: ``.delay()`` (SendMessageBatch); retries past the longest delay (hops),
+  dead-lettering by the executor, and tasks that send tasks.
+- ``sqs:ReceiveMessage``, ``sqs:DeleteMessage``: the long-polling worker (DeleteMessageBatch);
+  the event source mapping, with the function's role.
+- ``sqs:ChangeMessageVisibility``: retries (the same message, hidden for the backoff), the
+  visibility heartbeat (ChangeMessageVisibilityBatch), hand-backs.
+- ``sqs:GetQueueAttributes``: queue statistics (``cloudq dlq``, the worker's backlog lines);
+  required for the event source mapping.
+- ``dynamodb:GetItem``: ``AsyncResult.get()``, the idempotency check; ``dynamodb:PutItem``,
+  ``dynamodb:UpdateItem``: results, claims (conditional writes).
+- ``logs:CreateLogGroup``, ``logs:CreateLogStream``, ``logs:PutLogEvents``: Lambda logging.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloudq.infra.model import Resources
+
+POLICY_VERSION = "2012-10-17"
+
+#: Actions the role needs though cloudq itself never calls them, with where AWS says so.
+DOCUMENTED_REQUIRED: dict[str, str] = {
+    "sqs:ReceiveMessage": "SQS event source mapping execution role, "
+    "https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html#events-sqs-permissions",
+    "sqs:DeleteMessage": "SQS event source mapping execution role, "
+    "https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html#events-sqs-permissions",
+    "sqs:GetQueueAttributes": "SQS event source mapping execution role, "
+    "https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html#events-sqs-permissions",
+    "logs:CreateLogGroup": "Lambda logging (AWSLambdaBasicExecutionRole), "
+    "https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs.html",
+    "logs:CreateLogStream": "Lambda logging (AWSLambdaBasicExecutionRole), "
+    "https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs.html",
+    "logs:PutLogEvents": "Lambda logging (AWSLambdaBasicExecutionRole), "
+    "https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs.html",
+}
+
+WORKER_SQS_ACTIONS = [
+    "sqs:ChangeMessageVisibility",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+    "sqs:ReceiveMessage",
+    "sqs:SendMessage",
+]
+PRODUCER_SQS_ACTIONS = ["sqs:GetQueueUrl", "sqs:SendMessage"]
+WORKER_TABLE_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+]
+PRODUCER_TABLE_ACTIONS = ["dynamodb:GetItem"]
+LAMBDA_LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+#: Who may assume the worker role: the Lambda function and the ECS tasks.
+WORKER_PRINCIPALS = ["ecs-tasks.amazonaws.com", "lambda.amazonaws.com"]
+
+
+def arn(service: str, resource: str) -> dict[str, str]:
+    """An ARN in the stack's partition, region and account (``Fn::Sub``)."""
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}"}
+
+
+def queue_arns(resources: Resources) -> list[dict[str, str]]:
+    """Every queue of the app and its dead-letter queue (the executor sends there itself)."""
+    names = [name for queue in resources.queues for name in (queue.name, queue.dead_letter_name)]
+    return [arn("sqs", name) for name in names]
+
+
+def lambda_log_group(function_name: str) -> str:
+    """Where Lambda writes a function's logs."""
+    return f"/aws/lambda/{function_name}"
+
+
+def _statement(sid: str, actions: list[str], resources: list[Any]) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources}
+
+
+def worker_policy(resources: Resources) -> dict[str, Any]:
+    """What a worker process or the Lambda function calls."""
+    statements = [_statement("Queues", WORKER_SQS_ACTIONS, queue_arns(resources))] if resources.queues else []
+    if resources.table is not None:
+        statements.append(
+            _statement("Results", WORKER_TABLE_ACTIONS, [arn("dynamodb", f"table/{resources.table.name}")])
+        )
+    if resources.function is not None:
+        group = lambda_log_group(resources.function.function_name)
+        statements.append(_statement("Logs", LAMBDA_LOG_ACTIONS, [arn("logs", f"log-group:{group}:*")]))
+    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def producer_policy(resources: Resources) -> dict[str, Any]:
+    """What a web backend calls: ``.delay()`` and fetching results."""
+    senders = [arn("sqs", queue.name) for queue in resources.queues]
+    statements = [_statement("SendTasks", PRODUCER_SQS_ACTIONS, senders)] if senders else []
+    if resources.table is not None:
+        statements.append(
+            _statement(
+                "ReadResults", PRODUCER_TABLE_ACTIONS, [arn("dynamodb", f"table/{resources.table.name}")]
+            )
+        )
+    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def assume_role_policy(services: list[str]) -> dict[str, Any]:
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": sorted(services)}, "Action": "sts:AssumeRole"}
+        ],
+    }
+
+
+def iam_documents(resources: Resources) -> dict[str, Any]:
+    """``--format iam``: the documents, with ARNs as ``Fn::Sub`` patterns written out."""
+    documents = {
+        "WorkerRole": {
+            "AssumeRolePolicyDocument": assume_role_policy(WORKER_PRINCIPALS),
+            "PolicyDocument": worker_policy(resources),
+        },
+        "ProducerPolicy": {"PolicyDocument": producer_policy(resources)},
+    }
+    return _unsubstituted(documents)  # type: ignore[no-any-return]
+
+
+def _unsubstituted(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"Fn::Sub"}:
+            return value["Fn::Sub"]
+        return {key: _unsubstituted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unsubstituted(item) for item in value]
+    return value

@@ -1,0 +1,97 @@
+"""The app as a Serverless Framework (v3) ``serverless.yml``: the Lambda worker with ``sqs``
+events, and under ``resources:`` the same queues, table, alarms and IAM as the CloudFormation
+template (``cloudq.infra.cloudformation``). Long-polling ECS workers are left to that template.
+
+The package ships the app's top-level package, cloudq and pydantic (with its dependencies;
+install them next to ``serverless.yml`` for the Lambda platform, see ``infra/README.md``).
+boto3 is in the Lambda runtime. Never ``.venv/`` or ``node_modules/``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloudq.infra import cloudformation as cfn
+from cloudq.infra.intrinsics import Template, get_att, sub
+from cloudq.infra.model import Resources
+
+FRAMEWORK_VERSION = "3"
+#: pydantic and what it imports, installed for the Lambda platform next to serverless.yml.
+PYDANTIC_PACKAGES = ["annotated_types", "pydantic", "pydantic_core", "typing_inspection"]
+PYDANTIC_MODULES = ["typing_extensions.py"]
+
+
+def package_patterns(resources: Resources) -> list[str]:
+    app_package = resources.app_reference.partition(":")[0].split(".")[0]
+    included = [f"{name}/**" for name in ["cloudq", app_package, *PYDANTIC_PACKAGES]]
+    excluded = ["!**/__pycache__/**", "!**/*.pyc", "!.venv/**", "!node_modules/**"]
+    return ["!./**", *included, *PYDANTIC_MODULES, *excluded]
+
+
+def function_events(resources: Resources) -> list[Template]:
+    spec = resources.function
+    assert spec is not None
+    events = []
+    for queue in resources.queues:
+        if queue.logical_name not in spec.queues:
+            continue
+        event: Template = {
+            "arn": get_att(queue.logical_id, "Arn"),
+            "batchSize": spec.batch_size,
+            "maximumBatchingWindow": spec.batching_window,
+            "functionResponseType": "ReportBatchItemFailures",
+        }
+        if spec.maximum_concurrency is not None:
+            event["maximumConcurrency"] = spec.maximum_concurrency
+        events.append({"sqs": event})
+    return events
+
+
+def serverless(resources: Resources) -> Template:
+    """The whole ``serverless.yml``; the app must have ``lambda_queues``."""
+    from cloudq.errors import ConfigurationError
+
+    spec = resources.function
+    if spec is None:
+        raise ConfigurationError(
+            f"app {resources.app} has no lambda_queues: nothing for serverless.yml to deploy; "
+            "use --format cloudformation"
+        )
+    resources.mapping_warnings()
+    whole = cfn.template(resources)
+    kept = {
+        name: value
+        for name, value in whole["Resources"].items()
+        if value["Type"] not in SERVERLESS_OWNED and "Condition" not in value
+    }
+    conditions = {cfn.ALARM_CONDITION: whole["Conditions"][cfn.ALARM_CONDITION]}
+    parameters = {name: whole["Parameters"][name] for name in ("AlarmTopicArn", "OldestMessageAlarmSeconds")}
+    outputs = {name: value for name, value in whole["Outputs"].items() if name != "WorkerFunctionName"}
+    function: dict[str, Any] = {
+        "name": spec.function_name,
+        "handler": spec.handler,
+        # Fn::Sub, not Fn::GetAtt: serverless adds a DependsOn to a GetAtt role, which cfn-lint
+        # flags as redundant (W3005).
+        "role": sub("${WorkerRole.Arn}"),
+        "timeout": spec.timeout,
+        "memorySize": spec.memory_mb,
+        "environment": cfn.function_environment(resources, {}),
+        "events": function_events(resources),
+    }
+    return {
+        "service": resources.app,
+        "frameworkVersion": FRAMEWORK_VERSION,
+        "provider": {"name": "aws", "runtime": spec.runtime, "region": "${opt:region, 'us-east-1'}"},
+        "package": {"patterns": package_patterns(resources)},
+        "functions": {"worker": function},
+        "resources": {
+            "Parameters": parameters,
+            "Conditions": conditions,
+            "Resources": kept,
+            "Outputs": outputs,
+        },
+    }
+
+
+#: What serverless makes itself from ``functions:`` (function, mappings, its log group).
+SERVERLESS_OWNED = {"AWS::Lambda::Function", "AWS::Lambda::EventSourceMapping", "AWS::Logs::LogGroup"}

@@ -1,0 +1,187 @@
+"""The example app, deployed from its rendered template as a CloudFormation stack in ministack,
+runs end to end: ``.delay()`` → worker process → result, ``.delay()`` → the Lambda function
+through its mapping → result, and poison ends in the dead-letter queues. The physical names
+come from DescribeStackResources, never from the naming rules.
+
+Every AWS call the producer (this process), the worker process and the Lambda function make
+is counted at the HTTP level (``bench.counting_proxy``, one proxy each), and checked against
+the rendered IAM: each call is allowed, and each allowed action is called or documented as
+required (``cloudq.infra.iam.DOCUMENTED_REQUIRED``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from bench.counting_proxy import CountingProxy
+from cloudq.infra import app_resources
+from cloudq.infra.iam import DOCUMENTED_REQUIRED, iam_documents
+from cloudq_emulator.provision import Deployment, provision
+from cloudq_emulator.server import MinistackServer
+
+EXAMPLE = "examples.shop.tasks:app"
+ROOT = Path(__file__).resolve().parents[2]
+GARBAGE = "this is not a task {"
+
+
+@dataclass
+class Run:
+    deployment: Deployment
+    results: dict[str, Any]
+    #: X-Amz-Target → count, per caller
+    calls: dict[str, Counter[str]]
+    dead_letters: dict[str, list[str]]
+    ttl: dict[str, Any]
+
+
+def _fresh_example(monkeypatch: pytest.MonkeyPatch, endpoint_url: str) -> Any:
+    """The example module imported anew, so its app's clients go to ``endpoint_url``."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint_url)
+    for name in list(os.environ):
+        if name.startswith("CLOUDQ_"):
+            monkeypatch.delenv(name)
+    sys.modules.pop("examples.shop.tasks", None)
+    return importlib.import_module("examples.shop.tasks")
+
+
+def _receive_all(sqs: Any, url: str, expected: int, timeout: float = 30) -> list[str]:
+    bodies: list[str] = []
+    deadline = time.monotonic() + timeout
+    while len(bodies) < expected and time.monotonic() < deadline:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        bodies += [message["Body"] for message in got.get("Messages", [])]
+    return bodies
+
+
+@pytest.fixture(scope="module")
+def run(ministack_server: MinistackServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    """Deploy the example app's stack, then play the scenario once; the tests check its parts."""
+    monkeypatch = pytest.MonkeyPatch()
+    proxies = {
+        name: CountingProxy(ministack_server.endpoint_url).start()
+        for name in ("producer", "worker", "lambda")
+    }
+    log = tmp_path_factory.mktemp("deploy") / "worker.log"
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        for key, value in ministack_server.environment().items():
+            monkeypatch.setenv(key, value)
+        tasks = _fresh_example(monkeypatch, proxies["producer"].endpoint_url)
+        # Given the stack deployed from the rendered template (the function's calls go to its proxy)
+        resources = app_resources(tasks.app, EXAMPLE)
+        deployment = provision(
+            resources,
+            endpoint_url=ministack_server.endpoint_url,
+            function_endpoint_url=proxies["lambda"].endpoint_url,
+        )
+        for proxy in proxies.values():
+            proxy.reset()
+        direct = {"endpoint_url": ministack_server.endpoint_url, "region_name": "us-east-1"}
+        sqs = boto3.client("sqs", **direct)
+        ids = deployment.physical_ids
+        # And a worker process on the queues no Lambda function consumes
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": proxies["worker"].endpoint_url,
+            "CLOUDQ_WAIT_SECONDS": "1",
+        }
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "cloudq", "worker", EXAMPLE, "-Q", "default", "-c", "2"],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        # When the web backend sends tasks, and poison arrives on both queues
+        sent = {
+            "add": tasks.add.delay(2, 3),
+            "track_parcel": tasks.track_parcel.delay(7),
+            "send_welcome": tasks.send_welcome.delay(42),
+        }
+        sqs.send_message(QueueUrl=ids["DefaultQueue"], MessageBody=GARBAGE)
+        sqs.send_message(QueueUrl=ids["EmailsQueue"], MessageBody=GARBAGE)
+        results = {name: result.get(timeout=60) for name, result in sent.items()}
+        dead_letters = {
+            queue: _receive_all(sqs, ids[f"{queue}DeadLetterQueue"], 1) for queue in ("Default", "Emails")
+        }
+        ttl = boto3.client("dynamodb", **direct).describe_time_to_live(TableName=ids["ResultTable"])
+        worker.terminate()
+        worker.wait(timeout=30)
+        calls = {name: proxy.reset() for name, proxy in proxies.items()}
+        yield Run(deployment, results, calls, dead_letters, ttl["TimeToLiveDescription"])
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+        for proxy in proxies.values():
+            proxy.stop()
+        sys.modules.pop("examples.shop.tasks", None)
+        monkeypatch.undo()
+
+
+def test_the_stack_holds_what_the_app_uses_under_the_names_it_uses(run: Run) -> None:
+    ids = run.deployment.physical_ids
+    assert ids["DefaultQueue"].endswith("/shop-default")
+    assert ids["DefaultDeadLetterQueue"].endswith("/shop-default-dlq")
+    assert ids["EmailsQueue"].endswith("/shop-emails")
+    assert (ids["ResultTable"], ids["WorkerFunction"]) == ("shop-results", "shop-worker")
+    assert "EmailsMapping" in ids
+    # the ECS workers are behind the condition the emulator turns off
+    assert not {"WorkerEcsService", "WorkerScalableTarget"} & set(ids)
+    # and the TTL the emulator's CloudFormation leaves out was finished by its named step
+    assert run.ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+
+
+def test_delay_runs_on_the_worker_and_on_the_lambda_function(run: Run) -> None:
+    assert run.results == {
+        "add": 5,
+        "track_parcel": "order 7 shipped",
+        "send_welcome": "sent 'welcome' to user 42",
+    }
+    # the Lambda function did the emails (its proxy saw its calls), the worker the rest
+    assert run.calls["lambda"]["DynamoDB_20120810.PutItem"] >= 1
+    assert run.calls["worker"]["AmazonSQS.ReceiveMessage"] >= 1
+
+
+def test_poison_ends_in_the_dead_letter_queues(run: Run) -> None:
+    assert run.dead_letters == {"Default": [GARBAGE], "Emails": [GARBAGE]}
+
+
+def iam_action(target: str) -> str:
+    """``AmazonSQS.DeleteMessageBatch`` → ``sqs:DeleteMessage``: a batch API is authorised by
+    its single action; DynamoDB's ``BatchGetItem`` is an action of its own."""
+    prefix, _, operation = target.partition(".")
+    service = {"AmazonSQS": "sqs", "DynamoDB_20120810": "dynamodb"}[prefix]
+    if service == "sqs":
+        operation = operation.removesuffix("Batch")
+    return f"{service}:{operation}"
+
+
+def _allowed(document: dict[str, Any]) -> set[str]:
+    return {action for statement in document["Statement"] for action in statement["Action"]}
+
+
+def test_the_rendered_iam_allows_every_call_made_and_nothing_else(run: Run) -> None:
+    documents = iam_documents(app_resources(importlib.import_module("examples.shop.tasks").app, EXAMPLE))
+    worker_allowed = _allowed(documents["WorkerRole"]["PolicyDocument"])
+    producer_allowed = _allowed(documents["ProducerPolicy"]["PolicyDocument"])
+    producer = {iam_action(target) for target in run.calls["producer"]}
+    workers = {iam_action(target) for name in ("worker", "lambda") for target in run.calls[name]}
+    # Sufficient: every call is allowed to the role or policy of its caller
+    assert producer <= producer_allowed, json.dumps(sorted(producer - producer_allowed))
+    assert workers <= worker_allowed, json.dumps(sorted(workers - worker_allowed))
+    # Minimal: every allowed action is called, or AWS documents it as required
+    assert producer_allowed - producer <= set(DOCUMENTED_REQUIRED)
+    assert worker_allowed - workers <= set(DOCUMENTED_REQUIRED), sorted(worker_allowed - workers)
