@@ -114,6 +114,13 @@ def run(ministack_server: MinistackServer, tmp_path_factory: pytest.TempPathFact
         sqs.send_message(QueueUrl=ids["DefaultQueue"], MessageBody=GARBAGE)
         sqs.send_message(QueueUrl=ids["EmailsQueue"], MessageBody=GARBAGE)
         results = {name: result.get(timeout=60) for name, result in sent.items()}
+        # and a request sends one again with the same task id (its idempotency key): the
+        # worker acknowledges the duplicate without running it, reading the stored result
+        tasks.add.apply_async((2, 3), task_id=sent["add"].id)
+        deadline = time.monotonic() + 30
+        while "already succeeded" not in log.read_text(errors="replace") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        results["duplicate acknowledged"] = "already succeeded" in log.read_text(errors="replace")
         dead_letters = {
             queue: _receive_all(sqs, ids[f"{queue}DeadLetterQueue"], 1) for queue in ("Default", "Emails")
         }
@@ -149,6 +156,7 @@ def test_delay_runs_on_the_worker_and_on_the_lambda_function(run: Run) -> None:
         "add": 5,
         "track_parcel": "order 7 shipped",
         "send_welcome": "sent 'welcome' to user 42",
+        "duplicate acknowledged": True,
     }
     # the Lambda function did the emails (its proxy saw its calls), the worker the rest
     assert run.calls["lambda"]["DynamoDB_20120810.PutItem"] >= 1
