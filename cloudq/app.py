@@ -23,6 +23,8 @@ from cloudq.transports.base import OutgoingMessage, is_fifo
 
 if TYPE_CHECKING:
     from cloudq.backends.base import ResultBackend
+    from cloudq.codec import Codec
+    from cloudq.payloads.base import PayloadStore
     from cloudq.result import AsyncResult
     from cloudq.transports.base import Transport
 
@@ -42,9 +44,9 @@ class CloudQ:
     """A cloudq application.
 
     ``CloudQ("shop")`` reads the rest from ``CLOUDQ_*`` variables or defaults: broker
-    ``sqs://``, results in DynamoDB table ``shop-results``. Pass ``transport=`` or
-    ``result_backend=`` to inject an engine (tests, custom clients), ``settings_source=`` to
-    read settings from a framework's configuration (``cloudq.contrib.django``).
+    ``sqs://``, results in DynamoDB table ``shop-results``. Pass ``transport=``,
+    ``result_backend=`` or ``payload_store=`` to inject an engine (tests, custom clients),
+    ``settings_source=`` to read settings from a framework's configuration (``cloudq.contrib.django``).
     """
 
     #: The class of the tasks ``@app.task`` registers (``cloudq.contrib.django`` adds methods).
@@ -58,6 +60,7 @@ class CloudQ:
         backend: str | None = UNSET,
         transport: Transport | None = None,
         result_backend: ResultBackend | None = None,
+        payload_store: PayloadStore | None = None,
         settings_source: SettingsSource | None = None,
         **settings: Any,
     ) -> None:
@@ -72,6 +75,8 @@ class CloudQ:
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._transport = transport
         self._backend = result_backend
+        self._payload_store = payload_store
+        self._codec: Codec | None = None
         self._lock = threading.Lock()
         #: Task lifecycle hooks (``cloudq.hooks``): ``@app.hooks.before_task`` …
         self.hooks = Hooks()
@@ -102,6 +107,26 @@ class CloudQ:
 
                     self._backend = backend_from_url(self.settings.backend, self.name)
         return self._backend
+
+    @property
+    def payload_store(self) -> PayloadStore | None:
+        """The claim-check store, or ``None`` when ``payload_store`` is not set."""
+        if self._payload_store is None and self.settings.payload_store is not None:
+            with self._lock:
+                if self._payload_store is None:
+                    from cloudq.payloads import payload_store_from_url
+
+                    self._payload_store = payload_store_from_url(self.settings.payload_store, self.name)
+        return self._payload_store
+
+    @property
+    def codec(self) -> Codec:
+        """The one encoder and decoder of this app's message bodies (``cloudq.codec``)."""
+        if self._codec is None:
+            from cloudq.codec import Codec
+
+            self._codec = Codec(self)
+        return self._codec
 
     # -- names ---------------------------------------------------------------------------
 
@@ -231,12 +256,9 @@ class CloudQ:
         return AsyncResult(message.id, self, task=task)
 
     def encode(self, message: Message) -> str:
-        """The body of ``message``: signed with the first signing key (if any), then encoded
-        within the broker's size limit."""
-        keys = self.settings.signing_keys
-        if keys:
-            message = message.model_copy(update={"signature": None}).signed(keys[0])
-        return message.encode(min(self.settings.max_message_bytes, self.transport.max_message_bytes))
+        """The body of ``message`` (``cloudq.codec``): arguments offloaded past the payload
+        threshold, signed with the first signing key (if any), within the broker's limit."""
+        return self.codec.encode(message)
 
     def send_message(self, message: Message, queue: str, *, now: float | None = None) -> None:
         """Sign, encode and send one envelope, delayed until its ``eta`` (capped at the
