@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from cloudq.codec import Codec
     from cloudq.payloads.base import PayloadStore
     from cloudq.result import AsyncResult
+    from cloudq.schedules import PeriodicTask
     from cloudq.transports.base import Transport
 
 P = ParamSpec("P")
@@ -73,6 +74,8 @@ class CloudQ:
         overrides = {"broker": broker, "backend": backend, **settings}
         self.settings = load_settings(name, overrides, source=settings_source)
         self.tasks: dict[str, Task[Any, Any]] = {}
+        #: Periodic tasks by name (``@app.periodic``, ``app.add_periodic``).
+        self.periodic_tasks: dict[str, PeriodicTask] = {}
         self._transport = transport
         self._backend = result_backend
         self._payload_store = payload_store
@@ -200,6 +203,59 @@ class CloudQ:
             raise TaskRegistrationError(f"unknown task option(s): {', '.join(sorted(options))}")
         self.tasks[name] = task
         return task
+
+    # -- periodic tasks ------------------------------------------------------------------
+
+    def add_periodic(
+        self,
+        task: Task[Any, Any],
+        schedule: str | float | dt.timedelta,
+        *,
+        args: list[Any] | tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        name: str | None = None,
+        timezone: str = "UTC",
+    ) -> PeriodicTask:
+        """Send ``task`` with these arguments on ``schedule``: an AWS expression
+        (``rate(5 minutes)``, ``cron(0 12 * * ? *)``) in ``timezone``, or seconds (``cloudq
+        beat`` only). EventBridge Scheduler sends it on AWS (``cloudq infra render``);
+        ``cloudq beat`` elsewhere. Arguments that do not fit the task are refused here."""
+        from cloudq.message import MAX_TASK_ID_CHARS
+        from cloudq.schedules import PeriodicTask, parse_schedule
+
+        label = name or task.name
+        if label in self.periodic_tasks:
+            raise TaskRegistrationError(f"periodic task {label!r} is registered twice; give it a name=")
+        if len(label) > MAX_TASK_ID_CHARS - 20:
+            raise TaskRegistrationError(f"periodic task name {label[:40]!r}…: at most 235 characters")
+        try:
+            json_args, json_kwargs = task.arguments.encode(tuple(args), dict(kwargs or {}))
+        except ArgumentError as exc:
+            raise TaskRegistrationError(f"periodic task {label!r}: {exc}") from None
+        periodic = PeriodicTask(
+            label, task.name, task.queue, parse_schedule(schedule, timezone), json_args, json_kwargs
+        )
+        self.periodic_tasks[label] = periodic
+        return periodic
+
+    def periodic(
+        self,
+        schedule: str | float | dt.timedelta,
+        *,
+        args: list[Any] | tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        name: str | None = None,
+        timezone: str = "UTC",
+    ) -> Callable[[Task[P, R]], Task[P, R]]:
+        """``@app.periodic("rate(1 hour)")`` above ``@app.task``: ``add_periodic`` as a decorator."""
+
+        def register(task: Task[P, R]) -> Task[P, R]:
+            if not isinstance(task, Task):
+                raise TaskRegistrationError("put @app.periodic(...) above @app.task, on a task")
+            self.add_periodic(task, schedule, args=args, kwargs=kwargs, name=name, timezone=timezone)
+            return task
+
+        return register
 
     # -- sending -------------------------------------------------------------------------
 

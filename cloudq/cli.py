@@ -227,6 +227,44 @@ def dlq_replay(queue: str, app_reference: str, ids: tuple[str, ...]) -> None:
         raise ConfigurationError(f"not found in {queue}-dlq: {', '.join(sorted(missing))}")
 
 
+# -- cloudq beat ----------------------------------------------------------------------------
+
+
+@main.command()
+@APP_OPTION
+@click.option(
+    "--catch-up",
+    is_flag=True,
+    help="Also send the ticks missed while no beat ran (at most 100 per periodic task).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    envvar="CLOUDQ_LOG_FORMAT",
+    help="json: one object per line (or CLOUDQ_LOG_FORMAT).",
+)
+@click.pass_obj
+@friendly_errors
+def beat(flags: dict[str, bool], app_reference: str, catch_up: bool, log_format: str) -> None:
+    """Send MODULE:APP's periodic tasks on their schedules (where EventBridge Scheduler does
+    not). Any number may run at once: each tick is sent once. SIGTERM/SIGINT stop it."""
+    import signal
+    import threading
+
+    from cloudq.app import load_app
+    from cloudq.beat import Beat
+
+    configure_logging(**flags, log_format=log_format)
+    runner = Beat(load_app(app_reference), catch_up=catch_up)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    runner.run(stop)
+    logging.getLogger("cloudq.beat").info("cloudq beat stopped: %d tick(s) sent", runner.sent)
+
+
 # -- cloudq infra ---------------------------------------------------------------------------
 
 

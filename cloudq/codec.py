@@ -163,4 +163,3 @@ class Codec:
             return json.loads(data)
         except (ValueError, RecursionError) as exc:
             raise DecodeError(f"payload object {pointer.key} is not JSON: {exc}") from exc
-
