@@ -46,8 +46,9 @@ class CloudQ:
 
     ``CloudQ("shop")`` reads the rest from ``CLOUDQ_*`` variables or defaults: broker
     ``sqs://``, results in DynamoDB table ``shop-results``. Pass ``transport=``,
-    ``result_backend=`` or ``payload_store=`` to inject an engine (tests, custom clients),
-    ``settings_source=`` to read settings from a framework's configuration (``cloudq.contrib.django``).
+    ``result_backend=`` or ``payloads=`` (a ``PayloadStore``) to inject an engine (tests,
+    custom clients), ``settings_source=`` to read settings from a framework's configuration
+    (``cloudq.contrib.django``).
     """
 
     #: The class of the tasks ``@app.task`` registers (``cloudq.contrib.django`` adds methods).
@@ -61,7 +62,7 @@ class CloudQ:
         backend: str | None = UNSET,
         transport: Transport | None = None,
         result_backend: ResultBackend | None = None,
-        payload_store: PayloadStore | None = None,
+        payloads: PayloadStore | None = None,
         settings_source: SettingsSource | None = None,
         **settings: Any,
     ) -> None:
@@ -78,7 +79,7 @@ class CloudQ:
         self.periodic_tasks: dict[str, PeriodicTask] = {}
         self._transport = transport
         self._backend = result_backend
-        self._payload_store = payload_store
+        self._payload_store = payloads
         self._codec: Codec | None = None
         self._lock = threading.Lock()
         #: Task lifecycle hooks (``cloudq.hooks``): ``@app.hooks.before_task`` …

@@ -25,11 +25,12 @@ from cloudq.errors import (
     SignatureError,
 )
 from cloudq.message import Message
-from cloudq.payloads.base import PayloadPointer, digest
+from cloudq.payloads.base import ARGUMENTS_FOLDER, RESULTS_FOLDER, PayloadPointer, digest
 
 if TYPE_CHECKING:
     from cloudq.app import CloudQ
     from cloudq.payloads.base import PayloadStore
+    from cloudq.schedules import PeriodicTask
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class Codec:
             size = len(self._signed(message).model_dump_json(exclude_none=True).encode())
             if size > self.threshold():
                 arguments = {"args": message.args, "kwargs": message.kwargs}
-                message = message.with_payload(self._put(store, f"args/{message.id}", arguments))
+                message = message.with_payload(self._put(store, ARGUMENTS_FOLDER + message.id, arguments))
         return self._signed(message).encode(self._limit())
 
     def _signed(self, message: Message) -> Message:
@@ -87,6 +88,13 @@ class Codec:
         if self.app.settings.signing_keys:
             message.verify(self.app.settings.signing_keys)
         return message
+
+    @staticmethod
+    def schedule_body(periodic: PeriodicTask) -> str:
+        """The fixed body EventBridge Scheduler sends every tick: no id (each tick's task id
+        is its SQS message id) and unsigned (a signature would cover an id the body lacks)."""
+        message = Message(task=periodic.task, args=periodic.args, kwargs=periodic.kwargs)
+        return message.model_dump_json(include={"v", "task", "args", "kwargs"})
 
     @staticmethod
     def describe(body: str) -> tuple[str | None, str | None]:
@@ -131,7 +139,7 @@ class Codec:
     def offload_value(self, task_id: str, value: Any) -> PayloadPointer | None:
         """Store a result value too large for the backend; ``None`` without a store."""
         store = self.store
-        return None if store is None else self._put(store, f"results/{task_id}", value)
+        return None if store is None else self._put(store, RESULTS_FOLDER + task_id, value)
 
     def load_value(self, pointer: PayloadPointer) -> Any:
         return self._get(pointer)

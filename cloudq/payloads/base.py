@@ -15,6 +15,11 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: Where the codec puts objects under a store's prefix; the bucket's lifecycle rules
+#: (``cloudq.infra.model``) expire each folder on its own schedule.
+ARGUMENTS_FOLDER = "args/"
+RESULTS_FOLDER = "results/"
+
 
 class PayloadPointer(BaseModel):
     """Where an offloaded value is, and what it must hash to."""

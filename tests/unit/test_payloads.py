@@ -45,7 +45,7 @@ def _app(store: MemoryPayloadStore | None = None, **settings: Any) -> CloudQ:
         "payloads",
         broker="memory://",
         result_backend=LimitedBackend(400_000),
-        payload_store=store,
+        payloads=store,
         **settings,
     )
 
