@@ -1,8 +1,8 @@
 """A tiny HTTP proxy on 127.0.0.1 that forwards to the emulator and counts AWS API calls.
 
 boto3 talks the AWS JSON protocol to SQS and DynamoDB: the operation is in the
-``X-Amz-Target`` header (``AmazonSQS.ReceiveMessage``, ``DynamoDB_20120810.PutItem``); S3 calls are counted by method as ``S3.PutObject`` …
-Counting at the HTTP level counts what AWS bills, retries included.
+``X-Amz-Target`` header (``AmazonSQS.ReceiveMessage``, ``DynamoDB_20120810.PutItem``); S3
+calls are counted by method, as ``S3.PutObject`` and so on. Counting at the HTTP level counts what AWS bills, retries included.
 """
 
 from __future__ import annotations
