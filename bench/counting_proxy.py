@@ -2,7 +2,8 @@
 
 boto3 talks the AWS JSON protocol to SQS and DynamoDB: the operation is in the
 ``X-Amz-Target`` header (``AmazonSQS.ReceiveMessage``, ``DynamoDB_20120810.PutItem``); S3
-calls are counted by method, as ``S3.PutObject`` and so on. Counting at the HTTP level counts what AWS bills, retries included.
+calls are counted by method, as ``S3.PutObject`` and so on. Counting at the HTTP level counts
+what AWS bills, retries included.
 """
 
 from __future__ import annotations
