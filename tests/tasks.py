@@ -137,9 +137,11 @@ def make_app(name: str = "tests", **settings: Any) -> CloudQ:
     def returns_object() -> Any:
         return object()
 
-    every = os.environ.get("CLOUDQ_TEST_PERIODIC_SECONDS")
-    if every:  # a seconds-level schedule: cloudq beat only (infra render refuses it)
-        app.add_periodic(record, int(every), args=["tick"], name="ticker")
+    schedule = os.environ.get("CLOUDQ_TEST_PERIODIC")  # seconds (cloudq beat only) or rate(…)
+    if schedule:
+        app.add_periodic(
+            record, int(schedule) if schedule.isdigit() else schedule, args=["tick"], name="ticker"
+        )
     return app
 
 
