@@ -17,8 +17,6 @@ import argparse
 import json
 import os
 import sys
-import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -29,15 +27,15 @@ sys.path.insert(0, str(ROOT))
 import boto3  # noqa: E402
 
 from bench.counting_proxy import CountingProxy  # noqa: E402
-from bench.run import latencies, p  # noqa: E402
+from bench.run import latencies, p, run_worker  # noqa: E402
 from cloudq import CloudQ  # noqa: E402
 from cloudq.infra import app_resources  # noqa: E402
-from cloudq.worker import Worker  # noqa: E402
 from cloudq_emulator.provision import provision  # noqa: E402
 from cloudq_emulator.server import MinistackServer  # noqa: E402
 
 BIG = "x" * 2_000_000
 REPORT = "r" * 600_000
+CONCURRENCY = 8
 
 
 def make_app(endpoint_url: str) -> CloudQ:
@@ -56,23 +54,10 @@ def make_app(endpoint_url: str) -> CloudQ:
     return app
 
 
-def run_worker(app: CloudQ, until: int) -> float:
-    worker = Worker(app, concurrency=8, wait_seconds=1)
-    started = time.perf_counter()
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    while worker.stats.acked < until:
-        time.sleep(0.01)
-    elapsed = time.perf_counter() - started
-    worker.stop()
-    thread.join()
-    return elapsed
-
-
 def calls_per_large_task(app: CloudQ, proxy: CountingProxy) -> dict[str, Any]:
     proxy.reset()
     result = app.tasks["report"].delay(BIG)
-    run_worker(app, 1)
+    run_worker(app, 1, CONCURRENCY)
     assert result.get(timeout=30) == REPORT
     calls = proxy.reset()
     return dict(sorted(calls.items()))
@@ -101,7 +86,7 @@ def delay_latency(app: CloudQ, endpoint_url: str, sends: int) -> tuple[list[floa
 def drain_rate(app: CloudQ, tasks: int, document: str) -> float:
     for _ in range(tasks):
         app.tasks["size"].delay(document)
-    return tasks / run_worker(app, tasks)
+    return tasks / run_worker(app, tasks, CONCURRENCY)
 
 
 def main() -> None:

@@ -53,6 +53,16 @@ def main(ctx: click.Context, debug: bool, debug_aws: bool) -> None:
     configure_logging(debug=debug, debug_aws=debug_aws)
 
 
+LOG_FORMAT_OPTION = click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    envvar="CLOUDQ_LOG_FORMAT",
+    help="json: one object per line, with task_id and task_name (or CLOUDQ_LOG_FORMAT).",
+)
+
+
 def _split(value: str | None) -> list[str] | None:
     return [part.strip() for part in value.split(",") if part.strip()] if value else None
 
@@ -81,14 +91,7 @@ def _split(value: str | None) -> list[str] | None:
     type=click.FloatRange(0),
     help="Seconds running tasks get to finish on SIGTERM.",
 )
-@click.option(
-    "--log-format",
-    type=click.Choice(LOG_FORMATS),
-    default="text",
-    show_default=True,
-    envvar="CLOUDQ_LOG_FORMAT",
-    help="json: one object per line, with task_id and task_name (or CLOUDQ_LOG_FORMAT).",
-)
+@LOG_FORMAT_OPTION
 @click.pass_obj
 @friendly_errors
 def worker(
@@ -237,14 +240,7 @@ def dlq_replay(queue: str, app_reference: str, ids: tuple[str, ...]) -> None:
     is_flag=True,
     help="Also send the ticks missed while no beat ran (at most 100 per periodic task).",
 )
-@click.option(
-    "--log-format",
-    type=click.Choice(LOG_FORMATS),
-    default="text",
-    show_default=True,
-    envvar="CLOUDQ_LOG_FORMAT",
-    help="json: one object per line (or CLOUDQ_LOG_FORMAT).",
-)
+@LOG_FORMAT_OPTION
 @click.pass_obj
 @friendly_errors
 def beat(flags: dict[str, bool], app_reference: str, catch_up: bool, log_format: str) -> None:
