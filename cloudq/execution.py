@@ -247,6 +247,8 @@ class Executor:
         altered) or a retry shortly (the store is unavailable)."""
         try:
             json_args, json_kwargs = self.app.codec.load_arguments(message)
+            if message.payload is not None:
+                self.health.ok("payload store")
             return task.arguments.decode(json_args, json_kwargs)
         except ArgumentError as exc:
             return self._fail(task, message, attempt, "ArgumentError", str(exc))
@@ -511,6 +513,7 @@ class Executor:
             return Outcome.retry(BACKEND_RETRY_SECONDS, reason="result not stored (payload store down)")
         if pointer is None:
             return None
+        self.health.ok("payload store")
         return self._store(record.model_copy(update={"value": None, "value_pointer": pointer}), outcome, held)
 
 
