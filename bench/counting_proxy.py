@@ -1,8 +1,9 @@
 """A tiny HTTP proxy on 127.0.0.1 that forwards to the emulator and counts AWS API calls.
 
 boto3 talks the AWS JSON protocol to SQS and DynamoDB: the operation is in the
-``X-Amz-Target`` header (``AmazonSQS.ReceiveMessage``, ``DynamoDB_20120810.PutItem``).
-Counting at the HTTP level counts what AWS bills, retries included.
+``X-Amz-Target`` header (``AmazonSQS.ReceiveMessage``, ``DynamoDB_20120810.PutItem``); S3
+calls are counted by method, as ``S3.PutObject`` and so on. Counting at the HTTP level counts
+what AWS bills, retries included.
 """
 
 from __future__ import annotations
@@ -14,6 +15,14 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+#: S3 speaks REST without an operation header: the method names the object operation (the only
+#: S3 calls cloudq makes are on objects of the payload bucket).
+S3_OPERATIONS = {
+    "PUT": "S3.PutObject",
+    "GET": "S3.GetObject",
+    "DELETE": "S3.DeleteObject",
+    "HEAD": "S3.HeadObject",
+}
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "host", "content-length"}
 
 
@@ -67,7 +76,9 @@ class CountingProxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length) if length else None
-                proxy._count(self.headers.get("X-Amz-Target", self.command))
+                proxy._count(
+                    self.headers.get("X-Amz-Target") or S3_OPERATIONS.get(self.command, self.command)
+                )
                 upstream = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
                 upstream.request(self.command, self.path, body=body, headers=headers)

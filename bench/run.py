@@ -85,10 +85,8 @@ def raw_drain(
     return time.perf_counter() - started
 
 
-def cloudq_drain(app: CloudQ, count: int, concurrency: int) -> float:
-    """Seconds for one cloudq worker to run ``count`` queued no-op tasks."""
-    task = app.tasks["noop"]
-    ids = [task.delay().id for _ in range(count)]
+def run_worker(app: CloudQ, count: int, concurrency: int) -> float:
+    """Seconds for one cloudq worker to acknowledge ``count`` queued messages."""
     worker = Worker(app, concurrency=concurrency, wait_seconds=1)
     started = time.perf_counter()
     thread = threading.Thread(target=worker.run, daemon=True)
@@ -98,6 +96,14 @@ def cloudq_drain(app: CloudQ, count: int, concurrency: int) -> float:
     elapsed = time.perf_counter() - started
     worker.stop()
     thread.join()
+    return elapsed
+
+
+def cloudq_drain(app: CloudQ, count: int, concurrency: int) -> float:
+    """Seconds for one cloudq worker to run ``count`` queued no-op tasks."""
+    task = app.tasks["noop"]
+    ids = [task.delay().id for _ in range(count)]
+    elapsed = run_worker(app, count, concurrency)
     if app.backend is not None:
         assert len(app.backend.get_many(ids[:100])) == min(100, count)
     return elapsed

@@ -23,7 +23,10 @@ from cloudq.transports.base import OutgoingMessage, is_fifo
 
 if TYPE_CHECKING:
     from cloudq.backends.base import ResultBackend
+    from cloudq.codec import Codec
+    from cloudq.payloads.base import PayloadStore
     from cloudq.result import AsyncResult
+    from cloudq.schedules import PeriodicTask
     from cloudq.transports.base import Transport
 
 P = ParamSpec("P")
@@ -42,9 +45,10 @@ class CloudQ:
     """A cloudq application.
 
     ``CloudQ("shop")`` reads the rest from ``CLOUDQ_*`` variables or defaults: broker
-    ``sqs://``, results in DynamoDB table ``shop-results``. Pass ``transport=`` or
-    ``result_backend=`` to inject an engine (tests, custom clients), ``settings_source=`` to
-    read settings from a framework's configuration (``cloudq.contrib.django``).
+    ``sqs://``, results in DynamoDB table ``shop-results``. Pass ``transport=``,
+    ``result_backend=`` or ``payloads=`` (a ``PayloadStore``) to inject an engine (tests,
+    custom clients), ``settings_source=`` to read settings from a framework's configuration
+    (``cloudq.contrib.django``).
     """
 
     #: The class of the tasks ``@app.task`` registers (``cloudq.contrib.django`` adds methods).
@@ -58,6 +62,7 @@ class CloudQ:
         backend: str | None = UNSET,
         transport: Transport | None = None,
         result_backend: ResultBackend | None = None,
+        payloads: PayloadStore | None = None,
         settings_source: SettingsSource | None = None,
         **settings: Any,
     ) -> None:
@@ -70,8 +75,12 @@ class CloudQ:
         overrides = {"broker": broker, "backend": backend, **settings}
         self.settings = load_settings(name, overrides, source=settings_source)
         self.tasks: dict[str, Task[Any, Any]] = {}
+        #: Periodic tasks by name (``@app.periodic``, ``app.add_periodic``).
+        self.periodic_tasks: dict[str, PeriodicTask] = {}
         self._transport = transport
         self._backend = result_backend
+        self._payload_store = payloads
+        self._codec: Codec | None = None
         self._lock = threading.Lock()
         #: Task lifecycle hooks (``cloudq.hooks``): ``@app.hooks.before_task`` …
         self.hooks = Hooks()
@@ -102,6 +111,26 @@ class CloudQ:
 
                     self._backend = backend_from_url(self.settings.backend, self.name)
         return self._backend
+
+    @property
+    def payload_store(self) -> PayloadStore | None:
+        """The claim-check store, or ``None`` when ``payload_store`` is not set."""
+        if self._payload_store is None and self.settings.payload_store is not None:
+            with self._lock:
+                if self._payload_store is None:
+                    from cloudq.payloads import payload_store_from_url
+
+                    self._payload_store = payload_store_from_url(self.settings.payload_store, self.name)
+        return self._payload_store
+
+    @property
+    def codec(self) -> Codec:
+        """The one encoder and decoder of this app's message bodies (``cloudq.codec``)."""
+        if self._codec is None:
+            from cloudq.codec import Codec
+
+            self._codec = Codec(self)
+        return self._codec
 
     # -- names ---------------------------------------------------------------------------
 
@@ -176,6 +205,59 @@ class CloudQ:
         self.tasks[name] = task
         return task
 
+    # -- periodic tasks ------------------------------------------------------------------
+
+    def add_periodic(
+        self,
+        task: Task[Any, Any],
+        schedule: str | float | dt.timedelta,
+        *,
+        args: list[Any] | tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        name: str | None = None,
+        timezone: str = "UTC",
+    ) -> PeriodicTask:
+        """Send ``task`` with these arguments on ``schedule``: an AWS expression
+        (``rate(5 minutes)``, ``cron(0 12 * * ? *)``) in ``timezone``, or seconds (``cloudq
+        beat`` only). EventBridge Scheduler sends it on AWS (``cloudq infra render``);
+        ``cloudq beat`` elsewhere. Arguments that do not fit the task are refused here."""
+        from cloudq.message import MAX_TASK_ID_CHARS
+        from cloudq.schedules import PeriodicTask, parse_schedule
+
+        label = name or task.name
+        if label in self.periodic_tasks:
+            raise TaskRegistrationError(f"periodic task {label!r} is registered twice; give it a name=")
+        if len(label) > MAX_TASK_ID_CHARS - 20:
+            raise TaskRegistrationError(f"periodic task name {label[:40]!r}…: at most 235 characters")
+        try:
+            json_args, json_kwargs = task.arguments.encode(tuple(args), dict(kwargs or {}))
+        except ArgumentError as exc:
+            raise TaskRegistrationError(f"periodic task {label!r}: {exc}") from None
+        periodic = PeriodicTask(
+            label, task.name, task.queue, parse_schedule(schedule, timezone), json_args, json_kwargs
+        )
+        self.periodic_tasks[label] = periodic
+        return periodic
+
+    def periodic(
+        self,
+        schedule: str | float | dt.timedelta,
+        *,
+        args: list[Any] | tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        name: str | None = None,
+        timezone: str = "UTC",
+    ) -> Callable[[Task[P, R]], Task[P, R]]:
+        """``@app.periodic("rate(1 hour)")`` above ``@app.task``: ``add_periodic`` as a decorator."""
+
+        def register(task: Task[P, R]) -> Task[P, R]:
+            if not isinstance(task, Task):
+                raise TaskRegistrationError("put @app.periodic(...) above @app.task, on a task")
+            self.add_periodic(task, schedule, args=args, kwargs=kwargs, name=name, timezone=timezone)
+            return task
+
+        return register
+
     # -- sending -------------------------------------------------------------------------
 
     def send_task(
@@ -231,12 +313,9 @@ class CloudQ:
         return AsyncResult(message.id, self, task=task)
 
     def encode(self, message: Message) -> str:
-        """The body of ``message``: signed with the first signing key (if any), then encoded
-        within the broker's size limit."""
-        keys = self.settings.signing_keys
-        if keys:
-            message = message.model_copy(update={"signature": None}).signed(keys[0])
-        return message.encode(min(self.settings.max_message_bytes, self.transport.max_message_bytes))
+        """The body of ``message`` (``cloudq.codec``): arguments offloaded past the payload
+        threshold, signed with the first signing key (if any), within the broker's limit."""
+        return self.codec.encode(message)
 
     def send_message(self, message: Message, queue: str, *, now: float | None = None) -> None:
         """Sign, encode and send one envelope, delayed until its ``eta`` (capped at the

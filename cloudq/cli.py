@@ -53,6 +53,16 @@ def main(ctx: click.Context, debug: bool, debug_aws: bool) -> None:
     configure_logging(debug=debug, debug_aws=debug_aws)
 
 
+LOG_FORMAT_OPTION = click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    envvar="CLOUDQ_LOG_FORMAT",
+    help="json: one object per line, with task_id and task_name (or CLOUDQ_LOG_FORMAT).",
+)
+
+
 def _split(value: str | None) -> list[str] | None:
     return [part.strip() for part in value.split(",") if part.strip()] if value else None
 
@@ -81,14 +91,7 @@ def _split(value: str | None) -> list[str] | None:
     type=click.FloatRange(0),
     help="Seconds running tasks get to finish on SIGTERM.",
 )
-@click.option(
-    "--log-format",
-    type=click.Choice(LOG_FORMATS),
-    default="text",
-    show_default=True,
-    envvar="CLOUDQ_LOG_FORMAT",
-    help="json: one object per line, with task_id and task_name (or CLOUDQ_LOG_FORMAT).",
-)
+@LOG_FORMAT_OPTION
 @click.pass_obj
 @friendly_errors
 def worker(
@@ -225,6 +228,37 @@ def dlq_replay(queue: str, app_reference: str, ids: tuple[str, ...]) -> None:
     click.echo(f"replayed {len(replayed)} message(s) from {queue}-dlq")
     if missing:
         raise ConfigurationError(f"not found in {queue}-dlq: {', '.join(sorted(missing))}")
+
+
+# -- cloudq beat ----------------------------------------------------------------------------
+
+
+@main.command()
+@APP_OPTION
+@click.option(
+    "--catch-up",
+    is_flag=True,
+    help="Also send the ticks missed while no beat ran (at most 100 per periodic task).",
+)
+@LOG_FORMAT_OPTION
+@click.pass_obj
+@friendly_errors
+def beat(flags: dict[str, bool], app_reference: str, catch_up: bool, log_format: str) -> None:
+    """Send MODULE:APP's periodic tasks on their schedules (where EventBridge Scheduler does
+    not). Any number may run at once: each tick is sent once. SIGTERM/SIGINT stop it."""
+    import signal
+    import threading
+
+    from cloudq.app import load_app
+    from cloudq.beat import Beat
+
+    configure_logging(**flags, log_format=log_format)
+    runner = Beat(load_app(app_reference), catch_up=catch_up)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    runner.run(stop)
+    logging.getLogger("cloudq.beat").info("cloudq beat stopped: %d tick(s) sent", runner.sent)
 
 
 # -- cloudq infra ---------------------------------------------------------------------------

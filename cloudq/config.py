@@ -41,6 +41,15 @@ class Settings(BaseModel):
     send_attempts: int = SEND_ATTEMPTS
     #: SQS accepts 1 MiB; lower it to match a queue's MaximumMessageSize.
     max_message_bytes: int = 1024 * 1024
+    #: Claim check (``s3://bucket/prefix``, ``redis://…``, ``memory://``): arguments of a
+    #: message over ``payload_threshold`` bytes, and results over the backend's item limit,
+    #: go there and travel as a pointer. ``None``: off (too large stays an error).
+    payload_store: str | None = None
+    #: Message size (bytes) above which arguments are offloaded; ``None``: the broker's limit
+    #: less ``cloudq.codec.PAYLOAD_HEADROOM_BYTES``.
+    payload_threshold: int | None = None
+    #: Delete a task's argument object once the task succeeded (else its lifecycle rule does).
+    payload_delete_on_success: bool = True
     #: How long results are kept (DynamoDB TTL); 0 keeps them forever.
     result_ttl: int = 86_400
     #: HMAC keys; the first signs, all verify (rotation). Empty: signing off.
@@ -113,7 +122,7 @@ def _from_env(name: str, environ: Mapping[str, str]) -> Any:
     raw = environ.get(ENV_PREFIX + name.upper())
     if raw is None:
         return UNSET
-    if name == "backend" and raw.strip().lower() in ("", "none"):
+    if name in ("backend", "payload_store") and raw.strip().lower() in ("", "none"):
         return None
     if name in ("signing_keys", "lambda_queues"):
         return tuple(part.strip() for part in raw.split(",") if part.strip())

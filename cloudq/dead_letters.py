@@ -15,13 +15,11 @@ original send. A body that is not a cloudq message is sent back as it is.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cloudq.errors import DecodeError
-from cloudq.message import Message
 from cloudq.transports.base import (
     DeadLetterNote,
     OutgoingMessage,
@@ -48,18 +46,14 @@ class DeadLetter:
 
     @classmethod
     def from_received(cls, message: ReceivedMessage, queue: str) -> DeadLetter:
-        task_id = task = None
-        try:
-            envelope = json.loads(message.body)
-            if isinstance(envelope, dict):
-                task_id, task = envelope.get("id"), envelope.get("task")
-        except (ValueError, RecursionError):
-            pass  # poison bodies are listed as they are
+        from cloudq.codec import Codec
+
+        task_id, task = Codec.describe(message.body)
         note = DeadLetterNote.from_attributes(message.attributes)
         return cls(
             message_id=message.message_id,
-            task_id=task_id if isinstance(task_id, str) else None,
-            task=task if isinstance(task, str) else None,
+            task_id=task_id,
+            task=task,
             reason=note.reason if note else "(no reason: moved by the redrive policy)",
             source_queue=(note.source_queue if note else "") or queue,
             body=message.body,
@@ -116,9 +110,10 @@ def replay_dead_letters(
 
 def _replay_body(app: CloudQ, letter: DeadLetter) -> str:
     """The body a dead letter is replayed with: a new life for a cloudq message (fresh retry
-    budget, the final error kept in its history), the body unchanged for anything else."""
+    budget, the final error kept in its history; a payload pointer kept as it is), the body
+    unchanged for anything else."""
     try:
-        message = Message.decode(letter.body, letter.message_id)
+        message = app.codec.parse(letter.body, letter.message_id)
     except DecodeError:
         return letter.body
     record = app.backend.get(message.id) if app.backend is not None else None

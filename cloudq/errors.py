@@ -10,10 +10,12 @@
     ├── MessageError                an envelope cannot be built or read
     │   ├── MessageTooLargeError    the encoded message is over the broker's size limit
     │   ├── DecodeError             a received body is not a cloudq envelope
-    │   └── SignatureError          a message is unsigned or its signature does not verify
+    │   ├── SignatureError          a message is unsigned, its signature or its payload's hash does not verify
+    │   └── PayloadMissingError     a message's or result's payload object is gone (deleted or expired)
     ├── TransportError              the broker failed (network, throttling, credentials)
     │   ├── QueueNotFoundError      the queue does not exist; the message names the command that creates it
     │   └── CredentialsError        no usable AWS credentials
+    ├── PayloadStoreError           the payload store (S3, Redis) failed; transient
     ├── BackendError                the result backend failed
     │   └── ResultTooLargeError     a result is larger than the backend stores (not retried)
     ├── TaskError                   a task failed remotely; carries the remote type, message and traceback
@@ -68,6 +70,15 @@ class DecodeError(MessageError):
 
 class SignatureError(MessageError):
     """A message is unsigned, or its signature does not verify with any configured key."""
+
+
+class PayloadMissingError(MessageError):
+    """A pointer's object is not in the payload store (deleted, or expired by its lifecycle
+    rule). Deterministic: reading it again would fail again."""
+
+
+class PayloadStoreError(CloudQError):
+    """The payload store could not be reached or refused the call."""
 
 
 class TransportError(CloudQError):

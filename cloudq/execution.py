@@ -28,7 +28,10 @@ from cloudq.backends.base import ClaimStatus, Delivery, ResultRecord, State, ttl
 from cloudq.errors import (
     ArgumentError,
     BackendError,
+    ConfigurationError,
     DecodeError,
+    MessageError,
+    PayloadStoreError,
     ResultTooLargeError,
     Retry,
     SignatureError,
@@ -229,11 +232,31 @@ class Executor:
         attempt = message.retries + received.receive_count
         if self.app.backend is None and attempt > task.max_retries + 1:
             return self._give_up(task, message, attempt)
+        if message.payload is not None:  # a pointer's arguments are read once the task is claimed
+            return self._claim_and_run(task, message, received, attempt, None)
+        arguments = self._arguments(task, message, attempt)
+        if isinstance(arguments, Outcome):
+            return arguments
+        return self._claim_and_run(task, message, received, attempt, arguments)
+
+    def _arguments(
+        self, task: Task[Any, Any], message: Message, attempt: int
+    ) -> tuple[tuple[Any, ...], dict[str, Any]] | Outcome:
+        """The task's arguments (read from the payload store for a pointer), or the outcome
+        of arguments that cannot be had: a failure (they do not fit, the object is gone or
+        altered) or a retry shortly (the store is unavailable)."""
         try:
-            args, kwargs = task.arguments.decode(message.args, message.kwargs)
+            json_args, json_kwargs = self.app.codec.load_arguments(message)
+            if message.payload is not None:
+                self.health.ok("payload store")
+            return task.arguments.decode(json_args, json_kwargs)
         except ArgumentError as exc:
             return self._fail(task, message, attempt, "ArgumentError", str(exc))
-        return self._claim_and_run(task, message, received, attempt, args, kwargs)
+        except PayloadStoreError as exc:
+            self.health.failed("payload store", exc)
+            return Outcome.retry(BACKEND_RETRY_SECONDS, reason="arguments not read (payload store down)")
+        except (MessageError, ConfigurationError) as exc:  # gone, altered, or no store here
+            return self._fail(task, message, attempt, type(exc).__name__, str(exc))
 
     def _give_up(self, task: Task[Any, Any], message: Message, attempt: int) -> Outcome:
         """Earlier runs ended without an outcome (the worker died, or the task overran)."""
@@ -242,10 +265,7 @@ class Executor:
         return self._fail(task, message, attempt - 1, "MaxRetriesExceeded", text, held=held)
 
     def _decode(self, received: ReceivedMessage) -> Message:
-        message = Message.decode(received.body, received.message_id)
-        if self.app.settings.signing_keys:
-            message.verify(self.app.settings.signing_keys)
-        return message
+        return self.app.codec.decode(received.body, received.message_id)
 
     def _hop(self, message: Message, received: ReceivedMessage, wait: float) -> Outcome:
         """Re-send a message whose eta is beyond the broker's longest delay; not an attempt."""
@@ -264,8 +284,7 @@ class Executor:
         message: Message,
         received: ReceivedMessage,
         attempt: int,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        arguments: tuple[tuple[Any, ...], dict[str, Any]] | None,
     ) -> Outcome:
         backend = self.app.backend
         if backend is not None:
@@ -291,6 +310,10 @@ class Executor:
                 attempt = claim.record.attempts - (message.attempt_base or 0)
             if attempt > task.max_retries + 1:
                 return self._give_up(task, message, attempt)
+        loaded = self._arguments(task, message, attempt) if arguments is None else arguments
+        if isinstance(loaded, Outcome):
+            return loaded
+        args, kwargs = loaded
         request = Request(
             id=message.id,
             task=task.name,
@@ -328,7 +351,10 @@ class Executor:
             return self._fail(task, message, request.attempt, "ResultError", str(exc))
         record = self._record(task, message, State.SUCCESS, request.attempt, value=stored)
         record = record.model_copy(update={"date_started": started})
-        return self._store(record, Outcome.ack().of_run(State.SUCCESS, request.attempt))
+        outcome = self._store(record, Outcome.ack().of_run(State.SUCCESS, request.attempt))
+        if outcome.state is State.SUCCESS:
+            self.app.codec.release(message)
+        return outcome
 
     def _retry_or_fail(
         self,
@@ -444,6 +470,10 @@ class Executor:
                     )
                     return Outcome.retry(BACKEND_RETRY_SECONDS, reason="a later attempt took over")
         except ResultTooLargeError as exc:
+            if record.state is State.SUCCESS and record.value_pointer is None:
+                offloaded = self._offload(record, outcome, held)
+                if offloaded is not None:
+                    return offloaded
             # Deterministic: the same record would be refused again, so it is never retried.
             logger.error("task %s: %s", record.task_id, exc)
             if record.state is State.SUCCESS:
@@ -472,6 +502,19 @@ class Executor:
             return Outcome.retry(BACKEND_RETRY_SECONDS, reason="result not stored (backend unavailable)")
         self.health.ok("result backend (store)")
         return outcome
+
+    def _offload(self, record: ResultRecord, outcome: Outcome, held: int | None) -> Outcome | None:
+        """Store a value too large for the backend in the payload store, and the record with
+        a pointer to it; ``None`` when the app has no payload store."""
+        try:
+            pointer = self.app.codec.offload_value(record.task_id, record.value)
+        except PayloadStoreError as exc:
+            self.health.failed("payload store", exc)
+            return Outcome.retry(BACKEND_RETRY_SECONDS, reason="result not stored (payload store down)")
+        if pointer is None:
+            return None
+        self.health.ok("payload store")
+        return self._store(record.model_copy(update={"value": None, "value_pointer": pointer}), outcome, held)
 
 
 def _tb(exc: BaseException) -> str:

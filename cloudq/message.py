@@ -16,13 +16,19 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cloudq.errors import DecodeError, MessageTooLargeError, SignatureError
+from cloudq.payloads.base import PayloadPointer
 
 #: Version 1: every message. Version 2 adds what a replay from the dead-letter queue carries
 #: (``attempt_base``, ``history``); only replayed messages are written as version 2, so
 #: workers of version 1 read every other message, and refuse a replayed one with a reason.
 ENVELOPE_VERSION = 1
 REPLAY_ENVELOPE_VERSION = 2
-SUPPORTED_VERSIONS = (ENVELOPE_VERSION, REPLAY_ENVELOPE_VERSION)
+#: Version 3 adds ``payload``: the arguments are in the payload store (claim check); only
+#: such messages are written as version 3 (``Message.with_payload``).
+PAYLOAD_ENVELOPE_VERSION = 3
+SUPPORTED_VERSIONS = (ENVELOPE_VERSION, REPLAY_ENVELOPE_VERSION, PAYLOAD_ENVELOPE_VERSION)
+#: Optional fields added after version 2, left out of the signed bytes when unset.
+NEWER_FIELDS = ("payload",)
 #: A task id is a key in every result backend (DynamoDB allows 2048 bytes, UTF-8, not empty).
 MAX_TASK_ID_CHARS = 255
 
@@ -57,6 +63,9 @@ class Message(BaseModel):
     attempt_base: int | None = Field(default=None, ge=0)
     #: Version 2: the final errors of the task id's earlier lives, one line each, oldest first.
     history: list[str] | None = None
+    #: Version 3: the arguments (``{"args": …, "kwargs": …}``) are this object of the payload
+    #: store; ``args`` and ``kwargs`` are then empty. The signature covers it, hash included.
+    payload: PayloadPointer | None = None
     #: Hex HMAC-SHA256 of the canonical envelope without this field.
     signature: str | None = None
 
@@ -96,13 +105,26 @@ class Message(BaseModel):
             message = message.model_copy(update={"id": broker_message_id[:MAX_TASK_ID_CHARS]})
         return message
 
+    def with_payload(self, pointer: PayloadPointer) -> Message:
+        """This message with its arguments offloaded to ``pointer`` (version 3, unsigned)."""
+        return self.model_copy(
+            update={
+                "v": max(self.v, PAYLOAD_ENVELOPE_VERSION),
+                "args": [],
+                "kwargs": {},
+                "payload": pointer,
+                "signature": None,
+            }
+        )
+
     def replayed(self, attempts_so_far: int, final_error: str) -> Message:
         """This message sent again from the dead-letter queue: a fresh retry budget
         (``attempts_so_far`` become the base), its final error added to the history.
         Unsigned: the sender signs it again."""
         return self.model_copy(
             update={
-                "v": REPLAY_ENVELOPE_VERSION,
+                # The lowest version carrying its fields: a pointer needs version 3.
+                "v": max(self.v, REPLAY_ENVELOPE_VERSION),
                 "retries": 0,
                 "attempt_base": attempts_so_far,
                 "history": [*(self.history or []), final_error],
@@ -112,7 +134,10 @@ class Message(BaseModel):
 
     def canonical(self) -> bytes:
         """Deterministic bytes that the signature covers."""
-        data = self.model_dump(mode="json", exclude={"signature"})
+        # Fields newer than version 2 are left out when unset, so that a message without them
+        # has the canonical bytes older senders signed.
+        unset_newer = {name for name in NEWER_FIELDS if getattr(self, name) is None}
+        data = self.model_dump(mode="json", exclude={"signature", *unset_newer})
         return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
     def signed(self, key: str) -> Message:

@@ -80,10 +80,17 @@ class AsyncResult(Generic[R]):
                 record.error_message or "",
                 record.traceback or "",
             )
+        stored = self._stored_value(record)
         if self.task is not None:
-            value: R = self.task.arguments.result_from_json(record.value)
+            value: R = self.task.arguments.result_from_json(stored)
             return value
-        return record.value  # type: ignore[no-any-return]
+        return stored  # type: ignore[no-any-return]
+
+    def _stored_value(self, record: ResultRecord) -> Any:
+        """The JSON value, read from the payload store when the record points there."""
+        if record.value_pointer is None:
+            return record.value
+        return self.app.codec.load_value(record.value_pointer)
 
     @property
     def result(self) -> Any:
@@ -91,4 +98,4 @@ class AsyncResult(Generic[R]):
         record = self.record()
         if record is None:
             return None
-        return record.error_message if record.state is State.FAILURE else record.value
+        return record.error_message if record.state is State.FAILURE else self._stored_value(record)

@@ -137,6 +137,11 @@ def make_app(name: str = "tests", **settings: Any) -> CloudQ:
     def returns_object() -> Any:
         return object()
 
+    schedule = os.environ.get("CLOUDQ_TEST_PERIODIC")  # seconds (cloudq beat only) or rate(…)
+    if schedule:
+        app.add_periodic(
+            record, int(schedule) if schedule.isdigit() else schedule, args=["tick"], name="ticker"
+        )
     return app
 
 

@@ -14,6 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
+from cloudq.payloads.base import PayloadPointer
+
 
 class State(str, enum.Enum):
     """Task states. ``PENDING`` means "no record": an unknown id, or not started yet."""
@@ -41,6 +43,8 @@ class ResultRecord(BaseModel):
     state: State = State.PENDING
     #: The JSON value of a successful task.
     value: Any = None
+    #: Where the value is instead, when it was too large for the backend (payload store).
+    value_pointer: PayloadPointer | None = None
     error_type: str | None = None
     error_message: str | None = None
     traceback: str | None = None

@@ -26,6 +26,7 @@ from cloudq.backends.base import (
     claim_decision,
 )
 from cloudq.errors import BackendError, ResultTooLargeError
+from cloudq.payloads.base import PayloadPointer
 
 #: BatchGetItem takes at most 100 keys.
 BATCH_GET = 100
@@ -69,7 +70,10 @@ CLAIM_SET = (
     "SET #state = :started, task_name = :name, lease_owner = :owner, lease_expires_at = :lease,"
     " date_started = :now, lease_message_id = :message, lease_receive_count = :count"
 )
-CLAIM_REMOVE = " ADD attempts :one REMOVE value_json, error_type, error_message, traceback, date_done"
+CLAIM_REMOVE = (
+    " ADD attempts :one"
+    " REMOVE value_json, value_pointer_json, error_type, error_message, traceback, date_done"
+)
 
 
 def default_client(endpoint_url: str | None = None, region_name: str | None = None) -> Any:
@@ -92,6 +96,8 @@ def to_item(record: ResultRecord) -> dict[str, Any]:
             item[name] = {"N": repr(value)}
     if record.history:
         item["history_json"] = {"S": json.dumps(record.history, ensure_ascii=False)}
+    if record.value_pointer is not None:
+        item["value_pointer_json"] = {"S": record.value_pointer.model_dump_json()}
     return item
 
 
@@ -121,6 +127,8 @@ def from_item(item: dict[str, Any]) -> ResultRecord:
             fields[name] = int(number) if name in INTEGER_FIELDS else number
     if "history_json" in item:
         fields["history"] = json.loads(item["history_json"]["S"])
+    if "value_pointer_json" in item:
+        fields["value_pointer"] = PayloadPointer.model_validate_json(item["value_pointer_json"]["S"])
     return ResultRecord(**fields)
 
 

@@ -10,6 +10,9 @@ One template for AWS and the emulator:
   ``cloudq worker``, service, and scaling on backlog per task (metric math), all behind the
   ``WithWorkerService`` condition (``WorkerService=false`` turns them off: the emulator lacks
   Application Auto Scaling and runs no containers);
+- the payload store's bucket (``payload_store="s3://…"``) with its lifecycle rules;
+- one EventBridge Scheduler schedule per periodic task, sending its fixed body to its queue,
+  and the role Scheduler sends with;
 - the worker/Lambda role and the producers' managed policy (``cloudq.infra.iam``);
 - alarms on dead letters and on the age of the oldest message; outputs.
 
@@ -48,6 +51,8 @@ def template(resources: Resources, *, environment: dict[str, str] | None = None)
     found = body["Resources"]
     found.update(queues(resources))
     found.update(table(resources))
+    found.update(bucket(resources))
+    found.update(schedules(resources))
     found.update(alarms(resources))
     found.update(roles(resources))
     found.update(function(resources, environment or {}))
@@ -147,6 +152,63 @@ def table(resources: Resources) -> Template:
             },
         }
     }
+
+
+def bucket(resources: Resources) -> Template:
+    spec = resources.bucket
+    if spec is None:
+        return {}
+    rules = [
+        {"Id": rule_id, "Status": "Enabled", "Prefix": prefix, "ExpirationInDays": days}
+        for rule_id, prefix, days in spec.rules()
+    ]
+    blocked = ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+    return {
+        spec.logical_id: {
+            "Type": "AWS::S3::Bucket",
+            "Properties": {
+                "BucketName": spec.name,
+                "LifecycleConfiguration": {"Rules": rules},
+                "PublicAccessBlockConfiguration": dict.fromkeys(blocked, True),
+            },
+        }
+    }
+
+
+def schedules(resources: Resources) -> Template:
+    if not resources.schedules:
+        return {}
+    by_name = {queue.logical_name: queue for queue in resources.queues}
+    found: Template = {
+        "SchedulerRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "Description": f"EventBridge Scheduler sends the periodic tasks of {resources.app}",
+                "AssumeRolePolicyDocument": iam.assume_role_policy([iam.SCHEDULER_PRINCIPAL]),
+                "Policies": [
+                    {"PolicyName": "cloudq-scheduler", "PolicyDocument": iam.scheduler_policy(resources)}
+                ],
+            },
+        }
+    }
+    for spec in resources.schedules:
+        found[spec.logical_id] = {
+            "Type": "AWS::Scheduler::Schedule",
+            "Properties": {
+                "Name": spec.name,
+                "Description": f"cloudq periodic task {spec.logical_name}",
+                "ScheduleExpression": spec.expression,
+                "ScheduleExpressionTimezone": spec.timezone,
+                "FlexibleTimeWindow": {"Mode": "OFF"},
+                "State": "ENABLED",
+                "Target": {
+                    "Arn": get_att(by_name[spec.queue].logical_id, "Arn"),
+                    "RoleArn": get_att("SchedulerRole", "Arn"),
+                    "Input": spec.body,
+                },
+            },
+        }
+    return found
 
 
 def _alarm(description: str, queue_id: str, metric: str, threshold: Any, periods: int) -> Template:
@@ -280,6 +342,8 @@ def outputs(resources: Resources) -> Template:
         found[queue.dead_letter_logical_id + "Url"] = {"Value": ref(queue.dead_letter_logical_id)}
     if resources.table is not None:
         found["ResultTableName"] = {"Value": ref("ResultTable")}
+    if resources.bucket is not None:
+        found["PayloadBucketName"] = {"Value": ref(resources.bucket.logical_id)}
     found["ProducerPolicyArn"] = {
         "Description": "Attach to the roles of web backends that send tasks",
         "Value": ref("ProducerPolicy"),

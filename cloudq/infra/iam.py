@@ -18,6 +18,11 @@ Where each action comes from (a batch API is authorised by its single action):
   required for the event source mapping.
 - ``dynamodb:GetItem``: ``AsyncResult.get()``, the idempotency check; ``dynamodb:PutItem``,
   ``dynamodb:UpdateItem``: results, claims (conditional writes).
+- ``s3:PutObject``, ``s3:GetObject``, ``s3:DeleteObject`` (the payload bucket, under its
+  prefix): producers write large arguments and read large results; workers read arguments,
+  write large results and delete argument objects after success (``cloudq.codec``).
+- The scheduler role: ``sqs:SendMessage`` to the queues of periodic tasks, for EventBridge
+  Scheduler (not called by cloudq).
 - ``logs:CreateLogGroup``, ``logs:CreateLogStream``, ``logs:PutLogEvents``: Lambda logging.
 """
 
@@ -61,6 +66,9 @@ WORKER_TABLE_ACTIONS = [
 ]
 PRODUCER_TABLE_ACTIONS = ["dynamodb:GetItem"]
 LAMBDA_LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+WORKER_BUCKET_ACTIONS = ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+PRODUCER_BUCKET_ACTIONS = ["s3:GetObject", "s3:PutObject"]
+SCHEDULER_PRINCIPAL = "scheduler.amazonaws.com"
 #: Who may assume the worker role: the Lambda function and the ECS tasks.
 WORKER_PRINCIPALS = ["ecs-tasks.amazonaws.com", "lambda.amazonaws.com"]
 
@@ -74,6 +82,13 @@ def queue_arns(resources: Resources) -> list[dict[str, str]]:
     """Every queue of the app and its dead-letter queue (the executor sends there itself)."""
     names = [name for queue in resources.queues for name in (queue.name, queue.dead_letter_name)]
     return [arn("sqs", name) for name in names]
+
+
+def bucket_objects(resources: Resources) -> list[dict[str, str]]:
+    """The payload bucket's objects under the store's prefix (an S3 ARN has no region or
+    account)."""
+    assert resources.bucket is not None
+    return [{"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{resources.bucket.name}/{resources.bucket.prefix}*"}]
 
 
 def lambda_log_group(function_name: str) -> str:
@@ -92,6 +107,8 @@ def worker_policy(resources: Resources) -> dict[str, Any]:
         statements.append(
             _statement("Results", WORKER_TABLE_ACTIONS, [arn("dynamodb", f"table/{resources.table.name}")])
         )
+    if resources.bucket is not None:
+        statements.append(_statement("Payloads", WORKER_BUCKET_ACTIONS, bucket_objects(resources)))
     if resources.function is not None:
         group = lambda_log_group(resources.function.function_name)
         statements.append(_statement("Logs", LAMBDA_LOG_ACTIONS, [arn("logs", f"log-group:{group}:*")]))
@@ -108,7 +125,17 @@ def producer_policy(resources: Resources) -> dict[str, Any]:
                 "ReadResults", PRODUCER_TABLE_ACTIONS, [arn("dynamodb", f"table/{resources.table.name}")]
             )
         )
+    if resources.bucket is not None:
+        statements.append(_statement("Payloads", PRODUCER_BUCKET_ACTIONS, bucket_objects(resources)))
     return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def scheduler_policy(resources: Resources) -> dict[str, Any]:
+    """What EventBridge Scheduler needs to send the periodic tasks to their queues."""
+    names = {queue.logical_name: queue.name for queue in resources.queues}
+    targets = sorted({names[schedule.queue] for schedule in resources.schedules})
+    statement = _statement("SendPeriodicTasks", ["sqs:SendMessage"], [arn("sqs", name) for name in targets])
+    return {"Version": POLICY_VERSION, "Statement": [statement]}
 
 
 def assume_role_policy(services: list[str]) -> dict[str, Any]:
@@ -129,6 +156,11 @@ def iam_documents(resources: Resources) -> dict[str, Any]:
         },
         "ProducerPolicy": {"PolicyDocument": producer_policy(resources)},
     }
+    if resources.schedules:
+        documents["SchedulerRole"] = {
+            "AssumeRolePolicyDocument": assume_role_policy([SCHEDULER_PRINCIPAL]),
+            "PolicyDocument": scheduler_policy(resources),
+        }
     return _unsubstituted(documents)  # type: ignore[no-any-return]
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from cloudq.errors import ConfigurationError
+from cloudq.payloads.base import ARGUMENTS_FOLDER, RESULTS_FOLDER
 from cloudq.transports.base import dead_letter_queue_name, is_fifo
 
 if TYPE_CHECKING:
@@ -33,6 +34,11 @@ LAMBDA_HANDLER = "cloudq.aws_lambda.handler"
 #: newest Python that Serverless Framework v3 accepts.
 LAMBDA_RUNTIME = "python3.11"
 LAMBDA_VISIBILITY_FACTOR = 6
+#: Argument objects outlive any message that points to them: SQS keeps a message (and its
+#: dead-letter copy, counted from the first send) at most 14 days.
+PAYLOAD_ARGUMENT_DAYS = math.ceil(SQS_MAX_RETENTION_SECONDS / 86_400) + 1
+#: The longest physical name EventBridge Scheduler takes for a schedule.
+SCHEDULE_NAME_CHARS = 64
 
 
 def logical_id(name: str, kind: str) -> str:
@@ -86,6 +92,41 @@ class LambdaResource(BaseModel):
     maximum_concurrency: int | None
 
 
+class BucketResource(BaseModel):
+    """The payload store's bucket (``payload_store="s3://bucket/prefix"``), its objects
+    expiring by lifecycle rules: arguments after ``argument_days``, results after
+    ``result_days`` (``None``: kept, as results are with ``result_ttl=0``)."""
+
+    name: str
+    prefix: str
+    argument_days: int = PAYLOAD_ARGUMENT_DAYS
+    result_days: int | None
+    logical_id: str = "PayloadBucket"
+
+    def rules(self) -> list[tuple[str, str, int]]:
+        """(rule id, key prefix, days) of each lifecycle rule."""
+        found = [("cloudq-arguments", self.prefix + ARGUMENTS_FOLDER, self.argument_days)]
+        if self.result_days is not None:
+            found.append(("cloudq-results", self.prefix + RESULTS_FOLDER, self.result_days))
+        return found
+
+
+class ScheduleResource(BaseModel):
+    """One periodic task on EventBridge Scheduler: its queue gets ``body`` every tick."""
+
+    logical_name: str
+    name: str
+    expression: str
+    timezone: str
+    #: The logical queue it sends to.
+    queue: str
+    body: str
+
+    @property
+    def logical_id(self) -> str:
+        return logical_id(self.logical_name, "Schedule")
+
+
 class Resources(BaseModel):
     app: str
     #: The ``module:app`` workers and the function load.
@@ -93,6 +134,8 @@ class Resources(BaseModel):
     queues: list[QueueResource]
     table: TableResource | None
     function: LambdaResource | None = None
+    bucket: BucketResource | None = None
+    schedules: list[ScheduleResource] = []
 
     @property
     def stack_name(self) -> str:
@@ -154,7 +197,47 @@ def app_resources(app: CloudQ, app_reference: str | None = None) -> Resources:
         queues=queues,
         table=table,
         function=_function(app, reference),
+        bucket=_bucket(app),
+        schedules=_schedules(app),
     )
+
+
+def _bucket(app: CloudQ) -> BucketResource | None:
+    store = app.settings.payload_store
+    if store is None or not store.startswith("s3://"):
+        return None
+    bucket, _, prefix = store.removeprefix("s3://").split("?")[0].strip("/").partition("/")
+    ttl = app.settings.result_ttl
+    return BucketResource(
+        name=bucket,
+        prefix=prefix + "/" if prefix else "",
+        result_days=math.ceil(ttl / 86_400) + 1 if ttl > 0 else None,
+    )
+
+
+def _schedules(app: CloudQ) -> list[ScheduleResource]:
+    """One schedule per periodic task; AWS refuses seconds, and cannot deduplicate the same
+    body sent to a FIFO queue every tick."""
+    found = []
+    for periodic in sorted(app.periodic_tasks.values(), key=lambda p: p.name):
+        if is_fifo(periodic.queue):
+            raise ConfigurationError(
+                f"periodic task {periodic.name!r} sends to FIFO queue {periodic.queue!r}: EventBridge "
+                "Scheduler sends the same body every tick, which FIFO deduplication would drop; use a "
+                "standard queue"
+            )
+        name = re.sub(r"[^0-9A-Za-z_.-]", "-", f"{app.name}-{periodic.name}")[:SCHEDULE_NAME_CHARS]
+        found.append(
+            ScheduleResource(
+                logical_name=periodic.name,
+                name=name,
+                expression=periodic.schedule.aws_expression(),
+                timezone=periodic.schedule.timezone,
+                queue=periodic.queue,
+                body=app.codec.schedule_body(periodic),
+            )
+        )
+    return found
 
 
 def _visibility_timeout(app: CloudQ, queue: str) -> int:

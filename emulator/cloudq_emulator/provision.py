@@ -12,7 +12,13 @@ What the emulator is given that AWS is not:
 
 What the emulator's CloudFormation does not apply is finished by one named step,
 ``finish_unapplied``: the result table's TTL (neither ministack nor moto applies a
-``TimeToLiveSpecification`` given in a template).
+``TimeToLiveSpecification`` given in a template) and the payload bucket's lifecycle rules
+(ministack does not apply a ``LifecycleConfiguration``; it stores the rules put through the
+S3 API, and never expires objects).
+
+The periodic tasks' schedules are deployed with the stack and fire in ministack (it sweeps
+them every 10 s; ``rate()`` counts from the schedule's creation; time zones are not applied):
+``emulator up`` runs no beat.
 """
 
 from __future__ import annotations
@@ -82,7 +88,7 @@ def provision(
     body = render(resources, "cloudformation", environment=variables)
     cloudformation = client("cloudformation")
     deploy_stack(cloudformation, resources.stack_name, body, parameters)
-    finish_unapplied(resources, client("dynamodb"))
+    finish_unapplied(resources, client("dynamodb"), client("s3"))
     return Deployment(resources.stack_name, physical_ids(cloudformation, resources.stack_name), warnings)
 
 
@@ -175,8 +181,17 @@ def physical_ids(cloudformation: Any, name: str) -> dict[str, str]:
     }
 
 
-def finish_unapplied(resources: Resources, dynamodb: Any) -> None:
-    """What the emulator's CloudFormation leaves out of the template: the table's TTL."""
+def finish_unapplied(resources: Resources, dynamodb: Any, s3: Any) -> None:
+    """What the emulator's CloudFormation leaves out of the template: the table's TTL and
+    the payload bucket's lifecycle rules."""
+    if resources.bucket is not None:
+        rules = [
+            {"ID": rule_id, "Status": "Enabled", "Filter": {"Prefix": prefix}, "Expiration": {"Days": days}}
+            for rule_id, prefix, days in resources.bucket.rules()
+        ]
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=resources.bucket.name, LifecycleConfiguration={"Rules": rules}
+        )
     table = resources.table
     if table is None:
         return

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from cloudq import CloudQ, Task
 
 # Broker, backend and the rest come from CLOUDQ_* variables or defaults:
 # SQS queues shop-default and shop-emails, results in the DynamoDB table shop-results.
 # Welcome emails run on the Lambda function (an SQS trigger); the rest on long-polling workers.
-app = CloudQ("shop", lambda_queues=("emails",), lambda_timeout=60)
+# Arguments and results too large for SQS or DynamoDB travel through the S3 bucket below.
+app = CloudQ(
+    "shop",
+    lambda_queues=("emails",),
+    lambda_timeout=60,
+    payload_store="s3://shop-cloudq-payloads/cloudq",
+)
 
 
 @app.task
@@ -33,3 +41,16 @@ def track_parcel(self: Task[..., str], order_id: int, ships_on_attempt: int = 2)
     if self.request.attempt < ships_on_attempt:
         raise self.retry(countdown=1)
     return f"order {order_id} shipped"
+
+
+@app.task
+def price_catalogue(items: list[dict[str, Any]], markup: float = 1.2) -> list[dict[str, Any]]:
+    """Price a whole catalogue: megabytes in, megabytes out (through S3, transparently)."""
+    return [{**item, "price": round(item.get("cost", 0) * markup, 2)} for item in items]
+
+
+@app.periodic("rate(1 hour)")
+@app.task
+def expire_carts(older_than_hours: int = 24) -> str:
+    """Run every hour by EventBridge Scheduler on AWS (or by ``cloudq beat``)."""
+    return f"expired carts older than {older_than_hours} h"

@@ -19,6 +19,9 @@ from cloudq.backends.base import ResultBackend
 from cloudq.backends.dynamodb import DynamoDBBackend
 from cloudq.backends.memory import MemoryBackend
 from cloudq.infra.model import QueueResource, Resources, TableResource
+from cloudq.payloads.base import PayloadStore
+from cloudq.payloads.memory import MemoryPayloadStore
+from cloudq.payloads.s3 import S3PayloadStore
 from cloudq.transports.base import Transport, dead_letter_queue_name, is_fifo
 from cloudq.transports.memory import MemoryTransport
 from cloudq.transports.sqs import SQSTransport
@@ -168,6 +171,54 @@ BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
     "dynamodb-ministack": _dynamodb_ministack,
     "redis": _redis_backend,
 }
+
+
+@contextmanager
+def _memory_payloads(request: pytest.FixtureRequest) -> Iterator[PayloadStore]:
+    yield MemoryPayloadStore("p/")
+
+
+@contextmanager
+def _s3_on(endpoint_url: str | None) -> Iterator[PayloadStore]:
+    bucket = f"c{uuid.uuid4().hex[:10]}-payloads"
+    client = _client("s3", endpoint_url)
+    client.create_bucket(Bucket=bucket)
+    yield S3PayloadStore(bucket, "cloudq/", client=client)
+
+
+@contextmanager
+def _s3_moto(request: pytest.FixtureRequest) -> Iterator[PayloadStore]:
+    with MotoEngine(), _s3_on(None) as store:
+        yield store
+
+
+@contextmanager
+def _s3_ministack(request: pytest.FixtureRequest) -> Iterator[PayloadStore]:
+    server: MinistackServer = request.getfixturevalue("ministack_server")
+    with _s3_on(server.endpoint_url) as store:
+        yield store
+
+
+@contextmanager
+def _redis_payloads(request: pytest.FixtureRequest) -> Iterator[PayloadStore]:
+    from cloudq.payloads.redis import RedisPayloadStore
+
+    with _redis_client() as (client, prefix):
+        yield RedisPayloadStore(client, prefix, ttl_seconds=60)
+
+
+PAYLOAD_STORES: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
+    "memory": _memory_payloads,
+    "s3-moto": _s3_moto,
+    "s3-ministack": _s3_ministack,
+    "redis": _redis_payloads,
+}
+
+
+@pytest.fixture(params=sorted(PAYLOAD_STORES))
+def payload_store(request: pytest.FixtureRequest) -> Iterator[PayloadStore]:
+    with PAYLOAD_STORES[request.param](request) as engine:
+        yield engine
 
 
 @pytest.fixture(params=sorted(TRANSPORTS))

@@ -209,3 +209,16 @@ def test_of_racing_writers_a_stale_outcome_never_lands_over_a_later_attempt(back
         found = backend.get(task_id)
         assert found is not None and found.attempts == writers, f"round {round_}: {found}"
     assert all(later > attempt for attempt, later in refusals)
+
+
+def test_a_value_pointer_round_trips_and_a_claim_clears_it(backend: ResultBackend) -> None:
+    from cloudq.payloads.base import PayloadPointer
+
+    pointer = PayloadPointer(key="cloudq/results/p/abc.json", sha256="a" * 64, size=600_000)
+    backend.put(record("pointed", state=State.FAILURE, value_pointer=pointer, attempts=1))
+    found = backend.get("pointed")
+    assert found is not None and found.value_pointer == pointer and found.value is None
+    claim = backend.claim("pointed", "t", "w1", 30, time.time())
+    assert claim.record is not None and claim.record.value_pointer is None
+    stored = backend.get("pointed")
+    assert stored is not None and stored.value_pointer is None

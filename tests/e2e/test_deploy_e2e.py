@@ -35,6 +35,8 @@ from cloudq_emulator.server import MinistackServer
 EXAMPLE = "examples.shop.tasks:app"
 ROOT = Path(__file__).resolve().parents[2]
 GARBAGE = "this is not a task {"
+#: 2 MB of items: its message and its result go through the payload bucket.
+CATALOGUE = [{"sku": f"sku-{i:06d}", "cost": 10.0, "text": "x" * 80} for i in range(20_000)]
 
 
 @dataclass
@@ -45,6 +47,9 @@ class Run:
     calls: dict[str, Counter[str]]
     dead_letters: dict[str, list[str]]
     ttl: dict[str, Any]
+    #: The payload bucket after the run: its object keys and its lifecycle rules.
+    objects: list[str]
+    lifecycle: list[dict[str, Any]]
 
 
 def _fresh_example(monkeypatch: pytest.MonkeyPatch, endpoint_url: str) -> Any:
@@ -108,6 +113,7 @@ def run(ministack_server: MinistackServer, tmp_path_factory: pytest.TempPathFact
         # When the web backend sends tasks, and poison arrives on both queues
         sent = {
             "add": tasks.add.delay(2, 3),
+            "price_catalogue": tasks.price_catalogue.delay(CATALOGUE),
             "track_parcel": tasks.track_parcel.delay(7),
             "send_welcome": tasks.send_welcome.delay(42),
         }
@@ -125,10 +131,14 @@ def run(ministack_server: MinistackServer, tmp_path_factory: pytest.TempPathFact
             queue: _receive_all(sqs, ids[f"{queue}DeadLetterQueue"], 1) for queue in ("Default", "Emails")
         }
         ttl = boto3.client("dynamodb", **direct).describe_time_to_live(TableName=ids["ResultTable"])
+        s3 = boto3.client("s3", **direct)
+        listed = s3.list_objects_v2(Bucket=ids["PayloadBucket"]).get("Contents", [])
+        lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=ids["PayloadBucket"])["Rules"]
         worker.terminate()
         worker.wait(timeout=30)
         calls = {name: proxy.reset() for name, proxy in proxies.items()}
-        yield Run(deployment, results, calls, dead_letters, ttl["TimeToLiveDescription"])
+        objects = [item["Key"] for item in listed]
+        yield Run(deployment, results, calls, dead_letters, ttl["TimeToLiveDescription"], objects, lifecycle)
     finally:
         if worker is not None and worker.poll() is None:
             worker.kill()
@@ -152,7 +162,9 @@ def test_the_stack_holds_what_the_app_uses_under_the_names_it_uses(run: Run) -> 
 
 
 def test_delay_runs_on_the_worker_and_on_the_lambda_function(run: Run) -> None:
-    assert run.results == {
+    results = dict(run.results)
+    assert results.pop("price_catalogue") == [{**item, "price": 12.0} for item in CATALOGUE]
+    assert results == {
         "add": 5,
         "track_parcel": "order 7 shipped",
         "send_welcome": "sent 'welcome' to user 42",
@@ -163,6 +175,20 @@ def test_delay_runs_on_the_worker_and_on_the_lambda_function(run: Run) -> None:
     assert run.calls["worker"]["AmazonSQS.ReceiveMessage"] >= 1
 
 
+def test_large_payloads_went_through_the_bucket_and_the_argument_object_is_gone(run: Run) -> None:
+    # the producer wrote the arguments and read the result; the worker read, wrote and deleted
+    assert run.calls["producer"]["S3.PutObject"] == 1 and run.calls["producer"]["S3.GetObject"] == 1
+    assert run.calls["worker"]["S3.DeleteObject"] == 1
+    # only the result object is left (the bucket's lifecycle rule expires it)
+    assert [key.split("/")[:2] for key in run.objects] == [["cloudq", "results"]]
+    # the emulator stores the rules (it never expires objects): prefixes and days as rendered
+    rules = {
+        rule["ID"]: (rule.get("Prefix") or rule.get("Filter", {}).get("Prefix"), rule["Expiration"]["Days"])
+        for rule in run.lifecycle
+    }
+    assert rules == {"cloudq-arguments": ("cloudq/args/", 15), "cloudq-results": ("cloudq/results/", 2)}
+
+
 def test_poison_ends_in_the_dead_letter_queues(run: Run) -> None:
     assert run.dead_letters == {"Default": [GARBAGE], "Emails": [GARBAGE]}
 
@@ -171,7 +197,7 @@ def iam_action(target: str) -> str:
     """``AmazonSQS.DeleteMessageBatch`` → ``sqs:DeleteMessage``: a batch API is authorised by
     its single action; DynamoDB's ``BatchGetItem`` is an action of its own."""
     prefix, _, operation = target.partition(".")
-    service = {"AmazonSQS": "sqs", "DynamoDB_20120810": "dynamodb"}[prefix]
+    service = {"AmazonSQS": "sqs", "DynamoDB_20120810": "dynamodb", "S3": "s3"}[prefix]
     if service == "sqs":
         operation = operation.removesuffix("Batch")
     return f"{service}:{operation}"

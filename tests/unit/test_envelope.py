@@ -27,8 +27,8 @@ def test_a_replayed_message_is_version_2_with_a_fresh_budget_and_its_history() -
 
 
 def test_an_unknown_version_is_refused_with_a_reason_naming_the_fix() -> None:
-    with pytest.raises(DecodeError, match="unsupported envelope version 3.*upgrade cloudq"):
-        Message.decode(json.dumps({"v": 3, "id": "t", "task": "add"}))
+    with pytest.raises(DecodeError, match="unsupported envelope version 99.*upgrade cloudq"):
+        Message.decode(json.dumps({"v": 99, "id": "t", "task": "add"}))
 
 
 def test_a_body_without_an_id_takes_the_broker_message_id_every_time() -> None:

@@ -1,0 +1,164 @@
+"""``cloudq beat``: sends an app's periodic tasks on their schedules, where EventBridge
+Scheduler does not (Redis, laptops, seconds-level intervals).
+
+Several beats may run at once (for availability): each tick is sent by one of them. The lock
+is the claim of the result backend (``claim_decision`` in ``cloudq/backends/base.py``, one
+conditional write on every engine) on the key ``beat:<periodic task>:<tick>``:
+
+- the beat whose claim wins sends the tick's message, then records the key as SUCCESS; the
+  others find it SUCCESS (skip) or leased (look again when the lease ends);
+- a beat that dies after its claim and before sending leaves a lease that ends after
+  ``BEAT_LEASE_SECONDS``: another beat then sends the tick, late but not lost;
+- a beat that dies after sending and before recording lets another send the tick again;
+  the message's task id is the tick's own (``PeriodicTask.task_id``), so with a result
+  backend the task still runs once.
+
+Missed ticks (no beat was running) are not sent, unless ``catch_up`` is set: then the ticks
+since the last one any beat recorded are sent (at most ``MAX_CATCH_UP_TICKS`` per task).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from cloudq.backends.base import ClaimStatus, ResultRecord, State
+from cloudq.errors import BackendError, ConfigurationError, TransportError
+from cloudq.message import Message
+
+if TYPE_CHECKING:
+    from cloudq.app import CloudQ
+    from cloudq.backends.base import ResultBackend
+    from cloudq.schedules import PeriodicTask
+
+logger = logging.getLogger(__name__)
+
+#: How long a beat's claim on a tick holds off the others: sending takes milliseconds.
+BEAT_LEASE_SECONDS = 5.0
+#: Tick records are kept this long (the result backend's TTL).
+TICK_RECORD_SECONDS = 86_400
+#: After a failed claim or send, the tick is tried again this much later.
+BEAT_RETRY_SECONDS = 2.0
+#: The longest single sleep, so that a stop is noticed.
+MAX_SLEEP_SECONDS = 1.0
+MAX_CATCH_UP_TICKS = 100
+LOCK_TASK_NAME = "cloudq.beat"
+
+
+def tick_key(periodic: PeriodicTask, tick: float) -> str:
+    return f"beat:{periodic.name}:{int(tick)}"
+
+
+def last_key(periodic: PeriodicTask) -> str:
+    return f"beat:{periodic.name}:last"
+
+
+class Beat:
+    """The periodic tasks of one app, sent on time by one of any number of beats."""
+
+    def __init__(
+        self,
+        app: CloudQ,
+        *,
+        catch_up: bool = False,
+        owner: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not app.periodic_tasks:
+            raise ConfigurationError(
+                f"app {app.name!r} has no periodic tasks: add one with @app.periodic(...) or app.add_periodic"
+            )
+        backend = app.backend
+        if backend is None:
+            raise ConfigurationError(
+                f"cloudq beat needs a result backend for its lock (app {app.name!r} has backend=None); "
+                "set backend (CLOUDQ_BACKEND), e.g. dynamodb://table or redis://host:6379/0"
+            )
+        for periodic in app.periodic_tasks.values():
+            periodic.schedule.next_after(clock())  # refuses what beat cannot evaluate, now
+        self.app = app
+        self.backend: ResultBackend = backend
+        self.catch_up = catch_up
+        self.owner = owner or f"beat-{uuid.uuid4().hex[:8]}"
+        self.clock = clock
+        self.sent = 0
+
+    def first_ticks(self, now: float) -> dict[str, list[float]]:
+        """Per periodic task, the ticks due at start: none, or the missed ones (catch-up)."""
+        due: dict[str, list[float]] = {}
+        for periodic in self.app.periodic_tasks.values():
+            ticks: list[float] = []
+            last = self.backend.get(last_key(periodic)) if self.catch_up else None
+            if last is not None and isinstance(last.value, (int, float)):
+                tick = periodic.schedule.next_after(float(last.value))
+                while tick <= now and len(ticks) < MAX_CATCH_UP_TICKS:
+                    ticks.append(tick)
+                    tick = periodic.schedule.next_after(tick)
+            due[periodic.name] = ticks
+        return due
+
+    def send_tick(self, periodic: PeriodicTask, tick: float) -> float | None:
+        """Send one tick unless another beat has or is sending it. Returns ``None`` when the
+        tick is done (by anyone), or seconds after which to look at it again."""
+        now = self.clock()
+        key = tick_key(periodic, tick)
+        expires = int(now + TICK_RECORD_SECONDS)
+        try:
+            claim = self.backend.claim(key, LOCK_TASK_NAME, self.owner, BEAT_LEASE_SECONDS, now, expires)
+            if claim.status is ClaimStatus.ALREADY_SUCCEEDED:
+                return None
+            if claim.status is ClaimStatus.LEASED:
+                return max(claim.lease_remaining, 0.1)
+            message = Message(
+                id=periodic.task_id(tick), task=periodic.task, args=periodic.args, kwargs=periodic.kwargs
+            )
+            self.app.send_message(message, periodic.queue)
+            done = ResultRecord(
+                task_id=key, task_name=LOCK_TASK_NAME, state=State.SUCCESS, date_done=now, expires_at=expires
+            )
+            self.backend.put(done)
+            self.backend.put(done.model_copy(update={"task_id": last_key(periodic), "value": tick}))
+        except (BackendError, TransportError) as exc:
+            logger.warning("tick %s of %s not sent yet: %s", int(tick), periodic.name, exc)
+            return BEAT_RETRY_SECONDS
+        self.sent += 1
+        logger.info(
+            "sent %s (tick %d) to queue %s as task %s", periodic.name, tick, periodic.queue, message.id
+        )
+        return None
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Send ticks until ``stop`` is set."""
+        stop = stop or threading.Event()
+        now = self.clock()
+        periodic_tasks = self.app.periodic_tasks
+        #: (periodic name, tick) → when to try it
+        pending: dict[tuple[str, float], float] = {
+            (name, tick): now for name, ticks in self.first_ticks(now).items() for tick in ticks
+        }
+        upcoming = {name: periodic.schedule.next_after(now) for name, periodic in periodic_tasks.items()}
+        logger.info(
+            "cloudq beat %s: %s",
+            self.owner,
+            ", ".join(f"{p.name} {p.schedule.expression}" for p in periodic_tasks.values()),
+        )
+        while not stop.is_set():
+            now = self.clock()
+            for name, tick in list(upcoming.items()):
+                while tick <= now:
+                    pending[(name, tick)] = tick
+                    tick = periodic_tasks[name].schedule.next_after(tick)
+                upcoming[name] = tick
+            for (name, tick), when in sorted(pending.items(), key=lambda item: item[1]):
+                if when <= now and not stop.is_set():
+                    later = self.send_tick(periodic_tasks[name], tick)
+                    if later is None:
+                        del pending[(name, tick)]
+                    else:
+                        pending[(name, tick)] = self.clock() + later
+            wake = min([*upcoming.values(), *pending.values()])
+            stop.wait(min(max(wake - self.clock(), 0.0), MAX_SLEEP_SECONDS))

@@ -1,0 +1,62 @@
+"""The beat's lock (``cloudq.beat``: the backend's claim on a tick's key) on every result
+engine: of racing beats one sends each tick, and a tick whose claimer died is sent by
+another once the lease ends."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from cloudq import CloudQ
+from cloudq.backends.base import ResultBackend
+from cloudq.beat import BEAT_LEASE_SECONDS, LOCK_TASK_NAME, Beat, tick_key
+from tests.conformance.test_backend import ENGINES_NOT_ATOMIC_ACROSS_THREADS
+from tests.tasks import make_app
+
+TICK = 1_800_000_000.0
+
+
+def _app(backend: ResultBackend) -> CloudQ:
+    app = make_app("lock", broker="memory://", result_backend=backend)
+    app.add_periodic(app.tasks["add"], 10, args=[1, 2], name="adder")
+    return app
+
+
+def _sent(app: CloudQ) -> int:
+    return len(app.transport.receive("default", 10, wait_seconds=0))
+
+
+def test_of_racing_beats_one_sends_each_tick(backend: ResultBackend, request: pytest.FixtureRequest) -> None:
+    if request.node.callspec.params["backend"] in ENGINES_NOT_ATOMIC_ACROSS_THREADS:
+        pytest.skip("moto's DynamoDB does not serialize conditional writes across threads (see test_backend)")
+    app = _app(backend)
+    periodic = app.periodic_tasks["adder"]
+    beats = [Beat(app, owner=f"beat-{i}") for i in range(6)]
+    start = threading.Barrier(len(beats))
+
+    def race(beat: Beat) -> None:
+        start.wait()
+        for offset in range(3):
+            beat.send_tick(periodic, TICK + 10 * offset)
+
+    threads = [threading.Thread(target=race, args=(beat,)) for beat in beats]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(beat.sent for beat in beats) == 3 and _sent(app) == 3
+
+
+def test_a_tick_left_by_a_dead_claimer_is_sent_after_the_lease(backend: ResultBackend) -> None:
+    app = _app(backend)
+    periodic = app.periodic_tasks["adder"]
+    now = time.time()
+    backend.claim(tick_key(periodic, TICK), LOCK_TASK_NAME, "dead-beat", BEAT_LEASE_SECONDS, now)
+    clock = [now]
+    survivor = Beat(app, owner="survivor", clock=lambda: clock[0])
+    assert survivor.send_tick(periodic, TICK) == pytest.approx(BEAT_LEASE_SECONDS, abs=0.5)
+    clock[0] = now + BEAT_LEASE_SECONDS + 0.5
+    assert survivor.send_tick(periodic, TICK) is None and _sent(app) == 1
+    assert Beat(app, owner="late").send_tick(periodic, TICK) is None and _sent(app) == 0
