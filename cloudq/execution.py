@@ -36,7 +36,13 @@ from cloudq.errors import (
 from cloudq.health import Health
 from cloudq.message import Message
 from cloudq.task import Request, Task
-from cloudq.transports.base import MAX_REASON_CHARS, OutgoingMessage, ReceivedMessage, is_fifo
+from cloudq.transports.base import (
+    MAX_REASON_CHARS,
+    OutgoingMessage,
+    ReceivedMessage,
+    is_fifo,
+    require_sent,
+)
 
 if TYPE_CHECKING:
     from cloudq.app import CloudQ
@@ -150,7 +156,7 @@ def apply_outcome(transport: Transport, prepared: Prepared | ReceivedMessage, ou
     elif outcome.action is Action.RESEND:
         assert outcome.body is not None
         resent = OutgoingMessage(outcome.body, outcome.delay_seconds, group_id=received.group_id)
-        transport.send(received.queue, [resent])
+        require_sent(received.queue, transport.send(received.queue, [resent]))
         transport.ack(received.queue, [received.receipt_handle])
     else:
         copy_id = transport.dead_letter(received, outcome.reason)

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cloudq.errors import DecodeError, MessageTooLargeError, SignatureError
 
@@ -22,13 +22,52 @@ from cloudq.errors import DecodeError, MessageTooLargeError, SignatureError
 #: workers of version 1 read every other message, and refuse a replayed one with a reason.
 ENVELOPE_VERSION = 1
 REPLAY_ENVELOPE_VERSION = 2
-SUPPORTED_VERSIONS = (ENVELOPE_VERSION, REPLAY_ENVELOPE_VERSION)
+#: Version 5 adds the workflow fields (``callbacks``: what a chain runs next; ``chord``: the
+#: chord a group member counts towards). Only messages that carry them are written as version
+#: 5, so a worker that cannot run them refuses them (dead-letter, with the reason) instead of
+#: dropping the callbacks. Versions 3 and 4 are assigned to other envelope fields.
+WORKFLOW_ENVELOPE_VERSION = 5
+SUPPORTED_VERSIONS = (ENVELOPE_VERSION, REPLAY_ENVELOPE_VERSION, WORKFLOW_ENVELOPE_VERSION)
 #: A task id is a key in every result backend (DynamoDB allows 2048 bytes, UTF-8, not empty).
 MAX_TASK_ID_CHARS = 255
 
 
 def new_task_id() -> str:
     return str(uuid.uuid4())
+
+
+class Link(BaseModel):
+    """A task to send when another finishes (a signature, as an envelope carries it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    id: str = Field(min_length=1, max_length=MAX_TASK_ID_CHARS)
+    task: str
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    #: ``False``: the finished task's result is prepended to ``args`` (``task.s()``);
+    #: ``True``: the arguments are used as they are (``task.si()``).
+    immutable: bool = False
+    queue: str | None = None
+    #: What runs after this one (the rest of a chain).
+    callbacks: list[Link] = Field(default_factory=list)
+
+
+class ChordLink(BaseModel):
+    """The chord a group member counts towards: when all ``size`` members have finished,
+    ``callback`` is sent with their results, in order. Member ``i`` has the task id
+    ``chord_member_id(id, i)``, so the members need not be listed in every message."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    id: str = Field(min_length=1, max_length=MAX_TASK_ID_CHARS - 12)
+    size: int = Field(ge=1)
+    callback: Link
+
+
+def chord_member_id(chord_id: str, index: int) -> str:
+    """The task id of member ``index`` of chord ``chord_id``."""
+    return f"{chord_id}.{index}"
 
 
 class Message(BaseModel):
@@ -50,7 +89,10 @@ class Message(BaseModel):
     expires: float | None = None
     parent_id: str | None = None
     root_id: str | None = None
-    callbacks: list[dict[str, Any]] = Field(default_factory=list)
+    #: Version 5: what runs after this task succeeds (a chain's next link).
+    callbacks: list[Link] = Field(default_factory=list)
+    #: Version 5: the chord this task is a member of.
+    chord: ChordLink | None = None
     #: Version 2 (replayed messages): attempts spent by the task id before its replay from the
     #: dead-letter queue, so this life gets a fresh retry budget while the result record
     #: keeps counting every run.
@@ -59,6 +101,18 @@ class Message(BaseModel):
     history: list[str] | None = None
     #: Hex HMAC-SHA256 of the canonical envelope without this field.
     signature: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lowest_version(cls, data: Any) -> Any:
+        """A message built with workflow fields and no explicit version is version 5."""
+        if isinstance(data, dict) and "v" not in data and (data.get("callbacks") or data.get("chord")):
+            return {**data, "v": WORKFLOW_ENVELOPE_VERSION}
+        return data
+
+    @property
+    def has_workflow(self) -> bool:
+        return bool(self.callbacks) or self.chord is not None
 
     def encode(self, max_bytes: int) -> str:
         """The JSON body; raises ``MessageTooLargeError`` past ``max_bytes``."""
@@ -90,6 +144,8 @@ class Message(BaseModel):
                 f"unsupported envelope version {message.v} (this worker reads versions "
                 f"{', '.join(map(str, SUPPORTED_VERSIONS))}); upgrade cloudq on the workers"
             )
+        if message.has_workflow and message.v < WORKFLOW_ENVELOPE_VERSION:
+            raise DecodeError(f"envelope version {message.v} cannot carry callbacks or a chord (version 5 does)")
         if "id" not in message.model_fields_set:
             if not broker_message_id:
                 raise DecodeError("not a cloudq message: id: missing, and no broker message id to use")
@@ -102,7 +158,7 @@ class Message(BaseModel):
         Unsigned: the sender signs it again."""
         return self.model_copy(
             update={
-                "v": REPLAY_ENVELOPE_VERSION,
+                "v": max(self.v, REPLAY_ENVELOPE_VERSION),
                 "retries": 0,
                 "attempt_base": attempts_so_far,
                 "history": [*(self.history or []), final_error],
