@@ -145,7 +145,9 @@ class Message(BaseModel):
                 f"{', '.join(map(str, SUPPORTED_VERSIONS))}); upgrade cloudq on the workers"
             )
         if message.has_workflow and message.v < WORKFLOW_ENVELOPE_VERSION:
-            raise DecodeError(f"envelope version {message.v} cannot carry callbacks or a chord (version 5 does)")
+            raise DecodeError(
+                f"envelope version {message.v} cannot carry callbacks or a chord (version 5 does)"
+            )
         if "id" not in message.model_fields_set:
             if not broker_message_id:
                 raise DecodeError("not a cloudq message: id: missing, and no broker message id to use")

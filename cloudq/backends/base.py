@@ -82,7 +82,7 @@ class Counted(NamedTuple):
     """What ``count_once`` found: whether the member was new, and the set's size after it."""
 
     added: bool
-    count: int
+    size: int
 
 
 class Claim(BaseModel):
@@ -243,7 +243,9 @@ def claimed_record(
     )
 
 
-def revoked_record(found: ResultRecord | None, task_id: str, now: float, expires_at: int | None) -> ResultRecord:
+def revoked_record(
+    found: ResultRecord | None, task_id: str, now: float, expires_at: int | None
+) -> ResultRecord:
     """The record a revoke stores (attempts and name kept from ``found``)."""
     return ResultRecord(
         task_id=task_id,

@@ -72,7 +72,9 @@ CLAIM_SET = (
     " date_started = :now, lease_message_id = :message, lease_receive_count = :count"
 )
 # The rule of ResultBackend.revoke: revoke unless a live record has finished.
-REVOKE_CONDITION = "attribute_not_exists(task_id) OR expires_at < :now OR NOT #state IN (:success, :failure, :revoked)"
+REVOKE_CONDITION = (
+    "attribute_not_exists(task_id) OR expires_at < :now OR NOT #state IN (:success, :failure, :revoked)"
+)
 # A chord's member set (ResultBackend.count_once): added once, counted with it.
 COUNT_ONCE_CONDITION = "attribute_not_exists(members) OR NOT contains(members, :member)"
 CLAIM_REMOVE = " ADD attempts :one REMOVE value_json, error_type, error_message, traceback, date_done"

@@ -48,7 +48,9 @@ class RedisBackend:
     def __init__(self, client: Any, prefix: str = "") -> None:
         self.client = client
         self.prefix = prefix
-        self._scripts = load_scripts(client, "cloudq.backends", ("claim", "put_unless_superseded", "count_once", "revoke"), "redis_")
+        self._scripts = load_scripts(
+            client, "cloudq.backends", ("claim", "put_unless_superseded", "count_once", "revoke"), "redis_"
+        )
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "") -> RedisBackend:

@@ -168,7 +168,9 @@ class MemoryTransport:
     def dead_letter(self, message: ReceivedMessage, reason: str) -> str:
         attributes = dead_letter_attributes(message, reason)
         dlq = dead_letter_queue_name(message.queue)
-        [copy] = require_sent(dlq, self.send(dlq, [OutgoingMessage(message.body, 0, attributes, message.group_id)]))
+        [copy] = require_sent(
+            dlq, self.send(dlq, [OutgoingMessage(message.body, 0, attributes, message.group_id)])
+        )
         self.ack(message.queue, [message.receipt_handle])
         return copy
 

@@ -202,7 +202,9 @@ class SQSTransport:
             for ok in response.get("Successful", []):
                 results[int(ok["Id"])] = SendResult(ok["MessageId"])
             for failed in response.get("Failed", []):
-                results[int(failed["Id"])] = SendResult(error=f"{failed.get('Code')}: {failed.get('Message')}")
+                results[int(failed["Id"])] = SendResult(
+                    error=f"{failed.get('Code')}: {failed.get('Message')}"
+                )
         return results
 
     # -- receive ---------------------------------------------------------------------------
