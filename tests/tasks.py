@@ -154,6 +154,12 @@ def _register_workflow_tasks(app: CloudQ) -> None:
             redis.Redis.from_url("redis://127.0.0.1:6379/0").incr(counter)
         return sum(values) + offset
 
+    @app.task(name="slow_add")
+    def slow_add(a: int, b: int, seconds: float) -> int:
+        time.sleep(seconds)
+        _record("slow_add", f"{a} {b}")
+        return a + b
+
     @app.task(name="timed", queue="orders.fifo")
     def timed(group: str, index: int, seconds: float) -> int:
         """Logs ``group index start end`` (for the FIFO-group overlap test)."""
