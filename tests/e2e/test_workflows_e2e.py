@@ -83,6 +83,7 @@ def test_a_chord_callback_runs_once_when_a_worker_is_killed_mid_group(
     assert wait_until(lambda: len(side_effects(e2e_env, "slow_add")) >= SIZE // 4, timeout=60)
     first.send_signal(signal.SIGKILL)
     first.wait()
+    assert side_effects(e2e_env, "total") == []  # killed before the chord completed
     # When another worker takes over (the killed one's messages come back after 2 s)
     start_worker("-c", "8", "--visibility-timeout", "2")
     # Then the callback ran exactly once, with every member's result
