@@ -93,7 +93,7 @@ def test_a_chord_callback_runs_once_when_a_worker_is_killed_mid_group(
     assert side_effects(e2e_env, "total") == [f"{SIZE} {expected}"]
 
 
-def test_a_chord_through_the_lambda_trigger_runs_its_callback_once(
+def test_a_chord_and_a_revoke_through_the_lambda_trigger(
     lambda_app: LambdaFactory, e2e_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import redis
@@ -108,6 +108,10 @@ def test_a_chord_through_the_lambda_trigger_runs_its_callback_once(
         pytest.fail(f"redis-server is not reachable on 127.0.0.1:6379: {exc}", pytrace=False)
     app = lambda_app()
     add, total = app.tasks["add"], app.tasks["total"]
+    # And a task revoked by id before it is sent
+    revoked_id = str(uuid.uuid4())
+    assert app.AsyncResult(revoked_id).revoke()
+    app.tasks["record"].apply_async(("revoked-on-lambda",), task_id=revoked_id)
     # When a chord of members is sent
     result = chord((add.s(i, i) for i in range(SIZE)), total.s()).delay()
     # Then the callback saw every result, and ran once
@@ -115,5 +119,10 @@ def test_a_chord_through_the_lambda_trigger_runs_its_callback_once(
         assert result.get(timeout=120) == sum(2 * i for i in range(SIZE))
         assert side_effects(e2e_env, "total") == [f"{SIZE} {sum(2 * i for i in range(SIZE))}"]
         assert int(client.get(counter) or 0) == 1
+        # And the revoked task's message was received and deleted, without running
+        assert wait_until(lambda: app.transport.stats("default").in_flight == 0, timeout=10)
+        assert app.transport.stats("default").visible == 0
+        assert side_effects(e2e_env, "record") == []
+        assert app.AsyncResult(revoked_id).state is State.REVOKED
     finally:
         client.delete(counter)

@@ -21,6 +21,7 @@ from cloudq import (
     chord,
     group,
 )
+from cloudq.errors import DecodeError
 from cloudq.execution import Executor
 from cloudq.testing import drain
 from cloudq.transports.base import SendResult
@@ -56,15 +57,26 @@ def test_a_message_without_workflow_fields_stays_version_1_and_a_chain_link_is_v
     assert versions == [1, 5]
 
 
-def test_a_worker_that_reads_up_to_version_1_refuses_a_workflow_message() -> None:
-    # Given a version-5 message (a chain's first link)
+def test_a_worker_that_reads_only_versions_1_and_2_refuses_a_chain_instead_of_dropping_its_links(
+    app: CloudQ, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a chain's first message (version 5), and a worker of a cloudq before workflows
+    chain(app.tasks["record"].si("first"), app.tasks["record"].si("second")).delay()
+    monkeypatch.setattr("cloudq.message.SUPPORTED_VERSIONS", (1, 2))
+    # When it drains the queue
+    drain(app, raise_failures=False)
+    # Then the message is dead-lettered with the reason, and nothing of the chain ran
+    [dead] = app.transport.receive("default-dlq", 10, wait_seconds=0)
+    assert "unsupported envelope version 5" in dead.attributes["cloudq-dead-letter"]
+    assert app.transport.stats("default").visible == 0
+
+
+def test_a_version_1_message_with_callbacks_is_refused() -> None:
     body = Message(task="add", args=[1, 2], callbacks=[{"id": "next", "task": "add", "args": [3]}]).encode(
         10**6
     )
-    # When an older worker's decoding (versions 1 and 2 only) reads it, Then it is refused
-    assert json.loads(body)["v"] == 5
     old = json.loads(body) | {"v": 1}
-    with pytest.raises(Exception, match="version 5"):
+    with pytest.raises(DecodeError, match="version 5"):
         Message.decode(json.dumps(old))
 
 
@@ -198,3 +210,19 @@ def test_a_partial_batch_failure_names_every_task_not_sent() -> None:
         app.tasks["add"].map((i, i) for i in range(9))
     assert [index for index, _ in caught.value.failed] == [2, 5, 8]
     assert len(caught.value.sent) == 6 and app.transport.stats("default").visible == 6
+
+
+def test_the_lambda_handler_runs_a_chain_and_acknowledges_a_revoked_task(app: CloudQ) -> None:
+    from cloudq.testing import sqs_event
+
+    # Given a revoked task and a chain, handled as SQS events
+    revoked = app.tasks["echo_logged"].delay("never")
+    revoked.revoke()
+    result = chain(app.tasks["add"].s(1, 2), app.tasks["add"].s(3)).delay()
+    for _ in range(3):  # the revoked task and the first link, then the second link
+        response = app.lambda_handler(sqs_event(app))
+        assert response == {"batchItemFailures": []}
+    # Then the chain ran through, and the revoked task's record was deleted without running
+    assert result.get(timeout=1) == 6
+    assert revoked.state is State.REVOKED
+    assert app.transport.stats("default").visible == 0
