@@ -296,12 +296,14 @@ class Worker:
         the slot is given back once the outcomes are applied. After a message of a run that
         is not acknowledged (a retry), the rest are handed back: its group keeps its order."""
         try:
-            with self._lock:
-                for message in run:
-                    self._queued.pop(message.receipt_handle, None)
             acknowledged = True
             for position, message in enumerate(run):
+                with self._lock:
+                    self._queued.pop(message.receipt_handle, None)
                 if self._stopping.is_set() or not acknowledged:
+                    with self._lock:
+                        for later in run[position:]:
+                            self._queued.pop(later.receipt_handle, None)
                     self._hand_back(run[position:])  # not started at all
                     return
                 acknowledged = self._run(message)
@@ -387,11 +389,15 @@ class Worker:
         due: dict[str, list[str]] = defaultdict(list)
         with self._lock:
             running = list(self._running.values())
+            # Not started yet: a FIFO group's later messages wait for its running one.
+            waiting = list(self._queued.values())
         for item in running:
             overran = item.timeout is not None and now - item.started > item.timeout
             if overran:
                 continue
             due[item.message.queue].append(item.message.receipt_handle)
+        for message in waiting:
+            due[message.queue].append(message.receipt_handle)
         return due
 
 

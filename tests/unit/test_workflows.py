@@ -4,6 +4,8 @@ envelope version they are written with."""
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -226,3 +228,23 @@ def test_the_lambda_handler_runs_a_chain_and_acknowledges_a_revoked_task(app: Cl
     assert result.get(timeout=1) == 6
     assert revoked.state is State.REVOKED
     assert app.transport.stats("default").visible == 0
+
+
+def test_a_fifo_groups_waiting_messages_are_kept_invisible_and_run_once_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cloudq.worker import Worker
+    from tests.unit.test_worker import running
+
+    # Given one message group of three 0.7 s tasks received together, and a 1 s visibility
+    monkeypatch.setenv("CLOUDQ_TEST_LOG_DIR", str(tmp_path))
+    app = make_app("fifo", broker="memory://", backend="memory://")
+    results = app.tasks["timed"].map([("g", index, 0.7) for index in range(3)], message_group_id="g")
+    # When a worker with 8 threads runs them (the third waits 1.4 s for the two before it)
+    with running(Worker(app, ["orders.fifo"], concurrency=8, visibility_timeout=1, wait_seconds=0.1)):
+        assert [result.get(timeout=10) for result in results] == [0, 1, 2]
+        time.sleep(0.5)
+    # Then each ran once, one after the other, in order
+    runs = [line.split() for line in (tmp_path / "timed").read_text().splitlines()]
+    assert [int(run[1]) for run in runs] == [0, 1, 2]
+    assert all(float(a[3]) <= float(b[2]) for a, b in zip(runs, runs[1:], strict=False))
