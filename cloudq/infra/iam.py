@@ -17,7 +17,10 @@ Where each action comes from (a batch API is authorised by its single action):
 - ``sqs:GetQueueAttributes``: queue statistics (``cloudq dlq``, the worker's backlog lines);
   required for the event source mapping.
 - ``dynamodb:GetItem``: ``AsyncResult.get()``, the idempotency check; ``dynamodb:PutItem``,
-  ``dynamodb:UpdateItem``: results, claims (conditional writes).
+  ``dynamodb:UpdateItem``: results, claims (conditional writes), a chord's member count.
+- ``dynamodb:BatchGetItem``: ``GroupResult.get()``; a chord's callback reads its members'
+  results. Revoking (``cloudq revoke``, ``AsyncResult.revoke()``) is an ``UpdateItem``, left
+  to operators' credentials, not the producers' policy.
 - ``logs:CreateLogGroup``, ``logs:CreateLogStream``, ``logs:PutLogEvents``: Lambda logging.
 """
 
@@ -55,11 +58,12 @@ WORKER_SQS_ACTIONS = [
 ]
 PRODUCER_SQS_ACTIONS = ["sqs:GetQueueUrl", "sqs:SendMessage"]
 WORKER_TABLE_ACTIONS = [
+    "dynamodb:BatchGetItem",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
 ]
-PRODUCER_TABLE_ACTIONS = ["dynamodb:GetItem"]
+PRODUCER_TABLE_ACTIONS = ["dynamodb:BatchGetItem", "dynamodb:GetItem"]
 LAMBDA_LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
 #: Who may assume the worker role: the Lambda function and the ECS tasks.
 WORKER_PRINCIPALS = ["ecs-tasks.amazonaws.com", "lambda.amazonaws.com"]
