@@ -161,13 +161,14 @@ class Task(Generic[P, R]):
         positional arguments of its call, any other value its single argument. Every call is
         checked before anything is sent; ``options`` as ``apply_async``. See
         ``CloudQ.send_many`` for a partial failure."""
-        from cloudq.canvas import Signature, send_signatures
+        from cloudq.canvas import require_all
 
-        calls = [
-            Signature(self, item if isinstance(item, tuple) else (item,), immutable=True, options=options)
-            for item in items
-        ]
-        return send_signatures(self.app, calls)
+        queue = options.pop("queue", None) or self.queue
+        outs = []
+        for item in items:
+            args, kwargs = self.arguments.encode(item if isinstance(item, tuple) else (item,), {})
+            outs.append(self.app.outgoing(self.name, args, kwargs, queue=queue, **options))
+        return require_all(self.app, outs, [self] * len(outs))
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """``delay`` for asyncio code: ``await task.adelay(...)`` never blocks the event loop."""

@@ -15,9 +15,11 @@ Semantics every engine keeps (the conformance suite checks them):
   ignored by ``ack`` and ``change_visibility``.
 - ``send`` answers for every message: one ``SendResult`` per message, in order, holding its
   message id or why the broker refused it. A refusal of one message never stops the others,
-  and a message is never dropped without a refused result: if the broker cannot be reached
-  before anything is sent, ``TransportError`` is raised; once some messages are sent, a
-  request that fails makes its messages and the later ones refused results with the reason.
+  and a message is never dropped without a refused result: if nothing could be sent (the
+  broker unreachable), ``TransportError`` is raised; once some messages are sent, a request
+  that fails makes its messages, and those not sent yet, refused results with the reason.
+  Batches to a standard queue may go out in parallel (SQS: 4 threads); a FIFO queue's go one
+  after another, in order.
   A body with a character SQS refuses (``refused_body``) is refused alone, on every engine.
 - ``dead_letter`` puts the body on the queue's dead-letter queue with the reason as an
   attribute (``dead_letter_attributes``), then deletes the original: the message is never in
@@ -82,9 +84,9 @@ def require_sent(queue: str, results: Sequence[SendResult]) -> list[str]:
     return [result.message_id for result in results if result.message_id is not None]
 
 
-def not_sent(messages: Sequence[object], reason: str) -> list[SendResult]:
-    """Refused results for ``messages`` that were never sent (a request that failed midway)."""
-    return [SendResult(error=f"not sent: {reason}") for _ in messages]
+def not_sent(reason: str) -> SendResult:
+    """The result of a message never sent because a request failed (``reason``)."""
+    return SendResult(error=f"not sent: {reason}")
 
 
 #: Characters SQS accepts in a body (#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -38,6 +39,8 @@ from cloudq.transports.base import (
 )
 
 SQS_BATCH = 10
+#: A send of more batches than this to a standard queue sends them on this many threads.
+SEND_THREADS = 4
 SQS_MAX_DELAY_SECONDS = 900
 SQS_MAX_MESSAGE_BYTES = 1024 * 1024
 #: Message attributes per message, at most (emulators do not refuse more; AWS does).
@@ -181,31 +184,60 @@ class SQSTransport:
             yield batch
 
     def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
-        url, fifo = self._url(queue), is_fifo(queue)
+        url = self._url(queue)
         for message in messages:  # before anything is sent: all of it, or an error
             check_size(message.body, self.max_message_bytes)
         results: list[SendResult] = [SendResult(error=refused_body(m.body)) for m in messages]
         # Bodies SQS would refuse are answered here (emulators accept them); the rest go.
         to_send = [i for i, result in enumerate(results) if result.error is None]
+        batches: list[list[int]] = []
         for batch in self._batches([messages[i] for i in to_send]):
-            indexes, to_send = to_send[: len(batch)], to_send[len(batch) :]
-            entries = [self._entry(i, messages[i], fifo) for i in indexes]
-            try:
-                with _mapped(self.physical_name(queue)):
-                    response = self._send_client.send_message_batch(QueueUrl=url, Entries=entries)
-            except TransportError as exc:
-                if not any(result.sent for result in results):
-                    raise  # nothing sent: the caller gets the error itself
-                for i in [*indexes, *to_send]:
-                    results[i] = not_sent([i], str(exc))[0]
-                break
-            for ok in response.get("Successful", []):
-                results[int(ok["Id"])] = SendResult(ok["MessageId"])
-            for failed in response.get("Failed", []):
-                results[int(failed["Id"])] = SendResult(
-                    error=f"{failed.get('Code')}: {failed.get('Message')}"
-                )
+            batches.append(to_send[: len(batch)])
+            to_send = to_send[len(batch) :]
+        failures: list[TransportError] = []
+
+        def send_batch(indexes: list[int]) -> None:
+            self._send_batch(queue, url, messages, indexes, results, failures)
+
+        if is_fifo(queue) or len(batches) <= SEND_THREADS:
+            # A FIFO queue's batches go one after another: their order is the queue's order.
+            for indexes in batches:
+                send_batch(indexes)
+        else:
+            with ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="cloudq-send") as pool:
+                list(pool.map(send_batch, batches))
+        if failures and not any(result.sent for result in results):
+            raise failures[0]  # nothing sent: the caller gets the error itself
         return results
+
+    def _send_batch(
+        self,
+        queue: str,
+        url: str,
+        messages: Sequence[OutgoingMessage],
+        indexes: list[int],
+        results: list[SendResult],
+        failures: list[TransportError],
+    ) -> None:
+        """Send one batch, writing its entries' results; after a failed request (``failures``)
+        the batches not sent yet are refused with its reason instead."""
+        if failures:
+            for i in indexes:
+                results[i] = not_sent(str(failures[0]))
+            return
+        entries = [self._entry(i, messages[i], is_fifo(queue)) for i in indexes]
+        try:
+            with _mapped(self.physical_name(queue)):
+                response = self._send_client.send_message_batch(QueueUrl=url, Entries=entries)
+        except TransportError as exc:
+            failures.append(exc)
+            for i in indexes:
+                results[i] = not_sent(str(exc))
+            return
+        for ok in response.get("Successful", []):
+            results[int(ok["Id"])] = SendResult(ok["MessageId"])
+        for failed in response.get("Failed", []):
+            results[int(failed["Id"])] = SendResult(error=f"{failed.get('Code')}: {failed.get('Message')}")
 
     # -- receive ---------------------------------------------------------------------------
 
