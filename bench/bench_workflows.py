@@ -163,7 +163,10 @@ def chord_overhead(m: int, proxy: CountingProxy) -> list[tuple[str, str]]:
             f"chord of {m} vs group of {m}: backend calls per member",
             f"{per_member('DynamoDB'):+.2f}  ({breakdown})",
         ),
-        ("  SQS calls per member", f"{per_member('AmazonSQS'):+.2f} (the callback's send, receive, delete)"),
+        (
+            "  SQS calls per member",
+            f"{per_member('AmazonSQS'):+.2f} (the callback's message; receives vary with timing)",
+        ),
     ]
 
 
