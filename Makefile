@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 WHEELHOUSE := .wheelhouse
 WHEELS := $(WHEELHOUSE)/.filled
 
-.PHONY: demo test chaos bench lint typecheck clean infra
+.PHONY: demo test chaos bench lint typecheck clean infra workflows
 
 $(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_stop.py
 	$(BIN)/python bench/bench_django.py
 	$(BIN)/python bench/bench_payloads.py
+	$(BIN)/python bench/bench_workflows.py
+
+# The workflow e2e tests at full scale (groups and chords of 1,000; make test runs 100).
+workflows: $(STAMP)
+	CLOUDQ_WORKFLOWS=full $(BIN)/python -m pytest tests/e2e/test_workflows_e2e.py -q
 
 # The example app's deployment files (infra/, serverless.yml), rendered from its task registry;
 # tests/deploy/test_committed_templates.py fails when they differ from a fresh render. CLOUDQ_*

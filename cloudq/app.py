@@ -8,21 +8,24 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from pydantic import ValidationError
 
 from cloudq.arguments import is_json
+from cloudq.backends.base import ttl_from
 from cloudq.config import UNSET, Settings, SettingsSource, load_settings
 from cloudq.errors import ArgumentError, ConfigurationError, TaskRegistrationError
 from cloudq.hooks import Hooks
 from cloudq.message import Message, new_task_id
 from cloudq.task import RetryPolicy, Task
-from cloudq.transports.base import OutgoingMessage, is_fifo
+from cloudq.transports.base import OutgoingMessage, SendResult, is_fifo, require_sent
 
 if TYPE_CHECKING:
     from cloudq.backends.base import ResultBackend
+    from cloudq.canvas import Signature
     from cloudq.codec import Codec
     from cloudq.payloads.base import PayloadStore
     from cloudq.result import AsyncResult
@@ -39,6 +42,16 @@ def _epoch(value: dt.datetime | float | None) -> float | None:
             raise ConfigurationError("eta/expires datetimes must be timezone-aware (use UTC)")
         return value.timestamp()
     return value
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One envelope to send, and where: its queue and SQS's message group and deduplication ids."""
+
+    message: Message
+    queue: str
+    message_group_id: str | None = None
+    deduplication_id: str | None = None
 
 
 class CloudQ:
@@ -272,19 +285,61 @@ class CloudQ:
         queue: str | None = None,
         task_id: str | None = None,
         task: Task[Any, Any] | None = None,
+        message_group_id: str | None = None,
+        deduplication_id: str | None = None,
     ) -> AsyncResult[Any]:
         """Send a task by name, from code that need not import it.
 
         Arguments must already be JSON (a registered task's ``.delay()`` converts them).
         Delays past the broker's limit (SQS: 15 minutes) are carried as an ``eta`` in the
         envelope: the message hops until then, never held in a worker's memory.
+        ``message_group_id``: on a FIFO queue, the ordering unit (messages of one group run
+        one at a time, in order; groups run in parallel); on a standard queue, the tenant of
+        SQS fair queues. ``deduplication_id``: a FIFO queue drops a second message with the
+        same id within 5 minutes (SQS; other engines ignore it).
         """
         from cloudq.result import AsyncResult
 
+        now = time.time()
+        outgoing = self.outgoing(
+            name,
+            args,
+            kwargs,
+            countdown=countdown,
+            eta=eta,
+            expires=expires,
+            queue=queue,
+            task_id=task_id,
+            message_group_id=message_group_id,
+            deduplication_id=deduplication_id,
+            now=now,
+        )
+        [result] = self.send_messages([outgoing], now=now)
+        require_sent(outgoing.queue, [result])
+        return AsyncResult(outgoing.message.id, self, task=task)
+
+    def outgoing(
+        self,
+        name: str,
+        args: list[Any] | tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: dt.datetime | float | None = None,
+        expires: dt.datetime | float | None = None,
+        queue: str | None = None,
+        task_id: str | None = None,
+        message_group_id: str | None = None,
+        deduplication_id: str | None = None,
+        now: float | None = None,
+        **workflow: Any,
+    ) -> Outgoing:
+        """The envelope of one task call and where it goes, checked (JSON arguments, a valid
+        envelope, no delay on a FIFO queue); ``workflow`` are the envelope's version-5 fields."""
         args, kwargs = list(args), dict(kwargs or {})
         if not is_json(args) or not is_json(kwargs):
             raise ArgumentError(f"send_task({name!r}): arguments must be JSON values; pass ids")
-        now = time.time()
+        now = time.time() if now is None else now
         run_at = _epoch(eta) if eta is not None else (now + countdown if countdown else None)
         try:
             message = Message(
@@ -294,6 +349,7 @@ class CloudQ:
                 kwargs=kwargs,
                 eta=run_at,
                 expires=_epoch(expires),
+                **{key: value for key, value in workflow.items() if value},
             )
         except ValidationError as exc:
             first = exc.errors()[0]
@@ -309,30 +365,63 @@ class CloudQ:
                 f"queue {target!r} is a FIFO queue: SQS cannot delay one of its messages; "
                 "send delayed tasks to a standard queue"
             )
-        self.send_message(message, target, now=now)
-        return AsyncResult(message.id, self, task=task)
+        return Outgoing(message, target, message_group_id, deduplication_id)
 
     def encode(self, message: Message) -> str:
         """The body of ``message`` (``cloudq.codec``): arguments offloaded past the payload
         threshold, signed with the first signing key (if any), within the broker's limit."""
         return self.codec.encode(message)
 
-    def send_message(self, message: Message, queue: str, *, now: float | None = None) -> None:
+    def send_message(
+        self, message: Message, queue: str, *, now: float | None = None, group_id: str | None = None
+    ) -> None:
         """Sign, encode and send one envelope, delayed until its ``eta`` (capped at the
         broker's longest delay; the executor re-sends it until the eta is reached)."""
+        require_sent(queue, self.send_messages([Outgoing(message, queue, group_id)], now=now))
+
+    def send_messages(self, messages: Sequence[Outgoing], *, now: float | None = None) -> list[SendResult]:
+        """Send many envelopes, batched per queue by the transport (SQS: 10 per call); one
+        ``SendResult`` per envelope, in order. Every body is encoded before anything is sent."""
         transport = self.transport
-        body = self.encode(message)
-        delay = 0
-        if message.eta is not None:
-            wait = message.eta - (time.time() if now is None else now)
-            delay = int(min(max(wait, 0), transport.max_delay_seconds))
-        transport.send(queue, [OutgoingMessage(body=body, delay_seconds=delay, group_id=_group(queue))])
+        now = time.time() if now is None else now
+        by_queue: dict[str, list[int]] = {}
+        bodies: list[OutgoingMessage] = []
+        for index, out in enumerate(messages):
+            delay = 0
+            if out.message.eta is not None:
+                delay = int(min(max(out.message.eta - now, 0), transport.max_delay_seconds))
+            group = out.message_group_id or _group(out.queue)
+            body = self.encode(out.message)
+            bodies.append(OutgoingMessage(body, delay, group_id=group, deduplication_id=out.deduplication_id))
+            by_queue.setdefault(out.queue, []).append(index)
+        results: list[SendResult] = [SendResult(error="not sent")] * len(messages)
+        for queue, indexes in by_queue.items():
+            sent = transport.send(queue, [bodies[i] for i in indexes])
+            for index, result in zip(indexes, sent, strict=True):
+                results[index] = result
+        return results
+
+    def send_many(self, signatures: Iterable[Signature[Any]]) -> list[AsyncResult[Any]]:
+        """Send many task calls at once (SQS: 10 per call): ``app.send_many([add.s(1, 2), …])``.
+
+        Every signature's arguments are checked before anything is sent. Returns a handle
+        per signature, in order; when the broker refuses some, ``PartialSendError`` says
+        which (``.failed``) and holds the handles of those sent (``.sent``): none is dropped
+        silently."""
+        from cloudq.canvas import send_signatures
+
+        return send_signatures(self, list(signatures))
 
     def lambda_handler(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         """Lambda entry point for an SQS trigger (``ReportBatchItemFailures``)."""
         from cloudq.aws_lambda import handle_sqs_event
 
         return handle_sqs_event(self, event, context)
+
+    def result_expiry(self, now: float | None = None) -> int | None:
+        """Epoch seconds when a record written now expires (``result_ttl``), or ``None``."""
+        ttl = self.settings.result_ttl
+        return ttl_from(time.time() if now is None else now, ttl if ttl > 0 else None)
 
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:  # noqa: N802 - Celery's name
         """A handle on a result by id."""

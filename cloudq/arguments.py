@@ -45,6 +45,10 @@ def _type_name(hint: Any) -> str:
     return hint.__name__ if isinstance(hint, type) else repr(hint).replace("typing.", "")
 
 
+#: Stands for an argument given later (a chain link's previous result).
+_LATER = object()
+
+
 class Arguments:
     """The signature of one task function, with a pydantic adapter per hinted parameter.
 
@@ -103,12 +107,30 @@ class Arguments:
         except TypeError as exc:
             raise ArgumentError(f"{self._fn.__qualname__}(): {exc}") from None
 
-    def encode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-        """Validate the caller's arguments and return their JSON form (``args``, ``kwargs``)."""
-        bound = self._bind(args, kwargs)
+    def encode(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], leading: int = 0
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """Validate the caller's arguments and return their JSON form (``args``, ``kwargs``).
+
+        ``leading``: that many positional arguments will be put first later (a chain passes
+        the previous result): they are left out here, and the rest checked in their places."""
+        bound = self._bind((*[_LATER] * leading, *args), kwargs)
         for name, value in bound.arguments.items():
+            if value is _LATER or (isinstance(value, tuple) and _LATER in value):
+                continue
             bound.arguments[name] = self._to_json(name, value)
-        return list(bound.args), dict(bound.kwargs)
+        return list(bound.args)[leading:], dict(bound.kwargs)
+
+    def check_partial(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """``ArgumentError`` unless ``args`` and ``kwargs`` could start a call (none too many,
+        no unknown name) and are JSON; their places are checked when they are known."""
+        try:
+            self.signature.bind_partial(*args, **kwargs)
+        except TypeError as exc:
+            raise ArgumentError(f"{self._fn.__qualname__}(): {exc}") from None
+        for name, value in [*enumerate(args), *kwargs.items()]:
+            if not is_json(value):
+                raise _not_json(str(name), value)
 
     def _to_json(self, name: str, value: Any) -> Any:
         adapter = self._adapter(name)

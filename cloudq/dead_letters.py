@@ -25,6 +25,7 @@ from cloudq.transports.base import (
     OutgoingMessage,
     ReceivedMessage,
     dead_letter_queue_name,
+    require_sent,
 )
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def replay_dead_letters(
         again = OutgoingMessage(
             body, group_id=message.group_id, deduplication_id=f"replay-{message.message_id}"
         )
-        transport.send(letter.source_queue, [again])
+        require_sent(letter.source_queue, transport.send(letter.source_queue, [again]))
         transport.ack(dlq, [message.receipt_handle])
         replayed.append(letter)
     for message in skipped:

@@ -14,11 +14,13 @@
     │   └── PayloadMissingError     a message's or result's payload object is gone (deleted or expired)
     ├── TransportError              the broker failed (network, throttling, credentials)
     │   ├── QueueNotFoundError      the queue does not exist; the message names the command that creates it
-    │   └── CredentialsError        no usable AWS credentials
+    │   ├── CredentialsError        no usable AWS credentials
+    │   └── PartialSendError        some messages of a batch were not sent; says which, holds the sent ones
     ├── PayloadStoreError           the payload store (S3, Redis) failed; transient
     ├── BackendError                the result backend failed
     │   └── ResultTooLargeError     a result is larger than the backend stores (not retried)
     ├── TaskError                   a task failed remotely; carries the remote type, message and traceback
+    │   └── TaskRevokedError        the task was revoked before it ran
     └── Retry                       raised by ``self.retry()`` inside a task (control flow, not a failure)
 
 ``TimeoutError`` (the builtin) is raised by ``AsyncResult.get`` when the result is not ready in time.
@@ -27,6 +29,8 @@ boundary with ``raise ... from exc``; a vendor exception never reaches a caller.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class CloudQError(Exception):
@@ -101,6 +105,21 @@ class CredentialsError(TransportError):
     """No usable AWS credentials were found."""
 
 
+class PartialSendError(TransportError):
+    """Some messages of a batch were not sent (the others were): ``failed`` lists each one
+    not sent as (its position in the batch, the reason); ``sent`` holds the handles of those
+    sent. Sending the failed ones again is safe: their task ids are the idempotency keys."""
+
+    def __init__(self, sent: list[Any], failed: list[tuple[int, str]], total: int) -> None:
+        first = failed[0]
+        super().__init__(
+            f"{len(failed)} of {total} task(s) not sent (first: #{first[0]}: {first[1]}); "
+            "the others were sent"
+        )
+        self.sent = sent
+        self.failed = failed
+
+
 class BackendError(CloudQError):
     """The result backend could not be reached or refused the call."""
 
@@ -119,6 +138,10 @@ class TaskError(CloudQError):
         self.error_type = error_type
         self.error_message = message
         self.traceback = traceback
+
+
+class TaskRevokedError(TaskError):
+    """The task was revoked (``AsyncResult.revoke()``, ``cloudq revoke``) before it ran."""
 
 
 class Retry(CloudQError):  # noqa: N818 - Celery's name; control flow, not an error

@@ -24,10 +24,12 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from cloudq.backends.base import ClaimStatus, Delivery, ResultRecord, State, ttl_from
+from cloudq import workflow
+from cloudq.backends.base import ClaimStatus, Delivery, ResultRecord, State
 from cloudq.errors import (
     ArgumentError,
     BackendError,
+    CloudQError,
     ConfigurationError,
     DecodeError,
     MessageError,
@@ -39,7 +41,13 @@ from cloudq.errors import (
 from cloudq.health import Health
 from cloudq.message import Message
 from cloudq.task import Request, Task
-from cloudq.transports.base import MAX_REASON_CHARS, OutgoingMessage, ReceivedMessage, is_fifo
+from cloudq.transports.base import (
+    MAX_REASON_CHARS,
+    OutgoingMessage,
+    ReceivedMessage,
+    is_fifo,
+    require_sent,
+)
 
 if TYPE_CHECKING:
     from cloudq.app import CloudQ
@@ -153,7 +161,7 @@ def apply_outcome(transport: Transport, prepared: Prepared | ReceivedMessage, ou
     elif outcome.action is Action.RESEND:
         assert outcome.body is not None
         resent = OutgoingMessage(outcome.body, outcome.delay_seconds, group_id=received.group_id)
-        transport.send(received.queue, [resent])
+        require_sent(received.queue, transport.send(received.queue, [resent]))
         transport.ack(received.queue, [received.receipt_handle])
     else:
         copy_id = transport.dead_letter(received, outcome.reason)
@@ -177,7 +185,8 @@ def log_outcome(prepared: Prepared, outcome: Outcome, seconds: float) -> None:
     where = prepared.describe()
     if outcome.state is None:
         if outcome.action is Action.ACK:
-            logger.info("%s already succeeded: duplicate delivery acknowledged", where, extra=fields)
+            why = outcome.reason or "already succeeded: duplicate delivery acknowledged"
+            logger.info("%s %s", where, why, extra=fields)
         elif outcome.action is Action.RETRY:
             logger.info("%s back in %d s: %s", where, outcome.delay_seconds, outcome.reason, extra=fields)
         else:
@@ -300,7 +309,11 @@ class Executor:
                 return Outcome.retry(BACKEND_RETRY_SECONDS, reason="not claimed (backend unavailable)")
             self.health.ok("result backend (claim)")
             if claim.status is ClaimStatus.ALREADY_SUCCEEDED:
-                return Outcome.ack()
+                value = claim.record.value if claim.record else None
+                return self._workflow(message, Outcome.ack(), State.SUCCESS, value=value, redelivered=True)
+            if claim.status is ClaimStatus.REVOKED:
+                revoked = Outcome(Action.ACK, reason="revoked: acknowledged without running")
+                return self._workflow(message, revoked, State.REVOKED, error=("TaskRevokedError", "revoked"))
             if claim.status is ClaimStatus.LEASED:
                 return Outcome.retry(claim.lease_remaining, reason="running elsewhere (lease held)")
             if claim.record is not None:
@@ -354,7 +367,7 @@ class Executor:
         outcome = self._store(record, Outcome.ack().of_run(State.SUCCESS, request.attempt))
         if outcome.state is State.SUCCESS:
             self.app.codec.release(message)
-        return outcome
+        return self._workflow(message, outcome, outcome.state, value=stored, error=_error_of(outcome))
 
     def _retry_or_fail(
         self,
@@ -408,7 +421,30 @@ class Executor:
         self.app.hooks.failed(task, message, attempt, (error_type, text))
         record = self._record(task, message, State.FAILURE, attempt, error=(error_type, text, trace))
         failure = Outcome.dead_letter(f"{error_type}: {text}").of_run(State.FAILURE, attempt)
-        return self._store(record, failure, held=held)
+        outcome = self._store(record, failure, held=held)
+        return self._workflow(message, outcome, outcome.state, error=(error_type, text))
+
+    def _workflow(
+        self,
+        message: Message,
+        outcome: Outcome,
+        state: State | None,
+        value: Any = None,
+        error: tuple[str, str] = ("", ""),
+        redelivered: bool = False,
+    ) -> Outcome:
+        """The workflow steps of a task that ended (``cloudq/workflow.py``), then
+        ``outcome``; if a step fails, the message is kept and comes back to repeat it."""
+        if not message.has_workflow or state not in (State.SUCCESS, State.FAILURE, State.REVOKED):
+            return outcome
+        if outcome.action not in (Action.ACK, Action.DEAD_LETTER):
+            return outcome  # the end was not stored: nothing to follow yet
+        try:
+            workflow.finished(self.app, message, state, value, error, redelivered)
+        except CloudQError as exc:
+            logger.warning("task %s: workflow step not done (%s); its message comes back", message.id, exc)
+            return Outcome.retry(BACKEND_RETRY_SECONDS, reason=f"workflow step not done: {exc}")
+        return outcome
 
     def _record(
         self,
@@ -438,8 +474,7 @@ class Executor:
         )
 
     def _expiry(self, now: float) -> int | None:
-        ttl = self.app.settings.result_ttl
-        return ttl_from(now, ttl if ttl > 0 else None)
+        return self.app.result_expiry(now)
 
     def _store(self, record: ResultRecord, outcome: Outcome, held: int | None = None) -> Outcome:
         """Store the record, then return ``outcome``. If the store fails the message is kept
@@ -515,6 +550,12 @@ class Executor:
             return None
         self.health.ok("payload store")
         return self._store(record.model_copy(update={"value": None, "value_pointer": pointer}), outcome, held)
+
+
+def _error_of(outcome: Outcome) -> tuple[str, str]:
+    """(type, message) of a dead-letter outcome's reason (``Type: message``)."""
+    error_type, _, text = outcome.reason.partition(": ")
+    return error_type, text
 
 
 def _tb(exc: BaseException) -> str:

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cloudq.errors import DecodeError, MessageTooLargeError, SignatureError
 from cloudq.payloads.base import PayloadPointer
@@ -26,15 +26,60 @@ REPLAY_ENVELOPE_VERSION = 2
 #: Version 3 adds ``payload``: the arguments are in the payload store (claim check); only
 #: such messages are written as version 3 (``Message.with_payload``).
 PAYLOAD_ENVELOPE_VERSION = 3
-SUPPORTED_VERSIONS = (ENVELOPE_VERSION, REPLAY_ENVELOPE_VERSION, PAYLOAD_ENVELOPE_VERSION)
-#: Optional fields added after version 2, left out of the signed bytes when unset.
-NEWER_FIELDS = ("payload",)
+#: Version 5 adds the workflow fields (``callbacks``: what a chain runs next; ``chord``: the
+#: chord a group member counts towards). Only messages that carry them are written as version
+#: 5, so a worker that cannot run them refuses them (dead-letter, with the reason) instead of
+#: dropping the callbacks.
+WORKFLOW_ENVELOPE_VERSION = 5
+SUPPORTED_VERSIONS = (
+    ENVELOPE_VERSION,
+    REPLAY_ENVELOPE_VERSION,
+    PAYLOAD_ENVELOPE_VERSION,
+    WORKFLOW_ENVELOPE_VERSION,
+)
+#: Optional fields added after version 1, left out of the signed bytes when unset, so that a
+#: message without them signs as version 1 senders signed it (rolling upgrades).
+NEWER_FIELDS = ("attempt_base", "history", "payload", "chord")
 #: A task id is a key in every result backend (DynamoDB allows 2048 bytes, UTF-8, not empty).
 MAX_TASK_ID_CHARS = 255
 
 
 def new_task_id() -> str:
     return str(uuid.uuid4())
+
+
+class Link(BaseModel):
+    """A task to send when another finishes (a signature, as an envelope carries it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    id: str = Field(min_length=1, max_length=MAX_TASK_ID_CHARS)
+    task: str
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    #: ``False``: the finished task's result is prepended to ``args`` (``task.s()``);
+    #: ``True``: the arguments are used as they are (``task.si()``).
+    immutable: bool = False
+    queue: str | None = None
+    #: What runs after this one (the rest of a chain).
+    callbacks: list[Link] = Field(default_factory=list)
+
+
+class ChordLink(BaseModel):
+    """The chord a group member counts towards: when all ``size`` members have finished,
+    ``callback`` is sent with their results, in order. Member ``i`` has the task id
+    ``chord_member_id(id, i)``, so the members need not be listed in every message."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    id: str = Field(min_length=1, max_length=MAX_TASK_ID_CHARS - 12)
+    size: int = Field(ge=1)
+    callback: Link
+
+
+def chord_member_id(chord_id: str, index: int) -> str:
+    """The task id of member ``index`` of chord ``chord_id``."""
+    return f"{chord_id}.{index}"
 
 
 class Message(BaseModel):
@@ -56,7 +101,10 @@ class Message(BaseModel):
     expires: float | None = None
     parent_id: str | None = None
     root_id: str | None = None
-    callbacks: list[dict[str, Any]] = Field(default_factory=list)
+    #: Version 5: what runs after this task succeeds (a chain's next link).
+    callbacks: list[Link] = Field(default_factory=list)
+    #: Version 5: the chord this task is a member of.
+    chord: ChordLink | None = None
     #: Version 2 (replayed messages): attempts spent by the task id before its replay from the
     #: dead-letter queue, so this life gets a fresh retry budget while the result record
     #: keeps counting every run.
@@ -68,6 +116,18 @@ class Message(BaseModel):
     payload: PayloadPointer | None = None
     #: Hex HMAC-SHA256 of the canonical envelope without this field.
     signature: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lowest_version(cls, data: Any) -> Any:
+        """A message built with workflow fields and no explicit version is version 5."""
+        if isinstance(data, dict) and "v" not in data and (data.get("callbacks") or data.get("chord")):
+            return {**data, "v": WORKFLOW_ENVELOPE_VERSION}
+        return data
+
+    @property
+    def has_workflow(self) -> bool:
+        return bool(self.callbacks) or self.chord is not None
 
     def encode(self, max_bytes: int) -> str:
         """The JSON body; raises ``MessageTooLargeError`` past ``max_bytes``."""
@@ -98,6 +158,10 @@ class Message(BaseModel):
             raise DecodeError(
                 f"unsupported envelope version {message.v} (this worker reads versions "
                 f"{', '.join(map(str, SUPPORTED_VERSIONS))}); upgrade cloudq on the workers"
+            )
+        if message.has_workflow and message.v < WORKFLOW_ENVELOPE_VERSION:
+            raise DecodeError(
+                f"envelope version {message.v} cannot carry callbacks or a chord (version 5 does)"
             )
         if "id" not in message.model_fields_set:
             if not broker_message_id:
@@ -134,7 +198,7 @@ class Message(BaseModel):
 
     def canonical(self) -> bytes:
         """Deterministic bytes that the signature covers."""
-        # Fields newer than version 2 are left out when unset, so that a message without them
+        # Fields newer than version 1 are left out when unset, so that a message without them
         # has the canonical bytes older senders signed.
         unset_newer = {name for name in NEWER_FIELDS if getattr(self, name) is None}
         data = self.model_dump(mode="json", exclude={"signature", *unset_newer})

@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cloudq.backends.base import ResultRecord, State
-from cloudq.errors import ConfigurationError, TaskError
+from cloudq.errors import ConfigurationError, TaskError, TaskRevokedError
 
 if TYPE_CHECKING:
     from cloudq.app import CloudQ
@@ -22,10 +22,18 @@ MAX_POLL_INTERVAL = 1.0
 class AsyncResult(Generic[R]):
     """The result of one task invocation. ``id`` is the task id (keep it; it is the key)."""
 
-    def __init__(self, id: str, app: CloudQ, task: Task[Any, R] | None = None) -> None:  # noqa: A002
+    def __init__(
+        self,
+        id: str,  # noqa: A002
+        app: CloudQ,
+        task: Task[Any, R] | None = None,
+        parent: AsyncResult[Any] | None = None,
+    ) -> None:
         self.id = id
         self.app = app
         self.task = task
+        #: The previous link's handle, for a chain's handle.
+        self.parent = parent
 
     def __repr__(self) -> str:
         return f"<AsyncResult {self.id}>"
@@ -72,7 +80,15 @@ class AsyncResult(Generic[R]):
             time.sleep(pause)
             interval = min(interval * 2, MAX_POLL_INTERVAL)
 
+    def revoke(self) -> bool:
+        """Revoke the task: if it has not started (or waits for a retry), it never runs: its
+        message is acknowledged without running when it arrives. ``False`` when it had
+        already finished. A running task is not stopped. Needs a result backend."""
+        return self._backend().revoke(self.id, time.time(), self.app.result_expiry()) is None
+
     def _value(self, record: ResultRecord) -> R:
+        if record.state is State.REVOKED:
+            raise TaskRevokedError(self.id, "TaskRevokedError", "the task was revoked")
         if record.state is State.FAILURE:
             raise TaskError(
                 self.id,
@@ -99,3 +115,47 @@ class AsyncResult(Generic[R]):
         if record is None:
             return None
         return record.error_message if record.state is State.FAILURE else self._stored_value(record)
+
+
+class GroupResult:
+    """The results of a group's members, in order: ``get()``, ``ready()``, ``completed_count()``."""
+
+    def __init__(self, results: list[AsyncResult[Any]], app: CloudQ) -> None:
+        self.results = results
+        self.app = app
+
+    def __repr__(self) -> str:
+        return f"<GroupResult of {len(self.results)}>"
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def _records(self) -> dict[str, ResultRecord]:
+        backend = self.results[0]._backend() if self.results else None
+        return {} if backend is None else backend.get_many([result.id for result in self.results])
+
+    def completed_count(self) -> int:
+        """How many members succeeded."""
+        return sum(1 for record in self._records().values() if record.state is State.SUCCESS)
+
+    def ready(self) -> bool:
+        """Whether every member has finished (succeeded, failed or was revoked)."""
+        records = self._records()
+        return all(result.id in records and records[result.id].state.ready for result in self.results)
+
+    def get(self, timeout: float | None = None, interval: float = 0.05) -> list[Any]:
+        """Every member's value, in order (one batched read per poll). Raises ``TaskError``
+        for the first member that failed, ``TimeoutError`` after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            records = self._records()
+            done = [records.get(result.id) for result in self.results]
+            if all(record is not None and record.state.ready for record in done):
+                return [
+                    result._value(record) for result, record in zip(self.results, done, strict=True) if record
+                ]
+            if deadline is not None and time.monotonic() >= deadline:
+                finished = sum(1 for record in done if record is not None and record.state.ready)
+                raise TimeoutError(f"group not ready after {timeout} s ({finished} of {len(done)} finished)")
+            time.sleep(interval if deadline is None else min(interval, max(deadline - time.monotonic(), 0)))
+            interval = min(interval * 2, MAX_POLL_INTERVAL)

@@ -6,7 +6,7 @@ import contextvars
 import datetime as dt
 import functools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
 
@@ -15,6 +15,7 @@ from cloudq.errors import ConfigurationError, Retry
 
 if TYPE_CHECKING:
     from cloudq.app import CloudQ
+    from cloudq.canvas import Signature
     from cloudq.result import AsyncResult
 
 P = ParamSpec("P")
@@ -119,9 +120,13 @@ class Task(Generic[P, R]):
         expires: dt.datetime | float | None = None,
         queue: str | None = None,
         task_id: str | None = None,
+        message_group_id: str | None = None,
+        deduplication_id: str | None = None,
     ) -> AsyncResult[R]:
         """Send with options: a delay (``countdown`` seconds or an ``eta``), an expiry, another
-        queue, or a chosen task id (the idempotency key)."""
+        queue, a chosen task id (the idempotency key), SQS's ``message_group_id`` (FIFO: order
+        within the group, groups in parallel; standard: fair-queue tenant) and
+        ``deduplication_id`` (FIFO)."""
         json_args, json_kwargs = self.arguments.encode(tuple(args), dict(kwargs or {}))
         result: AsyncResult[R] = self.app.send_task(
             self.name,
@@ -133,8 +138,37 @@ class Task(Generic[P, R]):
             queue=queue or self.queue,
             task_id=task_id,
             task=self,
+            message_group_id=message_group_id,
+            deduplication_id=deduplication_id,
         )
         return result
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
+        """A call to send later (``chain``, ``group``, ``chord``); in a chain or as a chord
+        callback it gets the previous result as its first argument. Checked now."""
+        from cloudq.canvas import Signature
+
+        return Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature[R]:
+        """An immutable ``s()``: sent with exactly these arguments (fully checked now)."""
+        from cloudq.canvas import Signature
+
+        return Signature(self, args, kwargs, immutable=True)
+
+    def map(self, items: Iterable[Any], **options: Any) -> list[AsyncResult[R]]:
+        """Send one call per item, in batches (SQS: 10 per call): a tuple item is the
+        positional arguments of its call, any other value its single argument. Every call is
+        checked before anything is sent; ``options`` as ``apply_async``. See
+        ``CloudQ.send_many`` for a partial failure."""
+        from cloudq.canvas import require_all
+
+        queue = options.pop("queue", None) or self.queue
+        outs = []
+        for item in items:
+            args, kwargs = self.arguments.encode(item if isinstance(item, tuple) else (item,), {})
+            outs.append(self.app.outgoing(self.name, args, kwargs, queue=queue, **options))
+        return require_all(self.app, outs, [self] * len(outs))
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """``delay`` for asyncio code: ``await task.adelay(...)`` never blocks the event loop."""

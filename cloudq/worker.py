@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from cloudq.errors import CloudQError
 from cloudq.execution import Action, Executor, Prepared, apply_outcome
 from cloudq.health import Health
-from cloudq.transports.base import ReceivedMessage
+from cloudq.transports.base import ReceivedMessage, is_fifo
 
 if TYPE_CHECKING:
     from cloudq.app import CloudQ
@@ -249,18 +249,19 @@ class Worker:
         with self._lock:
             self.stats.received += len(messages)
         slot_wait = min(SLOT_WAIT_SECONDS, self.visibility_timeout / 3)
-        for position, message in enumerate(messages):
+        runs = _runs(messages)
+        for position, run in enumerate(runs):
             if self._stopping.is_set() or not self._slots.take(timeout=slot_wait):
-                self._hand_back(messages[position:])
+                self._hand_back([message for later in runs[position:] for message in later])
                 return
             with self._lock:
                 accepted = not self._closed
                 if accepted:
-                    self._queued[message.receipt_handle] = message
-                    self._pool.submit(self._process, message)
+                    self._queued.update((message.receipt_handle, message) for message in run)
+                    self._pool.submit(self._process, run)
             if not accepted:  # shut down meanwhile
                 self._slots.give()
-                self._hand_back(messages[position:])
+                self._hand_back([message for later in runs[position:] for message in later])
                 return
 
     def _hand_back(self, messages: list[ReceivedMessage]) -> None:
@@ -290,19 +291,27 @@ class Worker:
             )
         return task.timeout
 
-    def _process(self, message: ReceivedMessage) -> None:
-        """Run one message on its slot; the slot is given back once the outcome is applied."""
+    def _process(self, run: list[ReceivedMessage]) -> None:
+        """Run messages on one slot, in order (one, or a FIFO group's messages of one receive);
+        the slot is given back once the outcomes are applied. After a message of a run that
+        is not acknowledged (a retry), the rest are handed back: its group keeps its order."""
         try:
-            with self._lock:
-                self._queued.pop(message.receipt_handle, None)
-            if self._stopping.is_set():  # stopping before it started: not started at all
-                self._hand_back([message])
-                return
-            self._run(message)
+            acknowledged = True
+            for position, message in enumerate(run):
+                with self._lock:
+                    self._queued.pop(message.receipt_handle, None)
+                if self._stopping.is_set() or not acknowledged:
+                    with self._lock:
+                        for later in run[position:]:
+                            self._queued.pop(later.receipt_handle, None)
+                    self._hand_back(run[position:])  # not started at all
+                    return
+                acknowledged = self._run(message)
         finally:
             self._slots.give()
 
-    def _run(self, message: ReceivedMessage) -> None:
+    def _run(self, message: ReceivedMessage) -> bool:
+        """Run one message and apply its outcome; ``True`` when it was acknowledged."""
         prepared = self.executor.prepare(message)
         running = _Running(message, time.monotonic(), self._task_timeout(prepared))
         with self._lock:
@@ -318,16 +327,17 @@ class Worker:
             with self._lock:
                 self._running.pop(message.receipt_handle, None)
         if outcome is None:
-            return
+            return False
         self._count(outcome.action)
         if outcome.action is Action.ACK:
             with self._lock:
                 self._acks[message.queue].append(message.receipt_handle)
-            return
+            return True
         try:
             apply_outcome(self.app.transport, prepared, outcome)
         except CloudQError as exc:
             logger.warning("could not apply %s to %s: %s", outcome.action.value, message.message_id, exc)
+        return outcome.action is not Action.RETRY
 
     def _count(self, action: Action) -> None:
         field = {
@@ -379,12 +389,32 @@ class Worker:
         due: dict[str, list[str]] = defaultdict(list)
         with self._lock:
             running = list(self._running.values())
+            # Not started yet: a FIFO group's later messages wait for its running one.
+            waiting = list(self._queued.values())
         for item in running:
             overran = item.timeout is not None and now - item.started > item.timeout
             if overran:
                 continue
             due[item.message.queue].append(item.message.receipt_handle)
+        for message in waiting:
+            due[message.queue].append(message.receipt_handle)
         return due
+
+
+def _runs(messages: list[ReceivedMessage]) -> list[list[ReceivedMessage]]:
+    """Messages grouped into runs for one slot each: a FIFO queue's messages of one message
+    group (SQS hands out several of a group at once, in order) form one run, so two of a group
+    never run at once; any other message is a run of its own."""
+    runs: list[list[ReceivedMessage]] = []
+    by_group: dict[tuple[str, str], list[ReceivedMessage]] = {}
+    for message in messages:
+        if message.group_id is None or not is_fifo(message.queue):
+            runs.append([message])
+        elif (message.queue, message.group_id) in by_group:
+            by_group[(message.queue, message.group_id)].append(message)
+        else:
+            runs.append(by_group.setdefault((message.queue, message.group_id), [message]))
+    return runs
 
 
 def _exit_now(code: int) -> None:

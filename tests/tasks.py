@@ -137,12 +137,41 @@ def make_app(name: str = "tests", **settings: Any) -> CloudQ:
     def returns_object() -> Any:
         return object()
 
+    _register_workflow_tasks(app)
     schedule = os.environ.get("CLOUDQ_TEST_PERIODIC")  # seconds (cloudq beat only) or rate(…)
     if schedule:
         app.add_periodic(
             record, int(schedule) if schedule.isdigit() else schedule, args=["tick"], name="ticker"
         )
     return app
+
+
+def _register_workflow_tasks(app: CloudQ) -> None:
+    @app.task(name="total")
+    def total(values: list[int], offset: int = 0) -> int:
+        """A chord callback: the sum of its members' results; each run is logged, and with
+        $CLOUDQ_TEST_REDIS_COUNTER set, counted in that Redis key (an external side effect)."""
+        _record("total", f"{len(values)} {sum(values) + offset}")
+        counter = os.environ.get("CLOUDQ_TEST_REDIS_COUNTER")
+        if counter:
+            import redis
+
+            redis.Redis.from_url("redis://127.0.0.1:6379/0").incr(counter)
+        return sum(values) + offset
+
+    @app.task(name="slow_add")
+    def slow_add(a: int, b: int, seconds: float) -> int:
+        time.sleep(seconds)
+        _record("slow_add", f"{a} {b}")
+        return a + b
+
+    @app.task(name="timed", queue="orders.fifo")
+    def timed(group: str, index: int, seconds: float) -> int:
+        """Logs ``group index start end`` (for the FIFO-group overlap test)."""
+        start = time.time()
+        time.sleep(seconds)
+        _record("timed", f"{group} {index} {start!r} {time.time()!r}")
+        return index
 
 
 app = make_app(os.environ.get("CLOUDQ_TEST_APP", "tests"))

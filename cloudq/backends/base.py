@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -25,6 +25,8 @@ class State(str, enum.Enum):
     RETRY = "RETRY"
     SUCCESS = "SUCCESS"
     FAILURE = "FAILURE"
+    #: Revoked before it ran (``AsyncResult.revoke()``): the claim rule refuses to run it.
+    REVOKED = "REVOKED"
 
     def __str__(self) -> str:
         # ``print(result.state)`` shows SUCCESS, not State.SUCCESS.
@@ -32,7 +34,7 @@ class State(str, enum.Enum):
 
     @property
     def ready(self) -> bool:
-        return self in (State.SUCCESS, State.FAILURE)
+        return self in (State.SUCCESS, State.FAILURE, State.REVOKED)
 
 
 class ResultRecord(BaseModel):
@@ -77,6 +79,14 @@ class ClaimStatus(str, enum.Enum):
     CLAIMED = "CLAIMED"  # this worker may run the task now
     ALREADY_SUCCEEDED = "ALREADY_SUCCEEDED"  # acknowledge without running
     LEASED = "LEASED"  # another worker holds a live lease; try later
+    REVOKED = "REVOKED"  # revoked before it ran: acknowledge without running
+
+
+class Counted(NamedTuple):
+    """What ``count_once`` found: whether the member was new, and the set's size after it."""
+
+    added: bool
+    size: int
 
 
 class Claim(BaseModel):
@@ -142,6 +152,19 @@ class ResultBackend(Protocol):
         """Atomically add ``amount`` to the counter ``key`` and return the new value."""
         ...
 
+    def count_once(self, key: str, member: str, expires_at: int | None = None) -> Counted:
+        """Atomically add ``member`` to the set ``key`` and return whether it was not there
+        yet, and how many members the set has now. One conditional write: a member added
+        twice (a redelivered chord member) is counted once, however the two race."""
+        ...
+
+    def revoke(self, task_id: str, now: float, expires_at: int | None = None) -> ResultRecord | None:
+        """Atomically set ``task_id``'s state to REVOKED unless it has finished (SUCCESS,
+        FAILURE or REVOKED): ``None`` when revoked, else the finished record (unchanged).
+        A record is created for an id without one (a task not started yet); ``attempts``
+        is kept. One conditional write."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...
@@ -169,6 +192,8 @@ def claim_decision(
         return None
     if found.state is State.SUCCESS:
         return Claim(status=ClaimStatus.ALREADY_SUCCEEDED, record=found)
+    if found.state is State.REVOKED:
+        return Claim(status=ClaimStatus.REVOKED, record=found)
     if found.expires_at is not None and found.expires_at < now:
         return None
     lease_is_live = found.lease_expires_at is not None and found.lease_expires_at > now
@@ -219,4 +244,18 @@ def claimed_record(
         lease_expires_at=now + lease,
         lease_message_id=delivery.message_id if delivery else None,
         lease_receive_count=delivery.receive_count if delivery else None,
+    )
+
+
+def revoked_record(
+    found: ResultRecord | None, task_id: str, now: float, expires_at: int | None
+) -> ResultRecord:
+    """The record a revoke stores (attempts and name kept from ``found``)."""
+    return ResultRecord(
+        task_id=task_id,
+        task_name=found.task_name if found else "",
+        state=State.REVOKED,
+        attempts=found.attempts if found else 0,
+        date_done=now,
+        expires_at=expires_at,
     )

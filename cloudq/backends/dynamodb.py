@@ -20,6 +20,7 @@ from cloudq.aws import aws_client
 from cloudq.backends.base import (
     Claim,
     ClaimStatus,
+    Counted,
     Delivery,
     ResultRecord,
     State,
@@ -51,12 +52,13 @@ NUMBER_FIELDS = (
 )
 INTEGER_FIELDS = ("attempts", "expires_at", "lease_receive_count")
 
-# The rule of backends.base.claim_decision: no record, or an expired one, or not SUCCESS and
-# no live lease of another owner, or a lease for a lower receive count of the same message.
+# The rule of backends.base.claim_decision: no record, or an expired one, or neither SUCCESS
+# nor REVOKED and no live lease of another owner, or a lease for a lower receive count of the
+# same message.
 CLAIM_CONDITION = (
     "attribute_not_exists(task_id)"
     " OR expires_at < :now"
-    " OR (#state <> :success AND (attribute_not_exists(lease_owner)"
+    " OR (NOT #state IN (:success, :revoked) AND (attribute_not_exists(lease_owner)"
     " OR lease_expires_at < :now OR lease_owner = :owner"
     " OR (lease_message_id = :message AND lease_receive_count < :count)))"
 )
@@ -70,6 +72,12 @@ CLAIM_SET = (
     "SET #state = :started, task_name = :name, lease_owner = :owner, lease_expires_at = :lease,"
     " date_started = :now, lease_message_id = :message, lease_receive_count = :count"
 )
+# The rule of ResultBackend.revoke: revoke unless a live record has finished.
+REVOKE_CONDITION = (
+    "attribute_not_exists(task_id) OR expires_at < :now OR NOT #state IN (:success, :failure, :revoked)"
+)
+# A chord's member set (ResultBackend.count_once): added once, counted with it.
+COUNT_ONCE_CONDITION = "attribute_not_exists(members) OR NOT contains(members, :member)"
 CLAIM_REMOVE = (
     " ADD attempts :one"
     " REMOVE value_json, value_pointer_json, error_type, error_message, traceback, date_done"
@@ -244,6 +252,7 @@ class DynamoDBBackend:
             ":count": {"N": str(delivery.receive_count if delivery else 0)},
             ":now": {"N": repr(now)},
             ":success": {"S": State.SUCCESS.value},
+            ":revoked": {"S": State.REVOKED.value},
             ":started": {"S": State.STARTED.value},
             ":owner": {"S": owner},
             ":name": {"S": task_name},
@@ -288,6 +297,61 @@ class DynamoDBBackend:
                 ReturnValues="UPDATED_NEW",
             )
         return int(response["Attributes"]["counter"]["N"])
+
+    def count_once(self, key: str, member: str, expires_at: int | None = None) -> Counted:
+        # The set and its size live in one item: ADD to both under one condition. DynamoDB
+        # returns the whole set with the count, so a chord is limited by the item size
+        # (400 KB: some 8,000 members of 40-character ids).
+        values: dict[str, Any] = {":add": {"SS": [member]}, ":member": {"S": member}, ":one": {"N": "1"}}
+        update = "ADD members :add, member_count :one"
+        if expires_at is not None:
+            update += " SET expires_at = :expires"
+            values[":expires"] = {"N": str(expires_at)}
+        key_item = {"task_id": {"S": f"set#{key}"}}
+        try:
+            with self._mapped():
+                response = self._client.update_item(
+                    TableName=self.table,
+                    Key=key_item,
+                    UpdateExpression=update,
+                    ConditionExpression=COUNT_ONCE_CONDITION,
+                    ExpressionAttributeValues=values,
+                    ReturnValues="UPDATED_NEW",
+                )
+        except BackendError as exc:
+            if not _condition_failed(exc):
+                raise
+            with self._mapped():
+                item = self._client.get_item(TableName=self.table, Key=key_item, ConsistentRead=True)["Item"]
+            return Counted(False, int(item["member_count"]["N"]))
+        return Counted(True, int(response["Attributes"]["member_count"]["N"]))
+
+    def revoke(self, task_id: str, now: float, expires_at: int | None = None) -> ResultRecord | None:
+        values: dict[str, Any] = {
+            ":now": {"N": repr(now)},
+            ":revoked": {"S": State.REVOKED.value},
+            ":success": {"S": State.SUCCESS.value},
+            ":failure": {"S": State.FAILURE.value},
+        }
+        update = "SET #state = :revoked, date_done = :now"
+        if expires_at is not None:
+            update += ", expires_at = :expires"
+            values[":expires"] = {"N": str(expires_at)}
+        try:
+            with self._mapped():
+                self._client.update_item(
+                    TableName=self.table,
+                    Key={"task_id": {"S": task_id}},
+                    UpdateExpression=update + " REMOVE lease_owner, lease_expires_at",
+                    ConditionExpression=REVOKE_CONDITION,
+                    ExpressionAttributeNames={"#state": "state"},
+                    ExpressionAttributeValues=values,
+                )
+        except BackendError as exc:
+            if not _condition_failed(exc):
+                raise
+            return self._superseding(exc, task_id)
+        return None
 
     def close(self) -> None:
         self._client.close()

@@ -10,10 +10,12 @@ from collections.abc import Sequence
 from cloudq.backends.base import (
     Claim,
     ClaimStatus,
+    Counted,
     Delivery,
     ResultRecord,
     claim_decision,
     claimed_record,
+    revoked_record,
     superseded,
 )
 
@@ -24,6 +26,7 @@ class MemoryBackend:
     def __init__(self) -> None:
         self._records: dict[str, ResultRecord] = {}
         self._counters: dict[str, int] = {}
+        self._sets: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
     def _live(self, task_id: str) -> ResultRecord | None:
@@ -80,6 +83,21 @@ class MemoryBackend:
             value = self._counters.get(key, 0) + amount
             self._counters[key] = value
             return value
+
+    def count_once(self, key: str, member: str, expires_at: int | None = None) -> Counted:
+        with self._lock:
+            members = self._sets.setdefault(key, set())
+            added = member not in members
+            members.add(member)
+            return Counted(added, len(members))
+
+    def revoke(self, task_id: str, now: float, expires_at: int | None = None) -> ResultRecord | None:
+        with self._lock:
+            found = self._live(task_id)
+            if found is not None and found.state.ready:
+                return found
+            self._records[task_id] = revoked_record(found, task_id, now, expires_at)
+            return None
 
     def close(self) -> None:
         """Nothing to release."""

@@ -3,7 +3,8 @@
 Records expire with the key (``EXPIREAT`` from ``expires_at``), and reads also treat a passed
 ``expires_at`` as missing. The claim is one Lua script (``redis_claim.lua``) with the rule of
 ``backends.base.claim_decision``; the guarded store another (``redis_put_unless_superseded.lua``,
-the rule of ``backends.base.superseded``); counters are ``INCRBY``.
+the rule of ``backends.base.superseded``); counters are ``INCRBY``; a chord's members a set
+counted once (``redis_count_once.lua``); a revoke one script (``redis_revoke.lua``).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import Any
 from cloudq.backends.base import (
     Claim,
     ClaimStatus,
+    Counted,
     Delivery,
     ResultRecord,
     claim_decision,
     claimed_record,
+    revoked_record,
 )
 from cloudq.errors import BackendError, MissingExtraError
 from cloudq.transports.redis import load_scripts
@@ -45,7 +48,9 @@ class RedisBackend:
     def __init__(self, client: Any, prefix: str = "") -> None:
         self.client = client
         self.prefix = prefix
-        self._scripts = load_scripts(client, "cloudq.backends", ("claim", "put_unless_superseded"), "redis_")
+        self._scripts = load_scripts(
+            client, "cloudq.backends", ("claim", "put_unless_superseded", "count_once", "revoke"), "redis_"
+        )
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "") -> RedisBackend:
@@ -121,6 +126,19 @@ class RedisBackend:
     def increment(self, key: str, amount: int = 1) -> int:
         with mapped("increment"):
             return int(self.client.incrby(f"{self.prefix}counter:{key}", amount))
+
+    def count_once(self, key: str, member: str, expires_at: int | None = None) -> Counted:
+        args = [member, "" if expires_at is None else expires_at]
+        with mapped("count_once"):
+            added, count = self._scripts["count_once"](keys=[f"{self.prefix}set:{key}"], args=args)
+        return Counted(bool(added), int(count))
+
+    def revoke(self, task_id: str, now: float, expires_at: int | None = None) -> ResultRecord | None:
+        template = revoked_record(None, task_id, now, expires_at)
+        args = [template.model_dump_json(), repr(now), "" if expires_at is None else expires_at]
+        with mapped("revoke"):
+            raw = self._scripts["revoke"](keys=[self._key(task_id)], args=args)
+        return None if raw is None else ResultRecord.model_validate_json(raw)
 
     def close(self) -> None:
         self.client.close()

@@ -9,7 +9,7 @@ if raw then
   local found = cjson.decode(raw)
   local expired = found['expires_at'] ~= cjson.null and found['expires_at'] ~= nil and found['expires_at'] < now
   if not expired then
-    if found['state'] == 'SUCCESS' then return {'REFUSED', raw} end
+    if found['state'] == 'SUCCESS' or found['state'] == 'REVOKED' then return {'REFUSED', raw} end
     local lease = found['lease_expires_at']
     local live = lease ~= nil and lease ~= cjson.null and lease > now
     local other = found['lease_owner'] ~= nil and found['lease_owner'] ~= cjson.null and found['lease_owner'] ~= ARGV[1]

@@ -17,12 +17,15 @@ Where each action comes from (a batch API is authorised by its single action):
 - ``sqs:GetQueueAttributes``: queue statistics (``cloudq dlq``, the worker's backlog lines);
   required for the event source mapping.
 - ``dynamodb:GetItem``: ``AsyncResult.get()``, the idempotency check; ``dynamodb:PutItem``,
-  ``dynamodb:UpdateItem``: results, claims (conditional writes).
+  ``dynamodb:UpdateItem``: results, claims (conditional writes), a chord's member count.
 - ``s3:PutObject``, ``s3:GetObject``, ``s3:DeleteObject`` (the payload bucket, under its
   prefix): producers write large arguments and read large results; workers read arguments,
   write large results and delete argument objects after success (``cloudq.codec``).
 - The scheduler role: ``sqs:SendMessage`` to the queues of periodic tasks, for EventBridge
   Scheduler (not called by cloudq).
+- ``dynamodb:BatchGetItem``: ``GroupResult.get()``; a chord's callback reads its members'
+  results. Revoking (``cloudq revoke``, ``AsyncResult.revoke()``) is an ``UpdateItem``, left
+  to operators' credentials, not the producers' policy.
 - ``logs:CreateLogGroup``, ``logs:CreateLogStream``, ``logs:PutLogEvents``: Lambda logging.
 """
 
@@ -60,11 +63,12 @@ WORKER_SQS_ACTIONS = [
 ]
 PRODUCER_SQS_ACTIONS = ["sqs:GetQueueUrl", "sqs:SendMessage"]
 WORKER_TABLE_ACTIONS = [
+    "dynamodb:BatchGetItem",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
 ]
-PRODUCER_TABLE_ACTIONS = ["dynamodb:GetItem"]
+PRODUCER_TABLE_ACTIONS = ["dynamodb:BatchGetItem", "dynamodb:GetItem"]
 LAMBDA_LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
 WORKER_BUCKET_ACTIONS = ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
 PRODUCER_BUCKET_ACTIONS = ["s3:GetObject", "s3:PutObject"]

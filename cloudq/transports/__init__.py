@@ -7,9 +7,11 @@ from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,
     ReceivedMessage,
+    SendResult,
     Transport,
     dead_letter_queue_name,
     is_fifo,
+    require_sent,
 )
 from cloudq.urls import parse_url
 
@@ -17,9 +19,11 @@ __all__ = [
     "OutgoingMessage",
     "QueueStats",
     "ReceivedMessage",
+    "SendResult",
     "Transport",
     "dead_letter_queue_name",
     "is_fifo",
+    "require_sent",
     "transport_from_url",
 ]
 

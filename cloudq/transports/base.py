@@ -13,6 +13,14 @@ Semantics every engine keeps (the conformance suite checks them):
 - ``change_visibility(…, 0)`` makes a received message visible again at once.
 - a message handle that is no longer valid (acknowledged, or received again since) is
   ignored by ``ack`` and ``change_visibility``.
+- ``send`` answers for every message: one ``SendResult`` per message, in order, holding its
+  message id or why the broker refused it. A refusal of one message never stops the others,
+  and a message is never dropped without a refused result: if nothing could be sent (the
+  broker unreachable), ``TransportError`` is raised; once some messages are sent, a request
+  that fails makes its messages, and those not sent yet, refused results with the reason.
+  Batches to a standard queue may go out in parallel (SQS: 4 threads); a FIFO queue's go one
+  after another, in order.
+  A body with a character SQS refuses (``refused_body``) is refused alone, on every engine.
 - ``dead_letter`` puts the body on the queue's dead-letter queue with the reason as an
   attribute (``dead_letter_attributes``), then deletes the original: the message is never in
   neither queue.
@@ -21,6 +29,7 @@ Semantics every engine keeps (the conformance suite checks them):
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -48,6 +57,49 @@ class OutgoingMessage:
     #: FIFO queues only: the message group (ordering unit) and deduplication id.
     group_id: str | None = None
     deduplication_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What became of one message of a ``send``: its message id, or why it was not sent."""
+
+    message_id: str | None = None
+    error: str | None = None
+
+    @property
+    def sent(self) -> bool:
+        return self.message_id is not None
+
+
+def require_sent(queue: str, results: Sequence[SendResult]) -> list[str]:
+    """The message ids of ``results``; ``TransportError`` naming the first refusal when any
+    message was not sent (for callers that need every message sent, or none)."""
+    from cloudq.errors import TransportError
+
+    refused = [result for result in results if not result.sent]
+    if refused:
+        raise TransportError(
+            f"{len(refused)} of {len(results)} message(s) not sent to {queue!r}: {refused[0].error}"
+        )
+    return [result.message_id for result in results if result.message_id is not None]
+
+
+def not_sent(reason: str) -> SendResult:
+    """The result of a message never sent because a request failed (``reason``)."""
+    return SendResult(error=f"not sent: {reason}")
+
+
+#: Characters SQS accepts in a body (#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
+#: #x10000-#x10FFFF); emulators accept any, so every engine refuses the rest itself.
+_REFUSED_CHARACTERS = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def refused_body(body: str) -> str | None:
+    """Why SQS would refuse ``body`` as one entry of a batch, or ``None`` when it would not."""
+    found = _REFUSED_CHARACTERS.search(body)
+    if found is None:
+        return None
+    return f"InvalidMessageContents: character U+{ord(found.group()):04X} at {found.start()} is not allowed"
 
 
 @dataclass(frozen=True)
@@ -92,11 +144,10 @@ class Transport(Protocol):
         """Raise ``QueueNotFoundError`` naming the first queue (or its DLQ) that does not exist."""
         ...
 
-    def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[str]:
-        """Send messages (batched by the engine); return their message ids in order.
-
-        All-or-error: if any message is refused, ``TransportError`` is raised.
-        """
+    def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """Send messages (batched by the engine); return one ``SendResult`` per message, in
+        order: its message id, or why it was not sent (see the module's contract). A body over
+        ``max_message_bytes`` raises ``MessageTooLargeError`` before anything is sent."""
         ...
 
     def receive(

@@ -18,10 +18,13 @@ from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,
     ReceivedMessage,
+    SendResult,
     check_size,
     dead_letter_attributes,
     dead_letter_queue_name,
     is_fifo,
+    refused_body,
+    require_sent,
 )
 
 SQS_MAX_DELAY_SECONDS = 900
@@ -66,14 +69,18 @@ class MemoryTransport:
     def check_queues(self, queues: Sequence[str]) -> None:
         """Memory queues always exist."""
 
-    def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[str]:
+    def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         for out in messages:
             check_size(out.body, self.max_message_bytes)
         now = time.time()
-        ids: list[str] = []
+        results: list[SendResult] = []
         with self._changed:
             q = self._queue(queue)
             for out in messages:
+                refused = refused_body(out.body)
+                if refused is not None:
+                    results.append(SendResult(error=refused))
+                    continue
                 delay = min(max(out.delay_seconds, 0), self.max_delay_seconds)
                 entry = _Entry(
                     message_id=str(uuid.uuid4()),
@@ -84,9 +91,9 @@ class MemoryTransport:
                     visible_at=now + delay,
                 )
                 q.entries.append(entry)
-                ids.append(entry.message_id)
+                results.append(SendResult(entry.message_id))
             self._changed.notify_all()
-        return ids
+        return results
 
     def receive(
         self,
@@ -161,7 +168,9 @@ class MemoryTransport:
     def dead_letter(self, message: ReceivedMessage, reason: str) -> str:
         attributes = dead_letter_attributes(message, reason)
         dlq = dead_letter_queue_name(message.queue)
-        [copy] = self.send(dlq, [OutgoingMessage(message.body, 0, attributes, message.group_id)])
+        [copy] = require_sent(
+            dlq, self.send(dlq, [OutgoingMessage(message.body, 0, attributes, message.group_id)])
+        )
         self.ack(message.queue, [message.receipt_handle])
         return copy
 

@@ -34,10 +34,12 @@ from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,
     ReceivedMessage,
+    SendResult,
     check_size,
     dead_letter_attributes,
     dead_letter_queue_name,
     is_fifo,
+    refused_body,
 )
 
 try:
@@ -129,17 +131,22 @@ class RedisTransport:
         with mapped("ping"):
             self.client.ping()
 
-    def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[str]:
-        args: list[Any] = [_flag(queue)]
+    def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         for message in messages:
             check_size(message.body, self.max_message_bytes)
+        results = [SendResult(error=refused_body(message.body)) for message in messages]
+        to_send = [i for i, result in enumerate(results) if result.error is None]
+        args: list[Any] = [_flag(queue)]
+        for i in to_send:  # one script call: every message is added, or none
+            message = messages[i]
             entry = {"b": message.body, "a": dict(message.attributes), "g": message.group_id}
             delay_ms = min(max(message.delay_seconds, 0), MAX_DELAY_SECONDS) * 1000
             args += [json.dumps(entry), message.group_id or "", delay_ms]
-        if not messages:
-            return []
-        ids = self._run("send", f"send to {queue}", self._keys(queue), args)
-        return [self._message_id(queue, _text(raw)) for raw in ids]
+        if to_send:
+            ids = self._run("send", f"send to {queue}", self._keys(queue), args)
+            for i, raw in zip(to_send, ids, strict=True):
+                results[i] = SendResult(self._message_id(queue, _text(raw)))
+        return results
 
     def _message_id(self, queue: str, local_id: str) -> str:
         return f"{self.prefix}{queue}/{local_id}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,13 +28,19 @@ from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,
     ReceivedMessage,
+    SendResult,
     check_size,
     dead_letter_attributes,
     dead_letter_queue_name,
     is_fifo,
+    not_sent,
+    refused_body,
+    require_sent,
 )
 
 SQS_BATCH = 10
+#: A send of more batches than this to a standard queue sends them on this many threads.
+SEND_THREADS = 4
 SQS_MAX_DELAY_SECONDS = 900
 SQS_MAX_MESSAGE_BYTES = 1024 * 1024
 #: Message attributes per message, at most (emulators do not refuse more; AWS does).
@@ -150,6 +157,10 @@ class SQSTransport:
         entry: dict[str, Any] = {"Id": str(index), "MessageBody": message.body}
         if message.attributes:
             entry["MessageAttributes"] = _attribute_values(dict(message.attributes))
+        if not fifo and message.group_id:
+            # A standard queue takes a group id too: SQS fair queues share the consumers
+            # between groups, so one noisy tenant does not hold up the others.
+            entry["MessageGroupId"] = message.group_id
         if fifo:
             entry["MessageGroupId"] = message.group_id or "default"
             entry["MessageDeduplicationId"] = (
@@ -163,7 +174,6 @@ class SQSTransport:
         batch: list[OutgoingMessage] = []
         size = 0
         for message in messages:
-            check_size(message.body, self.max_message_bytes)
             body_size = len(message.body.encode())
             if batch and (len(batch) == SQS_BATCH or size + body_size > SQS_MAX_BATCH_BYTES):
                 yield batch
@@ -173,22 +183,61 @@ class SQSTransport:
         if batch:
             yield batch
 
-    def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[str]:
-        url, fifo = self._url(queue), is_fifo(queue)
-        ids: list[str] = []
-        for batch in self._batches(messages):
-            entries = [self._entry(i, message, fifo) for i, message in enumerate(batch)]
+    def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        url = self._url(queue)
+        for message in messages:  # before anything is sent: all of it, or an error
+            check_size(message.body, self.max_message_bytes)
+        results: list[SendResult] = [SendResult(error=refused_body(m.body)) for m in messages]
+        # Bodies SQS would refuse are answered here (emulators accept them); the rest go.
+        to_send = [i for i, result in enumerate(results) if result.error is None]
+        batches: list[list[int]] = []
+        for batch in self._batches([messages[i] for i in to_send]):
+            batches.append(to_send[: len(batch)])
+            to_send = to_send[len(batch) :]
+        failures: list[TransportError] = []
+
+        def send_batch(indexes: list[int]) -> None:
+            self._send_batch(queue, url, messages, indexes, results, failures)
+
+        if is_fifo(queue) or len(batches) <= SEND_THREADS:
+            # A FIFO queue's batches go one after another: their order is the queue's order.
+            for indexes in batches:
+                send_batch(indexes)
+        else:
+            with ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="cloudq-send") as pool:
+                list(pool.map(send_batch, batches))
+        if failures and not any(result.sent for result in results):
+            raise failures[0]  # nothing sent: the caller gets the error itself
+        return results
+
+    def _send_batch(
+        self,
+        queue: str,
+        url: str,
+        messages: Sequence[OutgoingMessage],
+        indexes: list[int],
+        results: list[SendResult],
+        failures: list[TransportError],
+    ) -> None:
+        """Send one batch, writing its entries' results; after a failed request (``failures``)
+        the batches not sent yet are refused with its reason instead."""
+        if failures:
+            for i in indexes:
+                results[i] = not_sent(str(failures[0]))
+            return
+        entries = [self._entry(i, messages[i], is_fifo(queue)) for i in indexes]
+        try:
             with _mapped(self.physical_name(queue)):
                 response = self._send_client.send_message_batch(QueueUrl=url, Entries=entries)
-            if response.get("Failed"):
-                failure = response["Failed"][0]
-                raise TransportError(
-                    f"SQS refused {len(response['Failed'])} message(s) on {queue!r}: "
-                    f"{failure.get('Code')}: {failure.get('Message')}"
-                )
-            by_index = {int(ok["Id"]): ok["MessageId"] for ok in response.get("Successful", [])}
-            ids.extend(by_index[i] for i in range(len(batch)))
-        return ids
+        except TransportError as exc:
+            failures.append(exc)
+            for i in indexes:
+                results[i] = not_sent(str(exc))
+            return
+        for ok in response.get("Successful", []):
+            results[int(ok["Id"])] = SendResult(ok["MessageId"])
+        for failed in response.get("Failed", []):
+            results[int(failed["Id"])] = SendResult(error=f"{failed.get('Code')}: {failed.get('Message')}")
 
     # -- receive ---------------------------------------------------------------------------
 
@@ -303,10 +352,8 @@ class SQSTransport:
     def dead_letter(self, message: ReceivedMessage, reason: str) -> str:
         attributes = dead_letter_attributes(message, reason, SQS_MAX_MESSAGE_ATTRIBUTES)
         dlq = dead_letter_queue_name(message.queue)
-        [copy] = self.send(
-            dlq,
-            [OutgoingMessage(message.body, 0, attributes, message.group_id, message.message_id)],
-        )
+        copy_of = OutgoingMessage(message.body, 0, attributes, message.group_id, message.message_id)
+        [copy] = require_sent(dlq, self.send(dlq, [copy_of]))
         self.ack(message.queue, [message.receipt_handle])
         return copy
 

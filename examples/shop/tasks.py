@@ -29,6 +29,12 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+@app.task
+def total(values: list[int]) -> int:
+    """A chord's callback: ``chord(add.s(i, i) for i in range(10))(total.s())``."""
+    return sum(values)
+
+
 @app.task(queue="emails", max_retries=5, timeout=30)
 def send_welcome(user_id: int, template: str = "welcome") -> str:
     return f"sent {template!r} to user {user_id}"

@@ -222,3 +222,68 @@ def test_a_value_pointer_round_trips_and_a_claim_clears_it(backend: ResultBacken
     assert claim.record is not None and claim.record.value_pointer is None
     stored = backend.get("pointed")
     assert stored is not None and stored.value_pointer is None
+
+
+def test_count_once_counts_each_member_once(backend: ResultBackend) -> None:
+    # Given a chord's set with two members counted
+    assert backend.count_once("chord-a", "m0") == (True, 1)
+    assert backend.count_once("chord-a", "m1", int(time.time()) + 3600) == (True, 2)
+    # When a member is counted again (a redelivery after it was counted)
+    again = backend.count_once("chord-a", "m0")
+    # Then it is not new and the size is unchanged; another set is separate
+    assert again == (False, 2)
+    assert backend.count_once("chord-b", "m0") == (True, 1)
+
+
+def test_of_members_counted_concurrently_and_twice_exactly_one_completes_the_set(
+    backend: ResultBackend, request: pytest.FixtureRequest
+) -> None:
+    if request.node.callspec.params["backend"] in ENGINES_NOT_ATOMIC_ACROSS_THREADS:
+        pytest.skip("moto's in-process DynamoDB does not serialize conditional writes across threads")
+    # Given 20 members, each counted by two threads at once (a member and its redelivery)
+    completions: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def count(members: list[str]) -> None:
+        barrier.wait()
+        for member in members:
+            added, size = backend.count_once("chord-race", member)
+            if added and size == 20:
+                completions.append(member)
+
+    members = [f"m{i}" for i in range(20)]
+    threads = [threading.Thread(target=count, args=(members[i % 4 :: 4],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then the set holds 20 and one addition completed it
+    assert len(completions) == 1
+    assert backend.count_once("chord-race", "m0") == (False, 20)
+
+
+def test_a_revoked_task_is_refused_by_the_claim(backend: ResultBackend) -> None:
+    # Given a task that has not started, revoked
+    assert backend.revoke("r1", time.time()) is None
+    # When a worker claims it
+    claim = backend.claim("r1", "t", "w1", 60, time.time())
+    # Then the claim refuses to run it, and the record says REVOKED
+    assert claim.status is ClaimStatus.REVOKED
+    found = backend.get("r1")
+    assert found is not None and found.state is State.REVOKED and found.state.ready
+
+
+def test_a_task_waiting_for_a_retry_can_be_revoked_and_keeps_its_attempts(backend: ResultBackend) -> None:
+    backend.put(record("r2", state=State.RETRY, attempts=2, expires_at=int(time.time()) + 3600))
+    assert backend.revoke("r2", time.time(), int(time.time()) + 3600) is None
+    found = backend.get("r2")
+    assert found is not None and (found.state, found.attempts, found.task_name) == (State.REVOKED, 2, "t")
+    assert backend.claim("r2", "t", "w1", 60, time.time()).status is ClaimStatus.REVOKED
+
+
+def test_a_finished_task_is_not_revoked(backend: ResultBackend) -> None:
+    backend.put(record("r3", state=State.SUCCESS, value=7))
+    found = backend.revoke("r3", time.time())
+    assert found is not None and found.state is State.SUCCESS
+    stored = backend.get("r3")
+    assert stored is not None and (stored.state, stored.value) == (State.SUCCESS, 7)

@@ -16,6 +16,7 @@ from cloudq.transports.base import (
     DeadLetterNote,
     OutgoingMessage,
     Transport,
+    require_sent,
 )
 from cloudq.transports.sqs import SQS_MAX_MESSAGE_ATTRIBUTES, SQSTransport
 from tests.conformance.conftest import VISIBILITY_TIMEOUT
@@ -25,7 +26,8 @@ FIFO = "orders.fifo"
 
 
 def send(transport: Transport, *bodies: str, queue: str = Q, **options: object) -> list[str]:
-    return transport.send(queue, [OutgoingMessage(body, **options) for body in bodies])  # type: ignore[arg-type]
+    results = transport.send(queue, [OutgoingMessage(body, **options) for body in bodies])  # type: ignore[arg-type]
+    return require_sent(queue, results)
 
 
 def receive_all(transport: Transport, queue: str = Q, expected: int = 1, wait: float = 5) -> list:  # type: ignore[type-arg]
@@ -213,3 +215,26 @@ def test_a_message_over_the_size_limit_is_refused(transport: Transport) -> None:
     too_big = "x" * (transport.max_message_bytes + 1)
     with pytest.raises(MessageTooLargeError):
         send(transport, too_big)
+
+
+def test_send_answers_for_every_message_in_order(transport: Transport) -> None:
+    # Given 23 messages (three SQS batches)
+    bodies = [f"m{i}" for i in range(23)]
+    # When they are sent
+    results = transport.send(Q, [OutgoingMessage(body) for body in bodies])
+    # Then each has its own result, in order, with the id it is received under
+    assert [result.sent for result in results] == [True] * 23
+    got = {message.message_id: message.body for message in receive_all(transport, expected=23, wait=10)}
+    assert [got[result.message_id] for result in results if result.message_id] == bodies
+
+
+def test_a_refused_entry_is_reported_and_the_rest_of_its_batch_is_sent(transport: Transport) -> None:
+    # Given a batch whose middle body holds a character SQS refuses (U+0001)
+    bodies = ["first", "bad\x01body", "last", *[f"m{i}" for i in range(12)]]
+    # When it is sent
+    results = transport.send(Q, [OutgoingMessage(body) for body in bodies])
+    # Then that entry alone is refused, with the reason, and every other one arrives
+    assert not results[1].sent and "InvalidMessageContents" in (results[1].error or "")
+    assert all(result.sent for i, result in enumerate(results) if i != 1)
+    got = receive_all(transport, expected=len(bodies) - 1, wait=10)
+    assert sorted(message.body for message in got) == sorted(b for i, b in enumerate(bodies) if i != 1)

@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,10 +28,12 @@ import boto3
 import pytest
 
 from bench.counting_proxy import CountingProxy
+from cloudq import chord, group
 from cloudq.infra import app_resources
 from cloudq.infra.iam import DOCUMENTED_REQUIRED, iam_documents
 from cloudq_emulator.provision import Deployment, provision
 from cloudq_emulator.server import MinistackServer
+from tests.processes import wait_until
 
 EXAMPLE = "examples.shop.tasks:app"
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +63,12 @@ def _fresh_example(monkeypatch: pytest.MonkeyPatch, endpoint_url: str) -> Any:
             monkeypatch.delenv(name)
     sys.modules.pop("examples.shop.tasks", None)
     return importlib.import_module("examples.shop.tasks")
+
+
+def sqs_counts(sqs: Any, url: str) -> tuple[int, int]:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    found = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return int(found[names[0]]), int(found[names[1]])
 
 
 def _receive_all(sqs: Any, url: str, expected: int, timeout: float = 30) -> list[str]:
@@ -119,6 +128,11 @@ def run(ministack_server: MinistackServer, tmp_path_factory: pytest.TempPathFact
         }
         sqs.send_message(QueueUrl=ids["DefaultQueue"], MessageBody=GARBAGE)
         sqs.send_message(QueueUrl=ids["EmailsQueue"], MessageBody=GARBAGE)
+        # And a chord, and a task sent twice under one id (the second is a duplicate delivery)
+        chorded = chord((tasks.add.s(i, i) for i in range(3)), tasks.total.s()).delay()
+        twice = str(uuid.uuid4())
+        tasks.add.apply_async((1, 1), task_id=twice).get(timeout=60)
+        tasks.add.apply_async((1, 1), task_id=twice)
         results = {name: result.get(timeout=60) for name, result in sent.items()}
         # and a request sends one again with the same task id (its idempotency key): the
         # worker acknowledges the duplicate without running it, reading the stored result
@@ -127,6 +141,9 @@ def run(ministack_server: MinistackServer, tmp_path_factory: pytest.TempPathFact
         while "already succeeded" not in log.read_text(errors="replace") and time.monotonic() < deadline:
             time.sleep(0.1)
         results["duplicate acknowledged"] = "already succeeded" in log.read_text(errors="replace")
+        results["chord"] = chorded.get(timeout=60)
+        assert group(tasks.add.s(i, 0) for i in range(2)).delay().get(timeout=60) == [0, 1]
+        assert wait_until(lambda: sqs_counts(sqs, ids["DefaultQueue"]) == (0, 0), timeout=30)
         dead_letters = {
             queue: _receive_all(sqs, ids[f"{queue}DeadLetterQueue"], 1) for queue in ("Default", "Emails")
         }
@@ -169,6 +186,7 @@ def test_delay_runs_on_the_worker_and_on_the_lambda_function(run: Run) -> None:
         "track_parcel": "order 7 shipped",
         "send_welcome": "sent 'welcome' to user 42",
         "duplicate acknowledged": True,
+        "chord": 6,
     }
     # the Lambda function did the emails (its proxy saw its calls), the worker the rest
     assert run.calls["lambda"]["DynamoDB_20120810.PutItem"] >= 1

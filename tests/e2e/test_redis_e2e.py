@@ -33,10 +33,10 @@ def test_a_killed_workers_task_comes_back_and_runs_once_more(
 
 
 def test_garbage_lands_in_the_dlq_with_a_reason(redis_app: CloudQ, start_worker: WorkerFactory) -> None:
-    redis_app.transport.send("default", [OutgoingMessage("\x00 not a task")])
+    redis_app.transport.send("default", [OutgoingMessage("{ not a task")])
     start_worker()
     assert redis_app.tasks["add"].delay(1, 1).get(timeout=30) == 2
     [dead] = redis_app.transport.receive("default-dlq", 10, wait_seconds=5)
-    assert dead.body == "\x00 not a task"
+    assert dead.body == "{ not a task"
     note = DeadLetterNote.from_attributes(dead.attributes)
     assert note is not None and note.reason.startswith("DecodeError")

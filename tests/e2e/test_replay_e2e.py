@@ -69,11 +69,12 @@ def test_a_message_without_an_id_has_one_stable_task_id_its_broker_message_id(
     engine_app: CloudQ, start_worker: WorkerFactory, e2e_env: dict[str, str]
 ) -> None:
     # Given hand-written bodies without an id (a scheduler sends such fixed bodies)
-    [ok_id] = engine_app.transport.send(
+    [ok] = engine_app.transport.send(
         "default", [OutgoingMessage(json.dumps({"task": "record", "args": ["x"]}))]
     )
     failing = OutgoingMessage(json.dumps({"task": "always_fails", "args": ["no-id"]}))
-    [failing_id] = engine_app.transport.send("default", [failing])
+    [failed] = engine_app.transport.send("default", [failing])
+    ok_id, failing_id = str(ok.message_id), str(failed.message_id)
     # When a worker runs them
     start_worker("-c", "2")
     # Then each one's result is under its broker message id

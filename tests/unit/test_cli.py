@@ -54,6 +54,7 @@ def test_help_works_for_every_command() -> None:
         ["emulator", "up"],
         ["infra"],
         ["infra", "render"],
+        ["revoke"],
     ):
         done = cloudq(*command, "--help")
         assert done.returncode == 0, done.stderr
@@ -69,3 +70,49 @@ def test_the_version_and_install_hints_name_the_distribution() -> None:
     assert done.stdout.strip().endswith(f"cloudq 0.1.0 (distribution {DISTRIBUTION})")
     hint = str(MissingExtraError("django", "django"))
     assert hint == "'django' is not installed; install it with: pip install 'cloudq-aws[django]'"
+
+
+MEMORY_ENGINES = {"CLOUDQ_BROKER": "memory://", "CLOUDQ_BACKEND": "memory://"}
+
+
+def cloudq_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "cloudq", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
+
+
+def test_revoke_revokes_an_id() -> None:
+    done = cloudq_env(MEMORY_ENGINES, "revoke", "some-task-id", "--app", "tests.tasks:app")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "revoked some-task-id"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["revoke", "x", "--app", "tests.tasks"], MEMORY_ENGINES, "must look like 'module:app'"),
+        (["revoke", " ", "--app", "tests.tasks:app"], MEMORY_ENGINES, "a task id must not be empty"),
+        (
+            ["revoke", "x", "--app", "tests.tasks:app"],
+            {"CLOUDQ_BROKER": "memory://", "CLOUDQ_BACKEND": "none"},
+            "results turned off",
+        ),
+    ],
+)
+def test_revoke_bad_input_is_one_line_and_exit_2(args: list[str], env: dict[str, str], message: str) -> None:
+    done = cloudq_env(env, *args)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_revoke_without_an_id_is_a_usage_error() -> None:
+    done = cloudq_env(MEMORY_ENGINES, "revoke", "--app", "tests.tasks:app")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr

@@ -109,7 +109,7 @@ def test_iam_lists_actions_on_the_apps_own_arns_only() -> None:
     producer = documents["ProducerPolicy"]["PolicyDocument"]["Statement"]
     assert [s["Action"] for s in producer] == [
         ["sqs:GetQueueUrl", "sqs:SendMessage"],
-        ["dynamodb:GetItem"],
+        ["dynamodb:BatchGetItem", "dynamodb:GetItem"],
     ]
 
 

@@ -100,7 +100,7 @@ def test_stop_lets_running_tasks_finish(app: CloudQ) -> None:
 def test_a_broken_message_does_not_stop_the_worker(app: CloudQ) -> None:
     from cloudq.transports import OutgoingMessage
 
-    app.transport.send("default", [OutgoingMessage("\x00garbage")])
+    app.transport.send("default", [OutgoingMessage("garbage{")])
     result = app.tasks["add"].delay(2, 2)
     with running(Worker(app, concurrency=2, wait_seconds=0.1)) as worker:
         assert result.get(timeout=5) == 4
