@@ -227,13 +227,18 @@ class Executor:
         if message.expires is not None and message.expires < now:
             return self._fail(task, message, 0, "Expired", "task expired before it could run")
         attempt = message.retries + received.receive_count
-        if self.app.backend is None and attempt > task.max_retries + 1:
+        if not self._claims(task) and attempt > task.max_retries + 1:
             return self._give_up(task, message, attempt)
         try:
             args, kwargs = task.arguments.decode(message.args, message.kwargs)
         except ArgumentError as exc:
             return self._fail(task, message, attempt, "ArgumentError", str(exc))
         return self._claim_and_run(task, message, received, attempt, args, kwargs)
+
+    def _claims(self, task: Task[Any, Any]) -> bool:
+        """Whether runs of ``task`` claim its id first (exactly-once effect); without a claim
+        the broker's receive count stands in for attempts."""
+        return self.app.backend is not None and task.deduplicate
 
     def _give_up(self, task: Task[Any, Any], message: Message, attempt: int) -> Outcome:
         """Earlier runs ended without an outcome (the worker died, or the task overran)."""
@@ -268,7 +273,7 @@ class Executor:
         kwargs: dict[str, Any],
     ) -> Outcome:
         backend = self.app.backend
-        if backend is not None:
+        if backend is not None and self._claims(task):
             lease = (task.timeout or DEFAULT_LEASE_SECONDS) + LEASE_MARGIN_SECONDS
             now = time.time()
             try:
@@ -326,9 +331,12 @@ class Executor:
             stored = task.arguments.result_to_json(value)
         except ArgumentError as exc:  # deterministic: retrying would return the same value
             return self._fail(task, message, request.attempt, "ResultError", str(exc))
+        success = Outcome.ack().of_run(State.SUCCESS, request.attempt)
+        if task.ignore_result:
+            return success
         record = self._record(task, message, State.SUCCESS, request.attempt, value=stored)
         record = record.model_copy(update={"date_started": started})
-        return self._store(record, Outcome.ack().of_run(State.SUCCESS, request.attempt))
+        return self._store(record, success)
 
     def _retry_or_fail(
         self,
