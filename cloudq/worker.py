@@ -64,6 +64,9 @@ SLOT_WAIT_SECONDS = 2.0
 MAX_RECEIVERS_PER_QUEUE = 8
 #: Weight of the newest sample in the running means of task time and receive time.
 MEAN_WEIGHT = 0.1
+#: "Soon": messages fetched ahead of free threads start within about this long (or one
+#: receive round trip, if longer), far within ``SLOT_WAIT_SECONDS``.
+START_SOON_SECONDS = 0.5
 #: How often the heartbeat thread looks for buffered messages waiting too long.
 TICK_SECONDS = 0.25
 
@@ -94,11 +97,12 @@ class _Pace:
         self.receive_seconds = self._mean(self.receive_seconds, seconds)
 
     def ahead(self, concurrency: int, cap: int) -> int:
-        """Messages the pool starts soon beyond its free threads (0 until tasks were timed)."""
+        """Messages the pool starts soon beyond its free threads (0 until tasks were timed):
+        what it finishes during one receive round trip, or ``START_SOON_SECONDS``."""
         task, receive = self.task_seconds, self.receive_seconds
         if task is None or receive is None:
             return 0
-        return min(cap, int(concurrency * receive / max(task, 1e-6)))
+        return min(cap, int(concurrency * max(receive, START_SOON_SECONDS) / max(task, 1e-6)))
 
 
 @dataclass
