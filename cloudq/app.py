@@ -148,7 +148,8 @@ class CloudQ:
         ``bind=True`` passes the task as the first argument (for ``self.retry()`` and
         ``self.request``). ``ignore_result=True`` stores no SUCCESS record (one write less per
         task); ``deduplicate=False`` skips the idempotency claim (one write less; delivery is
-        then at least once, a redelivered message runs again). The name defaults to ``module.function``, as in Celery.
+        then at least once, a redelivered message runs again). The name defaults to
+        ``module.function``, as in Celery.
         """
         if fn is not None:
             return self._register(fn, options)
