@@ -212,7 +212,7 @@ def main() -> None:
     )
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 16])
-    parser.add_argument("--results-concurrency", type=int, default=8)
+    parser.add_argument("--results-concurrency", type=int, default=8, help="0: skip")
     parser.add_argument("--latency-samples", type=int, default=300)
     parser.add_argument("--consume", choices=["floor", "worker"], help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
@@ -309,6 +309,8 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
             print_row(drain, raw)
 
     c = args.results_concurrency
+    if not c:
+        return
     table = f"bench{uuid.uuid4().hex[:8]}-results"
     backend = f"dynamodb://{table}"
     queue(backend)  # the table

@@ -49,8 +49,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: How long a partial batch of deletes waits for more before it is sent.
-ACK_FLUSH_SECONDS = 0.05
+#: How long a partial batch of deletes waits for more before it is sent (a full one goes at
+#: once): long enough that tasks of a few ms still fill batches (SQS calls per task).
+ACK_FLUSH_SECONDS = 0.2
 SQS_BATCH = 10
 #: After a receive error, wait this long (doubling, capped) before polling again.
 RECEIVE_BACKOFF_SECONDS = (0.5, 15.0)
@@ -289,7 +290,7 @@ class Worker:
         long-polling an idle queue never keeps another queue's messages from free threads."""
 
         def room() -> int:
-            ahead = self._pace.ahead(self.concurrency, SQS_BATCH * self.receivers)
+            ahead = self._pace.ahead(self.concurrency, SQS_BATCH * (self.receivers + 1))
             if index and not (self._backlog[queue] and ahead >= SQS_BATCH * index):
                 return 0
             return self.concurrency - len(self._running) + ahead - len(self._buffer)
