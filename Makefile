@@ -33,6 +33,7 @@ chaos: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/bench_cold.py
 	$(BIN)/python bench/bench_redis.py
 	$(BIN)/python bench/bench_heartbeat.py
 	$(BIN)/python bench/bench_lambda.py

@@ -1,62 +1,71 @@
 """cloudq benchmarks on the ministack server, against raw boto3 floors measured in the same run.
 
-    make bench                 # or: .venv/bin/python bench/run.py --tasks 2000
+    make bench                 # or: .venv/bin/python bench/run.py --tasks 5000 --concurrency 1 8 16
 
-1. Drain: N no-op tasks already queued, drained by one worker (threads) — with results off
-   and with DynamoDB results — against the raw floor (ReceiveMessage of 10 +
-   DeleteMessageBatch, one thread per worker thread).
-2. Enqueue latency: ``.delay()`` against one raw ``send_message``, p50 / p95.
-3. API calls per task made by the worker, counted at the HTTP level by a proxy.
+1. Drain at equal concurrency: N no-op tasks already queued, drained by one cloudq worker
+   process (``-c N`` threads, INFO logging on as a user runs it, no hooks) and by a raw boto3
+   floor process with as many consumer threads (ReceiveMessage of 10 + DeleteMessageBatch),
+   each in its own fresh process, for N in ``--concurrency``. Reported per consumer: tasks/s
+   (from process start to the last delete, start-up included), CPU µs per task (user + sys
+   of that process over the same span / tasks) and SQS calls per task (counted at the HTTP
+   level by a proxy, ``bench/counting_proxy.py``).
+2. With DynamoDB results, against a raw floor doing the same two writes per message, and the
+   cost modes (``ignore_result``, ``deduplicate=False``, both): AWS requests per task and cost
+   per million tasks for each mode, worker or Lambda (``PRICES`` below).
+3. Enqueue latency: ``.delay()`` against one raw ``send_message``, p50 / p95.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import statistics
+import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 import boto3  # noqa: E402
 
-from bench.counting_proxy import CountingProxy  # noqa: E402
-from cloudq import CloudQ  # noqa: E402
-from cloudq.infra import app_resources  # noqa: E402
-from cloudq.worker import Worker  # noqa: E402
-from cloudq_emulator.provision import provision  # noqa: E402
-from cloudq_emulator.server import MinistackServer  # noqa: E402
+#: A no-op task's body as ``.delay()`` writes it; each queued message has its own id.
+BODY = '{"v":1,"id":"%s","task":"noop"}'
 
-BODY = '{"v":1,"id":"00000000-0000-0000-0000-000000000000","task":"noop"}'
-
-
-def make_app(backend: str | None) -> CloudQ:
-    app = CloudQ(f"bench{uuid.uuid4().hex[:8]}", backend=backend, wait_seconds=1)
-
-    @app.task(name="noop")
-    def noop() -> None:
-        return None
-
-    return app
-
-
-def fill(sqs: Any, url: str, count: int) -> None:
-    for start in range(0, count, 10):
-        entries = [{"Id": str(i), "MessageBody": BODY} for i in range(min(10, count - start))]
-        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+#: Public on-demand prices, us-east-1, as listed on aws.amazon.com/<service>/pricing (2025):
+#: SQS standard queue requests (each 64 KB chunk of a payload is one request), DynamoDB
+#: on-demand write and read request units (an item up to 1 KB: one WRU per write; an
+#: eventually consistent read up to 4 KB: half an RRU), Lambda requests and duration (x86).
+PRICES = {
+    "sqs_request": 0.40 / 1e6,
+    "dynamodb_wru": 0.625 / 1e6,
+    "dynamodb_rru": 0.125 / 1e6,
+    "lambda_request": 0.20 / 1e6,
+    "lambda_gb_second": 0.0000166667,
+}
+#: The Lambda worker's assumptions: batches of 10 records, 256 MB, 20 ms billed per batch of
+#: no-op tasks (the handler's own time per record is in bench/bench_lambda.py).
+LAMBDA_BATCH, LAMBDA_GB, LAMBDA_SECONDS_PER_BATCH = 10, 0.25, 0.020
+#: DynamoDB operations and the request units each costs (records of a no-op task < 1 KB).
+WRITE_OPERATIONS = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")
+READ_OPERATIONS = ("GetItem", "BatchGetItem", "Query")
 
 
-def raw_drain(
-    sqs: Any, url: str, count: int, threads: int, per_message: Callable[[str], object] | None = None
-) -> float:
-    """Seconds for ``threads`` raw boto3 consumers to receive and delete ``count`` messages,
-    calling ``per_message(message_id)`` for each (the writes a result backend needs)."""
+# -- the consumer processes (``--consume``) ------------------------------------------------
+
+
+def consume_floor(url: str, count: int, threads: int, table: str | None) -> None:
+    """``threads`` raw boto3 consumers: receive 10, (two writes each), delete the batch."""
+    sqs = boto3.client("sqs")
+    dynamodb = boto3.client("dynamodb") if table else None
     done = [0]
     lock = threading.Lock()
 
@@ -65,48 +74,123 @@ def raw_drain(
             with lock:
                 if done[0] >= count:
                     return
-            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
-                "Messages", []
-            )
-            if got:
-                for message in got if per_message else ():
-                    per_message(message["MessageId"])  # type: ignore[misc]
-                entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
-                sqs.delete_message_batch(QueueUrl=url, Entries=entries)
-                with lock:
-                    done[0] += len(got)
+            got = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=1,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            ).get("Messages", [])
+            if not got:
+                continue
+            for message in got if dynamodb else ():
+                # What a result backend costs at least: the claim and the result.
+                item = {"task_id": {"S": message["MessageId"]}, "state": {"S": "SUCCESS"}}
+                dynamodb.put_item(TableName=table, Item=item)  # type: ignore[union-attr]
+                dynamodb.put_item(TableName=table, Item=item)  # type: ignore[union-attr]
+            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
+            sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+            with lock:
+                done[0] += len(got)
+                if done[0] >= count and not reported:
+                    reported.append(True)
+                    report()  # the last delete; the other threads may still be in a poll
 
-    started = time.perf_counter()
+    reported: list[bool] = []
     workers = [threading.Thread(target=consume) for _ in range(threads)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    return time.perf_counter() - started
 
 
-def run_worker(app: CloudQ, count: int, concurrency: int) -> float:
-    """Seconds for one cloudq worker to acknowledge ``count`` queued messages."""
+def consume_worker(app_name: str, count: int, concurrency: int, backend: str | None, mode: str) -> None:
+    """One cloudq worker with ``concurrency`` threads, run until ``count`` tasks are acked."""
+    from cloudq import CloudQ
+    from cloudq.logs import configure_logging
+    from cloudq.worker import Worker
+
+    configure_logging()
+    app = make_app(CloudQ, app_name, backend, mode)
     worker = Worker(app, concurrency=concurrency, wait_seconds=1)
-    started = time.perf_counter()
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     while worker.stats.acked < count:
-        time.sleep(0.01)
-    elapsed = time.perf_counter() - started
+        time.sleep(0.002)
+    report()
     worker.stop()
     thread.join()
-    return elapsed
 
 
-def cloudq_drain(app: CloudQ, count: int, concurrency: int) -> float:
-    """Seconds for one cloudq worker to run ``count`` queued no-op tasks."""
-    task = app.tasks["noop"]
-    ids = [task.delay().id for _ in range(count)]
-    elapsed = run_worker(app, count, concurrency)
-    if app.backend is not None:
-        assert len(app.backend.get_many(ids[:100])) == min(100, count)
-    return elapsed
+def report() -> None:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"done": time.time(), "cpu": usage.ru_utime + usage.ru_stime}), flush=True)
+
+
+def make_app(cls: Any, name: str, backend: str | None, mode: str = "default") -> Any:
+    app = cls(name, backend=backend, wait_seconds=1)
+    options = {
+        "default": {},
+        "ignore_result": {"ignore_result": True},
+        "no_claim": {"deduplicate": False},
+        "neither": {"ignore_result": True, "deduplicate": False},
+    }[mode]
+    app.task(name="noop", **options)(_noop)
+    return app
+
+
+def _noop() -> None:
+    return None
+
+
+# -- the parent: server, proxy, queues, and the table --------------------------------------
+
+
+@dataclass
+class Drain:
+    label: str
+    tasks: int
+    seconds: float
+    cpu_seconds: float
+    calls: dict[str, int]
+
+    @property
+    def rate(self) -> float:
+        return self.tasks / self.seconds
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu_seconds / self.tasks * 1e6
+
+    def per_task(self, prefix: str, names: tuple[str, ...] | None = None) -> float:
+        chosen = {k: v for k, v in self.calls.items() if k.startswith(prefix)}
+        if names is not None:
+            chosen = {k: v for k, v in chosen.items() if k.split(".")[-1] in names}
+        return sum(chosen.values()) / self.tasks
+
+
+def spawn(args: list[str], env: dict[str, str], proxy: Any, label: str, count: int) -> Drain:
+    """Run a consumer process; time it from its start to its report (start-up included)."""
+    proxy.reset()
+    started = time.time()
+    out = subprocess.run(
+        [sys.executable, __file__, *args],
+        env=env,
+        check=True,
+        stdout=subprocess.PIPE,
+        # The worker's INFO lines are written (as a user runs it), kept only if asked.
+        stderr=open(os.environ.get("CLOUDQ_BENCH_LOG", os.devnull), "a"),  # noqa: SIM115
+        text=True,
+    )
+    figures = json.loads(out.stdout.strip().splitlines()[0])
+    calls = dict(proxy.reset())
+    calls = {k: v for k, v in calls.items() if "SendMessage" not in k}  # the fill, not the consumer
+    return Drain(label, count, figures["done"] - started, figures["cpu"], calls)
+
+
+def fill(sqs: Any, url: str, count: int) -> None:
+    for start in range(0, count, 10):
+        entries = [{"Id": str(i), "MessageBody": BODY % uuid.uuid4()} for i in range(min(10, count - start))]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
 
 
 def latencies(call: Callable[[], object], count: int) -> list[float]:
@@ -126,105 +210,163 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--tasks", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 16])
+    parser.add_argument("--results-concurrency", type=int, default=8, help="0: skip")
     parser.add_argument("--latency-samples", type=int, default=300)
+    parser.add_argument("--consume", choices=["floor", "worker"], help=argparse.SUPPRESS)
+    parser.add_argument("--target", help=argparse.SUPPRESS)
+    parser.add_argument("--backend", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="default", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+    if args.consume == "floor":
+        consume_floor(args.target, args.tasks, args.concurrency[0], args.backend)
+        return
+    if args.consume == "worker":
+        consume_worker(args.target, args.tasks, args.concurrency[0], args.backend, args.mode)
+        return
+
+    from bench.counting_proxy import CountingProxy
+    from cloudq_emulator.server import MinistackServer
 
     server = MinistackServer()
     server.start()
     proxy = CountingProxy(server.endpoint_url).start()
     os.environ.update(server.environment())
-    os.environ["AWS_ENDPOINT_URL"] = proxy.endpoint_url
     try:
-        run(args, proxy)
+        run(args, server.endpoint_url, proxy)
     finally:
         proxy.stop()
         server.stop()
 
 
-def run(args: argparse.Namespace, proxy: CountingProxy) -> None:
-    n, c = args.tasks, args.concurrency
-    threads_for_floor = max(1, c // 10)
-    rows: list[tuple[str, str]] = []
+def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
+    from cloudq import CloudQ
+    from cloudq.infra import app_resources
+    from cloudq_emulator.provision import provision
 
-    floor_app = make_app(None)
-    provision(app_resources(floor_app))
+    n = args.tasks
+    # The consumers talk through the counting proxy; the parent fills queues directly.
+    os.environ["AWS_ENDPOINT_URL"] = direct_url
+    child_env = {**os.environ, "AWS_ENDPOINT_URL": proxy.endpoint_url, "PYTHONPATH": str(ROOT)}
     sqs = boto3.client("sqs")
-    url = sqs.get_queue_url(QueueName=floor_app.physical_queue_name("default"))["QueueUrl"]
-    fill(sqs, url, n)
-    floor = n / raw_drain(sqs, url, n, threads_for_floor)
-    rows.append((f"raw boto3 drain ({threads_for_floor} consumer threads)", f"{floor:,.0f} msg/s"))
 
-    no_results = make_app(None)
-    provision(app_resources(no_results))
-    proxy.reset()
-    rate = n / cloudq_drain(no_results, n, c)
-    calls = proxy.reset()
-    rows.append(
-        (
-            f"cloudq worker, results off (-c {c})",
-            f"{rate:,.0f} tasks/s  ({rate / floor:.2f}x floor)",
+    def queue(backend: str | None = None, mode: str = "default") -> tuple[Any, str]:
+        app = make_app(CloudQ, f"bench{uuid.uuid4().hex[:8]}", backend, mode)
+        provision(app_resources(app))
+        url = sqs.get_queue_url(QueueName=app.physical_queue_name("default"))["QueueUrl"]
+        return app, url
+
+    def floor(c: int, table: str | None = None) -> Drain:
+        _, url = queue()
+        fill(sqs, url, n)
+        extra = ["--backend", table] if table else []
+        label = f"raw boto3 floor, {c} threads" + (" + 2 writes/msg" if table else "")
+        return spawn(
+            ["--consume", "floor", "--target", url, "--tasks", str(n), "--concurrency", str(c), *extra],
+            child_env,
+            proxy,
+            label,
+            n,
         )
-    )
-    sqs_calls = {k: v for k, v in calls.items() if k.startswith("AmazonSQS.")}
-    enqueue_calls = sqs_calls.pop("AmazonSQS.SendMessageBatch", 0) + sqs_calls.pop("AmazonSQS.SendMessage", 0)
-    worker_sqs = sum(sqs_calls.values())
-    rows.append(("  SQS calls per task by the worker", f"{worker_sqs / n:.2f}  " + _breakdown(sqs_calls, n)))
-    rows.append(("  SQS calls per task by .delay()", f"{enqueue_calls / n:.2f}"))
 
-    with_results = make_app(f"dynamodb://{uuid.uuid4().hex[:8]}-results")
-    provision(app_resources(with_results))
-    proxy.reset()
-    rate = n / cloudq_drain(with_results, n, c)
-    calls = proxy.reset()
-    ddb = {k: v for k, v in calls.items() if k.startswith("DynamoDB")}
-    rows.append(
-        (
-            f"cloudq worker, DynamoDB results (-c {c})",
-            f"{rate:,.0f} tasks/s  ({rate / floor:.2f}x floor)",
+    def worker(c: int, backend: str | None = None, mode: str = "default") -> Drain:
+        app, url = queue(backend, mode)
+        fill(sqs, url, n)
+        extra = ["--backend", backend] if backend else []
+        label = f"cloudq worker -c {c}" + (f", DynamoDB results ({mode})" if backend else ", results off")
+        return spawn(
+            [
+                "--consume",
+                "worker",
+                "--target",
+                app.name,
+                "--tasks",
+                str(n),
+                "--concurrency",
+                str(c),
+                "--mode",
+                mode,
+                *extra,
+            ],
+            child_env,
+            proxy,
+            label,
+            n,
         )
+
+    print(
+        f"\ncloudq benchmark — {n} no-op tasks per drain, ministack on 127.0.0.1, each consumer "
+        "in its own process (through a counting proxy)"
     )
-    rows.append(("  DynamoDB calls per task", f"{sum(ddb.values()) / n:.2f}  " + _breakdown(ddb, n)))
-    table = with_results.result_table_name()
-    dynamodb = boto3.client("dynamodb")
+    print(
+        f"  {'consumer':<52} {'tasks/s':>8} {'x floor':>8} {'CPU µs/task':>12} {'x floor':>8} {'SQS/task':>9}"
+    )
+    for c in args.concurrency:
+        raw, ours = floor(c), worker(c)
+        for drain in (raw, ours):
+            print_row(drain, raw)
 
-    def two_writes(message_id: str) -> None:
-        # What a result backend costs at least: the claim and the result, one write each.
-        item = {"task_id": {"S": message_id}, "state": {"S": "SUCCESS"}}
-        dynamodb.put_item(TableName=table, Item=item)
-        dynamodb.put_item(TableName=table, Item=item)
-
-    fill(sqs, url, n)
-    floor_ddb = n / raw_drain(sqs, url, n, c, two_writes)
-    rows.append((f"raw boto3 drain + 2 DynamoDB writes/msg ({c} threads)", f"{floor_ddb:,.0f} msg/s"))
-    rows.append(("  cloudq with results vs that floor", f"{rate / floor_ddb:.2f}x"))
+    c = args.results_concurrency
+    if not c:
+        return
+    table = f"bench{uuid.uuid4().hex[:8]}-results"
+    backend = f"dynamodb://{table}"
+    queue(backend)  # the table
+    raw = floor(c, table)
+    modes = [worker(c, backend, mode) for mode in ("default", "ignore_result", "no_claim", "neither")]
+    print(f"\nWith DynamoDB results (-c {c})")
+    for drain in (raw, *modes):
+        print_row(drain, raw)
+    print_costs(modes, n)
 
     samples = args.latency_samples
-    raw = latencies(lambda: sqs.send_message(QueueUrl=url, MessageBody=BODY), samples)
-    task = no_results.tasks["noop"]
-    delay = latencies(task.delay, samples)
-    rows.append(("raw send_message latency p50 / p95", f"{p(raw, 0.5):.2f} / {p(raw, 0.95):.2f} ms"))
-    rows.append(
-        (
-            ".delay() latency p50 / p95",
-            f"{p(delay, 0.5):.2f} / {p(delay, 0.95):.2f} ms  "
-            f"(p50 {statistics.median(delay) / statistics.median(raw):.2f}x raw)",
-        )
+    app, url = queue()
+    raw_send = latencies(lambda: sqs.send_message(QueueUrl=url, MessageBody=BODY % uuid.uuid4()), samples)
+    delay = latencies(app.tasks["noop"].delay, samples)
+    print(f"\n  raw send_message latency p50 / p95   {p(raw_send, 0.5):.2f} / {p(raw_send, 0.95):.2f} ms")
+    print(
+        f"  .delay() latency p50 / p95          {p(delay, 0.5):.2f} / {p(delay, 0.95):.2f} ms  "
+        f"(p50 {statistics.median(delay) / statistics.median(raw_send):.2f}x raw)"
     )
-    _print(rows, n)
 
 
-def _breakdown(calls: dict[str, int], n: int) -> str:
-    parts = [f"{k.split('.')[-1]} {v / n:.2f}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1])]
-    return "(" + ", ".join(parts) + ")"
+def print_row(drain: Drain, raw: Drain) -> None:
+    sqs = drain.per_task("AmazonSQS")
+    print(
+        f"  {drain.label:<52} {drain.rate:>8,.0f} {drain.rate / raw.rate:>8.2f} "
+        f"{drain.cpu_us:>12,.0f} {drain.cpu_us / raw.cpu_us:>8.2f} {sqs:>9.3f}"
+    )
 
 
-def _print(rows: list[tuple[str, str]], n: int) -> None:
-    width = max(len(label) for label, _ in rows)
-    print(f"\ncloudq benchmark — {n} no-op tasks, ministack on 127.0.0.1 (through a counting proxy)")
-    for label, value in rows:
-        print(f"  {label:<{width}}  {value}")
+def print_costs(modes: list[Drain], n: int) -> None:
+    """AWS requests per task and cost per million tasks, as a worker and as a Lambda function.
+    Each task is also sent once (one SendMessage by ``.delay()``) and its result read by
+    nobody (add half an RRU per ``AsyncResult.get`` poll)."""
+    print(
+        "\nCost per million tasks (PRICES in bench/run.py: SQS $0.40/M requests, DynamoDB on-demand "
+        "$0.625/M WRU, $0.125/M RRU, Lambda $0.20/M requests + $0.0000166667/GB-s)"
+    )
+    columns = ("SQS/task", "WRU/task", "RRU/task", "worker $/M", "Lambda $/M")
+    print(f"  {'mode':<40} " + " ".join(f"{name:>11}" for name in columns))
+    for drain in modes:
+        sqs = drain.per_task("AmazonSQS") + 1  # + the producer's send
+        wru = drain.per_task("DynamoDB", WRITE_OPERATIONS)
+        rru = drain.per_task("DynamoDB", READ_OPERATIONS) / 2
+        storage = wru * PRICES["dynamodb_wru"] + rru * PRICES["dynamodb_rru"]
+        worker = sqs * PRICES["sqs_request"] + storage
+        # Lambda: the event source mapping receives and deletes in batches (billed as SQS
+        # requests), one invocation per batch.
+        lambda_sqs = 1 + 2 / LAMBDA_BATCH
+        invocations = 1 / LAMBDA_BATCH
+        compute = invocations * (
+            PRICES["lambda_request"] + LAMBDA_GB * LAMBDA_SECONDS_PER_BATCH * PRICES["lambda_gb_second"]
+        )
+        on_lambda = lambda_sqs * PRICES["sqs_request"] + storage + compute
+        label = drain.label.split("(")[-1].rstrip(")")
+        figures = (f"{sqs:.3f}", f"{wru:.2f}", f"{rru:.2f}", f"{worker * 1e6:.2f}", f"{on_lambda * 1e6:.2f}")
+        print(f"  {label:<40} " + " ".join(f"{figure:>11}" for figure in figures))
 
 
 if __name__ == "__main__":

@@ -180,13 +180,18 @@ class CloudQ:
         autoretry_for: tuple[type[BaseException], ...] = (Exception,),
         timeout: float | None = None,
         bind: bool = False,
+        ignore_result: bool = False,
+        deduplicate: bool = True,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(self, fn: Callable[..., Any] | None = None, **options: Any) -> Any:
         """Register a function as a task: ``@app.task`` or ``@app.task(queue="emails", …)``.
 
         ``bind=True`` passes the task as the first argument (for ``self.retry()`` and
-        ``self.request``). The name defaults to ``module.function``, as in Celery.
+        ``self.request``). ``ignore_result=True`` stores no SUCCESS record (one write less per
+        task); ``deduplicate=False`` skips the idempotency claim (one write less; delivery is
+        then at least once, a redelivered message runs again). The name defaults to
+        ``module.function``, as in Celery.
         """
         if fn is not None:
             return self._register(fn, options)
@@ -212,6 +217,8 @@ class CloudQ:
             policy=policy,
             timeout=options.pop("timeout", None),
             bind=options.pop("bind", False),
+            ignore_result=options.pop("ignore_result", False),
+            deduplicate=options.pop("deduplicate", True),
         )
         if options:
             raise TaskRegistrationError(f"unknown task option(s): {', '.join(sorted(options))}")

@@ -4,15 +4,34 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_REGION = "us-east-1"
 _checked_regions: set[str] = set()
+#: One data loader for every client of the process: the service models and endpoints.json
+#: are read and parsed once, not once per client (a worker has two SQS clients and a
+#: DynamoDB one; measured in bench/bench_cold.py). Sessions stay one per client, so
+#: credentials and settings are still resolved for each, as before.
+_loader = botocore.loaders.create_loader()
+_loader_lock = threading.Lock()
+
+
+def _session() -> boto3.session.Session:
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _loader)
+    with _loader_lock:
+        session = boto3.session.Session(botocore_session=core)
+        # boto3 appends its own data folder to the loader's search path on every session.
+        _loader.search_paths[:] = list(dict.fromkeys(_loader.search_paths))
+    return session
 
 
 def warn_unknown_region(session: boto3.session.Session, service: str, region: str) -> None:
@@ -58,6 +77,6 @@ def aws_client(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
     )
-    session = boto3.session.Session()
+    session = _session()
     warn_unknown_region(session, service, region)
     return session.client(service, endpoint_url=endpoint_url, region_name=region, config=config)

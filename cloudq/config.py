@@ -24,7 +24,8 @@ SEND_ATTEMPTS = 2
 class Settings(BaseModel):
     """Every app-level setting. Durations are in seconds."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built on first use (the first app), not at ``import cloudq`` (issue 14).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     broker: str = "sqs://"
     #: ``None`` turns results off. Default: ``dynamodb://<app>-results``.

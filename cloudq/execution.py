@@ -239,7 +239,7 @@ class Executor:
         if message.expires is not None and message.expires < now:
             return self._fail(task, message, 0, "Expired", "task expired before it could run")
         attempt = message.retries + received.receive_count
-        if self.app.backend is None and attempt > task.max_retries + 1:
+        if not self._claims(task) and attempt > task.max_retries + 1:
             return self._give_up(task, message, attempt)
         if message.payload is not None:  # a pointer's arguments are read once the task is claimed
             return self._claim_and_run(task, message, received, attempt, None)
@@ -266,6 +266,11 @@ class Executor:
             return Outcome.retry(BACKEND_RETRY_SECONDS, reason="arguments not read (payload store down)")
         except (MessageError, ConfigurationError) as exc:  # gone, altered, or no store here
             return self._fail(task, message, attempt, type(exc).__name__, str(exc))
+
+    def _claims(self, task: Task[Any, Any]) -> bool:
+        """Whether runs of ``task`` claim its id first (exactly-once effect); without a claim
+        the broker's receive count stands in for attempts."""
+        return self.app.backend is not None and task.deduplicate
 
     def _give_up(self, task: Task[Any, Any], message: Message, attempt: int) -> Outcome:
         """Earlier runs ended without an outcome (the worker died, or the task overran)."""
@@ -296,7 +301,7 @@ class Executor:
         arguments: tuple[tuple[Any, ...], dict[str, Any]] | None,
     ) -> Outcome:
         backend = self.app.backend
-        if backend is not None:
+        if backend is not None and self._claims(task):
             lease = (task.timeout or DEFAULT_LEASE_SECONDS) + LEASE_MARGIN_SECONDS
             now = time.time()
             try:
@@ -362,9 +367,15 @@ class Executor:
             stored = task.arguments.result_to_json(value)
         except ArgumentError as exc:  # deterministic: retrying would return the same value
             return self._fail(task, message, request.attempt, "ResultError", str(exc))
+        success = Outcome.ack().of_run(State.SUCCESS, request.attempt)
+        if (task.ignore_result or self.app.backend is None) and not message.has_workflow:
+            # Nothing to store, so no record is built; a workflow's link always records (its
+            # chain or chord reads the value).
+            self.app.codec.release(message)
+            return success
         record = self._record(task, message, State.SUCCESS, request.attempt, value=stored)
         record = record.model_copy(update={"date_started": started})
-        outcome = self._store(record, Outcome.ack().of_run(State.SUCCESS, request.attempt))
+        outcome = self._store(record, success)
         if outcome.state is State.SUCCESS:
             self.app.codec.release(message)
         return self._workflow(message, outcome, outcome.state, value=stored, error=_error_of(outcome))

@@ -85,7 +85,8 @@ def chord_member_id(chord_id: str, index: int) -> str:
 class Message(BaseModel):
     """A task invocation in flight."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # Built on first use (the first send or receive), not at ``import cloudq`` (issue 14).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
     v: int = ENVELOPE_VERSION
     id: str = Field(default_factory=new_task_id, min_length=1, max_length=MAX_TASK_ID_CHARS)

@@ -81,6 +81,8 @@ class Task(Generic[P, R]):
         policy: RetryPolicy,
         timeout: float | None,
         bind: bool,
+        ignore_result: bool = False,
+        deduplicate: bool = True,
     ) -> None:
         self.app = app
         self.fn = fn
@@ -89,6 +91,10 @@ class Task(Generic[P, R]):
         self.policy = policy
         self.timeout = timeout
         self.bind = bind
+        #: Cost options (issue 14): no SUCCESS record (errors are still recorded), and no
+        #: claim (at-least-once: a redelivered message runs again). See the README, Costs.
+        self.ignore_result = ignore_result
+        self.deduplicate = deduplicate
         self.arguments = Arguments(fn, skip_first=bind)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn

@@ -12,9 +12,13 @@ import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from cloudq.payloads.base import PayloadPointer
+
+#: The models of this module are built on first use, not at ``import cloudq`` (issue 14:
+#: a Lambda cold start or a producer without results never needs them).
+LAZY = ConfigDict(defer_build=True)
 
 
 class State(str, enum.Enum):
@@ -39,6 +43,8 @@ class State(str, enum.Enum):
 
 class ResultRecord(BaseModel):
     """What is known about one task id. A data object: it holds no client and does no I/O."""
+
+    model_config = LAZY
 
     task_id: str
     task_name: str = ""
@@ -69,6 +75,8 @@ class ResultRecord(BaseModel):
 class Delivery(BaseModel):
     """Which broker delivery a claim is made for."""
 
+    model_config = LAZY
+
     message_id: str
     receive_count: int
 
@@ -90,6 +98,8 @@ class Counted(NamedTuple):
 
 
 class Claim(BaseModel):
+    model_config = LAZY
+
     status: ClaimStatus
     #: For LEASED: seconds until the other worker's lease expires.
     lease_remaining: float = 0.0

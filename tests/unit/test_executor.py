@@ -376,3 +376,47 @@ def test_a_huge_error_message_is_clipped_so_the_failure_is_still_recorded(moto_a
     [note] = _dead_letters(app)
     assert note.reason.startswith("ValueError: eee")
     assert len(note.reason) < 1100
+
+
+def test_ignore_result_runs_the_task_and_stores_no_success_but_still_records_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDQ_TEST_LOG_DIR", str(tmp_path))
+    # Given tasks with ignore_result=True, one succeeding and one failing
+    app = make_app("ignored", broker="memory://", backend="memory://")
+    quiet = app.task(name="quiet", ignore_result=True)(lambda tag: _write(tmp_path, tag))
+    failing = app.task(name="quiet_fails", ignore_result=True, max_retries=0)(_fail)
+    ok = quiet.delay("ran")
+    bad = failing.delay()
+    # When they are processed
+    drain(app, raise_failures=False)
+    # Then the task ran, its success left no result, and the failure was recorded
+    assert (tmp_path / "quiet").read_text().splitlines() == ["ran"]
+    assert app.AsyncResult(ok.id).state is not State.SUCCESS
+    with pytest.raises(TaskError, match="boom"):
+        bad.get(timeout=1)
+
+
+def test_deduplicate_false_skips_the_claim_so_a_redelivery_runs_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDQ_TEST_LOG_DIR", str(tmp_path))
+    # Given an at-least-once task (no claim) sent twice with the same id
+    app = make_app("atleastonce", broker="memory://", backend="memory://")
+    twice = app.task(name="twice", deduplicate=False)(lambda tag: _write(tmp_path, tag) or tag)
+    twice.apply_async(("x",), task_id="same-1")
+    twice.apply_async(("x",), task_id="same-1")
+    # When both are processed
+    drain(app)
+    # Then it ran twice (no deduplication) and its result is stored
+    assert (tmp_path / "quiet").read_text().splitlines() == ["x", "x"]
+    assert app.AsyncResult("same-1").get(timeout=1) == "x"
+
+
+def _write(path: Path, tag: str) -> None:
+    with (path / "quiet").open("a") as out:
+        out.write(tag + "\n")
+
+
+def _fail() -> None:
+    raise ValueError("boom")
