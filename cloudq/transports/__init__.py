@@ -26,7 +26,7 @@ __all__ = [
 
 def transport_from_url(url: str, app_name: str, settings: Settings) -> Transport:
     """Build the engine a broker URL names. Queue names get the app name as prefix."""
-    parsed = parse_url(url, ("sqs", "memory", "redis"), "broker")
+    parsed = parse_url(url, ("sqs", "memory", "redis", "amqp", "amqps"), "broker")
     if parsed.scheme == "memory":
         from cloudq.transports.memory import MemoryTransport
 
@@ -42,6 +42,10 @@ def transport_from_url(url: str, app_name: str, settings: Settings) -> Transport
             send_timeout=settings.send_timeout,
             send_attempts=settings.send_attempts,
         )
+    if parsed.scheme in ("amqp", "amqps"):
+        from cloudq.transports.amqp import AMQPTransport
+
+        return AMQPTransport.from_url(url, prefix=f"{app_name}-")
     from cloudq.transports.redis import RedisTransport
 
     return RedisTransport.from_url(url, prefix=f"{app_name}-")

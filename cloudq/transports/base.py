@@ -13,6 +13,15 @@ Semantics every engine keeps (the conformance suite checks them):
 - ``change_visibility(…, 0)`` makes a received message visible again at once.
 - a message handle that is no longer valid (acknowledged, or received again since) is
   ignored by ``ack`` and ``change_visibility``.
+- ``visibility_timeouts`` (a capability): ``True`` when the engine keeps a per-message
+  visibility timeout (SQS, Redis, memory). ``False`` when a received message is instead held
+  by its receiver's connection until it is settled (RabbitMQ: unacked until acked): then
+  ``receive``'s ``visibility_timeout`` and ``extend_visibility`` have no effect, in-flight
+  counts are only this client's, and ``change_visibility(handle, N)`` still delivers the
+  message again after N seconds (re-sent with a delay), which is all the executor asks of it
+  (retry later, hand back). The worker then runs no heartbeat, and warns at start about tasks
+  whose timeout passes ``max_visibility_seconds`` (the broker's own limit on holding one).
+  A message of a dead receiver comes back when the broker sees its connection close.
 - ``dead_letter`` puts the body on the queue's dead-letter queue with the reason as an
   attribute (``dead_letter_attributes``), then deletes the original: the message is never in
   neither queue.
@@ -83,6 +92,12 @@ class Transport(Protocol):
     max_delay_seconds: int
     #: The largest body, in bytes, the engine accepts (SQS: 1 MiB).
     max_message_bytes: int
+    #: The longest a received message can stay hidden in all (SQS: 12 hours).
+    max_visibility_seconds: int
+    #: The most messages of one ``receive`` or one batched call (SQS: 10).
+    batch_size: int
+    #: Whether each received message has its own visibility timeout (module docstring).
+    visibility_timeouts: bool
 
     def describe(self) -> str:
         """Where the broker is, for people: banners and error messages."""

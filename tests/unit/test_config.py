@@ -79,6 +79,6 @@ def test_unknown_settings_and_urls_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="unknown setting"):
         CloudQ("shop", brokr="sqs://")
     with pytest.raises(ConfigurationError, match="unknown broker URL"):
-        _ = CloudQ("shop", broker="amqp://localhost").transport
+        _ = CloudQ("shop", broker="kafka://localhost").transport
     with pytest.raises(ConfigurationError, match="must be letters"):
         CloudQ("shop app")

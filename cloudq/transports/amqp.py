@@ -1,0 +1,528 @@
+"""``amqp://`` / ``amqps://``: RabbitMQ 3.10+ (Amazon MQ for RabbitMQ on AWS) through ``amqp``.
+
+The client is ``amqp`` (py-amqp), the one Celery and kombu use: maintained with them, pure
+Python, synchronous (no I/O loop thread to own), with publisher confirms and ``basic_get``.
+
+Topology of a logical queue ``emails`` of app ``shop`` (names from ``amqp_names``):
+
+- ``shop-emails``: a durable *quorum* queue, ``x-delivery-limit`` redeliveries (a crashed
+  consumer's messages come back with the broker's delivery count raised), then dead-lettered
+  at least once (``x-dead-letter-strategy``) through the default exchange to
+- ``shop-emails-dlq``: the dead-letter queue (quorum). cloudq's own dead-lettering publishes
+  there with the reason as the ``cloudq-dead-letter`` header (``dead_letter_attributes``).
+- ``shop-emails.delay-<N>s``: one quorum queue per delay in use, with a message TTL of N
+  seconds, dead-lettering back to ``shop-emails``: delays without the delayed-message plugin.
+  Each expires (``x-expires``) when unused for a while after its TTL.
+
+RabbitMQ clients declare their queues: ``check_queues`` and the first send or receive of a
+queue declare it when missing (a queue that exists with other arguments is used as it is).
+
+Semantics (``Transport`` in base.py; this engine declares ``visibility_timeouts = False``):
+
+- Visibility is "unacked until acked": a received message stays with this connection until
+  ``ack``, ``change_visibility`` or ``dead_letter``, or until the connection closes (the
+  process died): then the broker delivers it again with its delivery count raised. There is
+  no timeout in between, so ``receive``'s ``visibility_timeout`` and ``extend_visibility``
+  change nothing, except RabbitMQ's broker-wide ``consumer_timeout`` (30 min by default; 3.10
+  has no per-queue one): a message unacked for longer closes the channel, and the broker
+  delivers it (and every other message of the channel) again.
+- ``change_visibility(handle, N)`` (a retry, a hand-back) re-publishes the message with a delay
+  of N seconds and acks the original, so it does not spend the queue's delivery limit; the
+  copy keeps its message id and carries the receives so far (``cloudq-receives``), so
+  ``receive_count`` still counts every receive, as SQS's ApproximateReceiveCount does.
+- ``receive`` polls ``basic_get`` (at most ``max_messages``: nothing is prefetched beyond
+  what the caller can start), every ``POLL_SECONDS`` while the queue is empty.
+- FIFO (``*.fifo``): a quorum queue keeps send order; within one transport, a message of a
+  group that has one in flight is held (unacked, in order) until the group is free, and a
+  FIFO hand-back stays held in place. Run one consumer process per FIFO queue: holding is
+  per connection.
+- ``stats``: ``visible`` is the broker's ready count; ``in_flight`` and ``delayed`` are what
+  this transport holds or has delayed (AMQP reports no unacked or per-delay counts).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from cloudq.errors import ConfigurationError, MissingExtraError, TransportError
+from cloudq.transports.base import (
+    OutgoingMessage,
+    QueueStats,
+    ReceivedMessage,
+    check_size,
+    dead_letter_attributes,
+    dead_letter_queue_name,
+    is_fifo,
+)
+
+try:
+    import amqp
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise MissingExtraError("amqp", "amqp") from exc
+
+#: Longest delay of one send: each distinct delay is a queue, so longer waits hop (executor).
+MAX_DELAY_SECONDS = 900
+#: cloudq's default body limit on RabbitMQ (the broker allows 128 MiB, but every byte of a
+#: quorum queue goes through its Raft log); larger payloads use the claim check.
+MAX_MESSAGE_BYTES = 1024 * 1024
+#: RabbitMQ's broker-wide ``consumer_timeout`` default (30 min): the longest a message can stay
+#: unacked. A client cannot change it (rabbitmq.conf, or the Amazon MQ configuration).
+CONSUMER_TIMEOUT_SECONDS = 1800
+#: Messages per ``receive`` and per ``ack`` call, as the worker batches them.
+BATCH_SIZE = 10
+#: Redeliveries after a crash (connection lost while unacked) before the broker dead-letters.
+DELIVERY_LIMIT = 10
+#: How often an empty queue is polled during a long poll.
+POLL_SECONDS = 0.05
+#: FIFO messages held back per queue at most (the rest stay in the broker meanwhile).
+MAX_HELD = 100
+#: A delay queue unused for its TTL plus this long is deleted by the broker.
+DELAY_QUEUE_IDLE_MS = 120_000
+#: Re-declare a delay queue before publishing to it at least this often (re-declaring resets
+#: its expiry, so it never expires with messages inside).
+DELAY_REDECLARE_SECONDS = 60.0
+RECEIVES_HEADER = "cloudq-receives"
+GROUP_HEADER = "cloudq-group-id"
+DEDUPLICATION_HEADER = "cloudq-deduplication-id"
+OWN_HEADERS = frozenset({RECEIVES_HEADER, GROUP_HEADER, DEDUPLICATION_HEADER})
+#: Connection-level failures: the connection is dropped and made again on the next call.
+CONNECTION_ERRORS = (OSError, amqp.exceptions.ConnectionError, amqp.exceptions.RecoverableConnectionError)
+
+
+def is_dead_letter_queue(queue: str) -> bool:
+    base = queue[: -len(".fifo")] if is_fifo(queue) else queue
+    return base.endswith("-dlq")
+
+
+def delay_queue_name(physical: str, seconds: int) -> str:
+    return f"{physical}.delay-{seconds}s"
+
+
+@dataclass
+class _Delivery:
+    """A message this transport received and has not settled."""
+
+    queue: str
+    delivery_tag: int
+    body: str
+    properties: dict[str, Any]
+    received: ReceivedMessage
+
+
+@dataclass
+class _Held:
+    """A FIFO message held back (unacked) while its group has one in flight."""
+
+    delivery: _Delivery
+    visible_at: float = 0.0
+
+
+class AMQPTransport:
+    """Queues on one RabbitMQ virtual host, named ``<prefix><logical name>``."""
+
+    max_delay_seconds = MAX_DELAY_SECONDS
+    max_visibility_seconds = CONSUMER_TIMEOUT_SECONDS
+    batch_size = BATCH_SIZE
+    #: No per-message visibility timeout: see the module docstring.
+    visibility_timeouts = False
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1:5672",
+        prefix: str = "",
+        *,
+        userid: str = "guest",
+        password: str = "guest",
+        virtual_host: str = "/",
+        ssl: bool = False,
+        delivery_limit: int = DELIVERY_LIMIT,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self.host, self.prefix, self.virtual_host = host, prefix, virtual_host
+        self.delivery_limit = delivery_limit
+        self.max_message_bytes = max_message_bytes
+        self._options = {
+            "host": host,
+            "userid": userid,
+            "password": password,
+            "virtual_host": virtual_host,
+            "ssl": ssl,
+            "connect_timeout": connect_timeout,
+            "confirm_publish": True,  # a send returns once the broker has the message
+            "heartbeat": 0,  # a running task never services heartbeats; a dead peer closes TCP
+        }
+        self._lock = threading.RLock()
+        self._connection: Any = None
+        self._channel: Any = None
+        self._admin: Any = None
+        #: Bumped on every new connection: handles of an older one are stale.
+        self._generation = 0
+        self._unacked: dict[str, _Delivery] = {}
+        self._held: dict[str, list[_Held]] = {}
+        self._declared: set[str] = set()
+        self._delay_declared: dict[str, float] = {}
+        self._delay_queues: dict[str, set[str]] = {}
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "", **options: Any) -> AMQPTransport:
+        """``amqp://user:password@host:5672/vhost?delivery_limit=10``; ``amqps://`` uses TLS
+        (port 5671, as Amazon MQ). The vhost is the path: ``//`` or none is ``/``."""
+        parts = urlsplit(url)
+        secure = parts.scheme == "amqps"
+        try:
+            port = parts.port or (5671 if secure else 5672)
+        except ValueError as exc:
+            raise ConfigurationError(f"bad port in broker URL {url!r}") from exc
+        vhost = unquote(parts.path[1:]) if parts.path not in ("", "/") else "/"
+        query = dict(pair.split("=", 1) for pair in parts.query.split("&") if "=" in pair)
+        if "delivery_limit" in query:
+            options.setdefault("delivery_limit", _int_option(url, query["delivery_limit"]))
+        return cls(
+            f"{parts.hostname or '127.0.0.1'}:{port}",
+            prefix,
+            userid=unquote(parts.username or "guest"),
+            password=unquote(parts.password or "guest"),
+            virtual_host=vhost,
+            ssl=secure,
+            **options,
+        )
+
+    def describe(self) -> str:
+        return f"RabbitMQ at {self.host} vhost {self.virtual_host}"
+
+    # -- connection ----------------------------------------------------------------------
+
+    @contextmanager
+    def _mapped(self, what: str) -> Iterator[None]:
+        """The one boundary where amqp and socket errors become ``TransportError``."""
+        with self._lock:
+            try:
+                yield
+            except CONNECTION_ERRORS as exc:
+                self._drop()
+                raise TransportError(f"RabbitMQ at {self.host} failed ({what}): {exc}") from exc
+            except amqp.exceptions.AMQPError as exc:
+                self._drop()  # a channel error closed a channel: start again cleanly
+                raise TransportError(f"RabbitMQ refused {what}: {exc}") from exc
+
+    def _main(self) -> Any:
+        if self._channel is None:
+            connection = amqp.Connection(**self._options)
+            connection.connect()
+            self._connection, self._generation = connection, self._generation + 1
+            self._channel, self._admin = connection.channel(), connection.channel()
+        return self._channel
+
+    def _admin_channel(self) -> Any:
+        self._main()
+        if not self._admin.is_open:  # closed by a 404 of a passive declare
+            self._admin = self._connection.channel()
+        return self._admin
+
+    def _drop(self) -> None:
+        """Forget the connection; the broker re-delivers what it held unacked."""
+        connection, self._connection, self._channel, self._admin = self._connection, None, None, None
+        self._unacked.clear()
+        self._held.clear()
+        self._declared.clear()
+        self._delay_declared.clear()
+        if connection is not None:
+            try:
+                connection.collect()
+            except Exception:  # noqa: BLE001 - already broken; nothing to release cleanly
+                pass
+
+    # -- queues --------------------------------------------------------------------------
+
+    def _physical(self, queue: str) -> str:
+        return self.prefix + queue
+
+    def _arguments(self, queue: str) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"x-queue-type": "quorum"}
+        if not is_dead_letter_queue(queue):
+            arguments |= {
+                "x-delivery-limit": self.delivery_limit,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": self._physical(dead_letter_queue_name(queue)),
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",  # at-least-once dead-lettering requires it
+            }
+        return arguments
+
+    def _declare(self, physical: str, arguments: Mapping[str, Any]) -> None:
+        """Declare a queue when missing: a passive check first, so an existing queue with
+        other arguments is used as it is instead of failing."""
+        try:
+            self._admin_channel().queue_declare(physical, passive=True)
+        except amqp.exceptions.NotFound:
+            self._admin_channel().queue_declare(
+                physical, durable=True, auto_delete=False, arguments=dict(arguments)
+            )
+
+    def _ensure(self, queue: str) -> str:
+        physical = self._physical(queue)
+        if physical not in self._declared:
+            self._main()
+            if not is_dead_letter_queue(queue):
+                dlq = dead_letter_queue_name(queue)
+                self._declare(self._physical(dlq), self._arguments(dlq))
+            self._declare(physical, self._arguments(queue))
+            self._declared.add(physical)
+        return physical
+
+    def _ensure_delay(self, queue: str, seconds: int) -> str:
+        target = self._ensure(queue)
+        name = delay_queue_name(target, seconds)
+        last_declared = self._delay_declared.get(name, -DELAY_REDECLARE_SECONDS)
+        if time.monotonic() - last_declared >= DELAY_REDECLARE_SECONDS:
+            arguments = {
+                "x-queue-type": "quorum",
+                "x-message-ttl": seconds * 1000,
+                "x-expires": seconds * 1000 + DELAY_QUEUE_IDLE_MS,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": target,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            }
+            self._admin_channel().queue_declare(name, durable=True, auto_delete=False, arguments=arguments)
+            self._delay_declared[name] = time.monotonic()
+            self._delay_queues.setdefault(queue, set()).add(name)
+        return name
+
+    def check_queues(self, queues: Sequence[str]) -> None:
+        """Declare each queue, its dead-letter queue, when missing; fail if the broker is
+        unreachable or refuses."""
+        with self._mapped("declare queues"):
+            for queue in queues:
+                self._ensure(queue)
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[str]:
+        for message in messages:
+            check_size(message.body, self.max_message_bytes)
+        ids: list[str] = []
+        with self._mapped(f"send to {queue}"):
+            for message in messages:
+                headers = dict(message.attributes)
+                if message.group_id is not None:
+                    headers[GROUP_HEADER] = message.group_id
+                if message.deduplication_id is not None:
+                    headers[DEDUPLICATION_HEADER] = message.deduplication_id
+                message_id = str(uuid.uuid4())
+                self._publish(queue, message.body, message_id, headers, message.delay_seconds)
+                ids.append(message_id)
+        return ids
+
+    def _publish(self, queue: str, body: str, message_id: str, headers: dict[str, Any], delay: int) -> None:
+        delay = min(max(int(delay), 0), MAX_DELAY_SECONDS)
+        routing_key = self._ensure_delay(queue, delay) if delay else self._ensure(queue)
+        payload = amqp.Message(
+            body,
+            message_id=message_id,
+            timestamp=int(time.time()),
+            delivery_mode=2,  # persistent
+            application_headers={**headers, "cloudq-sent-ms": int(time.time() * 1000)},
+        )
+        self._main().basic_publish(payload, exchange="", routing_key=routing_key)
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def receive(
+        self,
+        queue: str,
+        max_messages: int = BATCH_SIZE,
+        wait_seconds: float = 20.0,
+        visibility_timeout: int | None = None,
+    ) -> list[ReceivedMessage]:
+        """Poll until a message arrives or ``wait_seconds`` pass; ``visibility_timeout`` has
+        no effect (unacked until acked)."""
+        limit = max(1, min(max_messages, BATCH_SIZE))
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            with self._mapped(f"receive from {queue}"):
+                got = self._take(queue, limit)
+            if got or time.monotonic() >= deadline:
+                return got
+            time.sleep(min(POLL_SECONDS, max(deadline - time.monotonic(), 0.0)))
+
+    def _take(self, queue: str, limit: int) -> list[ReceivedMessage]:
+        physical = self._ensure(queue)
+        if not is_fifo(queue):
+            got = []
+            while len(got) < limit and (delivery := self._get(queue, physical)) is not None:
+                got.append(delivery.received)
+            return got
+        return self._take_fifo(queue, physical, limit)
+
+    def _get(self, queue: str, physical: str) -> _Delivery | None:
+        raw = self._channel.basic_get(physical)
+        if raw is None:
+            return None
+        properties = dict(raw.properties)
+        headers = dict(properties.get("application_headers") or {})
+        handle = f"{self._generation}.{raw.delivery_tag}"
+        body = raw.body.decode() if isinstance(raw.body, bytes) else raw.body
+        received = ReceivedMessage(
+            queue=queue,
+            message_id=str(properties.get("message_id") or handle),
+            receipt_handle=handle,
+            body=body,
+            receive_count=int(headers.get(RECEIVES_HEADER, 0)) + int(headers.get("x-delivery-count", 0)) + 1,
+            sent_timestamp_ms=int(headers.get("cloudq-sent-ms") or properties.get("timestamp", 0) * 1000),
+            attributes=_attributes(headers),
+            group_id=_text(headers[GROUP_HEADER]) if GROUP_HEADER in headers else None,
+        )
+        delivery = _Delivery(queue, raw.delivery_tag, body, properties, received)
+        self._unacked[handle] = delivery
+        return delivery
+
+    def _take_fifo(self, queue: str, physical: str, limit: int) -> list[ReceivedMessage]:
+        """Hand out in send order, never two of one group at once; the rest stays held."""
+        now = time.time()
+        pending = self._held.get(queue, [])
+        held = {id(item.delivery) for item in pending}
+        handed_out = [d for d in self._unacked.values() if d.queue == queue and id(d) not in held]
+        busy = {d.received.group_id for d in handed_out}
+        busy |= {item.delivery.received.group_id for item in pending if item.visible_at > now}
+        got: list[ReceivedMessage] = []
+        keep: list[_Held] = []
+        pending = list(pending)
+        while len(got) < limit:
+            if not pending:
+                full = len(keep) >= MAX_HELD
+                if full or (delivery := self._get(queue, physical)) is None:
+                    break
+                pending.append(_Held(delivery))
+            item = pending.pop(0)
+            group = item.delivery.received.group_id
+            if group in busy:
+                keep.append(item)
+                continue
+            busy.add(group)
+            got.append(item.delivery.received)
+        self._held[queue] = keep + pending
+        return got
+
+    # -- settling ------------------------------------------------------------------------
+
+    def _settle(self, handle: str) -> _Delivery | None:
+        """Take a delivery out of this transport's books; ``None`` when the handle is stale."""
+        delivery = self._unacked.pop(handle, None)
+        if delivery is not None:
+            held = self._held.get(delivery.queue, [])
+            self._held[delivery.queue] = [item for item in held if item.delivery is not delivery]
+        return delivery
+
+    def ack(self, queue: str, receipt_handles: Sequence[str]) -> None:
+        with self._mapped(f"ack on {queue}"):
+            for handle in receipt_handles:
+                delivery = self._settle(handle)
+                if delivery is not None:
+                    self._channel.basic_ack(delivery.delivery_tag)
+
+    def change_visibility(self, queue: str, receipt_handle: str, visibility_timeout: int) -> None:
+        """Deliver the message again after ``visibility_timeout`` seconds: re-published with
+        that delay, the original acked (FIFO: held in place, unacked, until then)."""
+        with self._mapped(f"hand back on {queue}"):
+            delivery = self._unacked.get(receipt_handle)
+            if delivery is None:
+                return
+            if is_fifo(queue):
+                self._hold_in_place(delivery, visibility_timeout)
+                return
+            self._settle(receipt_handle)
+            headers = {
+                **_own_headers(delivery.properties),
+                RECEIVES_HEADER: delivery.received.receive_count,
+            }
+            message_id = delivery.received.message_id
+            self._publish(queue, delivery.body, message_id, headers, visibility_timeout)
+            self._channel.basic_ack(delivery.delivery_tag)
+
+    def _hold_in_place(self, delivery: _Delivery, seconds: int) -> None:
+        received = delivery.received
+        # A new handle: the old one is stale, as on SQS; the next receive counts one more.
+        handle = f"{received.receipt_handle}+"
+        again = replace(received, receipt_handle=handle, receive_count=received.receive_count + 1)
+        self._unacked.pop(received.receipt_handle, None)
+        moved = _Delivery(delivery.queue, delivery.delivery_tag, delivery.body, delivery.properties, again)
+        self._unacked[handle] = moved
+        held = self._held.setdefault(delivery.queue, [])
+        held.insert(0, _Held(moved, time.time() + seconds))
+
+    def extend_visibility(self, queue: str, receipt_handles: Sequence[str], visibility_timeout: int) -> None:
+        """Nothing to do: a received message stays unacked until it is settled."""
+
+    def dead_letter(self, message: ReceivedMessage, reason: str) -> str:
+        dlq = dead_letter_queue_name(message.queue)
+        with self._mapped(f"dead-letter on {message.queue}"):
+            copy_id = str(uuid.uuid4())
+            headers: dict[str, Any] = dict(dead_letter_attributes(message, reason))
+            if message.group_id is not None:
+                headers[GROUP_HEADER] = message.group_id
+            self._publish(dlq, message.body, copy_id, headers, 0)
+            delivery = self._settle(message.receipt_handle)
+            if delivery is not None:
+                self._channel.basic_ack(delivery.delivery_tag)
+        return copy_id
+
+    def stats(self, queue: str) -> QueueStats:
+        with self._mapped(f"stats of {queue}"):
+            physical = self._ensure(queue)
+            visible = self._admin_channel().queue_declare(physical, passive=True).message_count
+            in_flight = sum(1 for delivery in self._unacked.values() if delivery.queue == queue)
+            delayed = 0
+            for name in sorted(self._delay_queues.get(queue, ())):
+                try:
+                    delayed += self._admin_channel().queue_declare(name, passive=True).message_count
+                except amqp.exceptions.NotFound:
+                    self._delay_queues[queue].discard(name)  # expired
+        return QueueStats(int(visible), in_flight, delayed)
+
+    def close(self) -> None:
+        """Close the connection: what is still unacked goes back to the broker."""
+        with self._lock:
+            connection, self._connection, self._channel, self._admin = self._connection, None, None, None
+            self._unacked.clear()
+            self._held.clear()
+            self._declared.clear()
+            if connection is not None:
+                try:
+                    connection.close()
+                except (TimeoutError, *CONNECTION_ERRORS, amqp.exceptions.AMQPError):
+                    connection.collect()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _attributes(headers: Mapping[str, Any]) -> dict[str, str]:
+    """A message's own attributes: its headers, less the broker's (``x-``) and cloudq's."""
+    return {
+        name: _text(value)
+        for name, value in headers.items()
+        if not name.startswith("x-") and name not in OWN_HEADERS and name != "cloudq-sent-ms"
+    }
+
+
+def _own_headers(properties: Mapping[str, Any]) -> dict[str, Any]:
+    """The headers to re-publish with: the message's own, without the broker's history."""
+    headers = dict(properties.get("application_headers") or {})
+    return {name: value for name, value in headers.items() if not name.startswith("x-")}
+
+
+def _int_option(url: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"delivery_limit in {url!r} must be a whole number") from exc
