@@ -357,7 +357,7 @@ class AMQPTransport:
     def _take(self, queue: str, limit: int) -> list[ReceivedMessage]:
         physical = self._ensure(queue)
         if not is_fifo(queue):
-            got = []
+            got: list[ReceivedMessage] = []
             while len(got) < limit and (delivery := self._get(queue, physical)) is not None:
                 got.append(delivery.received)
             return got
