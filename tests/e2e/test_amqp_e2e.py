@@ -149,3 +149,29 @@ def test_an_unreachable_rabbitmq_is_one_line(e2e_env: dict[str, str]) -> None:
     assert done.returncode != 0
     assert "RabbitMQ at 127.0.0.1:1" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_demo_runs_on_rabbitmq() -> None:
+    # Given RabbitMQ up (the fixture of the other tests checks it the same way)
+    amqp_transport_or_fail("demo-check-").close()
+    # When the demo runs with RabbitMQ as its broker
+    done = subprocess.run(
+        [sys.executable, "-m", "cloudq", "demo", "--broker", AMQP_URL, "-n", "30", "-c", "4"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    # Then every result is checked
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "results checked" in done.stdout and "30/30" in done.stdout
+
+
+def test_a_bad_amqp_url_in_the_demo_is_one_line_and_exit_2() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "cloudq", "demo", "--broker", "amqp://127.0.0.1:port//", "-n", "1"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "bad port" in done.stderr and "Traceback" not in done.stderr
