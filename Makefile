@@ -34,6 +34,7 @@ chaos: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/bench_redis.py
+	$(BIN)/python bench/bench_amqp.py
 	$(BIN)/python bench/bench_heartbeat.py
 	$(BIN)/python bench/bench_lambda.py
 	$(BIN)/python bench/bench_stop.py

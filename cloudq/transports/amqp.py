@@ -1,7 +1,7 @@
 """``amqp://`` / ``amqps://``: RabbitMQ 3.10+ (Amazon MQ for RabbitMQ on AWS) through ``amqp``.
 
 The client is ``amqp`` (py-amqp), the one Celery and kombu use: maintained with them, pure
-Python, synchronous (no I/O loop thread to own), with publisher confirms and ``basic_get``.
+Python, synchronous (no I/O loop thread to own), with publisher confirms.
 
 Topology of a logical queue ``emails`` of app ``shop`` (names from ``amqp_names``):
 
@@ -30,12 +30,14 @@ Semantics (``Transport`` in base.py; this engine declares ``visibility_timeouts 
   of N seconds and acks the original, so it does not spend the queue's delivery limit; the
   copy keeps its message id and carries the receives so far (``cloudq-receives``), so
   ``receive_count`` still counts every receive, as SQS's ApproximateReceiveCount does.
-- ``receive`` polls ``basic_get`` (at most ``max_messages``: nothing is prefetched beyond
-  what the caller can start), every ``POLL_SECONDS`` while the queue is empty.
-- FIFO (``*.fifo``): a quorum queue keeps send order; within one transport, a message of a
-  group that has one in flight is held (unacked, in order) until the group is free, and a
-  FIFO hand-back stays held in place. Run one consumer process per FIFO queue: holding is
-  per connection.
+- ``receive`` consumes (``basic_consume``; ``basic_get`` is a slow path on quorum queues) with
+  a prefetch of the messages the caller already holds plus the ``max_messages`` it asks for,
+  so the broker pushes no more than the caller can start (the worker asks for its free
+  threads); deliveries wait in order in this transport until handed out.
+- FIFO (``*.fifo``): a quorum queue keeps send order, and is declared with
+  ``x-single-active-consumer`` (one consumer at a time gets its messages, the others stand
+  by); within that consumer, a message of a group that has one in flight stays buffered
+  (unacked, in order) until the group is free, and a FIFO hand-back stays in place.
 - ``stats``: ``visible`` is the broker's ready count; ``in_flight`` and ``delayed`` are what
   this transport holds or has delayed (AMQP reports no unacked or per-delay counts).
 """
@@ -79,10 +81,10 @@ CONSUMER_TIMEOUT_SECONDS = 1800
 BATCH_SIZE = 10
 #: Redeliveries after a crash (connection lost while unacked) before the broker dead-letters.
 DELIVERY_LIMIT = 10
-#: How often an empty queue is polled during a long poll.
-POLL_SECONDS = 0.05
-#: FIFO messages held back per queue at most (the rest stay in the broker meanwhile).
-MAX_HELD = 100
+#: A long poll waits for deliveries in slices this long, letting other threads in between.
+DRAIN_SLICE_SECONDS = 0.02
+#: How long a receive without waiting lets the broker push (a consumer's first deliveries).
+SHORT_POLL_SECONDS = 0.02
 #: A delay queue unused for its TTL plus this long is deleted by the broker.
 DELAY_QUEUE_IDLE_MS = 120_000
 #: Re-declare a delay queue before publishing to it at least this often (re-declaring resets
@@ -166,7 +168,10 @@ class AMQPTransport:
         #: Bumped on every new connection: handles of an older one are stale.
         self._generation = 0
         self._unacked: dict[str, _Delivery] = {}
-        self._held: dict[str, list[_Held]] = {}
+        #: Delivered by the broker and not handed out (or handed back in place), in order.
+        self._buffer: dict[str, list[_Held]] = {}
+        #: Queue → (consumer tag, prefetch).
+        self._consumers: dict[str, tuple[str, int]] = {}
         self._declared: set[str] = set()
         self._delay_declared: dict[str, float] = {}
         self._delay_queues: dict[str, set[str]] = {}
@@ -227,13 +232,17 @@ class AMQPTransport:
             self._admin = self._connection.channel()
         return self._admin
 
+    def _forget(self) -> None:
+        self._unacked.clear()
+        self._buffer.clear()
+        self._consumers.clear()
+        self._declared.clear()
+        self._delay_declared.clear()
+
     def _drop(self) -> None:
         """Forget the connection; the broker re-delivers what it held unacked."""
         connection, self._connection, self._channel, self._admin = self._connection, None, None, None
-        self._unacked.clear()
-        self._held.clear()
-        self._declared.clear()
-        self._delay_declared.clear()
+        self._forget()
         if connection is not None:
             try:
                 connection.collect()
@@ -255,6 +264,9 @@ class AMQPTransport:
                 "x-dead-letter-strategy": "at-least-once",
                 "x-overflow": "reject-publish",  # at-least-once dead-lettering requires it
             }
+        if is_fifo(queue):
+            # One consumer at a time gets a FIFO queue's messages, so order holds across workers.
+            arguments["x-single-active-consumer"] = True
         return arguments
 
     def _declare(self, physical: str, arguments: Mapping[str, Any]) -> None:
@@ -343,30 +355,53 @@ class AMQPTransport:
         wait_seconds: float = 20.0,
         visibility_timeout: int | None = None,
     ) -> list[ReceivedMessage]:
-        """Poll until a message arrives or ``wait_seconds`` pass; ``visibility_timeout`` has
-        no effect (unacked until acked)."""
+        """Wait for deliveries until one can be handed out or ``wait_seconds`` pass;
+        ``visibility_timeout`` has no effect (unacked until acked)."""
         limit = max(1, min(max_messages, BATCH_SIZE))
         deadline = time.monotonic() + wait_seconds
         while True:
             with self._mapped(f"receive from {queue}"):
+                self._consume(queue, limit)
+                remaining = deadline - time.monotonic()
+                # In slices, so that acks and sends of other threads get the connection; a
+                # short poll (no wait) still gives the broker a moment to push.
+                self._drain(queue, limit, max(min(DRAIN_SLICE_SECONDS, remaining), SHORT_POLL_SECONDS))
                 got = self._take(queue, limit)
-            if got or time.monotonic() >= deadline:
+            if got or remaining <= 0:
                 return got
-            time.sleep(min(POLL_SECONDS, max(deadline - time.monotonic(), 0.0)))
 
-    def _take(self, queue: str, limit: int) -> list[ReceivedMessage]:
+    def _drain(self, queue: str, limit: int, seconds: float) -> None:
+        """Wait up to ``seconds`` for a delivery, then take what else has arrived (until
+        ``limit`` are buffered for ``queue``)."""
+        while len(self._buffer.get(queue, ())) < limit:
+            try:
+                self._connection.drain_events(timeout=seconds)
+            except TimeoutError:  # nothing (more) arrived
+                return
+            seconds = 0.0001
+
+    def _consume(self, queue: str, limit: int) -> None:
+        """Consume ``queue`` with a prefetch of what the caller holds plus ``limit``: the
+        broker never pushes more than the caller asked for beyond what it already has (the
+        worker asks for its free threads). The prefetch only grows: re-consuming keeps the
+        deliveries already here."""
         physical = self._ensure(queue)
-        if not is_fifo(queue):
-            got: list[ReceivedMessage] = []
-            while len(got) < limit and (delivery := self._get(queue, physical)) is not None:
-                got.append(delivery.received)
-            return got
-        return self._take_fifo(queue, physical, limit)
+        holding = sum(1 for delivery in self._unacked.values() if delivery.queue == queue)
+        wanted = holding + limit
+        current = self._consumers.get(queue)
+        if current is not None and current[1] >= wanted:
+            return
+        if current is not None:
+            self._channel.basic_cancel(current[0])
+        self._channel.basic_qos(0, wanted, False)  # per consumer: quorum queues have no global qos
+        tag = self._channel.basic_consume(
+            physical,
+            callback=lambda raw: self._on_delivery(queue, raw),
+            on_cancel=lambda tag: self._consumers.pop(queue, None),
+        )
+        self._consumers[queue] = (tag, wanted)
 
-    def _get(self, queue: str, physical: str) -> _Delivery | None:
-        raw = self._channel.basic_get(physical)
-        if raw is None:
-            return None
+    def _on_delivery(self, queue: str, raw: Any) -> None:
         properties = dict(raw.properties)
         headers = dict(properties.get("application_headers") or {})
         handle = f"{self._generation}.{raw.delivery_tag}"
@@ -383,33 +418,31 @@ class AMQPTransport:
         )
         delivery = _Delivery(queue, raw.delivery_tag, body, properties, received)
         self._unacked[handle] = delivery
-        return delivery
+        self._buffer.setdefault(queue, []).append(_Held(delivery))
 
-    def _take_fifo(self, queue: str, physical: str, limit: int) -> list[ReceivedMessage]:
-        """Hand out in send order, never two of one group at once; the rest stays held."""
+    def _take(self, queue: str, limit: int) -> list[ReceivedMessage]:
+        """Hand out buffered deliveries in order; on a FIFO queue never two of one group at
+        once (the others stay buffered, in order, until the group is free)."""
         now = time.time()
-        pending = self._held.get(queue, [])
-        held = {id(item.delivery) for item in pending}
-        handed_out = [d for d in self._unacked.values() if d.queue == queue and id(d) not in held]
-        busy = {d.received.group_id for d in handed_out}
-        busy |= {item.delivery.received.group_id for item in pending if item.visible_at > now}
+        buffered = self._buffer.get(queue, [])
+        busy: set[str | None] = set()
+        if is_fifo(queue):
+            inside = {id(item.delivery) for item in buffered}
+            handed_out = [d for d in self._unacked.values() if d.queue == queue and id(d) not in inside]
+            busy = {delivery.received.group_id for delivery in handed_out}
         got: list[ReceivedMessage] = []
         keep: list[_Held] = []
-        pending = list(pending)
-        while len(got) < limit:
-            if not pending:
-                full = len(keep) >= MAX_HELD
-                if full or (delivery := self._get(queue, physical)) is None:
-                    break
-                pending.append(_Held(delivery))
-            item = pending.pop(0)
+        for item in buffered:
             group = item.delivery.received.group_id
-            if group in busy:
+            if len(got) >= limit or item.visible_at > now or group in busy:
                 keep.append(item)
+                if is_fifo(queue):
+                    busy.add(group)
                 continue
-            busy.add(group)
+            if is_fifo(queue):
+                busy.add(group)
             got.append(item.delivery.received)
-        self._held[queue] = keep + pending
+        self._buffer[queue] = keep
         return got
 
     # -- settling ------------------------------------------------------------------------
@@ -418,8 +451,8 @@ class AMQPTransport:
         """Take a delivery out of this transport's books; ``None`` when the handle is stale."""
         delivery = self._unacked.pop(handle, None)
         if delivery is not None:
-            held = self._held.get(delivery.queue, [])
-            self._held[delivery.queue] = [item for item in held if item.delivery is not delivery]
+            buffered = self._buffer.get(delivery.queue, [])
+            self._buffer[delivery.queue] = [item for item in buffered if item.delivery is not delivery]
         return delivery
 
     def ack(self, queue: str, receipt_handles: Sequence[str]) -> None:
@@ -431,7 +464,7 @@ class AMQPTransport:
 
     def change_visibility(self, queue: str, receipt_handle: str, visibility_timeout: int) -> None:
         """Deliver the message again after ``visibility_timeout`` seconds: re-published with
-        that delay, the original acked (FIFO: held in place, unacked, until then)."""
+        that delay, the original acked (FIFO: kept in place, unacked, until then)."""
         with self._mapped(f"hand back on {queue}"):
             delivery = self._unacked.get(receipt_handle)
             if delivery is None:
@@ -439,25 +472,25 @@ class AMQPTransport:
             if is_fifo(queue):
                 self._hold_in_place(delivery, visibility_timeout)
                 return
-            self._settle(receipt_handle)
-            headers = {
-                **_own_headers(delivery.properties),
-                RECEIVES_HEADER: delivery.received.receive_count,
-            }
-            message_id = delivery.received.message_id
-            self._publish(queue, delivery.body, message_id, headers, visibility_timeout)
-            self._channel.basic_ack(delivery.delivery_tag)
+            self._republish(delivery, delivery.received.receive_count, visibility_timeout)
+
+    def _republish(self, delivery: _Delivery, receives: int, delay: int) -> None:
+        """Send a copy (same message id, ``receives`` so far) and ack the original: unlike a
+        requeue, this does not raise the broker's delivery count."""
+        self._settle(delivery.received.receipt_handle)
+        headers = {**_own_headers(delivery.properties), RECEIVES_HEADER: receives}
+        self._publish(delivery.queue, delivery.body, delivery.received.message_id, headers, delay)
+        self._channel.basic_ack(delivery.delivery_tag)
 
     def _hold_in_place(self, delivery: _Delivery, seconds: int) -> None:
         received = delivery.received
         # A new handle: the old one is stale, as on SQS; the next receive counts one more.
         handle = f"{received.receipt_handle}+"
         again = replace(received, receipt_handle=handle, receive_count=received.receive_count + 1)
-        self._unacked.pop(received.receipt_handle, None)
+        self._settle(received.receipt_handle)
         moved = _Delivery(delivery.queue, delivery.delivery_tag, delivery.body, delivery.properties, again)
         self._unacked[handle] = moved
-        held = self._held.setdefault(delivery.queue, [])
-        held.insert(0, _Held(moved, time.time() + seconds))
+        self._buffer.setdefault(delivery.queue, []).insert(0, _Held(moved, time.time() + seconds))
 
     def extend_visibility(self, queue: str, receipt_handles: Sequence[str], visibility_timeout: int) -> None:
         """Nothing to do: a received message stays unacked until it is settled."""
@@ -489,17 +522,28 @@ class AMQPTransport:
         return QueueStats(int(visible), in_flight, delayed)
 
     def close(self) -> None:
-        """Close the connection: what is still unacked goes back to the broker."""
+        """Stop consuming, return the deliveries never handed out (re-published, so their
+        delivery count does not rise; a FIFO queue's go back with the connection, to keep
+        their order), and close: what is still unacked goes back to the broker."""
         with self._lock:
-            connection, self._connection, self._channel, self._admin = self._connection, None, None, None
-            self._unacked.clear()
-            self._held.clear()
-            self._declared.clear()
-            if connection is not None:
+            if self._connection is not None:
                 try:
-                    connection.close()
+                    self._return_unstarted()
+                    self._connection.close()
                 except (TimeoutError, *CONNECTION_ERRORS, amqp.exceptions.AMQPError):
-                    connection.collect()
+                    self._connection.collect()
+            self._connection, self._channel, self._admin = None, None, None
+            self._forget()
+
+    def _return_unstarted(self) -> None:
+        for tag, _prefetch in list(self._consumers.values()):
+            self._channel.basic_cancel(tag)
+        for queue, buffered in list(self._buffer.items()):
+            if is_fifo(queue):
+                continue
+            for item in buffered:
+                delivery = item.delivery
+                self._republish(delivery, delivery.received.receive_count - 1, 0)
 
 
 def _text(value: Any) -> str:
