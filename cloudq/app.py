@@ -17,8 +17,10 @@ from cloudq.arguments import is_json
 from cloudq.config import UNSET, Settings, SettingsSource, load_settings
 from cloudq.errors import ArgumentError, ConfigurationError, TaskRegistrationError
 from cloudq.hooks import Hooks
+from cloudq.infra.naming import physical_queue_name
 from cloudq.message import Message, new_task_id
-from cloudq.task import RetryPolicy, Task
+from cloudq.retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from cloudq.task import Task
 from cloudq.transports.base import OutgoingMessage, is_fifo
 
 if TYPE_CHECKING:
@@ -107,7 +109,7 @@ class CloudQ:
 
     def physical_queue_name(self, queue: str) -> str:
         """``emails`` of app ``shop`` is SQS queue ``shop-emails``."""
-        return f"{self.name}-{queue}"
+        return physical_queue_name(self.name, queue)
 
     def result_table_name(self) -> str:
         backend = self.settings.backend or ""
@@ -131,11 +133,11 @@ class CloudQ:
         name: str | None = None,
         queue: str | None = None,
         max_retries: int | None = None,
-        retry_backoff: bool = True,
-        retry_delay: float = 1.0,
+        retry_backoff: bool = ...,
+        retry_delay: float = ...,
         retry_backoff_max: float | None = None,
-        retry_jitter: bool = True,
-        autoretry_for: tuple[type[BaseException], ...] = (Exception,),
+        retry_jitter: bool = ...,
+        autoretry_for: tuple[type[BaseException], ...] = ...,
         timeout: float | None = None,
         bind: bool = False,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
@@ -156,11 +158,11 @@ class CloudQ:
             raise TaskRegistrationError(f"task name {name!r} is registered twice")
         policy = RetryPolicy(
             max_retries=_pick(options.pop("max_retries", None), self.settings.max_retries),
-            retry_backoff=options.pop("retry_backoff", True),
-            retry_delay=options.pop("retry_delay", 1.0),
+            retry_backoff=options.pop("retry_backoff", DEFAULT_RETRY_POLICY.retry_backoff),
+            retry_delay=options.pop("retry_delay", DEFAULT_RETRY_POLICY.retry_delay),
             retry_backoff_max=_pick(options.pop("retry_backoff_max", None), self.settings.retry_backoff_max),
-            retry_jitter=options.pop("retry_jitter", True),
-            autoretry_for=tuple(options.pop("autoretry_for", (Exception,))),
+            retry_jitter=options.pop("retry_jitter", DEFAULT_RETRY_POLICY.retry_jitter),
+            autoretry_for=tuple(options.pop("autoretry_for", DEFAULT_RETRY_POLICY.autoretry_for)),
         )
         task: Task[Any, Any] = self.task_class(
             self,
@@ -236,7 +238,8 @@ class CloudQ:
         keys = self.settings.signing_keys
         if keys:
             message = message.model_copy(update={"signature": None}).signed(keys[0])
-        return message.encode(min(self.settings.max_message_bytes, self.transport.max_message_bytes))
+        limit = self.transport.max_message_bytes
+        return message.encode(min(self.settings.max_message_bytes or limit, limit))
 
     def send_message(self, message: Message, queue: str, *, now: float | None = None) -> None:
         """Sign, encode and send one envelope, delayed until its ``eta`` (capped at the

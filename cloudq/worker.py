@@ -36,9 +36,11 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from cloudq.config import WORKER_GRACE_SECONDS
 from cloudq.errors import CloudQError
 from cloudq.execution import Action, Executor, Prepared, apply_outcome
 from cloudq.health import Health
+from cloudq.infra.model import SQS_DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import ReceivedMessage
 
 if TYPE_CHECKING:
@@ -116,12 +118,14 @@ class Worker:
         concurrency: int = 8,
         visibility_timeout: int | None = None,
         wait_seconds: float | None = None,
-        grace: float = 25.0,
+        grace: float = WORKER_GRACE_SECONDS,
     ) -> None:
         self.app = app
         self.queues = list(queues or sorted(app.queue_names()))
         self.concurrency = max(1, concurrency)
-        self.visibility_timeout = visibility_timeout or app.settings.visibility_timeout or 30
+        self.visibility_timeout = (
+            visibility_timeout or app.settings.visibility_timeout or SQS_DEFAULT_VISIBILITY_TIMEOUT
+        )
         self.wait_seconds = app.settings.wait_seconds if wait_seconds is None else wait_seconds
         self.grace = grace
         self.executor = Executor(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cloudq.backends.base import Claim, ClaimStatus, ResultBackend, ResultRecord, State
+from cloudq.infra.naming import queue_prefix
 from cloudq.urls import parse_url
 
 __all__ = [
@@ -32,4 +33,4 @@ def backend_from_url(url: str, app_name: str) -> ResultBackend:
         )
     from cloudq.backends.redis import RedisBackend
 
-    return RedisBackend.from_url(url, prefix=f"{app_name}-")
+    return RedisBackend.from_url(url, prefix=queue_prefix(app_name))

@@ -54,6 +54,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from cloudq.errors import ConfigurationError, MissingExtraError, TransportError
+from cloudq.infra.naming import delay_queue_name, is_dead_letter_queue
 from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,
@@ -96,15 +97,6 @@ DEDUPLICATION_HEADER = "cloudq-deduplication-id"
 OWN_HEADERS = frozenset({RECEIVES_HEADER, GROUP_HEADER, DEDUPLICATION_HEADER})
 #: Connection-level failures: the connection is dropped and made again on the next call.
 CONNECTION_ERRORS = (OSError, amqp.exceptions.ConnectionError, amqp.exceptions.RecoverableConnectionError)
-
-
-def is_dead_letter_queue(queue: str) -> bool:
-    base = queue[: -len(".fifo")] if is_fifo(queue) else queue
-    return base.endswith("-dlq")
-
-
-def delay_queue_name(physical: str, seconds: int) -> str:
-    return f"{physical}.delay-{seconds}s"
 
 
 @dataclass

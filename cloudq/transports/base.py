@@ -34,6 +34,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+# Names are owned by cloudq.infra.naming; engines import them from here as before.
+from cloudq.infra.naming import dead_letter_queue_name, is_fifo
+
+__all__ = [
+    "DEAD_LETTER_ATTRIBUTE",
+    "DeadLetterNote",
+    "OutgoingMessage",
+    "QueueStats",
+    "ReceivedMessage",
+    "Transport",
+    "check_size",
+    "dead_letter_attributes",
+    "dead_letter_queue_name",
+    "is_fifo",
+]
+
 #: The message attribute of a dead-letter copy saying why, and from where, it was moved: JSON
 #: ``{"reason": ..., "source_queue": ..., "dropped_attributes": [...]}``. One attribute, so a
 #: message keeps as many of its own as the broker allows (SQS: 10 in all).
@@ -227,17 +243,3 @@ def check_size(body: str, max_bytes: int) -> None:
         raise MessageTooLargeError(f"message is {size} bytes, over the broker limit of {max_bytes}")
 
 
-FIFO_SUFFIX = ".fifo"
-
-
-def is_fifo(queue: str) -> bool:
-    """A queue whose name ends in ``.fifo`` is a FIFO queue (as on SQS)."""
-    return queue.endswith(FIFO_SUFFIX)
-
-
-def dead_letter_queue_name(queue: str) -> str:
-    """``emails`` → ``emails-dlq``; ``orders.fifo`` → ``orders-dlq.fifo`` (SQS requires a FIFO
-    queue's dead-letter queue to be FIFO too)."""
-    if is_fifo(queue):
-        return queue[: -len(FIFO_SUFFIX)] + "-dlq" + FIFO_SUFFIX
-    return queue + "-dlq"

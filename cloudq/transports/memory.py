@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from cloudq.infra.model import SQS_DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,
@@ -27,7 +28,6 @@ from cloudq.transports.base import (
 # The memory engine keeps SQS's limits: the SQS transport owns them.
 from cloudq.transports.sqs import (
     SQS_BATCH,
-    SQS_DEFAULT_VISIBILITY_TIMEOUT,
     SQS_MAX_DELAY_SECONDS,
     SQS_MAX_MESSAGE_BYTES,
     SQS_MAX_VISIBILITY_SECONDS,

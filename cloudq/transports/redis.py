@@ -30,6 +30,7 @@ from importlib import resources
 from typing import Any
 
 from cloudq.errors import MissingExtraError, TransportError
+from cloudq.infra.model import SQS_DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,
@@ -43,7 +44,6 @@ from cloudq.transports.base import (
 # The Redis engine keeps SQS's limits: the SQS transport owns them.
 from cloudq.transports.sqs import (
     SQS_BATCH,
-    SQS_DEFAULT_VISIBILITY_TIMEOUT,
     SQS_MAX_DELAY_SECONDS,
     SQS_MAX_MESSAGE_BYTES,
     SQS_MAX_VISIBILITY_SECONDS,

@@ -40,8 +40,6 @@ SQS_MAX_MESSAGE_BYTES = 1024 * 1024
 SQS_MAX_MESSAGE_ATTRIBUTES = 10
 #: A received message stays hidden at most 12 hours in all (ChangeMessageVisibility's ceiling).
 SQS_MAX_VISIBILITY_SECONDS = 43_200
-#: A queue's visibility timeout when none is set (SQS's own default).
-SQS_DEFAULT_VISIBILITY_TIMEOUT = 30
 #: The whole SendMessageBatch request is limited to 1 MiB too; keep headroom for the JSON.
 SQS_MAX_BATCH_BYTES = SQS_MAX_MESSAGE_BYTES - 16 * 1024
 MISSING_QUEUE_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
