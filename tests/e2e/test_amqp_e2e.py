@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -175,3 +176,28 @@ def test_a_bad_amqp_url_in_the_demo_is_one_line_and_exit_2() -> None:
     )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "bad port" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_hand_backs_never_spend_the_delivery_limit() -> None:
+    from cloudq.transports.base import OutgoingMessage
+    from tests.conformance.conftest import delete_amqp_queues
+
+    # Given a queue whose broker dead-letters after 2 redeliveries
+    prefix = f"c{uuid.uuid4().hex[:10]}-"
+    transport = amqp_transport_or_fail(prefix, delivery_limit=2)
+    try:
+        transport.send("work", [OutgoingMessage("handed back")])
+        # When the message is handed back 5 times (a stopping worker, no free slot)
+        counts = []
+        for _ in range(5):
+            [got] = transport.receive("work", 1, wait_seconds=5)
+            counts.append(got.receive_count)
+            transport.change_visibility("work", got.receipt_handle, 0)
+        # Then it is still in its queue, not dead-lettered, and every receive was counted
+        [got] = transport.receive("work", 1, wait_seconds=5)
+        assert (got.body, got.receive_count) == ("handed back", 6)
+        assert counts == [1, 2, 3, 4, 5]
+        assert transport.receive("work-dlq", 1, wait_seconds=0.5) == []
+    finally:
+        transport.close()
+        delete_amqp_queues(prefix)
