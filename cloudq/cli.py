@@ -137,6 +137,9 @@ def worker(
     )
     if processes == 1:
         runner.run()
+        # Releases the broker: RabbitMQ gets back the deliveries never handed out without
+        # raising their delivery count (a closing connection would).
+        app.transport.close()
         return
     from cloudq.supervisor import Supervisor
 

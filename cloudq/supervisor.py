@@ -50,6 +50,7 @@ def _child_main(
 
     threading.Thread(target=report, name="cloudq-report", daemon=True).start()
     worker.run()
+    worker.app.transport.close()  # see cli.worker
 
 
 @dataclass

@@ -84,6 +84,9 @@ BATCH_SIZE = 10
 DELIVERY_LIMIT = 10
 #: A long poll waits for deliveries in slices this long, letting other threads in between.
 DRAIN_SLICE_SECONDS = 0.02
+#: A consumer's prefetch far above what its caller holds and asks for is made smaller once it
+#: has been so for this long (a burst is over).
+PREFETCH_SHRINK_SECONDS = 2.0
 #: How long a receive without waiting lets the broker push (a consumer's first deliveries).
 SHORT_POLL_SECONDS = 0.02
 #: A delay queue unused for its TTL plus this long is deleted by the broker.
@@ -164,6 +167,7 @@ class AMQPTransport:
         self._buffer: dict[str, list[_Held]] = {}
         #: Queue → (consumer tag, prefetch).
         self._consumers: dict[str, tuple[str, int]] = {}
+        self._oversized_since: dict[str, float] = {}
         self._declared: set[str] = set()
         self._delay_declared: dict[str, float] = {}
         self._delay_queues: dict[str, set[str]] = {}
@@ -373,16 +377,27 @@ class AMQPTransport:
             seconds = 0.0001
 
     def _consume(self, queue: str, limit: int) -> None:
-        """Consume ``queue`` with a prefetch of what the caller holds plus ``limit``: the
-        broker never pushes more than the caller asked for beyond what it already has (the
-        worker asks for its free threads). The prefetch only grows: re-consuming keeps the
-        deliveries already here."""
+        """Consume ``queue`` with a prefetch of the messages the caller holds (handed out, not
+        settled) plus ``limit``: the broker pushes no more than the caller asked for beyond
+        what it has (the worker asks for its free threads; what it holds includes finished
+        messages whose acks are batched, so the rest is what it finishes in one ack flush).
+        A consumer is made again when that prefetch is too small, or far too big (a burst
+        is over); the deliveries already here stay."""
         physical = self._ensure(queue)
-        holding = sum(1 for delivery in self._unacked.values() if delivery.queue == queue)
+        buffered = {id(item.delivery) for item in self._buffer.get(queue, ())}
+        holding = sum(1 for d in self._unacked.values() if d.queue == queue and id(d) not in buffered)
         wanted = holding + limit
         current = self._consumers.get(queue)
-        if current is not None and current[1] >= wanted:
-            return
+        if current is not None and wanted <= current[1]:
+            if current[1] <= 2 * wanted + BATCH_SIZE:
+                self._oversized_since.pop(queue, None)
+                return
+            # Far too big, but only shrink once it has been so for a while: the count of
+            # finished messages awaiting their batched ack swings from one call to the next.
+            since = self._oversized_since.setdefault(queue, time.monotonic())
+            if time.monotonic() - since < PREFETCH_SHRINK_SECONDS:
+                return
+        self._oversized_since.pop(queue, None)
         if current is not None:
             self._channel.basic_cancel(current[0])
         self._channel.basic_qos(0, wanted, False)  # per consumer: quorum queues have no global qos
