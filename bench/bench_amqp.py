@@ -25,9 +25,8 @@ import amqp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import latencies, p  # noqa: E402
+from bench.run import cloudq_drain, latencies, p  # noqa: E402
 from cloudq.app import CloudQ  # noqa: E402
-from cloudq.worker import Worker  # noqa: E402
 
 URL = "amqp://guest:guest@127.0.0.1:5672//"
 BODY = '{"v":1,"id":"00000000-0000-0000-0000-000000000000","task":"noop"}'
@@ -121,22 +120,6 @@ def raw_drain_own(queue: str, count: int, threads: int) -> float:
     for channel in channels:
         channel.connection.close()
     filler.close()
-    return elapsed
-
-
-def cloudq_drain(app: CloudQ, count: int, concurrency: int) -> float:
-    task = app.tasks["noop"]
-    for _ in range(count):
-        task.delay()
-    worker = Worker(app, concurrency=concurrency, wait_seconds=1)
-    started = time.perf_counter()
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    while worker.stats.acked < count:
-        time.sleep(0.005)
-    elapsed = time.perf_counter() - started
-    worker.stop()
-    thread.join()
     return elapsed
 
 

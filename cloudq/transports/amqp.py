@@ -53,8 +53,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from cloudq.errors import ConfigurationError, MissingExtraError, TransportError
-from cloudq.infra.naming import delay_queue_name, is_dead_letter_queue
+from cloudq.errors import ConfigurationError, TransportError
+from cloudq.transports.amqp_topology import DELIVERY_LIMIT, Topology, amqp
 from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,
@@ -64,11 +64,6 @@ from cloudq.transports.base import (
     dead_letter_queue_name,
     is_fifo,
 )
-
-try:
-    import amqp
-except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise MissingExtraError("amqp", "amqp") from exc
 
 #: Longest delay of one send: each distinct delay is a queue, so longer waits hop (executor).
 MAX_DELAY_SECONDS = 900
@@ -80,8 +75,6 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 CONSUMER_TIMEOUT_SECONDS = 1800
 #: Messages per ``receive`` and per ``ack`` call, as the worker batches them.
 BATCH_SIZE = 10
-#: Redeliveries after a crash (connection lost while unacked) before the broker dead-letters.
-DELIVERY_LIMIT = 10
 #: A long poll waits for deliveries in slices this long, letting other threads in between.
 DRAIN_SLICE_SECONDS = 0.02
 #: A consumer's prefetch far above what its caller holds and asks for is made smaller once it
@@ -89,11 +82,6 @@ DRAIN_SLICE_SECONDS = 0.02
 PREFETCH_SHRINK_SECONDS = 2.0
 #: How long a receive without waiting lets the broker push (a consumer's first deliveries).
 SHORT_POLL_SECONDS = 0.02
-#: A delay queue unused for its TTL plus this long is deleted by the broker.
-DELAY_QUEUE_IDLE_MS = 120_000
-#: Re-declare a delay queue before publishing to it at least this often (re-declaring resets
-#: its expiry, so it never expires with messages inside).
-DELAY_REDECLARE_SECONDS = 60.0
 RECEIVES_HEADER = "cloudq-receives"
 GROUP_HEADER = "cloudq-group-id"
 DEDUPLICATION_HEADER = "cloudq-deduplication-id"
@@ -168,9 +156,7 @@ class AMQPTransport:
         #: Queue → (consumer tag, prefetch).
         self._consumers: dict[str, tuple[str, int]] = {}
         self._oversized_since: dict[str, float] = {}
-        self._declared: set[str] = set()
-        self._delay_declared: dict[str, float] = {}
-        self._delay_queues: dict[str, set[str]] = {}
+        self._topology = Topology(prefix, delivery_limit, self._admin_channel)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "", **options: Any) -> AMQPTransport:
@@ -232,8 +218,7 @@ class AMQPTransport:
         self._unacked.clear()
         self._buffer.clear()
         self._consumers.clear()
-        self._declared.clear()
-        self._delay_declared.clear()
+        self._topology.forget()
 
     def _drop(self) -> None:
         """Forget the connection; the broker re-delivers what it held unacked."""
@@ -247,63 +232,9 @@ class AMQPTransport:
 
     # -- queues --------------------------------------------------------------------------
 
-    def _physical(self, queue: str) -> str:
-        return self.prefix + queue
-
-    def _arguments(self, queue: str) -> dict[str, Any]:
-        arguments: dict[str, Any] = {"x-queue-type": "quorum"}
-        if not is_dead_letter_queue(queue):
-            arguments |= {
-                "x-delivery-limit": self.delivery_limit,
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": self._physical(dead_letter_queue_name(queue)),
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",  # at-least-once dead-lettering requires it
-            }
-        if is_fifo(queue):
-            # One consumer at a time gets a FIFO queue's messages, so order holds across workers.
-            arguments["x-single-active-consumer"] = True
-        return arguments
-
-    def _declare(self, physical: str, arguments: Mapping[str, Any]) -> None:
-        """Declare a queue when missing: a passive check first, so an existing queue with
-        other arguments is used as it is instead of failing."""
-        try:
-            self._admin_channel().queue_declare(physical, passive=True)
-        except amqp.exceptions.NotFound:
-            self._admin_channel().queue_declare(
-                physical, durable=True, auto_delete=False, arguments=dict(arguments)
-            )
-
     def _ensure(self, queue: str) -> str:
-        physical = self._physical(queue)
-        if physical not in self._declared:
-            self._main()
-            if not is_dead_letter_queue(queue):
-                dlq = dead_letter_queue_name(queue)
-                self._declare(self._physical(dlq), self._arguments(dlq))
-            self._declare(physical, self._arguments(queue))
-            self._declared.add(physical)
-        return physical
-
-    def _ensure_delay(self, queue: str, seconds: int) -> str:
-        target = self._ensure(queue)
-        name = delay_queue_name(target, seconds)
-        last_declared = self._delay_declared.get(name, -DELAY_REDECLARE_SECONDS)
-        if time.monotonic() - last_declared >= DELAY_REDECLARE_SECONDS:
-            arguments = {
-                "x-queue-type": "quorum",
-                "x-message-ttl": seconds * 1000,
-                "x-expires": seconds * 1000 + DELAY_QUEUE_IDLE_MS,
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": target,
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
-            }
-            self._admin_channel().queue_declare(name, durable=True, auto_delete=False, arguments=arguments)
-            self._delay_declared[name] = time.monotonic()
-            self._delay_queues.setdefault(queue, set()).add(name)
-        return name
+        self._main()
+        return self._topology.ensure(queue)
 
     def check_queues(self, queues: Sequence[str]) -> None:
         """Declare each queue, its dead-letter queue, when missing; fail if the broker is
@@ -332,7 +263,8 @@ class AMQPTransport:
 
     def _publish(self, queue: str, body: str, message_id: str, headers: dict[str, Any], delay: int) -> None:
         delay = min(max(int(delay), 0), MAX_DELAY_SECONDS)
-        routing_key = self._ensure_delay(queue, delay) if delay else self._ensure(queue)
+        self._main()
+        routing_key = self._topology.ensure_delay(queue, delay) if delay else self._topology.ensure(queue)
         payload = amqp.Message(
             body,
             message_id=message_id,
@@ -517,16 +449,16 @@ class AMQPTransport:
 
     def stats(self, queue: str) -> QueueStats:
         with self._mapped(f"stats of {queue}"):
-            physical = self._ensure(queue)
-            visible = self._admin_channel().queue_declare(physical, passive=True).message_count
+            visible = self._topology.ready_count(self._ensure(queue)) or 0
             in_flight = sum(1 for delivery in self._unacked.values() if delivery.queue == queue)
             delayed = 0
-            for name in sorted(self._delay_queues.get(queue, ())):
-                try:
-                    delayed += self._admin_channel().queue_declare(name, passive=True).message_count
-                except amqp.exceptions.NotFound:
-                    self._delay_queues[queue].discard(name)  # expired
-        return QueueStats(int(visible), in_flight, delayed)
+            delay_queues = self._topology.delay_queues.get(queue, set())
+            for name in sorted(delay_queues):
+                count = self._topology.ready_count(name)
+                if count is None:
+                    delay_queues.discard(name)  # expired
+                delayed += count or 0
+        return QueueStats(visible, in_flight, delayed)
 
     def close(self) -> None:
         """Stop consuming, return the deliveries never handed out (re-published, so their
