@@ -77,6 +77,7 @@ CONSUMER_TIMEOUT_SECONDS = 1800
 BATCH_SIZE = 10
 #: A long poll waits for deliveries in slices this long, letting other threads in between.
 DRAIN_SLICE_SECONDS = 0.02
+FIRST_SLICE_SECONDS = 0.001
 #: A consumer's prefetch far above what its caller holds and asks for is made smaller once it
 #: has been so for this long (a burst is over).
 PREFETCH_SHRINK_SECONDS = 2.0
@@ -156,6 +157,9 @@ class AMQPTransport:
         #: Queue → (consumer tag, prefetch).
         self._consumers: dict[str, tuple[str, int]] = {}
         self._oversized_since: dict[str, float] = {}
+        #: Receipt handles acked while another thread had the connection (see ``ack``).
+        self._pending_acks: list[str] = []
+        self._pending_lock = threading.Lock()
         self._topology = Topology(prefix, delivery_limit, self._admin_channel)
 
     @classmethod
@@ -192,6 +196,7 @@ class AMQPTransport:
         """The one boundary where amqp and socket errors become ``TransportError``."""
         with self._lock:
             try:
+                self._send_acks()
                 yield
             except CONNECTION_ERRORS as exc:
                 self._drop()
@@ -287,21 +292,29 @@ class AMQPTransport:
         ``visibility_timeout`` has no effect (unacked until acked)."""
         limit = max(1, min(max_messages, BATCH_SIZE))
         deadline = time.monotonic() + wait_seconds
+        # The connection is waited on in slices, so that other threads' acks and sends get
+        # it in between: short at first (a busy worker's next message follows its acks), up
+        # to DRAIN_SLICE_SECONDS on an idle queue. A short poll (no wait) still gives the
+        # broker a moment to push.
+        slice_seconds = FIRST_SLICE_SECONDS
         while True:
             with self._mapped(f"receive from {queue}"):
                 self._consume(queue, limit)
-                remaining = deadline - time.monotonic()
-                # In slices, so that acks and sends of other threads get the connection; a
-                # short poll (no wait) still gives the broker a moment to push.
-                self._drain(queue, limit, max(min(DRAIN_SLICE_SECONDS, remaining), SHORT_POLL_SECONDS))
                 got = self._take(queue, limit)
+                remaining = deadline - time.monotonic()
+                if not got:
+                    wait = min(slice_seconds, remaining) if remaining > 0 else SHORT_POLL_SECONDS
+                    self._drain(queue, limit, wait)
+                    got = self._take(queue, limit)
             if got or remaining <= 0:
                 return got
+            slice_seconds = min(2 * slice_seconds, DRAIN_SLICE_SECONDS)
 
     def _drain(self, queue: str, limit: int, seconds: float) -> None:
         """Wait up to ``seconds`` for a delivery, then take what else has arrived (until
         ``limit`` are buffered for ``queue``)."""
         while len(self._buffer.get(queue, ())) < limit:
+            self._send_acks()
             try:
                 self._connection.drain_events(timeout=seconds)
             except TimeoutError:  # nothing (more) arrived
@@ -395,11 +408,25 @@ class AMQPTransport:
         return delivery
 
     def ack(self, queue: str, receipt_handles: Sequence[str]) -> None:
-        with self._mapped(f"ack on {queue}"):
-            for handle in receipt_handles:
-                delivery = self._settle(handle)
-                if delivery is not None:
-                    self._channel.basic_ack(delivery.delivery_tag)
+        """Ack now when the connection is free; when another thread has it (a receive waiting
+        for deliveries), queue the acks: that thread sends them before it waits again, so an
+        ack never waits out a long poll (and the broker's prefetch window opens at once)."""
+        with self._pending_lock:
+            self._pending_acks.extend(receipt_handles)
+        if self._lock.acquire(blocking=False):
+            try:
+                with self._mapped(f"ack on {queue}"):
+                    pass  # ``_mapped`` sends the queued acks
+            finally:
+                self._lock.release()
+
+    def _send_acks(self) -> None:
+        with self._pending_lock:
+            handles, self._pending_acks = self._pending_acks, []
+        for handle in handles:
+            delivery = self._settle(handle)
+            if delivery is not None:
+                self._channel.basic_ack(delivery.delivery_tag)
 
     def change_visibility(self, queue: str, receipt_handle: str, visibility_timeout: int) -> None:
         """Deliver the message again after ``visibility_timeout`` seconds: re-published with
