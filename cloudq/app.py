@@ -17,7 +17,7 @@ from cloudq.arguments import is_json
 from cloudq.config import UNSET, Settings, SettingsSource, load_settings
 from cloudq.errors import ArgumentError, ConfigurationError, TaskRegistrationError
 from cloudq.hooks import Hooks
-from cloudq.infra.naming import physical_queue_name
+from cloudq.infra.naming import physical_queue_name, results_table_name
 from cloudq.message import Message, new_task_id
 from cloudq.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from cloudq.task import Task
@@ -114,7 +114,7 @@ class CloudQ:
     def result_table_name(self) -> str:
         backend = self.settings.backend or ""
         table = backend.removeprefix("dynamodb://").split("?")[0].strip("/")
-        return table or f"{self.name}-results"
+        return table or results_table_name(self.name)
 
     def queue_names(self) -> set[str]:
         """Every logical queue a task of this app is routed to, and the default queue."""

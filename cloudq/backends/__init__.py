@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cloudq.backends.base import Claim, ClaimStatus, ResultBackend, ResultRecord, State
-from cloudq.infra.naming import queue_prefix
+from cloudq.infra.naming import queue_prefix, results_table_name
 from cloudq.urls import parse_url
 
 __all__ = [
@@ -27,7 +27,7 @@ def backend_from_url(url: str, app_name: str) -> ResultBackend:
         from cloudq.backends.dynamodb import DynamoDBBackend
 
         return DynamoDBBackend(
-            table=parsed.location or f"{app_name}-results",
+            table=parsed.location or results_table_name(app_name),
             endpoint_url=parsed.options.get("endpoint_url"),
             region_name=parsed.options.get("region"),
         )
