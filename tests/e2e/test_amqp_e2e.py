@@ -201,3 +201,28 @@ def test_hand_backs_never_spend_the_delivery_limit() -> None:
     finally:
         transport.close()
         delete_amqp_queues(prefix)
+
+
+def test_a_worker_warns_at_start_about_a_task_longer_than_the_consumer_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from cloudq.worker import Worker
+
+    # Given an app on RabbitMQ with a task allowed to run 2 hours (past the 30 min timeout)
+    name = f"c{uuid.uuid4().hex[:10]}"
+    amqp_transport_or_fail(f"{name}-").close()
+    app = CloudQ(name, broker=AMQP_URL, backend=None)
+
+    @app.task(name="report", timeout=7200)
+    def report() -> None: ...
+
+    # When a worker starts
+    worker = Worker(app, ["default"], concurrency=1, wait_seconds=0.5)
+    with caplog.at_level("WARNING", logger="cloudq.worker"):
+        worker.start()
+        worker.stop()
+    app.transport.close()
+    _delete_queues(name)
+    # Then it says that the task can outlive the broker's hold on its message
+    [warning] = [record.getMessage() for record in caplog.records if "report" in record.getMessage()]
+    assert "past the broker's 1800 s limit" in warning and "RabbitMQ at 127.0.0.1:5672" in warning
