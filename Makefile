@@ -13,7 +13,7 @@ WHEELS := $(WHEELHOUSE)/.filled
 $(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[cli,redis,dev]' -e ./emulator
+	$(BIN)/python -m pip install --quiet -e '.[cli,redis,amqp,dev]' -e ./emulator
 	touch $(STAMP)
 
 $(WHEELS): pyproject.toml emulator/pyproject.toml | $(STAMP)
@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/bench_cold.py
 	$(BIN)/python bench/bench_redis.py
+	$(BIN)/python bench/bench_amqp.py
 	$(BIN)/python bench/bench_heartbeat.py
 	$(BIN)/python bench/bench_lambda.py
 	$(BIN)/python bench/bench_stop.py

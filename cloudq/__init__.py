@@ -23,7 +23,8 @@ from cloudq.errors import (
 from cloudq.hooks import Hook, Hooks, TaskEvent
 from cloudq.message import Message
 from cloudq.result import AsyncResult, GroupResult
-from cloudq.task import Request, RetryPolicy, Task
+from cloudq.retry import RetryPolicy
+from cloudq.task import Request, Task
 
 __version__ = "0.1.0"
 

@@ -19,8 +19,10 @@ from cloudq.backends.base import ttl_from
 from cloudq.config import UNSET, Settings, SettingsSource, load_settings
 from cloudq.errors import ArgumentError, ConfigurationError, TaskRegistrationError
 from cloudq.hooks import Hooks
+from cloudq.infra.naming import physical_queue_name, results_table_name
 from cloudq.message import Message, new_task_id
-from cloudq.task import RetryPolicy, Task
+from cloudq.retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from cloudq.task import Task
 from cloudq.transports.base import OutgoingMessage, SendResult, is_fifo, require_sent
 
 if TYPE_CHECKING:
@@ -149,12 +151,12 @@ class CloudQ:
 
     def physical_queue_name(self, queue: str) -> str:
         """``emails`` of app ``shop`` is SQS queue ``shop-emails``."""
-        return f"{self.name}-{queue}"
+        return physical_queue_name(self.name, queue)
 
     def result_table_name(self) -> str:
         backend = self.settings.backend or ""
         table = backend.removeprefix("dynamodb://").split("?")[0].strip("/")
-        return table or f"{self.name}-results"
+        return table or results_table_name(self.name)
 
     def queue_names(self) -> set[str]:
         """Every logical queue a task of this app is routed to, and the default queue."""
@@ -173,11 +175,11 @@ class CloudQ:
         name: str | None = None,
         queue: str | None = None,
         max_retries: int | None = None,
-        retry_backoff: bool = True,
-        retry_delay: float = 1.0,
+        retry_backoff: bool = ...,
+        retry_delay: float = ...,
         retry_backoff_max: float | None = None,
-        retry_jitter: bool = True,
-        autoretry_for: tuple[type[BaseException], ...] = (Exception,),
+        retry_jitter: bool = ...,
+        autoretry_for: tuple[type[BaseException], ...] = ...,
         timeout: float | None = None,
         bind: bool = False,
         ignore_result: bool = False,
@@ -203,11 +205,11 @@ class CloudQ:
             raise TaskRegistrationError(f"task name {name!r} is registered twice")
         policy = RetryPolicy(
             max_retries=_pick(options.pop("max_retries", None), self.settings.max_retries),
-            retry_backoff=options.pop("retry_backoff", True),
-            retry_delay=options.pop("retry_delay", 1.0),
+            retry_backoff=options.pop("retry_backoff", DEFAULT_RETRY_POLICY.retry_backoff),
+            retry_delay=options.pop("retry_delay", DEFAULT_RETRY_POLICY.retry_delay),
             retry_backoff_max=_pick(options.pop("retry_backoff_max", None), self.settings.retry_backoff_max),
-            retry_jitter=options.pop("retry_jitter", True),
-            autoretry_for=tuple(options.pop("autoretry_for", (Exception,))),
+            retry_jitter=options.pop("retry_jitter", DEFAULT_RETRY_POLICY.retry_jitter),
+            autoretry_for=tuple(options.pop("autoretry_for", DEFAULT_RETRY_POLICY.autoretry_for)),
         )
         task: Task[Any, Any] = self.task_class(
             self,

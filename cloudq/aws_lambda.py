@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cloudq.errors import CloudQError, ConfigurationError
 from cloudq.execution import Action, Executor, Prepared, apply_outcome
+from cloudq.infra.naming import logical_queue_from_arn
 from cloudq.transports.base import ReceivedMessage
 
 if TYPE_CHECKING:
@@ -62,9 +63,7 @@ def _executor(app: CloudQ) -> Executor:
 
 def _logical_queue(app: CloudQ, source_arn: str) -> str:
     """``arn:aws:sqs:us-east-1:123:shop-emails`` → ``emails`` for app ``shop``."""
-    physical = source_arn.rsplit(":", 1)[-1]
-    prefix = app.physical_queue_name("")
-    return physical[len(prefix) :] if physical.startswith(prefix) else physical
+    return logical_queue_from_arn(app.name, source_arn)
 
 
 def to_received(app: CloudQ, record: dict[str, Any]) -> ReceivedMessage:

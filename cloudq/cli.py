@@ -14,9 +14,12 @@ from typing import Any, TypeVar
 
 import click
 
+from cloudq.config import WORKER_GRACE_SECONDS
 from cloudq.distribution import DISTRIBUTION
 from cloudq.errors import CloudQError, ConfigurationError, CredentialsError, QueueNotFoundError
+from cloudq.infra.naming import dead_letter_queue_name
 from cloudq.logs import LOG_FORMATS, configure_logging
+from cloudq.transports.sqs import SQS_MAX_VISIBILITY_SECONDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger("cloudq.worker")
@@ -73,7 +76,7 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("-c", "--concurrency", default=8, show_default=True, type=click.IntRange(1, 1024))
 @click.option(
     "--visibility-timeout",
-    type=click.IntRange(1, 43_200),
+    type=click.IntRange(1, SQS_MAX_VISIBILITY_SECONDS),
     help="Seconds a received message stays hidden (heartbeat extends it).",
 )
 @click.option("--wait", "wait_seconds", type=click.FloatRange(0, 20), help="Long-poll wait (0-20 s).")
@@ -86,7 +89,7 @@ def _split(value: str | None) -> list[str] | None:
 )
 @click.option(
     "--grace",
-    default=25.0,
+    default=WORKER_GRACE_SECONDS,
     show_default=True,
     type=click.FloatRange(0),
     help="Seconds running tasks get to finish on SIGTERM.",
@@ -137,6 +140,9 @@ def worker(
     )
     if processes == 1:
         runner.run()
+        # Releases the broker: RabbitMQ gets back the deliveries never handed out without
+        # raising their delivery count (a closing connection would).
+        app.transport.close()
         return
     from cloudq.supervisor import Supervisor
 
@@ -208,7 +214,7 @@ def dlq_list(queue: str, app_reference: str, limit: int, as_json: bool) -> None:
                 f"{letter.message_id}  task={letter.task or '?'} id={letter.task_id or '?'}  {letter.reason}"
             )
     if not as_json:
-        click.echo(f"{len(letters)} dead letter(s) in {queue}-dlq", err=True)
+        click.echo(f"{len(letters)} dead letter(s) in {dead_letter_queue_name(queue)}", err=True)
 
 
 @dlq.command(name="replay")
@@ -225,9 +231,10 @@ def dlq_replay(queue: str, app_reference: str, ids: tuple[str, ...]) -> None:
 
     replayed = replay_dead_letters(load_app(app_reference), queue, ids)
     missing = set(ids) - {i for letter in replayed for i in (letter.message_id, letter.task_id)}
-    click.echo(f"replayed {len(replayed)} message(s) from {queue}-dlq")
+    click.echo(f"replayed {len(replayed)} message(s) from {dead_letter_queue_name(queue)}")
     if missing:
-        raise ConfigurationError(f"not found in {queue}-dlq: {', '.join(sorted(missing))}")
+        dlq = dead_letter_queue_name(queue)
+        raise ConfigurationError(f"not found in {dlq}: {', '.join(sorted(missing))}")
 
 
 # -- cloudq beat ----------------------------------------------------------------------------

@@ -50,7 +50,8 @@ class Codec:
         return self.app.payload_store
 
     def _limit(self) -> int:
-        return min(self.app.settings.max_message_bytes, self.app.transport.max_message_bytes)
+        broker = self.app.transport.max_message_bytes
+        return min(self.app.settings.max_message_bytes or broker, broker)
 
     def threshold(self) -> int:
         """Bodies longer than this (bytes) have their arguments offloaded."""

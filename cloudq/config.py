@@ -11,6 +11,8 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from cloudq.errors import ConfigurationError
+from cloudq.infra.naming import results_table_name
+from cloudq.retry import DEFAULT_RETRY_POLICY
 
 ENV_PREFIX = "CLOUDQ_"
 #: Sentinel meaning "the caller did not pass this argument" (``None`` is a real value:
@@ -19,6 +21,8 @@ UNSET: Any = object()
 #: The send path's defaults (``.delay()`` in a web request): see ``Settings.send_timeout``.
 SEND_TIMEOUT_SECONDS = 1.0
 SEND_ATTEMPTS = 2
+#: Seconds a stopping worker gives running tasks to finish (``cloudq worker --grace``).
+WORKER_GRACE_SECONDS = 25.0
 
 
 class Settings(BaseModel):
@@ -40,8 +44,9 @@ class Settings(BaseModel):
     #: ``send_attempts * send_timeout + 1`` seconds instead of hanging it.
     send_timeout: float = SEND_TIMEOUT_SECONDS
     send_attempts: int = SEND_ATTEMPTS
-    #: SQS accepts 1 MiB; lower it to match a queue's MaximumMessageSize.
-    max_message_bytes: int = 1024 * 1024
+    #: A body limit below the broker's own (``Transport.max_message_bytes``; SQS: 1 MiB), e.g.
+    #: to match a queue's MaximumMessageSize. ``None``: the broker's.
+    max_message_bytes: int | None = None
     #: Claim check (``s3://bucket/prefix``, ``redis://…``, ``memory://``): arguments of a
     #: message over ``payload_threshold`` bytes, and results over the backend's item limit,
     #: go there and travel as a pointer. ``None``: off (too large stays an error).
@@ -56,8 +61,8 @@ class Settings(BaseModel):
     #: HMAC keys; the first signs, all verify (rotation). Empty: signing off.
     signing_keys: tuple[str, ...] = ()
     #: Default retry policy of tasks that do not set their own.
-    max_retries: int = 3
-    retry_backoff_max: float = 600.0
+    max_retries: int = DEFAULT_RETRY_POLICY.max_retries
+    retry_backoff_max: float = DEFAULT_RETRY_POLICY.retry_backoff_max
     #: Logical queues consumed by the app's Lambda function (SQS event source mappings);
     #: the others are for long-polling workers.
     lambda_queues: tuple[str, ...] = ()
@@ -150,7 +155,7 @@ def load_settings(
         if value is not UNSET:
             values[name] = value
     if "backend" not in values:
-        values["backend"] = f"dynamodb://{app_name}-results"
+        values["backend"] = f"dynamodb://{results_table_name(app_name)}"
     try:
         return Settings(**values)
     except ValidationError as exc:

@@ -194,7 +194,8 @@ def log_outcome(prepared: Prepared, outcome: Outcome, seconds: float) -> None:
         return
     detail = f" in {seconds:.3f} s (attempt {outcome.attempt})"
     if outcome.state is State.RETRY:
-        later = outcome.delay_seconds if outcome.action is Action.RETRY else "> 900"
+        # A re-sent retry waits longer than the broker's longest delay, its first hop.
+        later = outcome.delay_seconds if outcome.action is Action.RETRY else f"> {outcome.delay_seconds}"
         logger.info("%s RETRY%s: %s; next try in %s s", where, detail, outcome.reason, later, extra=fields)
     else:
         logger.info("%s %s%s", where, outcome.state.value, detail, extra=fields)

@@ -21,6 +21,8 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
 
+from cloudq.config import WORKER_GRACE_SECONDS
+
 logger = logging.getLogger(__name__)
 
 REPORT_SECONDS = 1.0
@@ -48,6 +50,7 @@ def _child_main(
 
     threading.Thread(target=report, name="cloudq-report", daemon=True).start()
     worker.run()
+    worker.app.transport.close()  # see cli.worker
 
 
 @dataclass
@@ -141,7 +144,7 @@ class Supervisor:
         """Forward the stop to every child (each drains gracefully), then wait for them."""
         for child in self._children:
             child.process.terminate()  # SIGTERM: the child's own graceful shutdown
-        grace = float(self.worker_options.get("grace", 25.0)) + 5
+        grace = float(self.worker_options.get("grace", WORKER_GRACE_SECONDS)) + 5
         deadline = time.monotonic() + grace
         for child in self._children:
             child.process.join(timeout=max(0.0, deadline - time.monotonic()))

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import functools
-import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
 
 from cloudq.arguments import Arguments
 from cloudq.errors import ConfigurationError, Retry
+from cloudq.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from cloudq.app import CloudQ
@@ -40,32 +40,6 @@ class Request:
 _current_request: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
     "cloudq_request", default=None
 )
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How a task is retried. One policy object; the executor is its only reader."""
-
-    max_retries: int = 3
-    #: ``True``: exponential backoff from ``retry_delay``; ``False``: a constant ``retry_delay``.
-    retry_backoff: bool = True
-    retry_delay: float = 1.0
-    retry_backoff_max: float = 600.0
-    retry_jitter: bool = True
-    #: Exceptions retried automatically. Others fail at once (FAILURE, then the DLQ).
-    autoretry_for: tuple[type[BaseException], ...] = (Exception,)
-
-    def delay_for(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        delay = self.retry_delay * (2 ** (attempt - 1) if self.retry_backoff else 1)
-        delay = min(delay, self.retry_backoff_max)
-        if self.retry_jitter:
-            # "Equal jitter": spread retries of a burst of failures over [delay/2, delay].
-            delay = (rng or random).uniform(delay / 2, delay)
-        return delay
-
-    def retries(self, exc: BaseException) -> bool:
-        return isinstance(exc, self.autoretry_for)
 
 
 class Task(Generic[P, R]):

@@ -8,7 +8,10 @@
 - Tasks run on a thread pool of ``concurrency`` threads.
 - Deletes are batched (up to 10 per call) by an acker thread.
 - While a task runs, a heartbeat keeps its message invisible, so a short queue visibility
-  timeout gives fast recovery from a dead worker without long tasks running twice.
+  timeout gives fast recovery from a dead worker without long tasks running twice. A
+  transport without visibility timeouts (``visibility_timeouts = False``, RabbitMQ) holds a
+  received message until it is settled: no heartbeat runs, and ``start`` warns about tasks
+  whose timeout passes the broker's ``max_visibility_seconds`` (RabbitMQ's consumer timeout).
 - ``stop()`` (SIGTERM / SIGINT) stops receiving, hands back what was fetched but not started,
   lets running tasks finish within ``grace`` seconds, and flushes the acks. It waits at most
   ``RECEIVER_JOIN_SECONDS`` for a long poll in flight (up to 20 s on an idle queue): a
@@ -31,27 +34,26 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from cloudq.config import WORKER_GRACE_SECONDS
 from cloudq.errors import CloudQError
 from cloudq.execution import Action, Executor, Prepared, apply_outcome
 from cloudq.health import Health
+from cloudq.infra.model import SQS_DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import ReceivedMessage, is_fifo
 
 if TYPE_CHECKING:
     from cloudq.app import CloudQ
+    from cloudq.task import Task
 
 logger = logging.getLogger(__name__)
 
 #: How often the acker flushes partial batches of deletes.
 ACK_FLUSH_SECONDS = 0.05
-SQS_BATCH = 10
 #: After a receive error, wait this long (doubling, capped) before polling again.
 RECEIVE_BACKOFF_SECONDS = (0.5, 15.0)
 
-
-#: SQS keeps a received message invisible for at most 12 hours in all.
-SQS_MAX_VISIBILITY_SECONDS = 43_200
 #: How long a stopping worker waits for polls in flight to end before abandoning them.
 RECEIVER_JOIN_SECONDS = 1.0
 #: Longest wait of a received message for a free slot before it is handed back.
@@ -116,12 +118,14 @@ class Worker:
         concurrency: int = 8,
         visibility_timeout: int | None = None,
         wait_seconds: float | None = None,
-        grace: float = 25.0,
+        grace: float = WORKER_GRACE_SECONDS,
     ) -> None:
         self.app = app
         self.queues = list(queues or sorted(app.queue_names()))
         self.concurrency = max(1, concurrency)
-        self.visibility_timeout = visibility_timeout or app.settings.visibility_timeout or 30
+        self.visibility_timeout = (
+            visibility_timeout or app.settings.visibility_timeout or SQS_DEFAULT_VISIBILITY_TIMEOUT
+        )
         self.wait_seconds = app.settings.wait_seconds if wait_seconds is None else wait_seconds
         self.grace = grace
         self.executor = Executor(app)
@@ -146,10 +150,14 @@ class Worker:
     def start(self) -> None:
         """Check the queues exist, then start receivers, the acker and the heartbeat."""
         self.app.transport.check_queues(self.queues)
+        for task in self.app.tasks.values():
+            if task.queue in self.queues:
+                self._task_timeout_warning(task)
         for queue in self.queues:
             self._spawn(self._receive_loop, f"cloudq-receive-{queue}", queue)
         self._spawn(self._ack_loop, "cloudq-acker")
-        self._spawn(self._heartbeat_loop, "cloudq-heartbeat")
+        if self.app.transport.visibility_timeouts:
+            self._spawn(self._heartbeat_loop, "cloudq-heartbeat")
 
     def _spawn(self, target: object, name: str, *args: object) -> None:
         thread = threading.Thread(target=target, name=name, args=args, daemon=True)  # type: ignore[arg-type]
@@ -229,7 +237,7 @@ class Worker:
         while not self._stopping.is_set():
             if not self._slots.wait_free(timeout=0.2):
                 continue
-            wanted = max(1, min(SQS_BATCH, self._slots.free))
+            wanted = max(1, min(self.app.transport.batch_size, self._slots.free))
             try:
                 messages = self.app.transport.receive(
                     queue, wanted, self.wait_seconds, self.visibility_timeout
@@ -281,15 +289,23 @@ class Worker:
         task = prepared.task
         if task is None or task.timeout is None:
             return None
-        if task.timeout > SQS_MAX_VISIBILITY_SECONDS and task.name not in self._warned_long:
-            self._warned_long.add(task.name)
-            logger.warning(
-                "task %s has a timeout of %.0f s, past SQS's 12-hour visibility ceiling: its message "
-                "will become visible again while it runs; split the work",
-                task.name,
-                task.timeout,
-            )
+        self._task_timeout_warning(task)
         return task.timeout
+
+    def _task_timeout_warning(self, task: Task[Any, Any]) -> None:
+        """Warn once about a task that can outlive the broker's hold on its message."""
+        ceiling = self.app.transport.max_visibility_seconds
+        if task.timeout is None or task.timeout <= ceiling or task.name in self._warned_long:
+            return
+        self._warned_long.add(task.name)
+        logger.warning(
+            "task %s has a timeout of %.0f s, past the broker's %d s limit on holding a received "
+            "message (%s): its message will be delivered again while it runs; split the work",
+            task.name,
+            task.timeout,
+            ceiling,
+            self.app.transport.describe(),
+        )
 
     def _process(self, run: list[ReceivedMessage]) -> None:
         """Run messages on one slot, in order (one, or a FIFO group's messages of one receive);
@@ -360,8 +376,9 @@ class Worker:
         with self._lock:
             pending, self._acks = self._acks, defaultdict(list)
         for queue, handles in pending.items():
-            for start in range(0, len(handles), SQS_BATCH):
-                batch = handles[start : start + SQS_BATCH]
+            size = self.app.transport.batch_size
+            for start in range(0, len(handles), size):
+                batch = handles[start : start + size]
                 try:
                     self.app.transport.ack(queue, batch)
                 except CloudQError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cloudq.backends.base import Claim, ClaimStatus, ResultBackend, ResultRecord, State
+from cloudq.infra.naming import queue_prefix, results_table_name
 from cloudq.urls import parse_url
 
 __all__ = [
@@ -26,10 +27,10 @@ def backend_from_url(url: str, app_name: str) -> ResultBackend:
         from cloudq.backends.dynamodb import DynamoDBBackend
 
         return DynamoDBBackend(
-            table=parsed.location or f"{app_name}-results",
+            table=parsed.location or results_table_name(app_name),
             endpoint_url=parsed.options.get("endpoint_url"),
             region_name=parsed.options.get("region"),
         )
     from cloudq.backends.redis import RedisBackend
 
-    return RedisBackend.from_url(url, prefix=f"{app_name}-")
+    return RedisBackend.from_url(url, prefix=queue_prefix(app_name))

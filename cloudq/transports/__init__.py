@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cloudq.config import Settings
+from cloudq.infra.naming import queue_prefix
 from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,
@@ -30,22 +31,27 @@ __all__ = [
 
 def transport_from_url(url: str, app_name: str, settings: Settings) -> Transport:
     """Build the engine a broker URL names. Queue names get the app name as prefix."""
-    parsed = parse_url(url, ("sqs", "memory", "redis"), "broker")
+    limits = {"max_message_bytes": settings.max_message_bytes} if settings.max_message_bytes else {}
+    parsed = parse_url(url, ("sqs", "memory", "redis", "amqp", "amqps"), "broker")
     if parsed.scheme == "memory":
         from cloudq.transports.memory import MemoryTransport
 
-        return MemoryTransport(max_message_bytes=settings.max_message_bytes)
+        return MemoryTransport(**limits)
     if parsed.scheme == "sqs":
         from cloudq.transports.sqs import SQSTransport
 
         return SQSTransport(
-            prefix=f"{app_name}-",
+            prefix=queue_prefix(app_name),
             endpoint_url=parsed.options.get("endpoint_url"),
             region_name=parsed.options.get("region"),
-            max_message_bytes=settings.max_message_bytes,
+            **limits,
             send_timeout=settings.send_timeout,
             send_attempts=settings.send_attempts,
         )
+    if parsed.scheme in ("amqp", "amqps"):
+        from cloudq.transports.amqp import AMQPTransport
+
+        return AMQPTransport.from_url(url, prefix=queue_prefix(app_name), **limits)
     from cloudq.transports.redis import RedisTransport
 
-    return RedisTransport.from_url(url, prefix=f"{app_name}-")
+    return RedisTransport.from_url(url, prefix=queue_prefix(app_name))

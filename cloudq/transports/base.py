@@ -21,6 +21,15 @@ Semantics every engine keeps (the conformance suite checks them):
   Batches to a standard queue may go out in parallel (SQS: 4 threads); a FIFO queue's go one
   after another, in order.
   A body with a character SQS refuses (``refused_body``) is refused alone, on every engine.
+- ``visibility_timeouts`` (a capability): ``True`` when the engine keeps a per-message
+  visibility timeout (SQS, Redis, memory). ``False`` when a received message is instead held
+  by its receiver's connection until it is settled (RabbitMQ: unacked until acked): then
+  ``receive``'s ``visibility_timeout`` and ``extend_visibility`` have no effect, in-flight
+  counts are only this client's, and ``change_visibility(handle, N)`` still delivers the
+  message again after N seconds (re-sent with a delay), which is all the executor asks of it
+  (retry later, hand back). The worker then runs no heartbeat, and warns at start about tasks
+  whose timeout passes ``max_visibility_seconds`` (the broker's own limit on holding one).
+  A message of a dead receiver comes back when the broker sees its connection close.
 - ``dead_letter`` puts the body on the queue's dead-letter queue with the reason as an
   attribute (``dead_letter_attributes``), then deletes the original: the message is never in
   neither queue.
@@ -33,6 +42,22 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+# Names are owned by cloudq.infra.naming; engines import them from here as before.
+from cloudq.infra.naming import dead_letter_queue_name, is_fifo
+
+__all__ = [
+    "DEAD_LETTER_ATTRIBUTE",
+    "DeadLetterNote",
+    "OutgoingMessage",
+    "QueueStats",
+    "ReceivedMessage",
+    "Transport",
+    "check_size",
+    "dead_letter_attributes",
+    "dead_letter_queue_name",
+    "is_fifo",
+]
 
 #: The message attribute of a dead-letter copy saying why, and from where, it was moved: JSON
 #: ``{"reason": ..., "source_queue": ..., "dropped_attributes": [...]}``. One attribute, so a
@@ -135,6 +160,12 @@ class Transport(Protocol):
     max_delay_seconds: int
     #: The largest body, in bytes, the engine accepts (SQS: 1 MiB).
     max_message_bytes: int
+    #: The longest a received message can stay hidden in all (SQS: 12 hours).
+    max_visibility_seconds: int
+    #: The most messages of one ``receive`` or one batched call (SQS: 10).
+    batch_size: int
+    #: Whether each received message has its own visibility timeout (module docstring).
+    visibility_timeouts: bool
 
     def describe(self) -> str:
         """Where the broker is, for people: banners and error messages."""
@@ -263,17 +294,3 @@ def check_size(body: str, max_bytes: int) -> None:
         raise MessageTooLargeError(f"message is {size} bytes, over the broker limit of {max_bytes}")
 
 
-FIFO_SUFFIX = ".fifo"
-
-
-def is_fifo(queue: str) -> bool:
-    """A queue whose name ends in ``.fifo`` is a FIFO queue (as on SQS)."""
-    return queue.endswith(FIFO_SUFFIX)
-
-
-def dead_letter_queue_name(queue: str) -> str:
-    """``emails`` → ``emails-dlq``; ``orders.fifo`` → ``orders-dlq.fifo`` (SQS requires a FIFO
-    queue's dead-letter queue to be FIFO too)."""
-    if is_fifo(queue):
-        return queue[: -len(FIFO_SUFFIX)] + "-dlq" + FIFO_SUFFIX
-    return queue + "-dlq"

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from cloudq.infra.model import SQS_DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,
@@ -27,8 +28,13 @@ from cloudq.transports.base import (
     require_sent,
 )
 
-SQS_MAX_DELAY_SECONDS = 900
-SQS_MAX_MESSAGE_BYTES = 1024 * 1024
+# The memory engine keeps SQS's limits: the SQS transport owns them.
+from cloudq.transports.sqs import (
+    SQS_BATCH,
+    SQS_MAX_DELAY_SECONDS,
+    SQS_MAX_MESSAGE_BYTES,
+    SQS_MAX_VISIBILITY_SECONDS,
+)
 
 
 @dataclass
@@ -52,8 +58,15 @@ class MemoryTransport:
     """Thread-safe, in-process queues that behave like SQS."""
 
     max_delay_seconds = SQS_MAX_DELAY_SECONDS
+    max_visibility_seconds = SQS_MAX_VISIBILITY_SECONDS
+    batch_size = SQS_BATCH
+    visibility_timeouts = True
 
-    def __init__(self, visibility_timeout: int = 30, max_message_bytes: int = SQS_MAX_MESSAGE_BYTES) -> None:
+    def __init__(
+        self,
+        visibility_timeout: int = SQS_DEFAULT_VISIBILITY_TIMEOUT,
+        max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
+    ) -> None:
         self.visibility_timeout = visibility_timeout
         self.max_message_bytes = max_message_bytes
         self._queues: dict[str, _Queue] = {}
@@ -106,7 +119,7 @@ class MemoryTransport:
         deadline = time.monotonic() + wait_seconds
         with self._changed:
             while True:
-                got = self._take(queue, min(max_messages, 10), hide_for)
+                got = self._take(queue, min(max_messages, SQS_BATCH), hide_for)
                 remaining = deadline - time.monotonic()
                 if got or remaining <= 0:
                     return got

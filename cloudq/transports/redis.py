@@ -30,6 +30,7 @@ from importlib import resources
 from typing import Any
 
 from cloudq.errors import MissingExtraError, TransportError
+from cloudq.infra.model import SQS_DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,
@@ -42,14 +43,20 @@ from cloudq.transports.base import (
     refused_body,
 )
 
+# The Redis engine keeps SQS's limits: the SQS transport owns them.
+from cloudq.transports.sqs import (
+    SQS_BATCH,
+    SQS_MAX_DELAY_SECONDS,
+    SQS_MAX_MESSAGE_BYTES,
+    SQS_MAX_VISIBILITY_SECONDS,
+)
+
 try:
     import redis
     from redis.commands.core import Script
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise MissingExtraError("redis", "redis") from exc
 
-MAX_DELAY_SECONDS = 900
-MAX_MESSAGE_BYTES = 1024 * 1024
 #: Longest single blocking wait of a long poll: a safety net for missed wake-ups.
 MAX_BLOCK_SECONDS = 1.0
 #: The keys of one queue, in the order the scripts expect them (see redis_common.lua).
@@ -88,15 +95,18 @@ def _flag(queue: str) -> str:
 class RedisTransport:
     """Queues in one Redis database, named ``<prefix><logical name>``."""
 
-    max_delay_seconds = MAX_DELAY_SECONDS
+    max_delay_seconds = SQS_MAX_DELAY_SECONDS
+    max_visibility_seconds = SQS_MAX_VISIBILITY_SECONDS
+    batch_size = SQS_BATCH
+    visibility_timeouts = True
 
     def __init__(
         self,
         client: redis.Redis,
         prefix: str = "",
         *,
-        visibility_timeout: int = 30,
-        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        visibility_timeout: int = SQS_DEFAULT_VISIBILITY_TIMEOUT,
+        max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
     ) -> None:
         self.client = client
         self.prefix = prefix
@@ -140,7 +150,7 @@ class RedisTransport:
         for i in to_send:  # one script call: every message is added, or none
             message = messages[i]
             entry = {"b": message.body, "a": dict(message.attributes), "g": message.group_id}
-            delay_ms = min(max(message.delay_seconds, 0), MAX_DELAY_SECONDS) * 1000
+            delay_ms = min(max(message.delay_seconds, 0), SQS_MAX_DELAY_SECONDS) * 1000
             args += [json.dumps(entry), message.group_id or "", delay_ms]
         if to_send:
             ids = self._run("send", f"send to {queue}", self._keys(queue), args)
@@ -159,7 +169,7 @@ class RedisTransport:
         visibility_timeout: int | None = None,
     ) -> list[ReceivedMessage]:
         hide = self.visibility_timeout if visibility_timeout is None else visibility_timeout
-        args = [max(1, min(max_messages, 10)), int(hide * 1000), _flag(queue)]
+        args = [max(1, min(max_messages, SQS_BATCH)), int(hide * 1000), _flag(queue)]
         keys = self._keys(queue)
         deadline = time.monotonic() + wait_seconds
         while True:

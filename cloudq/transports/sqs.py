@@ -45,6 +45,8 @@ SQS_MAX_DELAY_SECONDS = 900
 SQS_MAX_MESSAGE_BYTES = 1024 * 1024
 #: Message attributes per message, at most (emulators do not refuse more; AWS does).
 SQS_MAX_MESSAGE_ATTRIBUTES = 10
+#: A received message stays hidden at most 12 hours in all (ChangeMessageVisibility's ceiling).
+SQS_MAX_VISIBILITY_SECONDS = 43_200
 #: The whole SendMessageBatch request is limited to 1 MiB too; keep headroom for the JSON.
 SQS_MAX_BATCH_BYTES = SQS_MAX_MESSAGE_BYTES - 16 * 1024
 MISSING_QUEUE_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
@@ -101,6 +103,9 @@ class SQSTransport:
     """SQS queues named ``<prefix><logical name>``."""
 
     max_delay_seconds = SQS_MAX_DELAY_SECONDS
+    max_visibility_seconds = SQS_MAX_VISIBILITY_SECONDS
+    batch_size = SQS_BATCH
+    visibility_timeouts = True
 
     def __init__(
         self,

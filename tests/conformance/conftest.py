@@ -159,7 +159,54 @@ def _redis_backend(request: pytest.FixtureRequest) -> Iterator[ResultBackend]:
         yield RedisBackend(client, prefix)
 
 
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def amqp_transport_or_fail(prefix: str, **options: Any) -> Transport:
+    """An ``AMQPTransport`` on the real RabbitMQ; fails, never skips, when it is down."""
+    from cloudq.errors import TransportError
+    from cloudq.transports.amqp import AMQPTransport
+
+    transport = AMQPTransport.from_url(AMQP_URL, prefix, connect_timeout=3, **options)
+    try:
+        transport.check_queues(QUEUES)
+    except TransportError as exc:
+        pytest.fail(
+            f"RabbitMQ is not reachable on 127.0.0.1:5672 as guest/guest ({exc}); start it with: "
+            "rabbitmq-server -detached (RabbitMQ 3.10+)",
+            pytrace=False,
+        )
+    return transport
+
+
+@contextmanager
+def _amqp_transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
+    prefix = f"c{uuid.uuid4().hex[:10]}-"
+    transport = amqp_transport_or_fail(prefix)
+    try:
+        yield transport
+    finally:
+        transport.close()
+        delete_amqp_queues(prefix)
+
+
+def delete_amqp_queues(prefix: str) -> None:
+    """Delete the queues a test declared (their names start with its unique prefix)."""
+    import amqp
+
+    connection = amqp.Connection("127.0.0.1:5672", userid="guest", password="guest", connect_timeout=3)
+    connection.connect()
+    channel = connection.channel()
+    names = [prefix + queue for queue in QUEUES]
+    names += [prefix + dead_letter_queue_name(queue) for queue in QUEUES]
+    names += [f"{name}.delay-{seconds}s" for name in names for seconds in range(1, 4)]
+    for name in names:
+        channel.queue_delete(name)
+    connection.close()
+
+
 TRANSPORTS: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
+    "amqp": _amqp_transport,
     "memory": _memory_transport,
     "sqs-moto": _sqs_moto,
     "sqs-ministack": _sqs_ministack,
@@ -221,9 +268,19 @@ def payload_store(request: pytest.FixtureRequest) -> Iterator[PayloadStore]:
         yield engine
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "needs_capability(name): skipped on engines whose `name` attribute is False"
+    )
+
+
 @pytest.fixture(params=sorted(TRANSPORTS))
 def transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
     with TRANSPORTS[request.param](request) as engine:
+        for marker in request.node.iter_markers("needs_capability"):
+            [capability] = marker.args
+            if not getattr(engine, capability):
+                pytest.skip(f"{request.param} declares {capability} = False ({marker.kwargs['why']})")
         yield engine
 
 

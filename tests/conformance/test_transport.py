@@ -75,6 +75,9 @@ def test_long_poll_returns_as_soon_as_a_message_arrives(transport: Transport) ->
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.needs_capability(
+    "visibility_timeouts", why="a received message stays with its receiver until settled, no timeout"
+)
 def test_a_received_message_is_hidden_then_comes_back_with_a_higher_count(transport: Transport) -> None:
     send(transport, "once")
     [first] = receive_all(transport)

@@ -184,7 +184,7 @@ def test_the_ready_handler_needs_cloudq_app(monkeypatch: pytest.MonkeyPatch) -> 
 def test_importing_the_handler_loads_no_cli_or_emulator_code() -> None:
     code = (
         "import sys, cloudq.aws_lambda; "
-        "bad = [m for m in ('click', 'rich', 'redis', 'moto', 'ministack') if m in sys.modules]; "
+        "bad = [m for m in ('click', 'rich', 'redis', 'amqp', 'moto', 'ministack') if m in sys.modules]; "
         "print(','.join(bad))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

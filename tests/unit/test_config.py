@@ -15,7 +15,7 @@ def test_defaults_name_the_sqs_broker_and_the_app_result_table() -> None:
     settings = load_settings("shop", {}, environ={})
     assert settings.broker == "sqs://"
     assert settings.backend == "dynamodb://shop-results"
-    assert settings.max_message_bytes == 1024 * 1024
+    assert settings.max_message_bytes is None  # the broker's own limit
 
 
 def test_environment_overrides_defaults_and_arguments_override_environment() -> None:
@@ -79,6 +79,6 @@ def test_unknown_settings_and_urls_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="unknown setting"):
         CloudQ("shop", brokr="sqs://")
     with pytest.raises(ConfigurationError, match="unknown broker URL"):
-        _ = CloudQ("shop", broker="amqp://localhost").transport
+        _ = CloudQ("shop", broker="kafka://localhost").transport
     with pytest.raises(ConfigurationError, match="must be letters"):
         CloudQ("shop app")

@@ -1,0 +1,58 @@
+"""Physical names: the one owner of how a logical queue, its dead-letter queue and the result
+table are named, and of the inverse lookup from an ARN. Transports, backends, the CLI, the
+Lambda adapter and the resource model (``cloudq.infra.model``) call these; nothing else builds
+a name. No imports from the rest of cloudq: everything may import this module."""
+
+from __future__ import annotations
+
+#: A queue whose name ends in ``.fifo`` is a FIFO queue (as on SQS).
+FIFO_SUFFIX = ".fifo"
+DEAD_LETTER_SUFFIX = "-dlq"
+RESULTS_SUFFIX = "-results"
+
+
+def is_fifo(queue: str) -> bool:
+    """A queue whose name ends in ``.fifo`` is a FIFO queue (as on SQS)."""
+    return queue.endswith(FIFO_SUFFIX)
+
+
+def dead_letter_queue_name(queue: str) -> str:
+    """``emails`` → ``emails-dlq``; ``orders.fifo`` → ``orders-dlq.fifo`` (SQS requires a FIFO
+    queue's dead-letter queue to be FIFO too)."""
+    if is_fifo(queue):
+        return queue[: -len(FIFO_SUFFIX)] + DEAD_LETTER_SUFFIX + FIFO_SUFFIX
+    return queue + DEAD_LETTER_SUFFIX
+
+
+def is_dead_letter_queue(queue: str) -> bool:
+    """Whether ``queue`` is named as a dead-letter queue (``dead_letter_queue_name``'s output)."""
+    base = queue[: -len(FIFO_SUFFIX)] if is_fifo(queue) else queue
+    return base.endswith(DEAD_LETTER_SUFFIX)
+
+
+def queue_prefix(app_name: str) -> str:
+    """What every physical queue name of app ``shop`` starts with: ``shop-``."""
+    return f"{app_name}-"
+
+
+def physical_queue_name(app_name: str, queue: str) -> str:
+    """``emails`` of app ``shop`` is queue ``shop-emails`` (SQS, Redis keys, RabbitMQ)."""
+    return queue_prefix(app_name) + queue
+
+
+def results_table_name(app_name: str) -> str:
+    """The default result table of app ``shop``: ``shop-results``."""
+    return app_name + RESULTS_SUFFIX
+
+
+def logical_queue_from_arn(app_name: str, arn: str) -> str:
+    """``arn:aws:sqs:us-east-1:123:shop-emails`` → ``emails`` for app ``shop`` (a queue of
+    another app keeps its full name)."""
+    physical = arn.rsplit(":", 1)[-1]
+    prefix = queue_prefix(app_name)
+    return physical[len(prefix) :] if physical.startswith(prefix) else physical
+
+
+def delay_queue_name(physical: str, seconds: int) -> str:
+    """RabbitMQ: the queue holding ``physical``'s messages delayed by ``seconds``."""
+    return f"{physical}.delay-{seconds}s"
