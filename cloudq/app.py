@@ -19,6 +19,7 @@ from cloudq.errors import ArgumentError, ConfigurationError, TaskRegistrationErr
 from cloudq.hooks import Hooks
 from cloudq.message import Message, new_task_id
 from cloudq.task import RetryPolicy, Task
+from cloudq.tracing import send_span
 from cloudq.transports.base import OutgoingMessage, is_fifo
 
 if TYPE_CHECKING:
@@ -227,7 +228,9 @@ class CloudQ:
                 f"queue {target!r} is a FIFO queue: SQS cannot delay one of its messages; "
                 "send delayed tasks to a standard queue"
             )
-        self.send_message(message, target, now=now)
+        with send_span(name) as traceparent:
+            traced = message if traceparent is None else message.traced(traceparent)
+            self.send_message(traced, target, now=now)
         return AsyncResult(message.id, self, task=task)
 
     def encode(self, message: Message) -> str:

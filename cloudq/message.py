@@ -16,13 +16,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cloudq.errors import DecodeError, MessageTooLargeError, SignatureError
+from cloudq.tracing import TRACEPARENT_PATTERN
 
 #: Version 1: every message. Version 2 adds what a replay from the dead-letter queue carries
 #: (``attempt_base``, ``history``); only replayed messages are written as version 2, so
 #: workers of version 1 read every other message, and refuse a replayed one with a reason.
+#: Version 4 adds a W3C ``traceparent`` (``cloudq.tracing``); only messages sent within a
+#: trace are written as version 4. (Version 3 is the large-payload pointer of issue 15.)
 ENVELOPE_VERSION = 1
 REPLAY_ENVELOPE_VERSION = 2
-SUPPORTED_VERSIONS = (ENVELOPE_VERSION, REPLAY_ENVELOPE_VERSION)
+TRACE_ENVELOPE_VERSION = 4
+SUPPORTED_VERSIONS = (ENVELOPE_VERSION, REPLAY_ENVELOPE_VERSION, TRACE_ENVELOPE_VERSION)
 #: A task id is a key in every result backend (DynamoDB allows 2048 bytes, UTF-8, not empty).
 MAX_TASK_ID_CHARS = 255
 
@@ -57,6 +61,8 @@ class Message(BaseModel):
     attempt_base: int | None = Field(default=None, ge=0)
     #: Version 2: the final errors of the task id's earlier lives, one line each, oldest first.
     history: list[str] | None = None
+    #: Version 4: the W3C trace context of the send (``cloudq.tracing``).
+    traceparent: str | None = Field(default=None, pattern=TRACEPARENT_PATTERN)
     #: Hex HMAC-SHA256 of the canonical envelope without this field.
     signature: str | None = None
 
@@ -102,13 +108,17 @@ class Message(BaseModel):
         Unsigned: the sender signs it again."""
         return self.model_copy(
             update={
-                "v": REPLAY_ENVELOPE_VERSION,
+                "v": max(self.v, REPLAY_ENVELOPE_VERSION),
                 "retries": 0,
                 "attempt_base": attempts_so_far,
                 "history": [*(self.history or []), final_error],
                 "signature": None,
             }
         )
+
+    def traced(self, traceparent: str) -> Message:
+        """This message carrying ``traceparent`` (version 4, or its own if higher)."""
+        return self.model_copy(update={"v": max(self.v, TRACE_ENVELOPE_VERSION), "traceparent": traceparent})
 
     def canonical(self) -> bytes:
         """Deterministic bytes that the signature covers."""

@@ -1,0 +1,93 @@
+"""Per-task metrics as CloudWatch Embedded Metric Format (EMF) lines: no agent, no API call.
+
+Off by default; ``metrics=True`` (``CLOUDQ_METRICS=1``) turns them on. The executor, shared by
+the worker and the Lambda handler, hands every outcome of a run to ``EmfMetrics.record``,
+which writes one JSON line to stdout. CloudWatch Logs turns the line into metrics where
+stdout is shipped to it (Lambda; ECS with the ``awslogs`` driver); elsewhere it is a log line.
+
+One line per run (SUCCESS, RETRY or FAILURE; duplicates, hops and refused bodies have none):
+
+- namespace ``cloudq``, dimensions ``App``, ``Queue``, ``Task`` (one dimension set: each set
+  is billed as separate custom metrics);
+- ``TaskSucceeded`` / ``TaskRetried`` / ``TaskFailed``: 1 for the outcome, 0 for the others (so
+  sums over a window are counts and every series has points);
+- ``TaskDuration`` (ms): the executor's handling of the message, claim and result included;
+- ``QueueWaitTime`` (ms): start − enqueue (the broker's sent timestamp); for a retried message
+  its earlier attempts and backoff are part of it. Left out when the broker gave no timestamp.
+
+``cloudq status`` reads these back with GetMetricData (``cloudq.cloudwatch``), and
+``cloudq infra render`` adds a dashboard of them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, TextIO
+
+from cloudq.backends.base import State
+
+if TYPE_CHECKING:
+    from cloudq.execution import Outcome, Prepared
+
+NAMESPACE = "cloudq"
+DIMENSIONS = ("App", "Queue", "Task")
+#: The count metric of each state a run can leave.
+COUNT_METRICS = {State.SUCCESS: "TaskSucceeded", State.RETRY: "TaskRetried", State.FAILURE: "TaskFailed"}
+DURATION_METRIC = "TaskDuration"
+QUEUE_WAIT_METRIC = "QueueWaitTime"
+MILLISECONDS = "Milliseconds"
+
+
+def emf_document(
+    app: str, queue: str, task: str, state: State, seconds: float, wait_ms: float | None, now_ms: int
+) -> dict[str, object]:
+    """The EMF document of one run."""
+    metrics: list[dict[str, str]] = [{"Name": name, "Unit": "Count"} for name in COUNT_METRICS.values()]
+    metrics.append({"Name": DURATION_METRIC, "Unit": MILLISECONDS})
+    values: dict[str, object] = {name: int(state is done) for done, name in COUNT_METRICS.items()}
+    values[DURATION_METRIC] = round(seconds * 1000, 3)
+    if wait_ms is not None:
+        metrics.append({"Name": QUEUE_WAIT_METRIC, "Unit": MILLISECONDS})
+        values[QUEUE_WAIT_METRIC] = max(0.0, round(wait_ms, 3))
+    directive = {"Namespace": NAMESPACE, "Dimensions": [list(DIMENSIONS)], "Metrics": metrics}
+    return {
+        "_aws": {"Timestamp": now_ms, "CloudWatchMetrics": [directive]},
+        "App": app,
+        "Queue": queue,
+        "Task": task,
+        **values,
+    }
+
+
+class EmfMetrics:
+    """Writes one EMF line per run to ``stream`` (stdout: on Lambda, a line printed there is
+    a log event of its own; the logging module would prefix it and break the JSON)."""
+
+    def __init__(self, app: str, stream: TextIO | None = None) -> None:
+        self.app = app
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def record(self, prepared: Prepared, outcome: Outcome, seconds: float, started: float) -> None:
+        """``started``: epoch seconds when the executor took the message."""
+        if outcome.state is None or prepared.message is None:
+            return
+        sent_ms = prepared.received.sent_timestamp_ms
+        wait_ms = started * 1000 - sent_ms if sent_ms else None
+        document = emf_document(
+            self.app,
+            prepared.received.queue,
+            prepared.message.task,
+            outcome.state,
+            seconds,
+            wait_ms,
+            int(time.time() * 1000),
+        )
+        line = json.dumps(document, separators=(",", ":")) + "\n"
+        stream = self._stream or sys.stdout
+        with self._lock:
+            stream.write(line)
+            stream.flush()
