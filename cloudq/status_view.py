@@ -1,0 +1,81 @@
+"""``cloudq status`` on a terminal: rich tables, once or live (``--watch``). Imported by the
+CLI only (rich is the ``cli`` extra)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from cloudq.status import Status, StatusReader
+
+NOT_AVAILABLE = "n/a"
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return NOT_AVAILABLE
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _ms(value: float | None) -> str:
+    return NOT_AVAILABLE if value is None else f"{value:.1f} ms"
+
+
+def render(status: Status, refreshed: str = "") -> Group:
+    queues = Table(title=f"cloudq {status.app} · {status.broker}{refreshed}", title_justify="left")
+    for column in ("queue", "consumers", "visible", "not visible", "delayed", "dead letters", "oldest"):
+        queues.add_column(column, justify="left" if column in ("queue", "consumers") else "right")
+    for queue in status.queues:
+        queues.add_row(
+            queue.queue,
+            queue.mode,
+            str(queue.visible),
+            str(queue.not_visible),
+            str(queue.delayed),
+            Text(str(queue.dead_letters), style="bold red" if queue.dead_letters else ""),
+            _age(queue.oldest_age_seconds),
+        )
+    parts: list[Table | Text] = [queues, Text(f"oldest message: {status.oldest_age_source}", style="dim")]
+    if status.outcomes is None:
+        parts.append(Text(f"recent outcomes: {status.outcomes_source}", style="dim"))
+        return Group(*parts)
+    outcomes = Table(title=f"recent outcomes ({status.outcomes_source})", title_justify="left")
+    for column in ("task", "queue", "succeeded", "retried", "failed", "p50", "p95"):
+        outcomes.add_column(column, justify="left" if column in ("task", "queue") else "right")
+    for row in status.outcomes:
+        outcomes.add_row(
+            row.task,
+            row.queue,
+            str(row.succeeded),
+            str(row.retried),
+            Text(str(row.failed), style="bold red" if row.failed else ""),
+            _ms(row.p50_ms),
+            _ms(row.p95_ms),
+        )
+    parts.append(outcomes)
+    return Group(*parts)
+
+
+def show(status: Status) -> None:
+    Console().print(render(status))
+
+
+def watch(reader: StatusReader, interval: float) -> None:
+    """Refresh every ``interval`` seconds until Ctrl-C."""
+    console = Console()
+    with Live(console=console, auto_refresh=False, screen=False) as live:
+        while True:
+            status = reader.read()
+            stamp = time.strftime("%H:%M:%S")
+            live.update(render(status, f" · {stamp}, every {interval:g} s (Ctrl-C stops)"), refresh=True)
+            time.sleep(interval)
