@@ -31,8 +31,8 @@ def _ms(value: float | None) -> str:
     return NOT_AVAILABLE if value is None else f"{value:.1f} ms"
 
 
-def render(status: Status, refreshed: str = "") -> Group:
-    queues = Table(title=f"cloudq {status.app} · {status.broker}{refreshed}", title_justify="left")
+def render(status: Status, footer: str = "") -> Group:
+    queues = Table(title=f"cloudq {status.app} · {status.broker}", title_justify="left")
     for column in ("queue", "consumers", "visible", "not visible", "delayed", "dead letters", "oldest"):
         queues.add_column(column, justify="left" if column in ("queue", "consumers") else "right")
     for queue in status.queues:
@@ -48,7 +48,15 @@ def render(status: Status, refreshed: str = "") -> Group:
     parts: list[Table | Text] = [queues, Text(f"oldest message: {status.oldest_age_source}", style="dim")]
     if status.outcomes is None:
         parts.append(Text(f"recent outcomes: {status.outcomes_source}", style="dim"))
-        return Group(*parts)
+    else:
+        parts.append(_outcomes(status))
+    if footer:
+        parts.append(Text(footer, style="dim"))
+    return Group(*parts)
+
+
+def _outcomes(status: Status) -> Table:
+    assert status.outcomes is not None
     outcomes = Table(title=f"recent outcomes ({status.outcomes_source})", title_justify="left")
     for column in ("task", "queue", "succeeded", "retried", "failed", "p50", "p95"):
         outcomes.add_column(column, justify="left" if column in ("task", "queue") else "right")
@@ -62,8 +70,7 @@ def render(status: Status, refreshed: str = "") -> Group:
             _ms(row.p50_ms),
             _ms(row.p95_ms),
         )
-    parts.append(outcomes)
-    return Group(*parts)
+    return outcomes
 
 
 def show(status: Status) -> None:
@@ -77,5 +84,6 @@ def watch(reader: StatusReader, interval: float) -> None:
         while True:
             status = reader.read()
             stamp = time.strftime("%H:%M:%S")
-            live.update(render(status, f" · {stamp}, every {interval:g} s (Ctrl-C stops)"), refresh=True)
+            footer = f"refreshed {stamp}, every {interval:g} s; Ctrl-C stops"
+            live.update(render(status, footer), refresh=True)
             time.sleep(interval)
