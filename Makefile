@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_lambda.py
 	$(BIN)/python bench/bench_stop.py
 	$(BIN)/python bench/bench_django.py
+	$(BIN)/python bench/bench_status.py
 
 # The example app's deployment files (infra/, serverless.yml), rendered from its task registry;
 # tests/deploy/test_committed_templates.py fails when they differ from a fresh render. CLOUDQ_*

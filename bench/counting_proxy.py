@@ -67,7 +67,9 @@ class CountingProxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length) if length else None
-                proxy._count(self.headers.get("X-Amz-Target", self.command))
+                # JSON protocol: X-Amz-Target; CloudWatch's CBOR protocol: .../operation/<name>.
+                operation = self.path.rsplit("/operation/", 1)[-1] if "/operation/" in self.path else ""
+                proxy._count(self.headers.get("X-Amz-Target", operation or self.command))
                 upstream = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
                 upstream.request(self.command, self.path, body=body, headers=headers)
