@@ -21,6 +21,7 @@ One line per run (SUCCESS, RETRY or FAILURE; duplicates, hops and refused bodies
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import threading
@@ -41,25 +42,28 @@ QUEUE_WAIT_METRIC = "QueueWaitTime"
 MILLISECONDS = "Milliseconds"
 
 
-def emf_document(
-    app: str, queue: str, task: str, state: State, seconds: float, wait_ms: float | None, now_ms: int
-) -> dict[str, object]:
-    """The EMF document of one run."""
+@functools.lru_cache(maxsize=4096)
+def _fixed_part(app: str, queue: str, task: str, with_wait: bool) -> str:
+    """What a line holds that depends only on where it comes from: the metric directive and the
+    dimension values (built once: ``json.dumps`` of the whole document per run cost most of it)."""
     metrics: list[dict[str, str]] = [{"Name": name, "Unit": "Count"} for name in COUNT_METRICS.values()]
     metrics.append({"Name": DURATION_METRIC, "Unit": MILLISECONDS})
-    values: dict[str, object] = {name: int(state is done) for done, name in COUNT_METRICS.items()}
-    values[DURATION_METRIC] = round(seconds * 1000, 3)
-    if wait_ms is not None:
+    if with_wait:
         metrics.append({"Name": QUEUE_WAIT_METRIC, "Unit": MILLISECONDS})
-        values[QUEUE_WAIT_METRIC] = max(0.0, round(wait_ms, 3))
     directive = {"Namespace": NAMESPACE, "Dimensions": [list(DIMENSIONS)], "Metrics": metrics}
-    return {
-        "_aws": {"Timestamp": now_ms, "CloudWatchMetrics": [directive]},
-        "App": app,
-        "Queue": queue,
-        "Task": task,
-        **values,
-    }
+    dimensions = json.dumps(dict(zip(DIMENSIONS, (app, queue, task), strict=True)), separators=(",", ":"))
+    return f',"CloudWatchMetrics":{json.dumps([directive], separators=(",", ":"))}}},{dimensions[1:-1]}'
+
+
+def emf_line(
+    app: str, queue: str, task: str, state: State, seconds: float, wait_ms: float | None, now_ms: int
+) -> str:
+    """The EMF line (JSON, no newline) of one run."""
+    fixed = _fixed_part(app, queue, task, wait_ms is not None)
+    counts = ",".join(f'"{name}":{int(state is done)}' for done, name in COUNT_METRICS.items())
+    wait = "" if wait_ms is None else f',"{QUEUE_WAIT_METRIC}":{max(0.0, round(wait_ms, 3))}'
+    duration = f'"{DURATION_METRIC}":{round(seconds * 1000, 3)}'
+    return f'{{"_aws":{{"Timestamp":{now_ms}{fixed},{counts},{duration}{wait}}}'
 
 
 class EmfMetrics:
@@ -77,7 +81,7 @@ class EmfMetrics:
             return
         sent_ms = prepared.received.sent_timestamp_ms
         wait_ms = started * 1000 - sent_ms if sent_ms else None
-        document = emf_document(
+        line = emf_line(
             self.app,
             prepared.received.queue,
             prepared.message.task,
@@ -86,8 +90,7 @@ class EmfMetrics:
             wait_ms,
             int(time.time() * 1000),
         )
-        line = json.dumps(document, separators=(",", ":")) + "\n"
         stream = self._stream or sys.stdout
         with self._lock:
-            stream.write(line)
+            stream.write(line + "\n")
             stream.flush()

@@ -19,7 +19,7 @@ import pytest
 
 from cloudq import CloudQ
 from cloudq.backends.base import State
-from cloudq.metrics import emf_document
+from cloudq.metrics import emf_line
 from cloudq.testing import drain
 from tests.processes import wait_until
 
@@ -174,6 +174,6 @@ def put_as_cloudwatch_logs_would(documents: list[dict[str, Any]]) -> None:
 
 
 def test_an_emf_document_names_its_dimensions() -> None:
-    document = emf_document("shop", "emails", "send", State.RETRY, 0.5, None, 0)
+    document = json.loads(emf_line("shop", "emails", "send", State.RETRY, 0.5, None, 0))
     assert (document["TaskRetried"], document["TaskDuration"]) == (1, 500.0)
     assert "QueueWaitTime" not in document
