@@ -213,3 +213,22 @@ def test_a_message_over_the_size_limit_is_refused(transport: Transport) -> None:
     too_big = "x" * (transport.max_message_bytes + 1)
     with pytest.raises(MessageTooLargeError):
         send(transport, too_big)
+
+
+def test_stats_say_the_oldest_messages_age_or_nothing_without_receiving_it(transport: Transport) -> None:
+    # Given an empty queue: no age
+    assert transport.stats(Q).oldest_age_seconds is None
+    # When two messages wait (the first sent a moment before the second)
+    send(transport, "first")
+    time.sleep(0.3)
+    send(transport, "second")
+    stats = transport.stats(Q)
+    # Then an engine that knows the age gives the first one's (SQS tells CloudWatch only)
+    if isinstance(transport, SQSTransport):
+        assert stats.oldest_age_seconds is None
+    else:
+        assert stats.oldest_age_seconds is not None and 0.25 <= stats.oldest_age_seconds < 5
+    # and reading the stats received nothing: both are still there, never received
+    got = receive_all(transport, expected=2)
+    assert sorted(message.body for message in got) == ["first", "second"]
+    assert all(message.receive_count == 1 for message in got)
