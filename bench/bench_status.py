@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import statistics
 import sys
 import tempfile
@@ -24,14 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.counting_proxy import CountingProxy  # noqa: E402
+from bench.counting_proxy import CountingProxy, counted_emulator  # noqa: E402
 from cloudq import CloudQ  # noqa: E402
 from cloudq.infra import app_resources  # noqa: E402
 from cloudq.status import StatusReader  # noqa: E402
 from cloudq.transports import OutgoingMessage  # noqa: E402
 from cloudq.worker import Worker  # noqa: E402
 from cloudq_emulator.provision import provision  # noqa: E402
-from cloudq_emulator.server import MinistackServer  # noqa: E402
 
 
 def make_app(name: str, **settings: object) -> CloudQ:
@@ -118,12 +116,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
-    server = MinistackServer()
-    server.start()
-    proxy = CountingProxy(server.endpoint_url).start()
-    os.environ.update(server.environment())
-    os.environ["AWS_ENDPOINT_URL"] = proxy.endpoint_url
-    try:
+    with counted_emulator() as proxy:
         app = make_app(f"status{uuid.uuid4().hex[:6]}")
         provision(app_resources(app))
         queues = len(app.queue_names())
@@ -146,9 +139,6 @@ def main() -> None:
         print(f"\nmonitoring costs ({args.tasks} tasks per round)")
         for label, value in rows:
             print(f"  {label:<{width}}  {value}")
-    finally:
-        proxy.stop()
-        server.stop()
 
 
 if __name__ == "__main__":

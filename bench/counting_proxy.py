@@ -8,9 +8,12 @@ Counting at the HTTP level counts what AWS bills, retries included.
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -87,3 +90,21 @@ class CountingProxy:
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
 
         return Handler
+
+
+@contextmanager
+def counted_emulator() -> Iterator[CountingProxy]:
+    """A ministack server with this proxy in front; this process's AWS clients (boto3 reads
+    ``AWS_ENDPOINT_URL``) go through the proxy until the end."""
+    from cloudq_emulator.server import MinistackServer
+
+    server = MinistackServer()
+    server.start()
+    proxy = CountingProxy(server.endpoint_url).start()
+    os.environ.update(server.environment())
+    os.environ["AWS_ENDPOINT_URL"] = proxy.endpoint_url
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+        server.stop()

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import threading
@@ -26,12 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import boto3  # noqa: E402
 
-from bench.counting_proxy import CountingProxy  # noqa: E402
+from bench.counting_proxy import CountingProxy, counted_emulator  # noqa: E402
 from cloudq import CloudQ  # noqa: E402
 from cloudq.infra import app_resources  # noqa: E402
 from cloudq.worker import Worker  # noqa: E402
 from cloudq_emulator.provision import provision  # noqa: E402
-from cloudq_emulator.server import MinistackServer  # noqa: E402
 
 BODY = '{"v":1,"id":"00000000-0000-0000-0000-000000000000","task":"noop"}'
 
@@ -125,16 +123,8 @@ def main() -> None:
     parser.add_argument("--latency-samples", type=int, default=300)
     args = parser.parse_args()
 
-    server = MinistackServer()
-    server.start()
-    proxy = CountingProxy(server.endpoint_url).start()
-    os.environ.update(server.environment())
-    os.environ["AWS_ENDPOINT_URL"] = proxy.endpoint_url
-    try:
+    with counted_emulator() as proxy:
         run(args, proxy)
-    finally:
-        proxy.stop()
-        server.stop()
 
 
 def run(args: argparse.Namespace, proxy: CountingProxy) -> None:

@@ -319,7 +319,9 @@ class Executor:
         started = time.time()
         try:
             with run_span(task.name, message.traceparent) as traceparent:  # cloudq.tracing
-                value = self.app.hooks.run(task, replace(request, traceparent=traceparent))
+                if traceparent is not None:
+                    request = replace(request, traceparent=traceparent)
+                value = self.app.hooks.run(task, request)
         except Retry as retry:
             cause = retry.exc or retry
             return self._retry_or_fail(task, message, received, request.attempt, cause, retry.countdown)

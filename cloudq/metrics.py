@@ -25,7 +25,6 @@ import functools
 import json
 import sys
 import threading
-import time
 from typing import TYPE_CHECKING, TextIO
 
 from cloudq.backends.base import State
@@ -43,27 +42,31 @@ MILLISECONDS = "Milliseconds"
 
 
 @functools.lru_cache(maxsize=4096)
-def _fixed_part(app: str, queue: str, task: str, with_wait: bool) -> str:
-    """What a line holds that depends only on where it comes from: the metric directive and the
-    dimension values (built once: ``json.dumps`` of the whole document per run cost most of it)."""
+def _fixed_part(app: str, queue: str, task: str, state: State, with_wait: bool) -> str:
+    """What a line holds that depends only on where it comes from and its outcome: the metric
+    directive, the dimension values and the counts, up to the duration's value (built once per
+    kind of line: serializing a whole document per run cost more than the rest of the line)."""
     metrics: list[dict[str, str]] = [{"Name": name, "Unit": "Count"} for name in COUNT_METRICS.values()]
     metrics.append({"Name": DURATION_METRIC, "Unit": MILLISECONDS})
     if with_wait:
         metrics.append({"Name": QUEUE_WAIT_METRIC, "Unit": MILLISECONDS})
     directive = {"Namespace": NAMESPACE, "Dimensions": [list(DIMENSIONS)], "Metrics": metrics}
-    dimensions = json.dumps(dict(zip(DIMENSIONS, (app, queue, task), strict=True)), separators=(",", ":"))
-    return f',"CloudWatchMetrics":{json.dumps([directive], separators=(",", ":"))}}},{dimensions[1:-1]}'
+    members: dict[str, object] = dict(zip(DIMENSIONS, (app, queue, task), strict=True))
+    members.update({name: int(state is done) for done, name in COUNT_METRICS.items()})
+    compact = (",", ":")
+    return (
+        f',"CloudWatchMetrics":{json.dumps([directive], separators=compact)}}},'
+        f'{json.dumps(members, separators=compact)[1:-1]},"{DURATION_METRIC}":'
+    )
 
 
 def emf_line(
     app: str, queue: str, task: str, state: State, seconds: float, wait_ms: float | None, now_ms: int
 ) -> str:
     """The EMF line (JSON, no newline) of one run."""
-    fixed = _fixed_part(app, queue, task, wait_ms is not None)
-    counts = ",".join(f'"{name}":{int(state is done)}' for done, name in COUNT_METRICS.items())
-    wait = "" if wait_ms is None else f',"{QUEUE_WAIT_METRIC}":{max(0.0, round(wait_ms, 3))}'
-    duration = f'"{DURATION_METRIC}":{round(seconds * 1000, 3)}'
-    return f'{{"_aws":{{"Timestamp":{now_ms}{fixed},{counts},{duration}{wait}}}'
+    fixed = _fixed_part(app, queue, task, state, wait_ms is not None)
+    wait = "" if wait_ms is None else f',"{QUEUE_WAIT_METRIC}":{max(0.0, wait_ms):.3f}'
+    return f'{{"_aws":{{"Timestamp":{now_ms}{fixed}{seconds * 1000:.3f}{wait}}}'
 
 
 class EmfMetrics:
@@ -88,7 +91,7 @@ class EmfMetrics:
             outcome.state,
             seconds,
             wait_ms,
-            int(time.time() * 1000),
+            int((started + seconds) * 1000),
         )
         stream = self._stream or sys.stdout
         with self._lock:

@@ -31,20 +31,41 @@ def _ms(value: float | None) -> str:
     return NOT_AVAILABLE if value is None else f"{value:.1f} ms"
 
 
+def _alarming(count: int) -> Text:
+    return Text(str(count), style="bold red" if count else "")
+
+
+def _table(title: str, names: tuple[str, ...], rows: list[tuple[str | Text, ...]]) -> Table:
+    """Two name columns on the left, figures on the right."""
+    table = Table(title=title, title_justify="left")
+    for index, name in enumerate(names):
+        if index < 2:  # names are never cut; the figures' headers wrap instead
+            widest = max([len(name), *(len(str(row[index])) for row in rows)])
+            table.add_column(name, justify="left", no_wrap=True, min_width=widest)
+        else:
+            table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def render(status: Status, footer: str = "") -> Group:
-    queues = Table(title=f"cloudq {status.app} · {status.broker}", title_justify="left")
-    for column in ("queue", "consumers", "visible", "not visible", "delayed", "dead letters", "oldest"):
-        queues.add_column(column, justify="left" if column in ("queue", "consumers") else "right")
-    for queue in status.queues:
-        queues.add_row(
-            queue.queue,
-            queue.mode,
-            str(queue.visible),
-            str(queue.not_visible),
-            str(queue.delayed),
-            Text(str(queue.dead_letters), style="bold red" if queue.dead_letters else ""),
-            _age(queue.oldest_age_seconds),
-        )
+    queues = _table(
+        f"cloudq {status.app} · {status.broker}",
+        ("queue", "consumers", "visible", "not visible", "delayed", "dead letters", "oldest"),
+        [
+            (
+                queue.queue,
+                queue.mode,
+                str(queue.visible),
+                str(queue.not_visible),
+                str(queue.delayed),
+                _alarming(queue.dead_letters),
+                _age(queue.oldest_age_seconds),
+            )
+            for queue in status.queues
+        ],
+    )
     parts: list[Table | Text] = [queues, Text(f"oldest message: {status.oldest_age_source}", style="dim")]
     if status.outcomes is None:
         parts.append(Text(f"recent outcomes: {status.outcomes_source}", style="dim"))
@@ -57,20 +78,22 @@ def render(status: Status, footer: str = "") -> Group:
 
 def _outcomes(status: Status) -> Table:
     assert status.outcomes is not None
-    outcomes = Table(title=f"recent outcomes ({status.outcomes_source})", title_justify="left")
-    for column in ("task", "queue", "succeeded", "retried", "failed", "p50", "p95"):
-        outcomes.add_column(column, justify="left" if column in ("task", "queue") else "right")
-    for row in status.outcomes:
-        outcomes.add_row(
-            row.task,
-            row.queue,
-            str(row.succeeded),
-            str(row.retried),
-            Text(str(row.failed), style="bold red" if row.failed else ""),
-            _ms(row.p50_ms),
-            _ms(row.p95_ms),
-        )
-    return outcomes
+    return _table(
+        f"recent outcomes ({status.outcomes_source})",
+        ("task", "queue", "succeeded", "retried", "failed", "p50", "p95"),
+        [
+            (
+                row.task,
+                row.queue,
+                str(row.succeeded),
+                str(row.retried),
+                _alarming(row.failed),
+                _ms(row.p50_ms),
+                _ms(row.p95_ms),
+            )
+            for row in status.outcomes
+        ],
+    )
 
 
 def show(status: Status) -> None:

@@ -100,6 +100,19 @@ def _otel_trace() -> Any:
     return opentelemetry.trace
 
 
+def _tracer() -> Any:
+    """cloudq's tracer when OpenTelemetry is installed and the application has set up a tracer
+    provider; ``None`` with the API's default (no-op) provider, whose spans would cost every
+    task tens of microseconds for nothing."""
+    otel = _otel_trace()
+    if otel is None:
+        return None
+    provider = otel.get_tracer_provider()
+    if isinstance(provider, (otel.ProxyTracerProvider, otel.NoOpTracerProvider)):
+        return None
+    return provider.get_tracer("cloudq")
+
+
 def _format(span_context: Any) -> str:
     return f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{int(span_context.trace_flags):02x}"
 
@@ -107,10 +120,10 @@ def _format(span_context: Any) -> str:
 @contextmanager
 def send_span(task_name: str) -> Iterator[str | None]:
     """Around one send: yields the ``traceparent`` the message carries, or ``None``."""
-    otel = _otel_trace()
-    if otel is not None:
-        tracer = otel.get_tracer("cloudq")
-        with tracer.start_as_current_span(f"send {task_name}", kind=otel.SpanKind.PRODUCER) as span:
+    tracer = _tracer()
+    if tracer is not None:
+        kind = _otel_trace().SpanKind.PRODUCER
+        with tracer.start_as_current_span(f"send {task_name}", kind=kind) as span:
             if span.is_recording():  # a tracer provider is set up (not the API's no-op)
                 yield _format(span.get_span_context())
                 return
@@ -121,15 +134,13 @@ def send_span(task_name: str) -> Iterator[str | None]:
 @contextmanager
 def run_span(task_name: str, traceparent: str | None) -> Iterator[str | None]:
     """Around one run: yields the run's ``traceparent`` (its own span id), or ``None``."""
-    otel = _otel_trace()
-    if otel is not None:
+    tracer = _tracer()
+    if tracer is not None:
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         parent = TraceContextTextMapPropagator().extract({"traceparent": traceparent} if traceparent else {})
-        tracer = otel.get_tracer("cloudq")
-        with tracer.start_as_current_span(
-            f"run {task_name}", context=parent, kind=otel.SpanKind.CONSUMER
-        ) as span:
+        kind = _otel_trace().SpanKind.CONSUMER
+        with tracer.start_as_current_span(f"run {task_name}", context=parent, kind=kind) as span:
             if span.is_recording():  # a tracer provider is set up (not the API's no-op)
                 yield _format(span.get_span_context())
                 return
