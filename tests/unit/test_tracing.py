@@ -38,7 +38,8 @@ def lines() -> Any:
     handler = Lines()
     root = logging.getLogger()
     root.addHandler(handler)
-    level, root.level = root.level, logging.INFO
+    level = root.level
+    root.setLevel(logging.INFO)  # setLevel, not .level: loggers cache what is enabled
     yield handler.lines
     root.removeHandler(handler)
     root.setLevel(level)
