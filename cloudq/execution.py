@@ -203,6 +203,11 @@ class Executor:
         #: Per-run EMF lines (``cloudq.metrics``) when ``settings.metrics`` is on.
         self.metrics = EmfMetrics(app.name) if app.settings.metrics else None
 
+    def flush_metrics(self) -> None:
+        """Hand on the EMF lines written so far (``cloudq.metrics``); adapters call it."""
+        if self.metrics is not None:
+            self.metrics.flush()
+
     def prepare(self, received: ReceivedMessage) -> Prepared:
         """Decode a received message once (its only decoding): envelope and task, or the
         dead-letter outcome of a body that is not a task of this app."""

@@ -21,6 +21,7 @@ One line per run (SUCCESS, RETRY or FAILURE; duplicates, hops and refused bodies
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import sys
@@ -39,6 +40,8 @@ COUNT_METRICS = {State.SUCCESS: "TaskSucceeded", State.RETRY: "TaskRetried", Sta
 DURATION_METRIC = "TaskDuration"
 QUEUE_WAIT_METRIC = "QueueWaitTime"
 MILLISECONDS = "Milliseconds"
+#: Lines kept before a write even without a flush (about 40 KB).
+MAX_PENDING_LINES = 100
 
 
 @functools.lru_cache(maxsize=4096)
@@ -70,12 +73,21 @@ def emf_line(
 
 
 class EmfMetrics:
-    """Writes one EMF line per run to ``stream`` (stdout: on Lambda, a line printed there is
-    a log event of its own; the logging module would prefix it and break the JSON)."""
+    """Collects one EMF line per run and writes them to ``stream`` (stdout: on Lambda, a line
+    printed there is a log event of its own; the logging module would prefix it and break the
+    JSON) on ``flush``, or once ``MAX_PENDING_LINES`` wait.
+
+    Not a write and a flush per line: each is a system call, and with a worker's threads
+    contending for the GIL one per task cost CPU-bound workers a third of their throughput
+    (``bench/bench_status.py``). The worker flushes with its batched deletes (every 50 ms) and
+    when it stops, the Lambda handler at the end of each invocation (before the environment
+    may be frozen), ``cloudq.testing.drain`` when the queues are empty."""
 
     def __init__(self, app: str, stream: TextIO | None = None) -> None:
         self.app = app
         self._stream = stream
+        #: deque: append and popleft are atomic, so recording threads never wait for a lock.
+        self._pending: collections.deque[str] = collections.deque()
         self._lock = threading.Lock()
 
     def record(self, prepared: Prepared, outcome: Outcome, seconds: float, started: float) -> None:
@@ -93,7 +105,20 @@ class EmfMetrics:
             wait_ms,
             int((started + seconds) * 1000),
         )
-        stream = self._stream or sys.stdout
-        with self._lock:
-            stream.write(line + "\n")
-            stream.flush()
+        self._pending.append(line)
+        if len(self._pending) >= MAX_PENDING_LINES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the lines collected so far, and flush the stream."""
+        with self._lock:  # one writer at a time: lines never interleave
+            lines = []
+            while True:
+                try:
+                    lines.append(self._pending.popleft())
+                except IndexError:
+                    break
+            if lines:
+                stream = self._stream or sys.stdout
+                stream.write("\n".join(lines) + "\n")
+                stream.flush()

@@ -207,6 +207,7 @@ class Worker:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._hand_back(cancelled)
         self._flush_acks()
+        self.executor.flush_metrics()
         logger.info("worker stopped: %s", self.stats)
 
     def overrun_tasks(self, grace: float) -> int:
@@ -344,6 +345,7 @@ class Worker:
     def _ack_loop(self) -> None:
         while not self._stopped.is_set():
             self._flush_acks()
+            self.executor.flush_metrics()  # EMF lines go out with the deletes, not per task
             self._stopped.wait(ACK_FLUSH_SECONDS)
 
     def _flush_acks(self) -> None:
