@@ -158,3 +158,22 @@ def test_metrics_off_write_no_line(capsys: pytest.CaptureFixture[str]) -> None:
 def test_the_setting_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLOUDQ_METRICS", "1")
     assert make_app("env", broker="memory://", backend="memory://").settings.metrics is True
+
+
+def test_the_lambda_handler_writes_its_lines_before_the_invocation_ends(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given an app with metrics on, and an SQS event of two records
+    from cloudq.testing import FakeLambdaContext, sqs_event
+
+    app = make_app("emflambda", broker="memory://", backend="memory://", metrics=True)
+    app.tasks["add"].delay(1, 2)
+    app.tasks["add"].delay(2, 2)
+    # When the handler returns
+    response = app.lambda_handler(sqs_event(app), FakeLambdaContext())
+    # Then both lines are out already (the environment may be frozen next)
+    assert response == {"batchItemFailures": []}
+    documents = emf_lines(capsys.readouterr().out)
+    assert [(d["Task"], d["TaskSucceeded"]) for d in documents] == [("add", 1), ("add", 1)]
+    for document in documents:
+        jsonschema.validate(document, EMF_SCHEMA)
