@@ -326,7 +326,7 @@ class Executor:
             with run_span(task.name, message.traceparent) as traceparent:  # cloudq.tracing
                 if traceparent is not None:
                     request = replace(request, traceparent=traceparent)
-                value = self.app.hooks.run(task, request)
+                value = self.app.hooks.run(task, request)  # before_task, the task, after_task
         except Retry as retry:
             cause = retry.exc or retry
             return self._retry_or_fail(task, message, received, request.attempt, cause, retry.countdown)

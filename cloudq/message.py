@@ -27,6 +27,10 @@ ENVELOPE_VERSION = 1
 REPLAY_ENVELOPE_VERSION = 2
 TRACE_ENVELOPE_VERSION = 4
 SUPPORTED_VERSIONS = (ENVELOPE_VERSION, REPLAY_ENVELOPE_VERSION, TRACE_ENVELOPE_VERSION)
+#: Fields added after version 2 are left out of the signed form while unset, so a message
+#: without them is signed as by a cloudq that did not know them (rolling upgrades with
+#: signing keys).
+FIELDS_AFTER_VERSION_2 = ("traceparent",)
 #: A task id is a key in every result backend (DynamoDB allows 2048 bytes, UTF-8, not empty).
 MAX_TASK_ID_CHARS = 255
 
@@ -122,7 +126,8 @@ class Message(BaseModel):
 
     def canonical(self) -> bytes:
         """Deterministic bytes that the signature covers."""
-        data = self.model_dump(mode="json", exclude={"signature"})
+        unset_later = {name for name in FIELDS_AFTER_VERSION_2 if getattr(self, name) is None}
+        data = self.model_dump(mode="json", exclude={"signature", *unset_later})
         return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
     def signed(self, key: str) -> Message:

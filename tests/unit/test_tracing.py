@@ -154,3 +154,26 @@ def test_with_opentelemetry_the_send_and_run_spans_link_up() -> None:
     assert (send["kind"], run["kind"]) == ("PRODUCER", "CONSUMER")
     assert request["trace"] == send["trace"] == run["trace"]
     assert send["parent"] == request["span"] and run["parent"] == send["span"]
+
+
+def test_signatures_of_untraced_messages_are_what_cloudq_before_tracing_made() -> None:
+    import hashlib
+    import hmac
+
+    from cloudq.errors import SignatureError
+
+    # Given a message signed as a producer without the traceparent field would sign it
+    message = Message(task="add", args=[1, 2])
+    before = message.model_dump(mode="json", exclude={"signature", "traceparent"})
+    canonical = json.dumps(before, sort_keys=True, separators=(",", ":")).encode()
+    old_signature = hmac.new(b"key", canonical, hashlib.sha256).hexdigest()
+    # Then this cloudq verifies it (a rolling upgrade with signing keys goes on working)
+    message.model_copy(update={"signature": old_signature}).verify(["key"])
+    # and a traced message's signature covers its trace context
+    traced = message.traced("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").signed("key")
+    traced.verify(["key"])
+    forged = traced.model_copy(
+        update={"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01"}
+    )
+    with pytest.raises(SignatureError):
+        forged.verify(["key"])
