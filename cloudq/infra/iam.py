@@ -16,8 +16,9 @@ Where each action comes from (a batch API is authorised by its single action):
   visibility heartbeat (ChangeMessageVisibilityBatch), hand-backs.
 - ``sqs:GetQueueAttributes``: queue statistics (``cloudq dlq``, the worker's backlog lines);
   required for the event source mapping.
-- ``dynamodb:GetItem``: ``AsyncResult.get()``, the idempotency check; ``dynamodb:PutItem``,
-  ``dynamodb:UpdateItem``: results, claims (conditional writes).
+- ``dynamodb:GetItem``: ``AsyncResult.get()`` (producers); ``dynamodb:PutItem``,
+  ``dynamodb:UpdateItem``: results, claims and the stale-outcome guard (conditional writes:
+  workers read nothing first, so their role has no ``GetItem``).
 - ``logs:CreateLogGroup``, ``logs:CreateLogStream``, ``logs:PutLogEvents``: Lambda logging.
 """
 
@@ -55,7 +56,6 @@ WORKER_SQS_ACTIONS = [
 ]
 PRODUCER_SQS_ACTIONS = ["sqs:GetQueueUrl", "sqs:SendMessage"]
 WORKER_TABLE_ACTIONS = [
-    "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
 ]
