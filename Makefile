@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_django.py
 	$(BIN)/python bench/bench_payloads.py
 	$(BIN)/python bench/bench_workflows.py
+	$(BIN)/python bench/bench_status.py
 
 # The workflow e2e tests at full scale (groups and chords of 1,000; make test runs 100).
 workflows: $(STAMP)

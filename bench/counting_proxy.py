@@ -9,9 +9,12 @@ what AWS bills, retries included.
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -76,8 +79,13 @@ class CountingProxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length) if length else None
+                # JSON protocol: X-Amz-Target; CloudWatch's CBOR protocol: .../operation/<name>;
+                # S3 (REST): the method.
+                operation = self.path.rsplit("/operation/", 1)[-1] if "/operation/" in self.path else ""
                 proxy._count(
-                    self.headers.get("X-Amz-Target") or S3_OPERATIONS.get(self.command, self.command)
+                    self.headers.get("X-Amz-Target")
+                    or operation
+                    or S3_OPERATIONS.get(self.command, self.command)
                 )
                 upstream = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
@@ -96,3 +104,21 @@ class CountingProxy:
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
 
         return Handler
+
+
+@contextmanager
+def counted_emulator() -> Iterator[CountingProxy]:
+    """A ministack server with this proxy in front; this process's AWS clients (boto3 reads
+    ``AWS_ENDPOINT_URL``) go through the proxy until the end."""
+    from cloudq_emulator.server import MinistackServer
+
+    server = MinistackServer()
+    server.start()
+    proxy = CountingProxy(server.endpoint_url).start()
+    os.environ.update(server.environment())
+    os.environ["AWS_ENDPOINT_URL"] = proxy.endpoint_url
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+        server.stop()

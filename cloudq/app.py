@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from pydantic import ValidationError
@@ -23,6 +23,7 @@ from cloudq.infra.naming import physical_queue_name, results_table_name
 from cloudq.message import Message, new_task_id
 from cloudq.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from cloudq.task import Task
+from cloudq.tracing import send_span
 from cloudq.transports.base import OutgoingMessage, SendResult, is_fifo, require_sent
 
 if TYPE_CHECKING:
@@ -323,7 +324,10 @@ class CloudQ:
             deduplication_id=deduplication_id,
             now=now,
         )
-        [result] = self.send_messages([outgoing], now=now)
+        with send_span(name) as traceparent:
+            if traceparent is not None:
+                outgoing = replace(outgoing, message=outgoing.message.traced(traceparent))
+            [result] = self.send_messages([outgoing], now=now)
         require_sent(outgoing.queue, [result])
         return AsyncResult(outgoing.message.id, self, task=task)
 

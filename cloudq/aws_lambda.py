@@ -112,6 +112,7 @@ def handle_sqs_event(app: CloudQ, event: dict[str, Any], context: LambdaContext 
             failures.append(received.message_id)
             if received.group_id is not None:
                 failed_groups.add(received.group_id)
+    executor.flush_metrics()  # before the invocation ends and the environment may be frozen
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}
 
 

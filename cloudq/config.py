@@ -63,6 +63,8 @@ class Settings(BaseModel):
     #: Default retry policy of tasks that do not set their own.
     max_retries: int = DEFAULT_RETRY_POLICY.max_retries
     retry_backoff_max: float = DEFAULT_RETRY_POLICY.retry_backoff_max
+    #: Per-task metrics as CloudWatch EMF lines on stdout (``cloudq.metrics``).
+    metrics: bool = False
     #: Logical queues consumed by the app's Lambda function (SQS event source mappings);
     #: the others are for long-polling workers.
     lambda_queues: tuple[str, ...] = ()

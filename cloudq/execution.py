@@ -40,7 +40,9 @@ from cloudq.errors import (
 )
 from cloudq.health import Health
 from cloudq.message import Message
+from cloudq.metrics import EmfMetrics
 from cloudq.task import Request, Task
+from cloudq.tracing import run_span, trace_id
 from cloudq.transports.base import (
     MAX_REASON_CHARS,
     OutgoingMessage,
@@ -130,7 +132,10 @@ class Prepared:
     def log_fields(self) -> dict[str, str]:
         if self.message is None:
             return {"message_id": self.received.message_id}
-        return {"task_id": self.message.id, "task_name": self.message.task}
+        fields = {"task_id": self.message.id, "task_name": self.message.task}
+        if self.message.traceparent is not None:
+            fields["trace_id"] = trace_id(self.message.traceparent)
+        return fields
 
 
 def clip(text: str, limit: int) -> str:
@@ -208,6 +213,13 @@ class Executor:
         self.app = app
         self.worker_id = worker_id or new_worker_id()
         self.health = Health()
+        #: Per-run EMF lines (``cloudq.metrics``) when ``settings.metrics`` is on.
+        self.metrics = EmfMetrics(app.name) if app.settings.metrics else None
+
+    def flush_metrics(self) -> None:
+        """Hand on the EMF lines written so far (``cloudq.metrics``); adapters call it."""
+        if self.metrics is not None:
+            self.metrics.flush()
 
     def prepare(self, received: ReceivedMessage) -> Prepared:
         """Decode a received message once (its only decoding): envelope and task, or the
@@ -224,9 +236,12 @@ class Executor:
     def execute(self, received: ReceivedMessage | Prepared) -> Outcome:
         """Never raises for a bad message: every failure becomes an outcome (logged)."""
         prepared = received if isinstance(received, Prepared) else self.prepare(received)
-        started = time.monotonic()
+        started, started_at = time.monotonic(), time.time()
         outcome = self._execute(prepared)
-        log_outcome(prepared, outcome, time.monotonic() - started)
+        seconds = time.monotonic() - started
+        log_outcome(prepared, outcome, seconds)
+        if self.metrics is not None:
+            self.metrics.record(prepared, outcome, seconds, started_at)
         return outcome
 
     def _execute(self, prepared: Prepared) -> Outcome:
@@ -350,7 +365,10 @@ class Executor:
     ) -> Outcome:
         started = time.time()
         try:
-            value = self.app.hooks.run(task, request)  # before_task, the task, after_task
+            with run_span(task.name, message.traceparent) as traceparent:  # cloudq.tracing
+                if traceparent is not None:
+                    request = replace(request, traceparent=traceparent)
+                value = self.app.hooks.run(task, request)  # before_task, the task, after_task
         except Retry as retry:
             cause = retry.exc or retry
             return self._retry_or_fail(task, message, received, request.attempt, cause, retry.countdown)

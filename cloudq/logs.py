@@ -1,8 +1,9 @@
 """Logging set-up for the command line: text or JSON lines.
 
 Every record logged while a task runs (the task's own lines too) carries ``task_id`` and
-``task_name``; the executor's outcome lines carry them as well, so ``--log-format json``
-lines can be searched by task. ``--debug`` turns on cloudq's debug lines but keeps the AWS
+``task_name`` (and ``trace_id`` when the message carried a trace context, see
+``cloudq.tracing``); the executor's outcome lines carry them as well, so ``--log-format json``
+lines can be searched by task and by trace. ``--debug`` turns on cloudq's debug lines but keeps the AWS
 SDK's wire logs (hundreds of lines a second while polling) off; ``--debug-aws`` adds them.
 """
 
@@ -13,23 +14,27 @@ import json
 import logging
 
 from cloudq.task import current_request
+from cloudq.tracing import trace_id
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_FORMATS = ("text", "json")
 #: The AWS SDK's loggers: quiet unless ``debug_aws``.
 AWS_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
 #: Record attributes that JSON lines carry when present.
-CONTEXT_FIELDS = ("task_id", "task_name", "message_id")
+CONTEXT_FIELDS = ("task_id", "task_name", "message_id", "trace_id")
 
 
 class TaskContext(logging.Filter):
-    """Adds the running task's id and name to records that do not carry them."""
+    """Adds the running task's id and name, and its trace id when it has one, to records
+    that do not carry them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         request = current_request()
         if request is not None and not hasattr(record, "task_id"):
             record.task_id = request.id
             record.task_name = request.task
+            if request.traceparent is not None:
+                record.trace_id = trace_id(request.traceparent)
         return True
 
 

@@ -17,15 +17,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from cloudq.errors import DecodeError, MessageTooLargeError, SignatureError
 from cloudq.payloads.base import PayloadPointer
+from cloudq.tracing import TRACEPARENT_PATTERN
 
 #: Version 1: every message. Version 2 adds what a replay from the dead-letter queue carries
 #: (``attempt_base``, ``history``); only replayed messages are written as version 2, so
 #: workers of version 1 read every other message, and refuse a replayed one with a reason.
+#: Version 4 adds a W3C ``traceparent`` (``cloudq.tracing``); only messages sent within a
+#: trace are written as version 4. (Version 3 is the large-payload pointer of issue 15.)
 ENVELOPE_VERSION = 1
 REPLAY_ENVELOPE_VERSION = 2
 #: Version 3 adds ``payload``: the arguments are in the payload store (claim check); only
 #: such messages are written as version 3 (``Message.with_payload``).
 PAYLOAD_ENVELOPE_VERSION = 3
+#: Version 4 adds ``traceparent``: the W3C trace context of the send; only traced messages
+#: are written as version 4 (``Message.traced``).
+TRACE_ENVELOPE_VERSION = 4
 #: Version 5 adds the workflow fields (``callbacks``: what a chain runs next; ``chord``: the
 #: chord a group member counts towards). Only messages that carry them are written as version
 #: 5, so a worker that cannot run them refuses them (dead-letter, with the reason) instead of
@@ -35,11 +41,12 @@ SUPPORTED_VERSIONS = (
     ENVELOPE_VERSION,
     REPLAY_ENVELOPE_VERSION,
     PAYLOAD_ENVELOPE_VERSION,
+    TRACE_ENVELOPE_VERSION,
     WORKFLOW_ENVELOPE_VERSION,
 )
 #: Optional fields added after version 1, left out of the signed bytes when unset, so that a
 #: message without them signs as version 1 senders signed it (rolling upgrades).
-NEWER_FIELDS = ("attempt_base", "history", "payload", "chord")
+NEWER_FIELDS = ("attempt_base", "history", "payload", "traceparent", "chord")
 #: A task id is a key in every result backend (DynamoDB allows 2048 bytes, UTF-8, not empty).
 MAX_TASK_ID_CHARS = 255
 
@@ -115,6 +122,8 @@ class Message(BaseModel):
     #: Version 3: the arguments (``{"args": …, "kwargs": …}``) are this object of the payload
     #: store; ``args`` and ``kwargs`` are then empty. The signature covers it, hash included.
     payload: PayloadPointer | None = None
+    #: Version 4: the W3C trace context of the send (``cloudq.tracing``).
+    traceparent: str | None = Field(default=None, pattern=TRACEPARENT_PATTERN)
     #: Hex HMAC-SHA256 of the canonical envelope without this field.
     signature: str | None = None
 
@@ -196,6 +205,10 @@ class Message(BaseModel):
                 "signature": None,
             }
         )
+
+    def traced(self, traceparent: str) -> Message:
+        """This message carrying ``traceparent`` (version 4, or its own if higher)."""
+        return self.model_copy(update={"v": max(self.v, TRACE_ENVELOPE_VERSION), "traceparent": traceparent})
 
     def canonical(self) -> bytes:
         """Deterministic bytes that the signature covers."""

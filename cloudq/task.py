@@ -35,6 +35,8 @@ class Request:
     queue: str = ""
     parent_id: str | None = None
     root_id: str | None = None
+    #: The W3C trace context of this run (``cloudq.tracing``), when the message carried one.
+    traceparent: str | None = None
 
 
 _current_request: contextvars.ContextVar[Request | None] = contextvars.ContextVar(

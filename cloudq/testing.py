@@ -59,6 +59,7 @@ def drain(
             raise TimeoutError(f"queues {names} not drained after {timeout} s")
         if not busy:
             time.sleep(0.01)
+    executor.flush_metrics()
     if first_failure is not None and raise_failures:
         raise first_failure
     return processed

@@ -215,6 +215,7 @@ class Worker:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._hand_back(cancelled)
         self._flush_acks()
+        self.executor.flush_metrics()
         logger.info("worker stopped: %s", self.stats)
 
     def overrun_tasks(self, grace: float) -> int:
@@ -332,22 +333,23 @@ class Worker:
         running = _Running(message, time.monotonic(), self._task_timeout(prepared))
         with self._lock:
             self._running[message.receipt_handle] = running
+        outcome = None
         try:
             outcome = self.executor.execute(prepared)
         except Exception:  # a worker never dies of one message; it reappears after visibility
             logger.exception("error handling message %s", message.message_id)
-            outcome = None
         finally:
             # Off the heartbeat before the outcome is applied, so an extension cannot
-            # overwrite a retry's visibility delay.
+            # overwrite a retry's visibility delay. An ack is queued in the same step: a
+            # stopping worker that sees no task running then has every ack to flush.
             with self._lock:
                 self._running.pop(message.receipt_handle, None)
+                if outcome is not None and outcome.action is Action.ACK:
+                    self._acks[message.queue].append(message.receipt_handle)
         if outcome is None:
             return False
         self._count(outcome.action)
         if outcome.action is Action.ACK:
-            with self._lock:
-                self._acks[message.queue].append(message.receipt_handle)
             return True
         try:
             apply_outcome(self.app.transport, prepared, outcome)
@@ -370,6 +372,7 @@ class Worker:
     def _ack_loop(self) -> None:
         while not self._stopped.is_set():
             self._flush_acks()
+            self.executor.flush_metrics()  # EMF lines go out with the deletes, not per task
             self._stopped.wait(ACK_FLUSH_SECONDS)
 
     def _flush_acks(self) -> None:

@@ -174,4 +174,20 @@ def _register_workflow_tasks(app: CloudQ) -> None:
         return index
 
 
+def _spans_to_file(path: str) -> None:
+    """With ``CLOUDQ_TEST_OTEL_SPANS=<file>``, a process that imports this module (a worker)
+    sets up OpenTelemetry's SDK and writes each ended span to the file, one JSON per line."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+
+    out = open(path, "a")  # noqa: SIM115 - open for the life of the process
+    exporter = ConsoleSpanExporter(out=out, formatter=lambda span: span.to_json(indent=None) + "\n")
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+
+
+if os.environ.get("CLOUDQ_TEST_OTEL_SPANS"):
+    _spans_to_file(os.environ["CLOUDQ_TEST_OTEL_SPANS"])
 app = make_app(os.environ.get("CLOUDQ_TEST_APP", "tests"))

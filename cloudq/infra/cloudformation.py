@@ -14,7 +14,8 @@ One template for AWS and the emulator:
 - one EventBridge Scheduler schedule per periodic task, sending its fixed body to its queue,
   and the role Scheduler sends with;
 - the worker/Lambda role and the producers' managed policy (``cloudq.infra.iam``);
-- alarms on dead letters and on the age of the oldest message; outputs.
+- alarms on dead letters and on the age of the oldest message; a dashboard of the task
+  metrics and the queues (``cloudq.infra.dashboard``); outputs.
 
 Only names and numbers from the model appear here; this module decides the template's shape.
 """
@@ -25,6 +26,7 @@ from typing import Any
 
 from cloudq.errors import ConfigurationError
 from cloudq.infra import iam
+from cloudq.infra.dashboard import dashboard
 from cloudq.infra.ecs import WORKER_CONDITION, worker_parameters, worker_service
 from cloudq.infra.intrinsics import Template, get_att, ref
 from cloudq.infra.model import QueueResource, Resources
@@ -54,6 +56,7 @@ def template(resources: Resources, *, environment: dict[str, str] | None = None)
     found.update(bucket(resources))
     found.update(schedules(resources))
     found.update(alarms(resources))
+    found.update(dashboard(resources))
     found.update(roles(resources))
     found.update(function(resources, environment or {}))
     found.update(worker_service(resources, environment or {}))

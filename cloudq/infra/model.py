@@ -143,6 +143,11 @@ class Resources(BaseModel):
     def stack_name(self) -> str:
         return stack_name(self.app)
 
+    @property
+    def dashboard_name(self) -> str:
+        """The app's CloudWatch dashboard (``cloudq.infra.dashboard``): ``shop-cloudq``."""
+        return stack_name(self.app)
+
     def worker_queues(self) -> list[QueueResource]:
         """The queues long-polling workers consume: those no Lambda function does."""
         consumed = set(self.function.queues) if self.function else set()

@@ -150,6 +150,9 @@ class QueueStats:
     visible: int
     in_flight: int
     delayed: int
+    #: Seconds since the oldest message was sent, when the engine can tell without receiving
+    #: (Redis, memory); ``None`` otherwise (SQS publishes it to CloudWatch only).
+    oldest_age_seconds: float | None = None
 
 
 @runtime_checkable
@@ -222,7 +225,8 @@ class Transport(Protocol):
         ...
 
     def stats(self, queue: str) -> QueueStats:
-        """Approximate visible / in-flight / delayed counts of a queue."""
+        """Approximate visible / in-flight / delayed counts of a queue, and the age of its
+        oldest message where the engine knows it. Never receives (a peek would count as one)."""
         ...
 
     def close(self) -> None:

@@ -193,7 +193,8 @@ class MemoryTransport:
             entries = self._queue(queue).entries
             in_flight = sum(1 for e in entries if e.visible_at > now and e.receive_count > 0)
             delayed = sum(1 for e in entries if e.visible_at > now and e.receive_count == 0)
-            return QueueStats(len(entries) - in_flight - delayed, in_flight, delayed)
+            oldest = now - min(e.sent_at for e in entries) if entries else None
+            return QueueStats(len(entries) - in_flight - delayed, in_flight, delayed, oldest)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -61,6 +61,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 MAX_BLOCK_SECONDS = 1.0
 #: The keys of one queue, in the order the scripts expect them (see redis_common.lua).
 PARTS = ("seq", "msgs", "vis", "counts", "tokens", "notify", "group", "order", "due")
+#: ``stats`` finds the oldest message by scanning the queue's ids (O(n) on the server): up to
+#: this depth; deeper queues report no age.
+OLDEST_SCAN_MAX_MESSAGES = 100_000
 SCRIPTS = ("send", "receive", "settle", "dead_letter", "stats")
 
 
@@ -225,8 +228,10 @@ class RedisTransport:
         return self._message_id(dlq, copy) if copy else ""
 
     def stats(self, queue: str) -> QueueStats:
-        visible, in_flight, delayed = self._run("stats", f"stats of {queue}", self._keys(queue), [])
-        return QueueStats(int(visible), int(in_flight), int(delayed))
+        args = [OLDEST_SCAN_MAX_MESSAGES]
+        visible, in_flight, delayed, age_ms = self._run("stats", f"stats of {queue}", self._keys(queue), args)
+        oldest = int(age_ms) / 1000 if int(age_ms) >= 0 else None
+        return QueueStats(int(visible), int(in_flight), int(delayed), oldest)
 
     def close(self) -> None:
         self.client.close()

@@ -241,3 +241,29 @@ def test_a_refused_entry_is_reported_and_the_rest_of_its_batch_is_sent(transport
     assert all(result.sent for i, result in enumerate(results) if i != 1)
     got = receive_all(transport, expected=len(bodies) - 1, wait=10)
     assert sorted(message.body for message in got) == sorted(b for i, b in enumerate(bodies) if i != 1)
+
+
+#: Engines whose queue cannot tell its oldest message's age without receiving it: SQS (only
+#: CloudWatch knows), RabbitMQ (a queue declaration gives counts only).
+NO_OLDEST_AGE = {"sqs-moto", "sqs-ministack", "amqp"}
+
+
+def test_stats_say_the_oldest_messages_age_or_nothing_without_receiving_it(
+    transport: Transport, request: pytest.FixtureRequest
+) -> None:
+    # Given an empty queue: no age
+    assert transport.stats(Q).oldest_age_seconds is None
+    # When two messages wait (the first sent a moment before the second)
+    send(transport, "first")
+    time.sleep(0.3)
+    send(transport, "second")
+    stats = transport.stats(Q)
+    # Then an engine that knows the age gives the first one's (SQS tells CloudWatch only)
+    if request.node.callspec.params["transport"] in NO_OLDEST_AGE:
+        assert stats.oldest_age_seconds is None
+    else:
+        assert stats.oldest_age_seconds is not None and 0.25 <= stats.oldest_age_seconds < 5
+    # and reading the stats received nothing: both are still there, never received
+    got = receive_all(transport, expected=2)
+    assert sorted(message.body for message in got) == ["first", "second"]
+    assert all(message.receive_count == 1 for message in got)

@@ -70,3 +70,24 @@ def test_debug_leaves_out_the_aws_wire_logs_and_debug_aws_adds_them(
             assert "cloudq" in loggers and not loggers & {"botocore", "urllib3", "boto3"}, loggers
         else:
             assert "botocore" in loggers
+
+
+def test_with_metrics_on_a_worker_writes_one_emf_line_per_run_to_stdout(
+    e2e_app: CloudQ, start_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    # Given a worker with CLOUDQ_METRICS=1
+    worker = start_worker("-c", "2", env={"CLOUDQ_METRICS": "1"})
+    # When it runs two tasks
+    results = [e2e_app.tasks["add"].delay(i, 1) for i in range(2)]
+    assert [result.get(timeout=30) for result in results] == [1, 2]
+
+    # Then their EMF lines come out (with the worker's batched deletes, not only at exit)
+    def emf() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in worker_log(tmp_path).splitlines() if line.startswith('{"_aws"')]
+
+    assert wait_until(lambda: len(emf()) == 2, 10)
+    _stop(worker)
+    assert [(line["Task"], line["TaskSucceeded"], line["Queue"]) for line in emf()] == [
+        ("add", 1, "default")
+    ] * 2
+    assert all(line["App"] == e2e_app.name and line["QueueWaitTime"] >= 0 for line in emf())

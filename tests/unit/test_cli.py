@@ -45,6 +45,27 @@ def test_bad_options_are_usage_errors() -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--app", "no_such_module:app"], "cannot import module 'no_such_module'"),
+        (["--app", "tests.tasks:app", "--watch", "--json"], "--watch and --json do not go together"),
+    ],
+)
+def test_status_refuses_bad_input_in_one_line(args: list[str], message: str) -> None:
+    done = cloudq("status", *args)
+    assert done.returncode == 2
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("option", [["--interval", "0"], ["--window", "0"], ["--metrics", "prometheus"]])
+def test_status_bad_options_are_usage_errors(option: list[str]) -> None:
+    done = cloudq("status", "--app", "tests.tasks:app", *option)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+
+
 def test_help_works_for_every_command() -> None:
     for command in (
         [],
@@ -55,6 +76,7 @@ def test_help_works_for_every_command() -> None:
         ["infra"],
         ["infra", "render"],
         ["revoke"],
+        ["status"],
     ):
         done = cloudq(*command, "--help")
         assert done.returncode == 0, done.stderr

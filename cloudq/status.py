@@ -1,0 +1,161 @@
+"""What ``cloudq status`` shows: per queue its depths, its dead letters, who consumes it and
+the age of its oldest message; per task its recent outcomes. Read without receiving a message
+(a peek would count as a receive) and without scanning the result table.
+
+Where each figure comes from:
+
+============================  ===========================  ====================  ===========
+figure                        SQS on AWS                   SQS on the emulator   Redis
+============================  ===========================  ====================  ===========
+visible / not visible /       GetQueueAttributes (queue    the same              stats script
+delayed / dead letters        and its DLQ)
+age of the oldest message     CloudWatch AWS/SQS           n/a (no SQS metrics)  the queue
+                              ApproximateAgeOfOldestMessage                      itself
+recent outcomes, p50/p95      CloudWatch GetMetricData on  n/a (EMF lines are    n/a
+                              the EMF metrics              not made metrics)
+============================  ===========================  ====================  ===========
+
+``metrics="cloudwatch"`` reads CloudWatch whatever the endpoint (a VPC endpoint, or an
+emulator's CloudWatch API); ``"none"`` never does. ``"auto"`` reads it for SQS on AWS's own
+endpoints only. A CloudWatch failure is a note in the status, not an error: depths still show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from cloudq.cloudwatch import MetricsUnavailableError, TaskOutcomes, cloudwatch_client, is_aws_endpoint, read
+from cloudq.errors import ConfigurationError
+from cloudq.transports.base import dead_letter_queue_name
+from cloudq.urls import parse_url
+
+if TYPE_CHECKING:
+    from cloudq.app import CloudQ
+
+METRICS_SOURCES = ("auto", "cloudwatch", "none")
+DEFAULT_WINDOW_SECONDS = 900
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    queue: str
+    #: ``worker`` (long-polling workers) or ``lambda`` (the app's function, ``lambda_queues``).
+    mode: str
+    visible: int
+    #: Received and hidden: running, or waiting out a retry's backoff.
+    not_visible: int
+    delayed: int
+    dead_letters: int
+    #: ``None``: the platform does not say (shown as n/a).
+    oldest_age_seconds: float | None
+
+
+@dataclass(frozen=True)
+class Status:
+    app: str
+    broker: str
+    window_seconds: int
+    queues: list[QueueStatus]
+    #: ``None`` when there is no source for them (``outcomes_source`` says why).
+    outcomes: list[TaskOutcomes] | None
+    outcomes_source: str
+    oldest_age_source: str
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class StatusReader:
+    """Reads an app's status; one instance per ``--watch`` session (clients and queue URLs are
+    kept between refreshes)."""
+
+    def __init__(
+        self,
+        app: CloudQ,
+        *,
+        window_seconds: int = DEFAULT_WINDOW_SECONDS,
+        metrics: str = "auto",
+        cloudwatch: Any = None,
+    ) -> None:
+        if metrics not in METRICS_SOURCES:
+            raise ConfigurationError(
+                f"metrics source {metrics!r}: choose one of {', '.join(METRICS_SOURCES)}"
+            )
+        self.app = app
+        self.window_seconds = window_seconds
+        self.engine = parse_url(app.settings.broker, ("sqs", "memory", "redis"), "broker")
+        self._cloudwatch = cloudwatch
+        self._note = ""
+        if metrics != "none" and self.engine.scheme == "sqs" and cloudwatch is None:
+            options = self.engine.options
+            self._cloudwatch = cloudwatch_client(options.get("endpoint_url"), options.get("region"))
+        if self._cloudwatch is not None and metrics == "auto" and not is_aws_endpoint(self._cloudwatch):
+            self._note = (
+                "n/a: the emulator has no CloudWatch metrics (--metrics cloudwatch reads its API anyway)"
+            )
+            self._cloudwatch = None
+        if metrics == "none":
+            self._note = "n/a: --metrics none"
+            self._cloudwatch = None
+        elif self.engine.scheme != "sqs" and self._cloudwatch is None:
+            self._note = (
+                f"n/a: on {self.engine.scheme} the metrics are EMF log lines only; nothing aggregates them"
+            )
+
+    def read(self) -> Status:
+        app, transport = self.app, self.app.transport
+        lambda_queues = set(app.settings.lambda_queues)
+        depths = []
+        for queue in sorted(app.queue_names()):
+            stats = transport.stats(queue)
+            dead = transport.stats(dead_letter_queue_name(queue))
+            depths.append((queue, stats, dead.visible + dead.in_flight + dead.delayed))
+        outcomes, outcomes_source, ages = None, self._note, {}
+        if self._cloudwatch is not None:
+            tasks = sorted((task.name, task.queue) for task in app.tasks.values())
+            physical = [app.physical_queue_name(queue) for queue, _, _ in depths]
+            try:
+                readings = read(self._cloudwatch, app.name, tasks, physical, self.window_seconds)
+            except MetricsUnavailableError as exc:
+                outcomes_source = f"n/a: {exc}"
+            else:
+                outcomes, ages = readings.outcomes, readings.oldest_age_seconds
+                outcomes_source = f"CloudWatch EMF metrics, last {self.window_seconds // 60} min"
+        queues = [
+            QueueStatus(
+                queue=queue,
+                mode="lambda" if queue in lambda_queues else "worker",
+                visible=stats.visible,
+                not_visible=stats.in_flight,
+                delayed=stats.delayed,
+                dead_letters=dead,
+                oldest_age_seconds=_age(stats.oldest_age_seconds, ages.get(app.physical_queue_name(queue))),
+            )
+            for queue, stats, dead in depths
+        ]
+        return Status(
+            app=app.name,
+            broker=transport.describe(),
+            window_seconds=self.window_seconds,
+            queues=queues,
+            outcomes=outcomes,
+            outcomes_source=outcomes_source,
+            oldest_age_source=self._age_source(),
+        )
+
+    def _age_source(self) -> str:
+        if self.engine.scheme != "sqs":
+            return "the queue itself"
+        if self._cloudwatch is not None:
+            return "CloudWatch AWS/SQS ApproximateAgeOfOldestMessage (latest minute)"
+        return "n/a: SQS gives it to CloudWatch only"
+
+
+def _age(from_queue: float | None, from_cloudwatch: float | None) -> float | None:
+    return from_queue if from_queue is not None else from_cloudwatch
+
+
+def read_status(app: CloudQ, **options: Any) -> Status:
+    """One reading (``StatusReader(app, **options).read()``)."""
+    return StatusReader(app, **options).read()

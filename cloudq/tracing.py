@@ -1,0 +1,147 @@
+"""Trace context from ``.delay()`` to the task: a W3C ``traceparent`` in the envelope.
+
+::
+
+    producer   send_task ── send_span(task) ──► Message.traceparent (envelope version 4)
+    worker     executor  ── run_span(task, traceparent) ──► Request.traceparent
+                            └─ log records of the run and the outcome line carry trace_id
+
+- With OpenTelemetry (the ``otel`` extra, and a tracer provider set up by the application):
+  ``send <task>`` is a PRODUCER span, ``run <task>`` a CONSUMER span whose parent is the send
+  span, current while the task runs (spans the task starts nest under it).
+- Without it (or without a tracer provider): the trace of the task running on this thread,
+  or one set with ``trace_context(...)``, is passed on with a new span id per hop, so the
+  trace id still reaches the worker's log lines.
+- No trace context, no field: such messages stay envelope version 1.
+
+The ``opentelemetry`` package is imported only when installed (looked up once), never at
+``import cloudq``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import importlib.util
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from cloudq.task import current_request
+
+#: ``version-traceid-parentid-flags``, lowercase hex (https://www.w3.org/TR/trace-context/);
+#: the spec's all-zero ids are refused by ``is_traceparent`` (pydantic's regex has no look-ahead).
+TRACEPARENT_PATTERN = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+_TRACEPARENT = re.compile(TRACEPARENT_PATTERN)
+#: The sampled flag, set on traces cloudq starts itself.
+SAMPLED = "01"
+
+_context: contextvars.ContextVar[str | None] = contextvars.ContextVar("cloudq_traceparent", default=None)
+
+
+def new_traceparent() -> str:
+    """A new trace: random trace id and span id, sampled."""
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-{SAMPLED}"
+
+
+def is_traceparent(value: str) -> bool:
+    if not _TRACEPARENT.match(value):
+        return False
+    _, trace, span, _ = value.split("-")
+    return trace != "0" * 32 and span != "0" * 16
+
+
+def trace_id(traceparent: str) -> str:
+    """The 32-hex-digit trace id of a ``traceparent``."""
+    return traceparent.split("-")[1]
+
+
+def child(traceparent: str) -> str:
+    """The same trace and flags, a new span id (one hop further)."""
+    version, trace, _, flags = traceparent.split("-")
+    return f"{version}-{trace}-{secrets.token_hex(8)}-{flags}"
+
+
+@contextmanager
+def trace_context(traceparent: str | None = None) -> Iterator[str]:
+    """Send within a trace: ``traceparent`` (an incoming request's header), or a new trace.
+
+    ``with trace_context(request.headers["traceparent"]): send_welcome.delay(42)``"""
+    value = traceparent or new_traceparent()
+    if not is_traceparent(value):
+        from cloudq.errors import ConfigurationError
+
+        raise ConfigurationError(f"not a W3C traceparent: {value!r} (00-<32 hex>-<16 hex>-<2 hex>)")
+    token = _context.set(value)
+    try:
+        yield value
+    finally:
+        _context.reset(token)
+
+
+def current_traceparent() -> str | None:
+    """The trace context a send made now joins, without OpenTelemetry: the running task's,
+    else the one of ``trace_context``."""
+    request = current_request()
+    if request is not None and request.traceparent is not None:
+        return request.traceparent
+    return _context.get()
+
+
+@functools.cache
+def _otel_trace() -> Any:
+    """``opentelemetry.trace`` when the package is installed, else ``None``."""
+    if importlib.util.find_spec("opentelemetry") is None:
+        return None
+    import opentelemetry.trace
+
+    return opentelemetry.trace
+
+
+def _tracer() -> Any:
+    """cloudq's tracer when OpenTelemetry is installed and the application has set up a tracer
+    provider; ``None`` with the API's default (no-op) provider, whose spans would cost every
+    task tens of microseconds for nothing."""
+    otel = _otel_trace()
+    if otel is None:
+        return None
+    provider = otel.get_tracer_provider()
+    if isinstance(provider, (otel.ProxyTracerProvider, otel.NoOpTracerProvider)):
+        return None
+    return provider.get_tracer("cloudq")
+
+
+def _format(span_context: Any) -> str:
+    return f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{int(span_context.trace_flags):02x}"
+
+
+@contextmanager
+def send_span(task_name: str) -> Iterator[str | None]:
+    """Around one send: yields the ``traceparent`` the message carries, or ``None``."""
+    tracer = _tracer()
+    if tracer is not None:
+        kind = _otel_trace().SpanKind.PRODUCER
+        with tracer.start_as_current_span(f"send {task_name}", kind=kind) as span:
+            if span.is_recording():  # a tracer provider is set up (not the API's no-op)
+                yield _format(span.get_span_context())
+                return
+    parent = current_traceparent()
+    yield None if parent is None else child(parent)
+
+
+@contextmanager
+def run_span(task_name: str, traceparent: str | None) -> Iterator[str | None]:
+    """Around one run: yields the run's ``traceparent`` (its own span id), or ``None``."""
+    tracer = _tracer()
+    if tracer is not None:
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        parent = TraceContextTextMapPropagator().extract({"traceparent": traceparent} if traceparent else {})
+        kind = _otel_trace().SpanKind.CONSUMER
+        with tracer.start_as_current_span(f"run {task_name}", context=parent, kind=kind) as span:
+            if span.is_recording():  # a tracer provider is set up (not the API's no-op)
+                yield _format(span.get_span_context())
+                return
+    yield None if traceparent is None else child(traceparent)

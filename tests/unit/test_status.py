@@ -1,0 +1,46 @@
+"""``cloudq status`` readings on the in-process engines: who consumes a queue, and a CloudWatch
+that cannot be read shown as a note while the depths still show."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from cloudq.cloudwatch import cloudwatch_client
+from cloudq.errors import ConfigurationError
+from cloudq.status import StatusReader, read_status
+from tests.tasks import make_app
+
+
+def test_lambda_queues_are_consumed_by_lambda_and_the_others_by_workers() -> None:
+    app = make_app("modes", broker="memory://", backend="memory://", lambda_queues=("orders.fifo",))
+    app.tasks["add"].delay(1, 2)
+    status = read_status(app)
+    assert {(q.queue, q.mode, q.visible) for q in status.queues} == {
+        ("default", "worker", 1),
+        ("orders.fifo", "lambda", 0),
+    }
+    assert status.outcomes is None and status.outcomes_source.startswith("n/a")
+
+
+def test_a_cloudwatch_that_cannot_be_read_is_a_note_and_the_depths_still_show() -> None:
+    # Given CloudWatch at a port where nothing listens
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = make_app("nocw", broker="memory://", backend="memory://")
+    app.tasks["add"].delay(1, 2)
+    client = cloudwatch_client(f"http://127.0.0.1:{port}", "us-east-1")
+    # When the status is read from it
+    status = StatusReader(app, metrics="cloudwatch", cloudwatch=client).read()
+    # Then the outcomes say why they are missing, and the queues are there
+    assert status.outcomes is None
+    assert status.outcomes_source.startswith("n/a: CloudWatch unreachable")
+    assert [q.visible for q in status.queues if q.queue == "default"] == [1]
+
+
+def test_an_unknown_metrics_source_is_refused() -> None:
+    app = make_app("bad", broker="memory://", backend="memory://")
+    with pytest.raises(ConfigurationError, match="metrics source 'prometheus'"):
+        StatusReader(app, metrics="prometheus")
