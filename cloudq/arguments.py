@@ -62,6 +62,7 @@ class Arguments:
         self._adapters: dict[str, TypeAdapter[Any] | None] | None = None
         self._returns: TypeAdapter[Any] | None = None
         self._signature: inspect.Signature | None = None
+        self._hints: dict[str, Any] | None = None
 
     @property
     def signature(self) -> inspect.Signature:
@@ -76,11 +77,18 @@ class Arguments:
             self._adapters = self._build_adapters()
         return self._adapters.get(name)
 
+    @property
+    def hints(self) -> dict[str, Any]:
+        """The function's resolved annotations, resolved once."""
+        if self._hints is None:
+            self._hints = typing.get_type_hints(self._fn)
+        return self._hints
+
     def _hint(self, name: str) -> Any:
-        return typing.get_type_hints(self._fn).get(name, Any)
+        return self.hints.get(name, Any)
 
     def _build_adapters(self) -> dict[str, TypeAdapter[Any] | None]:
-        hints = typing.get_type_hints(self._fn)
+        hints = self.hints
         adapters: dict[str, TypeAdapter[Any] | None] = {}
         for name, param in self.signature.parameters.items():
             hint = hints.get(name, Any)
@@ -160,7 +168,7 @@ class Arguments:
         return bound.args, bound.kwargs
 
     def _return_adapter(self) -> TypeAdapter[Any] | None:
-        hint = typing.get_type_hints(self._fn).get("return", Any)
+        hint = self._hint("return")
         if hint is Any or hint is None or hint is type(None):
             return None
         if self._returns is None:

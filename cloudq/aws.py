@@ -36,15 +36,14 @@ def _session() -> boto3.session.Session:
 
 def warn_unknown_region(session: boto3.session.Session, service: str, region: str) -> None:
     """Warn (once per region) about a region AWS does not have, such as the typo ``us-east1``:
-    every call would fail later as a missing queue or an unreachable endpoint."""
+    every call would fail later as a missing queue or an unreachable endpoint. The regions
+    come from botocore's ``partitions.json``, which client creation reads anyway (the shared
+    loader keeps it), not from the much larger ``endpoints.json``."""
     if region in _checked_regions:
         return
     _checked_regions.add(region)
-    known = {
-        name
-        for partition in session.get_available_partitions()
-        for name in session.get_available_regions(service, partition)
-    }
+    partitions = _loader.load_data("partitions")
+    known = {name for partition in partitions.get("partitions", ()) for name in partition.get("regions", {})}
     if known and region not in known:
         logger.warning(
             "region %r is not an AWS region for %s (e.g. us-east-1, eu-west-1); check AWS_REGION, "

@@ -104,7 +104,7 @@ class Outcome:
         return cls(Action.DEAD_LETTER, reason=clip(reason, MAX_REASON_CHARS))
 
     def of_run(self, state: State, attempt: int) -> Outcome:
-        return replace(self, state=state, attempt=attempt)
+        return Outcome(self.action, self.delay_seconds, self.reason, self.body, state, attempt)
 
 
 @dataclass(frozen=True)

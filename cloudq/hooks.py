@@ -118,9 +118,11 @@ class Hooks:
         try:
             value = event.task(*event.request.args, **event.request.kwargs)
         except BaseException as exc:
-            self.after_task.send(replace(event, exception=exc))
+            if self.after_task.functions:
+                self.after_task.send(replace(event, exception=exc))
             raise
-        self.after_task.send(replace(event, result=value))
+        if self.after_task.functions:
+            self.after_task.send(replace(event, result=value))
         return value
 
     def retrying(

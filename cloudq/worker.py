@@ -1,21 +1,28 @@
 """The long-polling worker (EC2, ECS, a laptop): receive → executor → apply the outcome.
 
-- One receiver thread per queue long-polls, asking only for as many messages as there are
-  free slots in the pool, so nothing waits in a prefetch pile while its visibility runs out.
-  Slots are taken when messages arrive, not while a poll waits, so a receiver long-polling an
-  idle queue never keeps another queue's messages from the free slots. A message that finds
-  no free slot (another receiver took them meanwhile) waits briefly, then is handed back.
-- Tasks run on a thread pool of ``concurrency`` threads.
-- Deletes are batched (up to 10 per call) by an acker thread.
-- While a task runs, a heartbeat keeps its message invisible, so a short queue visibility
-  timeout gives fast recovery from a dead worker without long tasks running twice. A
-  transport without visibility timeouts (``visibility_timeouts = False``, RabbitMQ) holds a
-  received message until it is settled: no heartbeat runs, and ``start`` warns about tasks
-  whose timeout passes the broker's ``max_visibility_seconds`` (RabbitMQ's consumer timeout).
-- ``stop()`` (SIGTERM / SIGINT) stops receiving, hands back what was fetched but not started,
-  lets running tasks finish within ``grace`` seconds, and flushes the acks. It waits at most
-  ``RECEIVER_JOIN_SECONDS`` for a long poll in flight (up to 20 s on an idle queue): a
-  receive call cannot be cancelled, so an idle worker exits within about a second, and a
+- Receivers long-poll each queue and put what they receive on the worker's buffer; a pool of
+  ``concurrency`` task threads takes from it. A receiver asks for what the pool can start
+  plus a look-ahead: as many messages as the pool is expected to finish during one receive
+  round trip (measured: moving averages of task time and receive time), at most one batch.
+  Slow tasks get no look-ahead, so nothing waits in a prefetch pile while its visibility runs
+  out or while another worker could run it; fast tasks get full batches of 10, so the pool
+  never waits on a round trip and every receive and delete carries a full batch. While a
+  queue keeps returning full batches and tasks are fast, a second receiver polls it too.
+  Messages are counted when they arrive, not while a poll waits, so a receiver long-polling
+  an idle queue never keeps another queue's messages from the pool. What arrives beyond
+  that room (another queue's receiver filled it meanwhile) waits briefly, then is handed back.
+- Deletes are batched (up to the transport's batch size per call) by an acker thread, sent
+  as soon as a batch is full and at least every ``ACK_FLUSH_SECONDS``.
+- While a task runs, and while a received message waits in the buffer, a heartbeat keeps it
+  invisible, so a short queue visibility timeout gives fast recovery from a dead worker
+  without long tasks running twice. A transport without visibility timeouts
+  (``visibility_timeouts = False``, RabbitMQ) holds a received message until it is settled:
+  no heartbeat runs, and ``start`` warns about tasks whose timeout passes the broker's
+  ``max_visibility_seconds`` (RabbitMQ's consumer timeout).
+- ``stop()`` (SIGTERM / SIGINT) stops receiving, hands back at once what was received but not
+  started, lets running tasks finish within ``grace`` seconds, and flushes the acks. It waits
+  at most ``RECEIVER_JOIN_SECONDS`` for a long poll in flight (up to 20 s on an idle queue):
+  a receive call cannot be cancelled, so an idle worker exits within about a second, and a
   message SQS hands to an abandoned poll in its last moments reappears after its visibility
   timeout: late, never lost.
 - A second signal exits the process at once: the messages of tasks still running reappear
@@ -25,13 +32,14 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
+import queue as queue_module
 import signal
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -56,49 +64,58 @@ RECEIVE_BACKOFF_SECONDS = (0.5, 15.0)
 
 #: How long a stopping worker waits for polls in flight to end before abandoning them.
 RECEIVER_JOIN_SECONDS = 1.0
-#: Longest wait of a received message for a free slot before it is handed back.
+#: Longest wait of a received message for room in the pool before it is handed back.
 SLOT_WAIT_SECONDS = 2.0
+#: Receivers per queue while it keeps returning full batches of fast tasks (one otherwise).
+RECEIVERS_PER_QUEUE = 4
+#: Weight of the newest sample in the moving averages of task and receive times.
+PACE_WEIGHT = 0.1
 
 
-class _Slots:
-    """The pool's free places: a counting semaphore whose free count can be read."""
+class _Pace:
+    """How far ahead of free threads to receive: the messages the pool is expected to finish
+    during one receive round trip, from moving averages of both; 0 until a task has run, and
+    never more than one batch."""
 
-    def __init__(self, size: int) -> None:
-        self._free = size
-        self._changed = threading.Condition()
+    def __init__(self, concurrency: int, batch_size: int) -> None:
+        self._concurrency = concurrency
+        self._batch_size = batch_size
+        self._task_seconds: float | None = None
+        self._receive_seconds: float | None = None
+
+    def task_done(self, seconds: float) -> None:
+        self._task_seconds = _average(self._task_seconds, seconds)
+
+    def round_trip(self, seconds: float) -> None:
+        """A call that did not wait on the queue: a batch of deletes, or a receive that
+        returned a full batch (a long poll that waited for messages says nothing of the
+        round trip)."""
+        self._receive_seconds = _average(self._receive_seconds, seconds)
 
     @property
-    def free(self) -> int:
-        with self._changed:
-            return self._free
+    def lookahead(self) -> int:
+        task, receive = self._task_seconds, self._receive_seconds
+        if task is None or receive is None:
+            return 0
+        expected = self._concurrency * receive / max(task, 1e-6)
+        return min(self._batch_size, math.ceil(expected) if expected >= 0.5 else 0)
 
-    def wait_free(self, timeout: float) -> bool:
-        """Wait until at least one place is free, without taking it."""
-        with self._changed:
-            return self._changed.wait_for(lambda: self._free > 0, timeout)
 
-    def take(self, timeout: float) -> bool:
-        with self._changed:
-            if not self._changed.wait_for(lambda: self._free > 0, timeout):
-                return False
-            self._free -= 1
-            return True
-
-    def give(self) -> None:
-        with self._changed:
-            self._free += 1
-            self._changed.notify_all()
+def _average(current: float | None, sample: float) -> float:
+    return sample if current is None else current + PACE_WEIGHT * (sample - current)
 
 
 @dataclass
 class _Running:
     message: ReceivedMessage
     started: float
-    timeout: float | None
+    timeout: float | None = None
 
 
 @dataclass
 class WorkerStats:
+    """Messages by what became of them; ``acked`` counts deletes the broker confirmed."""
+
     received: int = 0
     acked: int = 0
     retried: int = 0
@@ -130,39 +147,54 @@ class Worker:
         self.grace = grace
         self.executor = Executor(app)
         self.stats = WorkerStats()
-        self._slots = _Slots(self.concurrency)
-        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="cloudq-task")
+        self._batch_size = app.transport.batch_size
+        self._pace = _Pace(self.concurrency, self._batch_size)
+        #: Runs received and not started, for the task threads (``None`` stops one).
+        self._buffer: queue_module.SimpleQueue[list[ReceivedMessage] | None] = queue_module.SimpleQueue()
         self._stopping = threading.Event()
         self._stopped = threading.Event()
-        #: Set under ``_lock`` at shutdown: no more messages go to the pool.
+        #: Set under ``_lock`` at shutdown: no more messages go to the buffer.
         self._closed = False
         self._lock = threading.Lock()
+        #: Notified (under ``_lock``) when messages held fall: a task ends or is handed back.
+        self._room = threading.Condition(self._lock)
+        #: The most messages held at which a waiter on ``_room`` can go on (-1: none waits).
+        self._wake_at = -1
         self._acks: dict[str, list[str]] = defaultdict(list)
+        self._ack_due = threading.Event()
         self._running: dict[str, _Running] = {}
-        #: Submitted to the pool, not started yet (receipt handle → message).
+        #: Received, not started yet (receipt handle → message); whoever pops one owns it.
         self._queued: dict[str, ReceivedMessage] = {}
+        #: Queues whose last receive returned a full batch: their extra receivers poll too.
+        self._full: dict[str, threading.Event] = {name: threading.Event() for name in self.queues}
         self._threads: list[threading.Thread] = []
+        self._task_threads: list[threading.Thread] = []
         self._health = Health()
         self._warned_long: set[str] = set()
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Check the queues exist, then start receivers, the acker and the heartbeat."""
+        """Check the queues exist, then start the task threads, receivers, the acker and the
+        heartbeat."""
         self.app.transport.check_queues(self.queues)
         for task in self.app.tasks.values():
             if task.queue in self.queues:
                 self._task_timeout_warning(task)
+        for index in range(self.concurrency):
+            self._task_threads.append(self._spawn(self._task_loop, f"cloudq-task-{index}"))
         for queue in self.queues:
-            self._spawn(self._receive_loop, f"cloudq-receive-{queue}", queue)
+            for index in range(RECEIVERS_PER_QUEUE):
+                self._spawn(self._receive_loop, f"cloudq-receive-{queue}-{index}", queue, index)
         self._spawn(self._ack_loop, "cloudq-acker")
         if self.app.transport.visibility_timeouts:
             self._spawn(self._heartbeat_loop, "cloudq-heartbeat")
 
-    def _spawn(self, target: object, name: str, *args: object) -> None:
+    def _spawn(self, target: object, name: str, *args: object) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, args=args, daemon=True)  # type: ignore[arg-type]
         thread.start()
         self._threads.append(thread)
+        return thread
 
     def run(self) -> None:
         """Start, then block until stopped by ``stop()`` or SIGTERM/SIGINT (main thread)."""
@@ -174,7 +206,7 @@ class Worker:
         self._shutdown()
         left = self._running_count()
         if left and threading.current_thread() is threading.main_thread():
-            # Pool threads cannot be stopped, and the interpreter would wait for them at exit.
+            # Task threads cannot be stopped, and the interpreter would wait for them at exit.
             logger.warning(
                 "%d task(s) still running after the %.0f s grace: exiting; their messages come "
                 "back after their visibility timeout",
@@ -192,16 +224,20 @@ class Worker:
             )
             _exit_now(128 + signum)
         logger.info("signal %d: stopping (grace %.0f s; send again to exit now)", signum, self.grace)
-        self._stopping.set()
+        self.stop()
 
     def stop(self) -> None:
         """Ask the worker to stop gracefully (safe from any thread)."""
         self._stopping.set()
+        with self._room:
+            self._room.notify_all()
 
     def _shutdown(self) -> None:
-        # Receivers get a moment to end their polls (a short poll ends within it, and what it
-        # returns is handed back by ``_dispatch``); one still in a long poll is abandoned.
         deadline = time.monotonic() + self.grace
+        # Received and not started: visible again at once, for other workers.
+        self._hand_back(self._take_queued())
+        # Receivers get a moment to end their polls (what a poll returns from now on is
+        # handed back by ``_dispatch``); one still in a long poll is abandoned.
         join_until = min(deadline, time.monotonic() + RECEIVER_JOIN_SECONDS)
         for thread in self._threads:
             if thread.name.startswith("cloudq-receive"):
@@ -211,9 +247,9 @@ class Worker:
         self._stopped.set()
         with self._lock:
             self._closed = True
-            cancelled, self._queued = list(self._queued.values()), {}
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._hand_back(cancelled)
+        self._hand_back(self._take_queued())
+        for _ in self._task_threads:
+            self._buffer.put(None)
         self._flush_acks()
         self.executor.flush_metrics()
         logger.info("worker stopped: %s", self.stats)
@@ -233,12 +269,16 @@ class Worker:
 
     # -- receiving -----------------------------------------------------------------------
 
-    def _receive_loop(self, queue: str) -> None:
+    def _receive_loop(self, queue: str, index: int) -> None:
         backoff = RECEIVE_BACKOFF_SECONDS[0]
+        full = self._full[queue]
         while not self._stopping.is_set():
-            if not self._slots.wait_free(timeout=0.2):
+            if index and not (full.wait(timeout=0.2) and self._pace.lookahead):
+                continue  # an extra receiver polls only a queue busy with fast tasks
+            wanted = self._wait_for_room(timeout=0.2)
+            if not wanted:
                 continue
-            wanted = max(1, min(self.app.transport.batch_size, self._slots.free))
+            asked = time.monotonic()
             try:
                 messages = self.app.transport.receive(
                     queue, wanted, self.wait_seconds, self.visibility_timeout
@@ -250,28 +290,75 @@ class Worker:
                 continue
             self._health.ok(f"receive from {queue}")
             backoff = RECEIVE_BACKOFF_SECONDS[0]
-            self._dispatch(messages)
+            if len(messages) == self._batch_size:
+                self._pace.round_trip(time.monotonic() - asked)
+                full.set()
+            else:
+                full.clear()
+            if messages:
+                self._dispatch(messages)
+
+    def _held(self) -> int:
+        """Messages received and not settled: running or waiting for a thread (under the lock)."""
+        return len(self._running) + len(self._queued)
+
+    def _wait_for_room(self, timeout: float) -> int:
+        """Wait until the pool has room for a receive worth making; how many to ask for (0 on
+        timeout or stop). With a look-ahead, the room is worth a receive once it holds the
+        look-ahead (a full batch for fast tasks); without, once one thread is free."""
+        lookahead = self._pace.lookahead
+        capacity = self.concurrency + lookahead
+        worth = max(1, min(self._batch_size, lookahead))
+        with self._room:
+            if not self._wait_held(capacity - worth, timeout) or self._stopping.is_set():
+                return 0
+            return min(self._batch_size, capacity - self._held())
+
+    def _wait_held(self, at_most: int, timeout: float) -> bool:
+        """Under ``_room``: wait until at most ``at_most`` messages are held, or stop. Task
+        threads wake the waiters only once the fewest held that any waiter asked for is
+        reached (not on every task's end)."""
+        deadline = time.monotonic() + timeout
+        while self._held() > at_most and not self._stopping.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._wake_at = max(self._wake_at, at_most)
+            self._room.wait(remaining)
+        return True
+
+    def _released(self) -> None:
+        """Under ``_room``: fewer messages are held; wake the waiters it may concern."""
+        if self._held() <= self._wake_at:
+            self._wake_at = -1
+            self._room.notify_all()
 
     def _dispatch(self, messages: list[ReceivedMessage]) -> None:
-        """Start each message on a free slot; hand back the rest when stopping, or when no
-        slot frees up soon (another receiver took the free ones meanwhile)."""
+        """Put each run on the buffer while the pool has room for it; hand back the rest when
+        stopping, or when no room frees up soon (another receiver filled it meanwhile)."""
         with self._lock:
             self.stats.received += len(messages)
         slot_wait = min(SLOT_WAIT_SECONDS, self.visibility_timeout / 3)
         runs = _runs(messages)
+        # Room for a batch beyond the look-ahead: receivers of several queues may fill it at once.
+        capacity = self.concurrency + self._pace.lookahead + (self._batch_size if self._pace.lookahead else 0)
         for position, run in enumerate(runs):
-            if self._stopping.is_set() or not self._slots.take(timeout=slot_wait):
-                self._hand_back([message for later in runs[position:] for message in later])
-                return
-            with self._lock:
-                accepted = not self._closed
+            with self._room:
+                accepted = self._wait_held(capacity - 1, slot_wait)
+                accepted = accepted and not self._stopping.is_set() and not self._closed
                 if accepted:
                     self._queued.update((message.receipt_handle, message) for message in run)
-                    self._pool.submit(self._process, run)
-            if not accepted:  # shut down meanwhile
-                self._slots.give()
+                    self._buffer.put(run)
+            if not accepted:
                 self._hand_back([message for later in runs[position:] for message in later])
                 return
+
+    def _take_queued(self) -> list[ReceivedMessage]:
+        """Take every received, unstarted message off the buffer (their task threads skip them)."""
+        with self._room:
+            taken, self._queued = list(self._queued.values()), {}
+            self._released()
+        return taken
 
     def _hand_back(self, messages: list[ReceivedMessage]) -> None:
         """Make fetched-but-unstarted messages visible again at once."""
@@ -280,8 +367,9 @@ class Worker:
                 self.app.transport.change_visibility(message.queue, message.receipt_handle, 0)
             except CloudQError as exc:
                 logger.warning("could not hand back %s: %s", message.message_id, exc)
-        with self._lock:
-            self.stats.handed_back += len(messages)
+        if messages:
+            with self._lock:
+                self.stats.handed_back += len(messages)
 
     # -- running -------------------------------------------------------------------------
 
@@ -308,33 +396,48 @@ class Worker:
             self.app.transport.describe(),
         )
 
-    def _process(self, run: list[ReceivedMessage]) -> None:
-        """Run messages on one slot, in order (one, or a FIFO group's messages of one receive);
-        the slot is given back once the outcomes are applied. After a message of a run that
-        is not acknowledged (a retry), the rest are handed back: its group keeps its order."""
-        try:
-            acknowledged = True
-            for position, message in enumerate(run):
-                with self._lock:
-                    self._queued.pop(message.receipt_handle, None)
-                if self._stopping.is_set() or not acknowledged:
-                    with self._lock:
-                        for later in run[position:]:
-                            self._queued.pop(later.receipt_handle, None)
-                    self._hand_back(run[position:])  # not started at all
-                    return
-                acknowledged = self._run(message)
-        finally:
-            self._slots.give()
+    def _task_loop(self) -> None:
+        while True:
+            run = self._buffer.get()
+            if run is None:
+                return
+            try:
+                self._process(run)
+            except Exception:  # a worker never dies of one message; it reappears after visibility
+                logger.exception("error handling %s", [message.message_id for message in run])
 
-    def _run(self, message: ReceivedMessage) -> bool:
+    def _process(self, run: list[ReceivedMessage]) -> None:
+        """Run messages on one thread, in order (one, or a FIFO group's messages of one
+        receive). After a message of a run that is not acknowledged (a retry), the rest are
+        handed back: its group keeps its order. A message already handed back (shutdown) is
+        skipped: it is no longer this worker's."""
+        acknowledged = True
+        for position, message in enumerate(run):
+            if self._stopping.is_set() or not acknowledged:
+                self._hand_back(self._unqueue(run[position:]))  # not started at all
+                return
+            started = time.monotonic()
+            with self._lock:
+                if self._queued.pop(message.receipt_handle, None) is None:
+                    continue
+                running = self._running[message.receipt_handle] = _Running(message, started)
+            acknowledged = self._run(running)
+            self._pace.task_done(time.monotonic() - started)
+
+    def _unqueue(self, messages: list[ReceivedMessage]) -> list[ReceivedMessage]:
+        """Those of ``messages`` still waiting, taken off the buffer."""
+        with self._room:
+            taken = [message for message in messages if self._queued.pop(message.receipt_handle, None)]
+            self._released()
+        return taken
+
+    def _run(self, running: _Running) -> bool:
         """Run one message and apply its outcome; ``True`` when it was acknowledged."""
-        prepared = self.executor.prepare(message)
-        running = _Running(message, time.monotonic(), self._task_timeout(prepared))
-        with self._lock:
-            self._running[message.receipt_handle] = running
+        message = running.message
         outcome = None
         try:
+            prepared = self.executor.prepare(message)
+            running.timeout = self._task_timeout(prepared)
             outcome = self.executor.execute(prepared)
         except Exception:  # a worker never dies of one message; it reappears after visibility
             logger.exception("error handling message %s", message.message_id)
@@ -342,15 +445,19 @@ class Worker:
             # Off the heartbeat before the outcome is applied, so an extension cannot
             # overwrite a retry's visibility delay. An ack is queued in the same step: a
             # stopping worker that sees no task running then has every ack to flush.
-            with self._lock:
-                self._running.pop(message.receipt_handle, None)
+            with self._room:
+                del self._running[message.receipt_handle]
                 if outcome is not None and outcome.action is Action.ACK:
-                    self._acks[message.queue].append(message.receipt_handle)
+                    pending = self._acks[message.queue]
+                    pending.append(message.receipt_handle)
+                    if len(pending) >= self._batch_size:
+                        self._ack_due.set()
+                self._released()
         if outcome is None:
             return False
-        self._count(outcome.action)
         if outcome.action is Action.ACK:
             return True
+        self._count(outcome.action)
         try:
             apply_outcome(self.app.transport, prepared, outcome)
         except CloudQError as exc:
@@ -359,7 +466,6 @@ class Worker:
 
     def _count(self, action: Action) -> None:
         field = {
-            Action.ACK: "acked",
             Action.RETRY: "retried",
             Action.DEAD_LETTER: "dead_lettered",
             Action.RESEND: "resent",
@@ -370,30 +476,49 @@ class Worker:
     # -- background: acks and heartbeat -------------------------------------------------
 
     def _ack_loop(self) -> None:
+        """Send each full batch of deletes as soon as it is full, the rest every
+        ``ACK_FLUSH_SECONDS`` (with the EMF lines: they go out with the deletes)."""
+        flushed = time.monotonic()
         while not self._stopped.is_set():
+            due = self._ack_due.wait(max(0.0, flushed + ACK_FLUSH_SECONDS - time.monotonic()))
+            self._ack_due.clear()
+            if due and time.monotonic() < flushed + ACK_FLUSH_SECONDS:
+                self._flush_acks(full_only=True)
+                continue
             self._flush_acks()
-            self.executor.flush_metrics()  # EMF lines go out with the deletes, not per task
-            self._stopped.wait(ACK_FLUSH_SECONDS)
+            self.executor.flush_metrics()
+            flushed = time.monotonic()
 
-    def _flush_acks(self) -> None:
+    def _flush_acks(self, full_only: bool = False) -> None:
+        size = self._batch_size
         with self._lock:
-            pending, self._acks = self._acks, defaultdict(list)
+            if full_only:
+                pending = {}
+                for queue, handles in self._acks.items():
+                    cut = len(handles) - len(handles) % size
+                    if cut:
+                        pending[queue], self._acks[queue] = handles[:cut], handles[cut:]
+            else:
+                pending, self._acks = self._acks, defaultdict(list)
         for queue, handles in pending.items():
-            size = self.app.transport.batch_size
             for start in range(0, len(handles), size):
                 batch = handles[start : start + size]
+                sent = time.monotonic()
                 try:
                     self.app.transport.ack(queue, batch)
                 except CloudQError as exc:
                     # Not deleted: the messages reappear and the idempotency claim acks them.
                     self._health.failed(f"delete on {queue}", exc)
                     continue
+                self._pace.round_trip(time.monotonic() - sent)
+                with self._lock:
+                    self.stats.acked += len(batch)  # acknowledged: deleted on the broker
                 self._health.ok(f"delete on {queue}")
 
     def _heartbeat_loop(self) -> None:
-        """Every third of the visibility timeout, extend the messages of running tasks (one
-        batched call per queue). A task past its timeout is no longer extended: its message
-        reappears and the retry policy takes over."""
+        """Every third of the visibility timeout, extend the messages of running tasks and of
+        those waiting in the buffer (one batched call per queue). A task past its timeout is
+        no longer extended: its message reappears and the retry policy takes over."""
         interval = max(self.visibility_timeout / 3, 0.5)
         while not self._stopped.wait(interval):
             for queue, handles in self._due_for_extension().items():
@@ -409,7 +534,6 @@ class Worker:
         due: dict[str, list[str]] = defaultdict(list)
         with self._lock:
             running = list(self._running.values())
-            # Not started yet: a FIFO group's later messages wait for its running one.
             waiting = list(self._queued.values())
         for item in running:
             overran = item.timeout is not None and now - item.started > item.timeout

@@ -120,30 +120,53 @@ class SQSTransport:
     ) -> None:
         self.prefix = prefix
         self.max_message_bytes = min(max_message_bytes, SQS_MAX_MESSAGE_BYTES)
-        self._client = client or default_client(endpoint_url, region_name)
-        #: Sends go through their own client (an injected client serves both).
-        self._send_client = client or send_client(
-            endpoint_url, region_name, timeout=send_timeout, attempts=send_attempts
-        )
+        #: Made on first use: a web process sends only, a worker mostly receives. Sends go
+        #: through their own client (an injected client serves both).
+        self._clients: dict[str, Any] = {"receive": client, "send": client} if client else {}
+        self._make_client = {
+            "receive": lambda: default_client(endpoint_url, region_name),
+            "send": lambda: send_client(
+                endpoint_url, region_name, timeout=send_timeout, attempts=send_attempts
+            ),
+        }
         self._urls: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    def _get_client(self, role: str) -> Any:
+        made = self._clients.get(role)
+        if made is None:
+            with self._lock:
+                made = self._clients.get(role)
+                if made is None:
+                    made = self._clients[role] = self._make_client[role]()
+        return made
+
+    @property
+    def _client(self) -> Any:
+        return self._get_client("receive")
+
+    @property
+    def _send_client(self) -> Any:
+        return self._get_client("send")
 
     def physical_name(self, queue: str) -> str:
         return self.prefix + queue
 
     def describe(self) -> str:
-        meta = self._client.meta
+        made = self._clients.get("receive") or self._send_client
+        meta = made.meta
         return f"SQS in region {meta.region_name} at {meta.endpoint_url}"
 
-    def _url(self, queue: str) -> str:
+    def _url(self, queue: str, *, sending: bool = False) -> str:
         url = self._urls.get(queue)
         if url is None:
             name = self.physical_name(queue)
+            # On the send path, through the send client: a web request's first .delay()
+            # resolves the URL, and must fail as fast as the send itself.
+            client = self._send_client if sending else self._client
             try:
-                # Through the send path's client: a web request's first .delay() resolves
-                # the URL, and must fail as fast as the send itself.
                 with _mapped(name):
-                    url = str(self._send_client.get_queue_url(QueueName=name)["QueueUrl"])
+                    url = str(client.get_queue_url(QueueName=name)["QueueUrl"])
             except QueueNotFoundError as exc:
                 # A wrong region or endpoint reads as a missing queue: say where we looked.
                 raise QueueNotFoundError(name, self.describe()) from exc
@@ -189,7 +212,7 @@ class SQSTransport:
             yield batch
 
     def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
-        url = self._url(queue)
+        url = self._url(queue, sending=True)
         for message in messages:  # before anything is sent: all of it, or an error
             check_size(message.body, self.max_message_bytes)
         results: list[SendResult] = [SendResult(error=refused_body(m.body)) for m in messages]
@@ -375,6 +398,5 @@ class SQSTransport:
         return QueueStats(visible, in_flight, delayed)
 
     def close(self) -> None:
-        self._client.close()
-        if self._send_client is not self._client:
-            self._send_client.close()
+        for made in {id(made): made for made in self._clients.values()}.values():
+            made.close()
