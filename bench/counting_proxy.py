@@ -14,6 +14,7 @@ import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -29,6 +30,12 @@ S3_OPERATIONS = {
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "host", "content-length"}
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A consumer process that exits with keep-alive connections open resets them: not
+        worth a traceback on the bench's output."""
+
+
 class CountingProxy:
     def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
@@ -36,7 +43,7 @@ class CountingProxy:
         self.upstream_port = parts.port or 80
         self.calls: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -87,11 +94,8 @@ class CountingProxy:
                     or operation
                     or S3_OPERATIONS.get(self.command, self.command)
                 )
-                upstream = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
-                upstream.request(self.command, self.path, body=body, headers=headers)
-                response = upstream.getresponse()
-                data = response.read()
+                response, data = self._upstream_call(body, headers)
                 self.send_response(response.status)
                 for key, value in response.getheaders():
                     if key.lower() not in HOP_HEADERS:
@@ -99,7 +103,34 @@ class CountingProxy:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-                upstream.close()
+
+            def _upstream_call(self, body: bytes | None, headers: dict[str, str]) -> tuple[Any, bytes]:
+                """Forward on this client connection's own upstream connection, kept open (a
+                new connection per call would leave thousands of sockets in TIME_WAIT and
+                slow every later drain of a run)."""
+                for attempt in (1, 2):
+                    upstream = getattr(self, "_upstream", None)
+                    if upstream is None:
+                        upstream = http.client.HTTPConnection(
+                            proxy.upstream_host, proxy.upstream_port, timeout=60
+                        )
+                        self._upstream = upstream
+                    try:
+                        upstream.request(self.command, self.path, body=body, headers=headers)
+                        response = upstream.getresponse()
+                        return response, response.read()
+                    except (http.client.HTTPException, OSError):
+                        upstream.close()
+                        self._upstream = None
+                        if attempt == 2:
+                            raise
+                raise AssertionError("unreachable")
+
+            def finish(self) -> None:
+                super().finish()
+                upstream = getattr(self, "_upstream", None)
+                if upstream is not None:
+                    upstream.close()
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
 

@@ -9,7 +9,9 @@
    (from process start to the last delete, start-up included), CPU µs per task (user + sys
    of that process over the same span / tasks) and SQS calls per task (counted at the HTTP
    level by a proxy, ``bench/counting_proxy.py``).
-2. With DynamoDB results, against a raw floor doing the same two writes per message, and the
+2. With DynamoDB results, against a raw floor making the same two requests per message as
+   cloudq's backend (the claim's conditional UpdateItem, the result's conditional PutItem of
+   the same attributes: ``floor_writes``), and the
    cost modes (``ignore_result``, ``deduplicate=False``, both): AWS requests per task and cost
    per million tasks for each mode, worker or Lambda (``PRICES`` below).
 3. Enqueue latency: ``.delay()`` against one raw ``send_message``, p50 / p95.
@@ -83,10 +85,7 @@ def consume_floor(url: str, count: int, threads: int, table: str | None) -> None
             if not got:
                 continue
             for message in got if dynamodb else ():
-                # What a result backend costs at least: the claim and the result.
-                item = {"task_id": {"S": message["MessageId"]}, "state": {"S": "SUCCESS"}}
-                dynamodb.put_item(TableName=table, Item=item)  # type: ignore[union-attr]
-                dynamodb.put_item(TableName=table, Item=item)  # type: ignore[union-attr]
+                floor_writes(dynamodb, table, message["MessageId"])  # type: ignore[arg-type]
             entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
             sqs.delete_message_batch(QueueUrl=url, Entries=entries)
             with lock:
@@ -101,6 +100,65 @@ def consume_floor(url: str, count: int, threads: int, table: str | None) -> None
         worker.start()
     for worker in workers:
         worker.join()
+
+
+#: The two requests a result backend makes per task, as cloudq's DynamoDB backend makes them
+#: (``cloudq/backends/dynamodb.py``, written out here so that the floor process does not import
+#: cloudq): the claim, a conditional UpdateItem returning the record, and the result, a
+#: conditional PutItem of the whole record.
+FLOOR_CLAIM = {
+    "UpdateExpression": (
+        "SET #state = :started, task_name = :name, lease_owner = :owner, lease_expires_at = :lease,"
+        " date_started = :now, lease_message_id = :message, lease_receive_count = :count,"
+        " expires_at = :expires ADD attempts :one"
+        " REMOVE value_json, value_pointer_json, error_type, error_message, traceback, date_done"
+    ),
+    "ConditionExpression": (
+        "attribute_not_exists(task_id) OR expires_at < :now OR (NOT #state IN (:success, :revoked)"
+        " AND (attribute_not_exists(lease_owner) OR lease_expires_at < :now OR lease_owner = :owner"
+        " OR (lease_message_id = :message AND lease_receive_count < :count)))"
+    ),
+    "ExpressionAttributeNames": {"#state": "state"},
+    "ReturnValues": "ALL_NEW",
+}
+FLOOR_RESULT_CONDITION = "attribute_not_exists(task_id) OR expires_at < :now OR attribute_not_exists(attempts) OR attempts <= :attempt"
+
+
+def floor_writes(dynamodb: Any, table: str, message_id: str) -> None:
+    now = time.time()
+    owner, expires = f"floor-{os.getpid()}", str(int(now) + 86400)
+    values = {
+        ":message": {"S": message_id},
+        ":count": {"N": "1"},
+        ":now": {"N": repr(now)},
+        ":success": {"S": "SUCCESS"},
+        ":revoked": {"S": "REVOKED"},
+        ":started": {"S": "STARTED"},
+        ":owner": {"S": owner},
+        ":name": {"S": "noop"},
+        ":lease": {"N": repr(now + 330)},
+        ":one": {"N": "1"},
+        ":expires": {"N": expires},
+    }
+    key = {"task_id": {"S": message_id}}
+    dynamodb.update_item(TableName=table, Key=key, ExpressionAttributeValues=values, **FLOOR_CLAIM)
+    item = {
+        **key,
+        "state": {"S": "SUCCESS"},
+        "value_json": {"S": "null"},
+        "task_name": {"S": "noop"},
+        "attempts": {"N": "1"},
+        "date_started": {"N": repr(now)},
+        "date_done": {"N": repr(time.time())},
+        "expires_at": {"N": expires},
+    }
+    dynamodb.put_item(
+        TableName=table,
+        Item=item,
+        ConditionExpression=FLOOR_RESULT_CONDITION,
+        ExpressionAttributeValues={":now": {"N": repr(now)}, ":attempt": {"N": "1"}},
+        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+    )
 
 
 def consume_worker(app_name: str, count: int, concurrency: int, backend: str | None, mode: str) -> None:
@@ -218,6 +276,12 @@ def main() -> None:
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="default", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["default", "ignore_result", "no_claim", "neither"],
+        help="the result modes measured with DynamoDB results",
+    )
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
     if args.consume == "floor":
@@ -311,11 +375,15 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
     c = args.results_concurrency
     if not c:
         return
-    table = f"bench{uuid.uuid4().hex[:8]}-results"
-    backend = f"dynamodb://{table}"
-    queue(backend)  # the table
-    raw = floor(c, table)
-    modes = [worker(c, backend, mode) for mode in ("default", "ignore_result", "no_claim", "neither")]
+    def new_table() -> str:
+        """A fresh, empty table for each drain: the emulator's writes slow down as a table
+        grows, so a shared one would favour whoever drains first."""
+        table = f"bench{uuid.uuid4().hex[:8]}-results"
+        queue(f"dynamodb://{table}")
+        return table
+
+    raw = floor(c, new_table())
+    modes = [worker(c, f"dynamodb://{new_table()}", mode) for mode in args.modes]
     print(f"\nWith DynamoDB results (-c {c})")
     for drain in (raw, *modes):
         print_row(drain, raw)

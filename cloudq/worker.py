@@ -2,12 +2,12 @@
 
 - Receivers long-poll each queue and put what they receive on the worker's buffer; a pool of
   ``concurrency`` task threads takes from it. A receiver asks for what the pool can start
-  plus a look-ahead: as many messages as the pool is expected to finish during one receive
-  round trip (measured: moving averages of task time and receive time), at most one batch.
-  Slow tasks get no look-ahead, so nothing waits in a prefetch pile while its visibility runs
-  out or while another worker could run it; fast tasks get full batches of 10, so the pool
-  never waits on a round trip and every receive and delete carries a full batch. While a
-  queue keeps returning full batches and tasks are fast, a second receiver polls it too.
+  plus a look-ahead: as many messages as the pool is expected to finish within
+  ``LOOKAHEAD_SECONDS`` (a moving average of task times), at most one batch. Tasks slower
+  than that get no look-ahead, so nothing waits in a prefetch pile while another worker
+  could run it; fast tasks get full batches of 10, so the pool never waits on a round trip
+  and every receive and delete carries a full batch. While a queue keeps returning full
+  batches of fast tasks, up to ``RECEIVERS_PER_QUEUE`` receivers poll it at once.
   Messages are counted when they arrive, not while a poll waits, so a receiver long-polling
   an idle queue never keeps another queue's messages from the pool. What arrives beyond
   that room (another queue's receiver filled it meanwhile) waits briefly, then is handed back.
@@ -32,7 +32,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import queue as queue_module
 import signal
@@ -68,41 +67,34 @@ RECEIVER_JOIN_SECONDS = 1.0
 SLOT_WAIT_SECONDS = 2.0
 #: Receivers per queue while it keeps returning full batches of fast tasks (one otherwise).
 RECEIVERS_PER_QUEUE = 4
-#: Weight of the newest sample in the moving averages of task and receive times.
+#: Weight of the newest sample in the moving average of task times.
 PACE_WEIGHT = 0.1
+#: Received messages wait for a thread about this long at most, on average (see ``_Pace``).
+LOOKAHEAD_SECONDS = 0.25
 
 
 class _Pace:
-    """How far ahead of free threads to receive: the messages the pool is expected to finish
-    during one receive round trip, from moving averages of both; 0 until a task has run, and
-    never more than one batch."""
+    """How many messages to receive ahead of free threads: as many as the pool is expected to
+    finish within ``LOOKAHEAD_SECONDS`` (a moving average of task times), at most one batch;
+    0 until a task has run. Fast tasks get full batches (every receive and delete carries
+    10, and the pool never waits on a round trip); tasks slower than that get none, so no
+    message waits behind them while another worker could run it."""
 
     def __init__(self, concurrency: int, batch_size: int) -> None:
         self._concurrency = concurrency
         self._batch_size = batch_size
         self._task_seconds: float | None = None
-        self._receive_seconds: float | None = None
 
     def task_done(self, seconds: float) -> None:
-        self._task_seconds = _average(self._task_seconds, seconds)
-
-    def round_trip(self, seconds: float) -> None:
-        """A call that did not wait on the queue: a batch of deletes, or a receive that
-        returned a full batch (a long poll that waited for messages says nothing of the
-        round trip)."""
-        self._receive_seconds = _average(self._receive_seconds, seconds)
+        current = self._task_seconds
+        self._task_seconds = seconds if current is None else current + PACE_WEIGHT * (seconds - current)
 
     @property
     def lookahead(self) -> int:
-        task, receive = self._task_seconds, self._receive_seconds
-        if task is None or receive is None:
+        if self._task_seconds is None:
             return 0
-        expected = self._concurrency * receive / max(task, 1e-6)
-        return min(self._batch_size, math.ceil(expected) if expected >= 0.5 else 0)
-
-
-def _average(current: float | None, sample: float) -> float:
-    return sample if current is None else current + PACE_WEIGHT * (sample - current)
+        expected = self._concurrency * LOOKAHEAD_SECONDS / max(self._task_seconds, 1e-6)
+        return min(self._batch_size, int(expected))
 
 
 @dataclass
@@ -278,7 +270,6 @@ class Worker:
             wanted = self._wait_for_room(timeout=0.2)
             if not wanted:
                 continue
-            asked = time.monotonic()
             try:
                 messages = self.app.transport.receive(
                     queue, wanted, self.wait_seconds, self.visibility_timeout
@@ -291,7 +282,6 @@ class Worker:
             self._health.ok(f"receive from {queue}")
             backoff = RECEIVE_BACKOFF_SECONDS[0]
             if len(messages) == self._batch_size:
-                self._pace.round_trip(time.monotonic() - asked)
                 full.set()
             else:
                 full.clear()
@@ -503,14 +493,12 @@ class Worker:
         for queue, handles in pending.items():
             for start in range(0, len(handles), size):
                 batch = handles[start : start + size]
-                sent = time.monotonic()
                 try:
                     self.app.transport.ack(queue, batch)
                 except CloudQError as exc:
                     # Not deleted: the messages reappear and the idempotency claim acks them.
                     self._health.failed(f"delete on {queue}", exc)
                     continue
-                self._pace.round_trip(time.monotonic() - sent)
                 with self._lock:
                     self.stats.acked += len(batch)  # acknowledged: deleted on the broker
                 self._health.ok(f"delete on {queue}")
