@@ -14,9 +14,9 @@ import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
 
 #: S3 speaks REST without an operation header: the method names the object operation (the only

@@ -375,6 +375,7 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
     c = args.results_concurrency
     if not c:
         return
+
     def new_table() -> str:
         """A fresh, empty table for each drain: the emulator's writes slow down as a table
         grows, so a shared one would favour whoever drains first."""

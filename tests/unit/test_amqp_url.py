@@ -14,7 +14,9 @@ from cloudq.transports.amqp import AMQPTransport
 def test_an_amqp_url_names_host_vhost_credentials_and_tls() -> None:
     # Given broker URLs as Amazon MQ and a local RabbitMQ give them
     local = CloudQ("shop", broker="amqp://guest:guest@127.0.0.1:5672//").transport
-    amazon = AMQPTransport.from_url("amqps://app:s%3Acret@b-1.mq.eu-west-1.amazonaws.com/prod?delivery_limit=5")
+    amazon = AMQPTransport.from_url(
+        "amqps://app:s%3Acret@b-1.mq.eu-west-1.amazonaws.com/prod?delivery_limit=5"
+    )
     # Then each names where it goes (queues prefixed with the app), and amqps is TLS on 5671
     assert isinstance(local, AMQPTransport)
     assert local.describe() == "RabbitMQ at 127.0.0.1:5672 vhost /"
