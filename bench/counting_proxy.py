@@ -105,26 +105,10 @@ class CountingProxy:
                 self.wfile.write(data)
 
             def _upstream_call(self, body: bytes | None, headers: dict[str, str]) -> tuple[Any, bytes]:
-                """Forward on this client connection's own upstream connection, kept open (a
-                new connection per call would leave thousands of sockets in TIME_WAIT and
-                slow every later drain of a run)."""
-                for attempt in (1, 2):
-                    upstream = getattr(self, "_upstream", None)
-                    if upstream is None:
-                        upstream = http.client.HTTPConnection(
-                            proxy.upstream_host, proxy.upstream_port, timeout=60
-                        )
-                        self._upstream = upstream
-                    try:
-                        upstream.request(self.command, self.path, body=body, headers=headers)
-                        response = upstream.getresponse()
-                        return response, response.read()
-                    except (http.client.HTTPException, OSError):
-                        upstream.close()
-                        self._upstream = None
-                        if attempt == 2:
-                            raise
-                raise AssertionError("unreachable")
+                self._upstream, answer = _forward_on(
+                    getattr(self, "_upstream", None), proxy, self.command, self.path, body, headers
+                )
+                return answer
 
             def finish(self) -> None:
                 super().finish()
@@ -135,6 +119,32 @@ class CountingProxy:
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
 
         return Handler
+
+
+def _forward_on(
+    upstream: http.client.HTTPConnection | None,
+    proxy: CountingProxy,
+    method: str,
+    path: str,
+    body: bytes | None,
+    headers: dict[str, str],
+) -> tuple[http.client.HTTPConnection | None, tuple[Any, bytes]]:
+    """Forward one request on a client connection's own upstream connection, kept open (a new
+    connection per call would leave thousands of sockets in TIME_WAIT and slow every later
+    drain of a run); once more on a fresh connection if the kept one was closed."""
+    for attempt in (1, 2):
+        if upstream is None:
+            upstream = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
+        try:
+            upstream.request(method, path, body=body, headers=headers)
+            response = upstream.getresponse()
+            return upstream, (response, response.read())
+        except (http.client.HTTPException, OSError):
+            upstream.close()
+            upstream = None
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 @contextmanager

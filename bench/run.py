@@ -121,7 +121,10 @@ FLOOR_CLAIM = {
     "ExpressionAttributeNames": {"#state": "state"},
     "ReturnValues": "ALL_NEW",
 }
-FLOOR_RESULT_CONDITION = "attribute_not_exists(task_id) OR expires_at < :now OR attribute_not_exists(attempts) OR attempts <= :attempt"
+FLOOR_RESULT_CONDITION = (
+    "attribute_not_exists(task_id) OR expires_at < :now"
+    " OR attribute_not_exists(attempts) OR attempts <= :attempt"
+)
 
 
 def floor_writes(dynamodb: Any, table: str, message_id: str) -> None:

@@ -66,7 +66,7 @@ def configure_logging(*, debug: bool = False, debug_aws: bool = False, log_forma
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     # Neither format shows the caller, the thread or the process: don't collect them for
     # every record (the logging HOWTO's "Optimization"; a worker writes a line per task).
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
