@@ -170,7 +170,7 @@ def _freeze_startup_objects() -> None:
     """Move what the cold start built (modules, the app, its tasks), which lives as long as the
     execution environment, out of the collector's reach: otherwise each full collection, many
     of them while botocore builds the first clients, walks all of pydantic, botocore and the
-    app again (~15 ms of a cold start, issue 14). Young garbage is collected first so that
+    app again (~12 ms of a cold start, issue 14). Young garbage is collected first so that
     nothing unreachable is kept."""
     gc.collect(1)
     gc.freeze()
