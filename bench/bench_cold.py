@@ -10,6 +10,12 @@
    against ``import boto3`` + creating one SQS client. Median of ``--samples``.
 3. The resident set of an idle ``cloudq worker -c 8`` (VmRSS, 3 s after it started polling),
    and of a bare ``python -c "import boto3; from pydantic import BaseModel"`` for scale.
+
+Also printed, not part of the targets: where the Lambda cold path's time goes (import, app
+load, the clients the first record creates, its HTTP round trips to the server, the rest),
+and figures 1 and 2 again with compiled bytecode. When ``PYTHONDONTWRITEBYTECODE`` is set
+(an editable install in a dev shell), every fresh process compiles cloudq from source; an
+installed wheel, or a Lambda package built with ``pip install --target``, has bytecode.
 """
 
 from __future__ import annotations
@@ -20,9 +26,14 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cloudq import CloudQ
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -54,6 +65,45 @@ response = entry.handler({"Records": [record]}, FakeLambdaContext())
 elapsed = time.perf_counter() - wall
 assert response == {"batchItemFailures": []}, response
 print(elapsed)
+"""
+
+# The same path in steps, the result backend's client (DynamoDB) made before the first event
+# rather than by it. The event's HTTP requests are timed, and its new clients counted, by
+# wrapping botocore's ``URLLib3Session.send`` and ``Session.create_client`` (measurement only).
+LAMBDA_STEPS = """
+import json, os, time
+import boto3
+import botocore.httpsession, botocore.session
+spent = {"http": 0.0, "requests": 0, "clients": 0}
+send, create_client = botocore.httpsession.URLLib3Session.send, botocore.session.Session.create_client
+def timed_send(*args, **kwargs):
+    start = time.perf_counter()
+    try:
+        return send(*args, **kwargs)
+    finally:
+        spent["http"] += time.perf_counter() - start
+        spent["requests"] += 1
+def counted_create_client(*args, **kwargs):
+    spent["clients"] += 1
+    return create_client(*args, **kwargs)
+botocore.httpsession.URLLib3Session.send = timed_send
+botocore.session.Session.create_client = counted_create_client
+start = time.perf_counter()
+import cloudq.aws_lambda as entry
+from cloudq.testing import FakeLambdaContext
+imported = time.perf_counter()
+assert entry.handler({"Records": []}, FakeLambdaContext()) == {"batchItemFailures": []}  # loads CLOUDQ_APP
+loaded = time.perf_counter()
+from cloudq.app import load_app
+load_app(os.environ["CLOUDQ_APP"]).backend  # the app the handler loaded: its DynamoDB client
+backend = time.perf_counter()
+spent.update(http=0.0, requests=0, clients=0)
+record = json.loads(os.environ["BENCH_RECORD"])
+response = entry.handler({"Records": [record]}, FakeLambdaContext())
+done = time.perf_counter()
+assert response == {"batchItemFailures": []}, response
+print(imported - start, loaded - imported, backend - loaded, done - backend, spent["http"],
+      spent["requests"], spent["clients"])
 """
 
 
@@ -98,6 +148,81 @@ def bare_rss(env: dict[str, str]) -> float:
     return int(line.split()[1]) / 1024
 
 
+def with_bytecode(env: dict[str, str], cache: str) -> dict[str, str]:
+    """``env`` with bytecode written to and read from ``cache`` (the caller warms it)."""
+    return {
+        **{name: value for name, value in env.items() if name != "PYTHONDONTWRITEBYTECODE"},
+        "PYTHONPYCACHEPREFIX": cache,
+    }
+
+
+def print_lambda_steps(env: dict[str, str], records: list[dict[str, object]]) -> None:
+    """Where the cold path's time goes: the same path in steps (``LAMBDA_STEPS``)."""
+    rows = [fresh(LAMBDA_STEPS, {**env, "BENCH_RECORD": json.dumps(record)}) for record in records]
+    (imported, loaded, backend, event, http, requests, clients) = [
+        statistics.median(column) for column in zip(*rows, strict=True)
+    ]
+    print("  where it goes (the same path in steps, medians):")
+    print(f"    import cloudq.aws_lambda (pydantic included)  {imported * 1000:6.1f} ms")
+    print(f"    load the app (CLOUDQ_APP)                     {loaded * 1000:6.1f} ms")
+    print(f"    the result backend's DynamoDB client          {backend * 1000:6.1f} ms")
+    print(f"    first event of one record                     {event * 1000:6.1f} ms, of which")
+    print(f"      {requests:.0f} HTTP request(s) to the server            {http * 1000:6.1f} ms")
+    print(f"      the rest (decode, models built, run, record) {(event - http) * 1000:6.1f} ms")
+    print(f"      (clients it created: {clients:.0f})")
+
+
+def new_records(app: CloudQ, count: int) -> list[dict[str, object]]:
+    """SQS event records of new no-op tasks (each task id runs once: a record seen before
+    would be acknowledged without running)."""
+    from cloudq import Message
+
+    physical = app.physical_queue_name("default")
+    return [
+        {
+            "messageId": str(uuid.uuid4()),
+            "receiptHandle": str(uuid.uuid4()),
+            "body": app.encode(Message(task="noop")),
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+            "eventSourceARN": f"arn:aws:sqs:us-east-1:000000000000:{physical}",
+        }
+        for _ in range(count)
+    ]
+
+
+def cold_paths(env: dict[str, str], app: CloudQ, samples: int) -> list[float]:
+    """The Lambda cold path of ``samples`` fresh processes, in ms."""
+    return [
+        fresh(LAMBDA_PATH, {**env, "BENCH_RECORD": json.dumps(record)})[0] * 1000
+        for record in new_records(app, samples)
+    ]
+
+
+def lambda_figures(env: dict[str, str], app: CloudQ, samples: int) -> None:
+    [client] = medians(SQS_CLIENT, env, samples)
+    [dynamodb] = medians(SQS_CLIENT.replace('"sqs"', '"dynamodb"'), env, samples)
+    path = statistics.median(cold_paths(env, app, samples))
+    print("\nLambda cold path (SQS + DynamoDB results on ministack), after import boto3, median")
+    print(f"  create one SQS client                          {client:6.1f} ms")
+    print(f"  import cloudq.aws_lambda + load app + 1 record {path:6.1f} ms")
+    print(f"  beyond one SQS client                          {path - client:6.1f} ms   (target <= 60 ms)")
+    # botocore parses DynamoDB's endpoint rule set (a large JSON file) for its client.
+    print(f"  of which the DynamoDB client (results on)      {dynamodb:6.1f} ms")
+    print_lambda_steps(env, new_records(app, samples))
+
+    with tempfile.TemporaryDirectory(prefix="cloudq-bytecode-") as cache:
+        compiled = with_bytecode(env, cache)
+        cold_paths(compiled, app, 1)  # writes the bytecode
+        [compiled_import, _] = medians(IMPORT, compiled, samples)
+        [compiled_client] = medians(SQS_CLIENT, compiled, samples)
+        compiled_path = statistics.median(cold_paths(compiled, app, samples))
+    print("\nThe same with compiled bytecode (as an installed wheel has), medians")
+    print(f"  import cloudq after boto3 + BaseModel, wall    {compiled_import:6.1f} ms")
+    print(f"  create one SQS client                          {compiled_client:6.1f} ms")
+    print(f"  import cloudq.aws_lambda + load app + 1 record {compiled_path:6.1f} ms")
+    print(f"  beyond one SQS client                          {compiled_path - compiled_client:6.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -105,7 +230,6 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=11)
     args = parser.parse_args()
 
-    from cloudq import Message
     from cloudq.infra import app_resources
     from cloudq_emulator.provision import provision
     from cloudq_emulator.server import MinistackServer
@@ -127,31 +251,7 @@ def main() -> None:
         from bench.lambda_tasks import app
 
         provision(app_resources(app, "bench.lambda_tasks:app"), endpoint_url=server.endpoint_url)
-        physical = app.physical_queue_name("default")
-        records = []
-        for _ in range(args.samples):
-            body = app.encode(Message(task="noop"))
-            records.append(
-                {
-                    "messageId": str(uuid.uuid4()),
-                    "receiptHandle": str(uuid.uuid4()),
-                    "body": body,
-                    "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
-                    "eventSourceARN": f"arn:aws:sqs:us-east-1:000000000000:{physical}",
-                }
-            )
-        [client] = medians(SQS_CLIENT, env, args.samples)
-        [dynamodb] = medians(SQS_CLIENT.replace('"sqs"', '"dynamodb"'), env, args.samples)
-        paths = [
-            fresh(LAMBDA_PATH, {**env, "BENCH_RECORD": json.dumps(record)})[0] * 1000 for record in records
-        ]
-        path = statistics.median(paths)
-        print("\nLambda cold path (SQS + DynamoDB results on ministack), after import boto3, median")
-        print(f"  create one SQS client                          {client:6.1f} ms")
-        print(f"  import cloudq.aws_lambda + load app + 1 record {path:6.1f} ms")
-        print(f"  beyond one SQS client                          {path - client:6.1f} ms   (target <= 60 ms)")
-        # botocore parses DynamoDB's endpoint rule set (a large JSON file) for its client.
-        print(f"  of which the DynamoDB client (results on)      {dynamodb:6.1f} ms")
+        lambda_figures(env, app, args.samples)
 
         rss = idle_worker_rss(env)
         print("\nResident set (VmRSS)")

@@ -16,11 +16,39 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_REGION = "us-east-1"
 _checked_regions: set[str] = set()
+#: The services cloudq makes clients for, and their names in botocore's endpoints.json.
+ENDPOINT_PREFIXES = {"sqs": "sqs", "dynamodb": "dynamodb", "s3": "s3", "cloudwatch": "monitoring"}
+
+
+class _FileLoader:
+    """botocore's JSON file loader, keeping of endpoints.json only the entries of the services
+    in ``ENDPOINT_PREFIXES``. Parsed whole, that file is 6.7 MiB of dicts, the largest part of
+    an idle worker's heap, for the hundreds of services cloudq never calls (issue 14); every
+    partition and its regions are kept, so region checks and endpoints are as before."""
+
+    def __init__(self) -> None:
+        self._files = botocore.loaders.JSONFileLoader()
+
+    def exists(self, file_path: str) -> bool:
+        return bool(self._files.exists(file_path))
+
+    def load_file(self, file_path: str) -> Any:
+        data = self._files.load_file(file_path)
+        if data is None or os.path.basename(file_path) != "endpoints":
+            return data
+        kept = set(ENDPOINT_PREFIXES.values())
+        partitions = [
+            {**partition, "services": {k: v for k, v in partition["services"].items() if k in kept}}
+            for partition in data.get("partitions", [])
+        ]
+        return {**data, "partitions": partitions}
+
+
 #: One data loader for every client of the process: the service models and endpoints.json
 #: are read and parsed once, not once per client (a worker has two SQS clients and a
 #: DynamoDB one; measured in bench/bench_cold.py). Sessions stay one per client, so
 #: credentials and settings are still resolved for each, as before.
-_loader = botocore.loaders.create_loader()
+_loader = botocore.loaders.Loader(file_loader=_FileLoader())
 _loader_lock = threading.Lock()
 
 
@@ -73,6 +101,8 @@ def aws_client(
     transient errors), a short connect timeout so an outage is noticed quickly, and a pool
     large enough for a worker's threads. ``AWS_ENDPOINT_URL`` (the emulator) is honoured by
     boto3 itself when ``endpoint_url`` is not given."""
+    if service not in ENDPOINT_PREFIXES:  # a mistake in cloudq itself, not the user's
+        raise ValueError(f"add {service!r} and its endpoints.json name to cloudq.aws.ENDPOINT_PREFIXES")
     region = (
         region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     )

@@ -19,6 +19,7 @@ this module does configuration only.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -161,4 +162,15 @@ def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, A
         from cloudq.app import load_app
 
         _app = load_app(reference)
+        _freeze_startup_objects()
     return handle_sqs_event(_app, event, context)
+
+
+def _freeze_startup_objects() -> None:
+    """Move what the cold start built (modules, the app, its tasks), which lives as long as the
+    execution environment, out of the collector's reach: otherwise each full collection, many
+    of them while botocore builds the first clients, walks all of pydantic, botocore and the
+    app again (~12 ms of a cold start, issue 14). Young garbage is collected first so that
+    nothing unreachable is kept."""
+    gc.collect(1)
+    gc.freeze()

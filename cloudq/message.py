@@ -58,7 +58,7 @@ def new_task_id() -> str:
 class Link(BaseModel):
     """A task to send when another finishes (a signature, as an envelope carries it)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
     id: str = Field(min_length=1, max_length=MAX_TASK_ID_CHARS)
     task: str
@@ -77,7 +77,7 @@ class ChordLink(BaseModel):
     ``callback`` is sent with their results, in order. Member ``i`` has the task id
     ``chord_member_id(id, i)``, so the members need not be listed in every message."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
     id: str = Field(min_length=1, max_length=MAX_TASK_ID_CHARS - 12)
     size: int = Field(ge=1)

@@ -47,7 +47,7 @@ from cloudq.config import WORKER_GRACE_SECONDS
 from cloudq.errors import CloudQError
 from cloudq.execution import Action, Executor, Prepared, apply_outcome
 from cloudq.health import Health
-from cloudq.infra.model import SQS_DEFAULT_VISIBILITY_TIMEOUT
+from cloudq.infra.naming import SQS_DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import ReceivedMessage, is_fifo
 
 if TYPE_CHECKING:

@@ -24,7 +24,8 @@ RESULTS_FOLDER = "results/"
 class PayloadPointer(BaseModel):
     """Where an offloaded value is, and what it must hash to."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use, like the models that hold it (issue 14: not at ``import cloudq``).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     #: The object's key in the store (the store's prefix included).
     key: str = Field(min_length=1)

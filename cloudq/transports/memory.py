@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cloudq.infra.model import SQS_DEFAULT_VISIBILITY_TIMEOUT
+from cloudq.infra.naming import SQS_DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,

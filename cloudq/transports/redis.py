@@ -30,7 +30,7 @@ from importlib import resources
 from typing import Any
 
 from cloudq.errors import MissingExtraError, TransportError
-from cloudq.infra.model import SQS_DEFAULT_VISIBILITY_TIMEOUT
+from cloudq.infra.naming import SQS_DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,

@@ -1,0 +1,34 @@
+"""cloudq's boto3 clients share one botocore loader that keeps only the endpoint data of the
+services cloudq calls (issue 14: memory). Their endpoints must be the ones botocore's full
+data gives."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from cloudq.aws import ENDPOINT_PREFIXES, aws_client
+
+#: Regions of the standard, China and GovCloud partitions.
+REGIONS = ("us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1")
+
+
+@pytest.mark.parametrize("fips", [False, True])
+def test_clients_resolve_the_endpoints_botocore_resolves(monkeypatch: pytest.MonkeyPatch, fips: bool) -> None:
+    # Given no emulator endpoint, and FIPS endpoints asked for or not
+    for suffix in ("", "_SQS", "_DYNAMODB", "_S3", "_CLOUDWATCH"):
+        monkeypatch.delenv("AWS_ENDPOINT_URL" + suffix, raising=False)
+    monkeypatch.setenv("AWS_USE_FIPS_ENDPOINT", "true" if fips else "false")
+    for service in ENDPOINT_PREFIXES:
+        for region in REGIONS:
+            # When cloudq and plain boto3 each build a client
+            ours = aws_client(service, region_name=region, read_timeout=1)
+            plain = boto3.session.Session().client(service, region_name=region)
+            # Then they talk to the same endpoint
+            assert ours.meta.endpoint_url == plain.meta.endpoint_url, (service, region)
+            assert ours.meta.region_name == plain.meta.region_name
+
+
+def test_a_service_without_endpoint_data_is_refused() -> None:
+    with pytest.raises(ValueError, match="ENDPOINT_PREFIXES"):
+        aws_client("lambda", region_name="us-east-1", read_timeout=1)
