@@ -8,7 +8,8 @@
    each in its own fresh process, for N in ``--concurrency``. Reported per consumer: tasks/s
    (from process start to the last delete, start-up included), CPU µs per task (user + sys
    of that process over the same span / tasks) and SQS calls per task (counted at the HTTP
-   level by a proxy, ``bench/counting_proxy.py``).
+   level by a proxy, ``bench/counting_proxy.py``). Both start from compiled bytecode, as
+   installed packages do (a cache warmed once, ``PYTHONPYCACHEPREFIX``).
 2. With DynamoDB results, against a raw floor making the same two requests per message as
    cloudq's backend (the claim's conditional UpdateItem, the result's conditional PutItem of
    the same attributes: ``floor_writes``), and the
@@ -26,6 +27,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -317,6 +319,13 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
     # The consumers talk through the counting proxy; the parent fills queues directly.
     os.environ["AWS_ENDPOINT_URL"] = direct_url
     child_env = {**os.environ, "AWS_ENDPOINT_URL": proxy.endpoint_url, "PYTHONPATH": str(ROOT)}
+    # Both consumers start from compiled bytecode, as an installed wheel does: with
+    # PYTHONDONTWRITEBYTECODE set (a dev shell on an editable install) every fresh worker
+    # process would compile cloudq from source, while boto3's bytecode came with its wheel.
+    child_env.pop("PYTHONDONTWRITEBYTECODE", None)
+    child_env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="cloudq-bench-bytecode-")
+    warm = "import boto3, cloudq, cloudq.worker, cloudq.logs, cloudq.backends.dynamodb, bench.run"
+    subprocess.run([sys.executable, "-c", warm], env=child_env, check=True)
     sqs = boto3.client("sqs")
 
     def queue(backend: str | None = None, mode: str = "default") -> tuple[Any, str]:

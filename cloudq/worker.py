@@ -67,6 +67,8 @@ RECEIVER_JOIN_SECONDS = 1.0
 SLOT_WAIT_SECONDS = 2.0
 #: Receivers per queue while it keeps returning full batches of fast tasks (one otherwise).
 RECEIVERS_PER_QUEUE = 4
+#: Threads sending full batches of deletes (the first also sends partial ones).
+ACKERS = 4
 #: Weight of the newest sample in the moving average of task times.
 PACE_WEIGHT = 0.1
 #: Received messages wait for a thread about this long at most, on average (see ``_Pace``).
@@ -178,7 +180,8 @@ class Worker:
         for queue in self.queues:
             for index in range(RECEIVERS_PER_QUEUE):
                 self._spawn(self._receive_loop, f"cloudq-receive-{queue}-{index}", queue, index)
-        self._spawn(self._ack_loop, "cloudq-acker")
+        for index in range(ACKERS):
+            self._spawn(self._ack_loop, f"cloudq-acker-{index}", index)
         if self.app.transport.visibility_timeouts:
             self._spawn(self._heartbeat_loop, "cloudq-heartbeat")
 
@@ -465,43 +468,52 @@ class Worker:
 
     # -- background: acks and heartbeat -------------------------------------------------
 
-    def _ack_loop(self) -> None:
-        """Send each full batch of deletes as soon as it is full, the rest every
-        ``ACK_FLUSH_SECONDS`` (with the EMF lines: they go out with the deletes)."""
+    def _ack_loop(self, index: int) -> None:
+        """Send each full batch of deletes as soon as it is full (``ACKERS`` threads share
+        them, so deletes keep up with receives that are in flight several at a time); the
+        first acker also sends partial batches every ``ACK_FLUSH_SECONDS``, with the EMF lines
+        (they go out with the deletes)."""
         flushed = time.monotonic()
         while not self._stopped.is_set():
+            if index:
+                if self._ack_due.wait(0.2):
+                    self._send_acks(full_only=True)
+                continue
             due = self._ack_due.wait(max(0.0, flushed + ACK_FLUSH_SECONDS - time.monotonic()))
-            self._ack_due.clear()
             if due and time.monotonic() < flushed + ACK_FLUSH_SECONDS:
-                self._flush_acks(full_only=True)
+                self._send_acks(full_only=True)
                 continue
             self._flush_acks()
             self.executor.flush_metrics()
             flushed = time.monotonic()
 
-    def _flush_acks(self, full_only: bool = False) -> None:
+    def _flush_acks(self) -> None:
+        """Send every pending delete, partial batches included."""
+        self._send_acks(full_only=False)
+
+    def _send_acks(self, full_only: bool) -> None:
+        while batch := self._take_acks(full_only):
+            queue, handles = batch
+            try:
+                self.app.transport.ack(queue, handles)
+            except CloudQError as exc:
+                # Not deleted: the messages reappear and the idempotency claim acks them.
+                self._health.failed(f"delete on {queue}", exc)
+                continue
+            with self._lock:
+                self.stats.acked += len(handles)  # acknowledged: deleted on the broker
+            self._health.ok(f"delete on {queue}")
+
+    def _take_acks(self, full_only: bool) -> tuple[str, list[str]] | None:
+        """One batch of pending deletes (only a full one if ``full_only``), or ``None``."""
         size = self._batch_size
         with self._lock:
-            if full_only:
-                pending = {}
-                for queue, handles in self._acks.items():
-                    cut = len(handles) - len(handles) % size
-                    if cut:
-                        pending[queue], self._acks[queue] = handles[:cut], handles[cut:]
-            else:
-                pending, self._acks = self._acks, defaultdict(list)
-        for queue, handles in pending.items():
-            for start in range(0, len(handles), size):
-                batch = handles[start : start + size]
-                try:
-                    self.app.transport.ack(queue, batch)
-                except CloudQError as exc:
-                    # Not deleted: the messages reappear and the idempotency claim acks them.
-                    self._health.failed(f"delete on {queue}", exc)
-                    continue
-                with self._lock:
-                    self.stats.acked += len(batch)  # acknowledged: deleted on the broker
-                self._health.ok(f"delete on {queue}")
+            for queue, handles in self._acks.items():
+                if len(handles) >= size or (handles and not full_only):
+                    batch, self._acks[queue] = handles[:size], handles[size:]
+                    return queue, batch
+            self._ack_due.clear()  # nothing full is left (new ones set it again, under the lock)
+            return None
 
     def _heartbeat_loop(self) -> None:
         """Every third of the visibility timeout, extend the messages of running tasks and of
