@@ -14,17 +14,16 @@
   trace id still reaches the worker's log lines.
 - No trace context, no field: such messages stay envelope version 1.
 
-The ``opentelemetry`` package is imported only when installed (looked up once), never at
-``import cloudq``.
+cloudq never imports ``opentelemetry`` itself: it traces with it once the application has
+imported ``opentelemetry.trace`` (which setting up a tracer provider does).
 """
 
 from __future__ import annotations
 
 import contextvars
-import functools
-import importlib.util
 import re
 import secrets
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -90,14 +89,13 @@ def current_traceparent() -> str | None:
     return _context.get()
 
 
-@functools.cache
 def _otel_trace() -> Any:
-    """``opentelemetry.trace`` when the package is installed, else ``None``."""
-    if importlib.util.find_spec("opentelemetry") is None:
-        return None
-    import opentelemetry.trace
-
-    return opentelemetry.trace
+    """``opentelemetry.trace`` when the application has imported it, else ``None``. Setting up
+    a tracer provider imports it (``set_tracer_provider`` lives there, and the
+    ``opentelemetry-instrument`` launcher imports it before the application), so an
+    application that has not imported it traces nothing, and cloudq does not import it on
+    its behalf (that would cost a Lambda cold start for nothing)."""
+    return sys.modules.get("opentelemetry.trace")
 
 
 def _tracer() -> Any:
