@@ -155,7 +155,8 @@ class Worker:
         #: The most messages held at which a waiter on ``_room`` can go on (-1: none waits).
         self._wake_at = -1
         self._acks: dict[str, list[str]] = defaultdict(list)
-        self._ack_due = threading.Event()
+        #: Notified (under ``_lock``) when a batch of deletes is full.
+        self._ack_ready = threading.Condition(self._lock)
         self._running: dict[str, _Running] = {}
         #: Received, not started yet (receipt handle → message); whoever pops one owns it.
         self._queued: dict[str, ReceivedMessage] = {}
@@ -444,7 +445,7 @@ class Worker:
                     pending = self._acks[message.queue]
                     pending.append(message.receipt_handle)
                     if len(pending) >= self._batch_size:
-                        self._ack_due.set()
+                        self._ack_ready.notify()
                 self._released()
         if outcome is None:
             return False
@@ -470,22 +471,24 @@ class Worker:
 
     def _ack_loop(self, index: int) -> None:
         """Send each full batch of deletes as soon as it is full (``ACKERS`` threads share
-        them, so deletes keep up with receives that are in flight several at a time); the
-        first acker also sends partial batches every ``ACK_FLUSH_SECONDS``, with the EMF lines
-        (they go out with the deletes)."""
+        them, woken one per full batch, so deletes keep up with receives that are in flight
+        several at a time); the first acker also sends partial batches every
+        ``ACK_FLUSH_SECONDS``, with the EMF lines (they go out with the deletes)."""
         flushed = time.monotonic()
         while not self._stopped.is_set():
-            if index:
-                if self._ack_due.wait(0.2):
-                    self._send_acks(full_only=True)
-                continue
-            due = self._ack_due.wait(max(0.0, flushed + ACK_FLUSH_SECONDS - time.monotonic()))
-            if due and time.monotonic() < flushed + ACK_FLUSH_SECONDS:
-                self._send_acks(full_only=True)
-                continue
-            self._flush_acks()
-            self.executor.flush_metrics()
-            flushed = time.monotonic()
+            with self._lock:
+                if not self._full_acks():
+                    wait = 0.2 if index else flushed + ACK_FLUSH_SECONDS - time.monotonic()
+                    self._ack_ready.wait(max(0.0, wait))
+            self._send_acks(full_only=True)
+            if not index and time.monotonic() >= flushed + ACK_FLUSH_SECONDS:
+                self._flush_acks()
+                self.executor.flush_metrics()
+                flushed = time.monotonic()
+
+    def _full_acks(self) -> bool:
+        """Under ``_lock``: a full batch of deletes is pending."""
+        return any(len(handles) >= self._batch_size for handles in self._acks.values())
 
     def _flush_acks(self) -> None:
         """Send every pending delete, partial batches included."""
@@ -512,7 +515,6 @@ class Worker:
                 if len(handles) >= size or (handles and not full_only):
                     batch, self._acks[queue] = handles[:size], handles[size:]
                     return queue, batch
-            self._ack_due.clear()  # nothing full is left (new ones set it again, under the lock)
             return None
 
     def _heartbeat_loop(self) -> None:
