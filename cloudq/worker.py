@@ -350,6 +350,8 @@ class Worker:
             return False
         self._count(outcome.action)
         if outcome.action is Action.ACK:
+            if self.app.transport.immediate_acks:  # RabbitMQ: see Transport.immediate_acks
+                self._flush_acks()
             return True
         try:
             apply_outcome(self.app.transport, prepared, outcome)

@@ -81,6 +81,9 @@ BATCH_SIZE = 10
 #: A long poll waits for deliveries in slices this long, letting other threads in between.
 DRAIN_SLICE_SECONDS = 0.02
 FIRST_SLICE_SECONDS = 0.001
+#: Slices stay at FIRST_SLICE_SECONDS while the caller holds deliveries and has acked one
+#: within this long (short tasks finishing: each ack lets the broker push the next message).
+ACKS_FLOWING_SECONDS = 0.05
 #: A consumer's prefetch far above what its caller holds and asks for is made smaller once it
 #: has been so for this long (a burst is over).
 PREFETCH_SHRINK_SECONDS = 2.0
@@ -121,6 +124,9 @@ class AMQPTransport:
     batch_size = BATCH_SIZE
     #: No per-message visibility timeout: see the module docstring.
     visibility_timeouts = False
+    #: An ack is one frame with no answer, and a finished message left unacked would hold a
+    #: place of the prefetch window: the worker acks each at once (``Transport.immediate_acks``).
+    immediate_acks = True
 
     def __init__(
         self,
@@ -163,6 +169,8 @@ class AMQPTransport:
         #: Receipt handles acked while another thread had the connection (see ``ack``).
         self._pending_acks: list[str] = []
         self._pending_lock = threading.Lock()
+        #: When ``ack`` was last called (monotonic): see ``receive``.
+        self._acked_at = 0.0
         self._topology = Topology(prefix, delivery_limit, self._admin_channel)
 
     @classmethod
@@ -309,22 +317,25 @@ class AMQPTransport:
         limit = max(1, min(max_messages, BATCH_SIZE))
         deadline = time.monotonic() + wait_seconds
         # The connection is waited on in slices, so that other threads' acks and sends get
-        # it in between: short at first (a busy worker's next message follows its acks), up
-        # to DRAIN_SLICE_SECONDS on an idle queue. A short poll (no wait) still gives the
-        # broker a moment to push.
+        # it in between: short at first, and for as long as acks of messages handed out keep
+        # coming (an ack queued during a slice waits for its end, and the broker's next
+        # delivery for that ack), up to DRAIN_SLICE_SECONDS otherwise (an idle queue, long
+        # tasks: few wake-ups). A short poll (no wait) still gives the broker a moment to push.
         slice_seconds = FIRST_SLICE_SECONDS
         while True:
             with self._mapped(f"receive from {queue}"):
-                self._consume(queue, limit)
+                self._consume(queue)
                 got = self._take(queue, limit)
                 remaining = deadline - time.monotonic()
                 if not got:
                     wait = min(slice_seconds, remaining) if remaining > 0 else SHORT_POLL_SECONDS
                     self._drain(queue, limit, wait)
                     got = self._take(queue, limit)
+                acks_flowing = self._holding(queue) and time.monotonic() - self._acked_at < ACKS_FLOWING_SECONDS
             if got or remaining <= 0:
                 return got
-            slice_seconds = min(2 * slice_seconds, DRAIN_SLICE_SECONDS)
+            if not acks_flowing:
+                slice_seconds = min(2 * slice_seconds, DRAIN_SLICE_SECONDS)
 
     def _drain(self, queue: str, limit: int, seconds: float) -> None:
         """Wait up to ``seconds`` for a delivery, then take what else has arrived (until
@@ -337,7 +348,12 @@ class AMQPTransport:
                 return
             seconds = 0.0001
 
-    def _consume(self, queue: str, limit: int) -> None:
+    def _holding(self, queue: str) -> int:
+        """Deliveries of ``queue`` handed out and not settled yet."""
+        buffered = {id(item.delivery) for item in self._buffer.get(queue, ())}
+        return sum(1 for d in self._unacked.values() if d.queue == queue and id(d) not in buffered)
+
+    def _consume(self, queue: str) -> None:
         """Consume ``queue`` with a prefetch of the messages the caller holds (handed out, not
         settled) plus ``limit``: the broker pushes no more than the caller asked for beyond
         what it has (the worker asks for its free threads; what it holds includes finished
@@ -345,9 +361,7 @@ class AMQPTransport:
         A consumer is made again when that prefetch is too small, or far too big (a burst
         is over); the deliveries already here stay."""
         physical = self._ensure(queue)
-        buffered = {id(item.delivery) for item in self._buffer.get(queue, ())}
-        holding = sum(1 for d in self._unacked.values() if d.queue == queue and id(d) not in buffered)
-        wanted = holding + limit
+        wanted = self._holding(queue) + BATCH_SIZE
         current = self._consumers.get(queue)
         if current is not None and wanted <= current[1]:
             if current[1] <= 2 * wanted + BATCH_SIZE:
@@ -429,6 +443,7 @@ class AMQPTransport:
         ack never waits out a long poll (and the broker's prefetch window opens at once)."""
         with self._pending_lock:
             self._pending_acks.extend(receipt_handles)
+            self._acked_at = time.monotonic()
         if self._lock.acquire(blocking=False):
             try:
                 with self._mapped(f"ack on {queue}"):

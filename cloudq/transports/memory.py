@@ -61,6 +61,8 @@ class MemoryTransport:
     max_visibility_seconds = SQS_MAX_VISIBILITY_SECONDS
     batch_size = SQS_BATCH
     visibility_timeouts = True
+    #: Acks batched, as on SQS.
+    immediate_acks = False
 
     def __init__(
         self,

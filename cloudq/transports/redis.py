@@ -102,6 +102,8 @@ class RedisTransport:
     max_visibility_seconds = SQS_MAX_VISIBILITY_SECONDS
     batch_size = SQS_BATCH
     visibility_timeouts = True
+    #: An ack is a round trip: batched.
+    immediate_acks = False
 
     def __init__(
         self,
