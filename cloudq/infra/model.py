@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from cloudq.errors import ConfigurationError
-from cloudq.infra.naming import dead_letter_queue_name, is_fifo
+from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT, dead_letter_queue_name, is_fifo
 from cloudq.payloads.base import ARGUMENTS_FOLDER, RESULTS_FOLDER
 
 if TYPE_CHECKING:
@@ -27,9 +27,6 @@ TABLE_TTL_ATTRIBUTE = "expires_at"
 #: dead-letters failures itself; the redrive policy only catches messages whose worker died
 #: before the executor could (crashes while decoding, poison that kills a process).
 REDRIVE_HEADROOM = 3
-#: A queue's visibility timeout when nothing sets one (SQS's own default); the memory and
-#: Redis engines and the worker use it too.
-SQS_DEFAULT_VISIBILITY_TIMEOUT = 30
 SQS_MAX_RETENTION_SECONDS = 1_209_600
 LAMBDA_HANDLER = "cloudq.aws_lambda.handler"
 #: The runtime AWS runs the function with (the emulator runs it with its own Python); the
@@ -59,7 +56,7 @@ class QueueResource(BaseModel):
     name: str
     dead_letter_name: str
     fifo: bool
-    visibility_timeout: int = SQS_DEFAULT_VISIBILITY_TIMEOUT
+    visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
     max_receive_count: int
     message_retention_seconds: int = SQS_MAX_RETENTION_SECONDS
 
@@ -251,8 +248,8 @@ def _visibility_timeout(app: CloudQ, queue: str) -> int:
     """AWS advises a Lambda-consumed queue's visibility timeout of 6x the function timeout, so
     retries of a throttled or timed-out batch do not overlap the running one."""
     if queue in app.settings.lambda_queues:
-        return max(SQS_DEFAULT_VISIBILITY_TIMEOUT, LAMBDA_VISIBILITY_FACTOR * app.settings.lambda_timeout)
-    return SQS_DEFAULT_VISIBILITY_TIMEOUT
+        return max(DEFAULT_VISIBILITY_TIMEOUT, LAMBDA_VISIBILITY_FACTOR * app.settings.lambda_timeout)
+    return DEFAULT_VISIBILITY_TIMEOUT
 
 
 def _function(app: CloudQ, app_reference: str) -> LambdaResource | None:

@@ -324,14 +324,16 @@ class AMQPTransport:
         slice_seconds = FIRST_SLICE_SECONDS
         while True:
             with self._mapped(f"receive from {queue}"):
-                self._consume(queue)
+                self._consume(queue, limit)
                 got = self._take(queue, limit)
                 remaining = deadline - time.monotonic()
                 if not got:
                     wait = min(slice_seconds, remaining) if remaining > 0 else SHORT_POLL_SECONDS
                     self._drain(queue, limit, wait)
                     got = self._take(queue, limit)
-                acks_flowing = self._holding(queue) and time.monotonic() - self._acked_at < ACKS_FLOWING_SECONDS
+                acks_flowing = (
+                    self._holding(queue) and time.monotonic() - self._acked_at < ACKS_FLOWING_SECONDS
+                )
             if got or remaining <= 0:
                 return got
             if not acks_flowing:
@@ -353,7 +355,7 @@ class AMQPTransport:
         buffered = {id(item.delivery) for item in self._buffer.get(queue, ())}
         return sum(1 for d in self._unacked.values() if d.queue == queue and id(d) not in buffered)
 
-    def _consume(self, queue: str) -> None:
+    def _consume(self, queue: str, limit: int) -> None:
         """Consume ``queue`` with a prefetch of the messages the caller holds (handed out, not
         settled) plus ``limit``: the broker pushes no more than the caller asked for beyond
         what it has (the worker asks for its free threads; what it holds includes finished
@@ -361,7 +363,7 @@ class AMQPTransport:
         A consumer is made again when that prefetch is too small, or far too big (a burst
         is over); the deliveries already here stay."""
         physical = self._ensure(queue)
-        wanted = self._holding(queue) + BATCH_SIZE
+        wanted = self._holding(queue) + limit
         current = self._consumers.get(queue)
         if current is not None and wanted <= current[1]:
             if current[1] <= 2 * wanted + BATCH_SIZE:

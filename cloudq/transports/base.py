@@ -303,5 +303,3 @@ def check_size(body: str, max_bytes: int) -> None:
     size = len(body.encode())
     if size > max_bytes:
         raise MessageTooLargeError(f"message is {size} bytes, over the broker limit of {max_bytes}")
-
-

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cloudq.infra.model import SQS_DEFAULT_VISIBILITY_TIMEOUT
+from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,
@@ -66,7 +66,7 @@ class MemoryTransport:
 
     def __init__(
         self,
-        visibility_timeout: int = SQS_DEFAULT_VISIBILITY_TIMEOUT,
+        visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
         max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
     ) -> None:
         self.visibility_timeout = visibility_timeout

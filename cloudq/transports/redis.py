@@ -30,7 +30,7 @@ from importlib import resources
 from typing import Any
 
 from cloudq.errors import MissingExtraError, TransportError
-from cloudq.infra.model import SQS_DEFAULT_VISIBILITY_TIMEOUT
+from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,
@@ -110,7 +110,7 @@ class RedisTransport:
         client: redis.Redis,
         prefix: str = "",
         *,
-        visibility_timeout: int = SQS_DEFAULT_VISIBILITY_TIMEOUT,
+        visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
         max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
     ) -> None:
         self.client = client
