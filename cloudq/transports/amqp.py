@@ -33,7 +33,11 @@ Semantics (``Transport`` in base.py; this engine declares ``visibility_timeouts 
 - ``receive`` consumes (``basic_consume``; ``basic_get`` is a slow path on quorum queues) with
   a prefetch of the messages the caller already holds plus the ``max_messages`` it asks for,
   so the broker pushes no more than the caller can start (the worker asks for its free
-  threads); deliveries wait in order in this transport until handed out.
+  threads), plus one batch (``BATCH_SIZE``) ahead while the caller is acking (an ack within
+  ``ACKS_FLOWING_SECONDS``): short tasks then find their next message here instead of waiting
+  a broker round trip per message; deliveries wait in order in this transport until handed
+  out. Acks are wanted at once (``immediate_acks``): a finished message left unacked would
+  hold a place of that window.
 - FIFO (``*.fifo``): a quorum queue keeps send order, and is declared with
   ``x-single-active-consumer`` (one consumer at a time gets its messages, the others stand
   by); within that consumer, a message of a group that has one in flight stays buffered
@@ -81,8 +85,9 @@ BATCH_SIZE = 10
 #: A long poll waits for deliveries in slices this long, letting other threads in between.
 DRAIN_SLICE_SECONDS = 0.02
 FIRST_SLICE_SECONDS = 0.001
-#: Slices stay at FIRST_SLICE_SECONDS while the caller holds deliveries and has acked one
-#: within this long (short tasks finishing: each ack lets the broker push the next message).
+#: Acks are "flowing" when the last came within this long (short tasks finishing): receive
+#: slices stay at FIRST_SLICE_SECONDS (each ack lets the broker push the next message) and the
+#: prefetch runs one batch ahead.
 ACKS_FLOWING_SECONDS = 0.05
 #: A consumer's prefetch far above what its caller holds and asks for is made smaller once it
 #: has been so for this long (a burst is over).
@@ -357,20 +362,21 @@ class AMQPTransport:
 
     def _consume(self, queue: str, limit: int) -> None:
         """Consume ``queue`` with a prefetch of the messages the caller holds (handed out, not
-        settled) plus ``limit``: the broker pushes no more than the caller asked for beyond
-        what it has (the worker asks for its free threads; what it holds includes finished
-        messages whose acks are batched, so the rest is what it finishes in one ack flush).
-        A consumer is made again when that prefetch is too small, or far too big (a burst
-        is over); the deliveries already here stay."""
+        settled) plus ``limit``, plus one batch ahead while acks keep coming (the module's
+        docstring): the broker pushes no more than the caller asked for beyond what it has
+        (the worker asks for its free threads, and acks each message as its task ends). A
+        consumer is made again when that prefetch is too small, or far too big (a burst is
+        over); the deliveries already here stay."""
         physical = self._ensure(queue)
-        wanted = self._holding(queue) + limit
+        ahead = BATCH_SIZE if time.monotonic() - self._acked_at < ACKS_FLOWING_SECONDS else 0
+        wanted = self._holding(queue) + limit + ahead
         current = self._consumers.get(queue)
         if current is not None and wanted <= current[1]:
             if current[1] <= 2 * wanted + BATCH_SIZE:
                 self._oversized_since.pop(queue, None)
                 return
-            # Far too big, but only shrink once it has been so for a while: the count of
-            # finished messages awaiting their batched ack swings from one call to the next.
+            # Far too big, but only shrink once it has been so for a while: what the caller
+            # holds swings from one call to the next.
             since = self._oversized_since.setdefault(queue, time.monotonic())
             if time.monotonic() - since < PREFETCH_SHRINK_SECONDS:
                 return
