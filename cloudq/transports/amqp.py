@@ -174,8 +174,8 @@ class AMQPTransport:
         #: Receipt handles acked while another thread had the connection (see ``ack``).
         self._pending_acks: list[str] = []
         self._pending_lock = threading.Lock()
-        #: When ``ack`` was last called (monotonic): see ``receive``.
-        self._acked_at = 0.0
+        #: Queue → when ``ack`` was last called for it (monotonic): see ``_acks_flowing``.
+        self._acked_at: dict[str, float] = {}
         self._topology = Topology(prefix, delivery_limit, self._admin_channel)
 
     @classmethod
@@ -336,9 +336,7 @@ class AMQPTransport:
                     wait = min(slice_seconds, remaining) if remaining > 0 else SHORT_POLL_SECONDS
                     self._drain(queue, limit, wait)
                     got = self._take(queue, limit)
-                acks_flowing = (
-                    self._holding(queue) and time.monotonic() - self._acked_at < ACKS_FLOWING_SECONDS
-                )
+                acks_flowing = self._holding(queue) > 0 and self._acks_flowing(queue)
             if got or remaining <= 0:
                 return got
             if not acks_flowing:
@@ -355,6 +353,11 @@ class AMQPTransport:
                 return
             seconds = 0.0001
 
+    def _acks_flowing(self, queue: str) -> bool:
+        """Whether the caller acked a message of ``queue`` within ``ACKS_FLOWING_SECONDS``."""
+        acked = self._acked_at.get(queue)
+        return acked is not None and time.monotonic() - acked < ACKS_FLOWING_SECONDS
+
     def _holding(self, queue: str) -> int:
         """Deliveries of ``queue`` handed out and not settled yet."""
         buffered = {id(item.delivery) for item in self._buffer.get(queue, ())}
@@ -368,7 +371,7 @@ class AMQPTransport:
         consumer is made again when that prefetch is too small, or far too big (a burst is
         over); the deliveries already here stay."""
         physical = self._ensure(queue)
-        ahead = BATCH_SIZE if time.monotonic() - self._acked_at < ACKS_FLOWING_SECONDS else 0
+        ahead = BATCH_SIZE if self._acks_flowing(queue) else 0
         wanted = self._holding(queue) + limit + ahead
         current = self._consumers.get(queue)
         if current is not None and wanted <= current[1]:
@@ -451,7 +454,7 @@ class AMQPTransport:
         ack never waits out a long poll (and the broker's prefetch window opens at once)."""
         with self._pending_lock:
             self._pending_acks.extend(receipt_handles)
-            self._acked_at = time.monotonic()
+            self._acked_at[queue] = time.monotonic()
         if self._lock.acquire(blocking=False):
             try:
                 with self._mapped(f"ack on {queue}"):
