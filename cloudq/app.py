@@ -16,11 +16,12 @@ from pydantic import ValidationError
 
 from cloudq.arguments import is_json
 from cloudq.backends.base import ttl_from
-from cloudq.config import UNSET, Settings, SettingsSource, load_settings
+from cloudq.config import UNSET, Settings, SettingsSource, load_settings, resolve_queue
 from cloudq.errors import ArgumentError, ConfigurationError, TaskRegistrationError
 from cloudq.hooks import Hooks
 from cloudq.infra.naming import physical_queue_name, results_table_name
 from cloudq.message import Message, new_task_id
+from cloudq.options import SendOptions
 from cloudq.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from cloudq.task import Task
 from cloudq.tracing import send_span
@@ -37,14 +38,6 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def _epoch(value: dt.datetime | float | None) -> float | None:
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            raise ConfigurationError("eta/expires datetimes must be timezone-aware (use UTC)")
-        return value.timestamp()
-    return value
 
 
 @dataclass(frozen=True)
@@ -297,6 +290,7 @@ class CloudQ:
         task: Task[Any, Any] | None = None,
         message_group_id: str | None = None,
         deduplication_id: str | None = None,
+        options: SendOptions | None = None,
     ) -> AsyncResult[Any]:
         """Send a task by name, from code that need not import it.
 
@@ -306,24 +300,28 @@ class CloudQ:
         ``message_group_id``: on a FIFO queue, the ordering unit (messages of one group run
         one at a time, in order; groups run in parallel); on a standard queue, the tenant of
         SQS fair queues. ``deduplication_id``: a FIFO queue drops a second message with the
-        same id within 5 minutes (SQS; other engines ignore it).
+        same id within 5 minutes (SQS; other engines ignore it). These keyword options build
+        one ``SendOptions`` (``cloudq.options``); pass ``options=`` to give the object itself.
         """
         from cloudq.result import AsyncResult
 
+        keywords = (countdown, eta, expires, queue, task_id, message_group_id, deduplication_id)
+        if options is None:
+            options = SendOptions(
+                countdown=countdown,
+                eta=eta,
+                expires=expires,
+                queue=queue,
+                task_id=task_id,
+                message_group_id=message_group_id,
+                deduplication_id=deduplication_id,
+            )
+        elif any(value is not None for value in keywords):
+            raise ArgumentError(
+                f"send_task({name!r}): give send options as options= or as keywords, not both"
+            )
         now = time.time()
-        outgoing = self.outgoing(
-            name,
-            args,
-            kwargs,
-            countdown=countdown,
-            eta=eta,
-            expires=expires,
-            queue=queue,
-            task_id=task_id,
-            message_group_id=message_group_id,
-            deduplication_id=deduplication_id,
-            now=now,
-        )
+        outgoing = self.outgoing(name, args, kwargs, options, now=now)
         with send_span(name) as traceparent:
             if traceparent is not None:
                 outgoing = replace(outgoing, message=outgoing.message.traced(traceparent))
@@ -336,41 +334,35 @@ class CloudQ:
         name: str,
         args: list[Any] | tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
+        options: SendOptions | None = None,
         *,
-        countdown: float | None = None,
-        eta: dt.datetime | float | None = None,
-        expires: dt.datetime | float | None = None,
-        queue: str | None = None,
-        task_id: str | None = None,
-        message_group_id: str | None = None,
-        deduplication_id: str | None = None,
         now: float | None = None,
         **workflow: Any,
     ) -> Outgoing:
-        """The envelope of one task call and where it goes, checked (JSON arguments, a valid
-        envelope, no delay on a FIFO queue); ``workflow`` are the envelope's version-5 fields."""
+        """The envelope of one task call and where it goes (``options``: ``SendOptions``),
+        checked (JSON arguments, a valid envelope, no delay on a FIFO queue); ``workflow`` are
+        the envelope's version-5 fields."""
+        options = options or SendOptions()
         args, kwargs = list(args), dict(kwargs or {})
         if not is_json(args) or not is_json(kwargs):
             raise ArgumentError(f"send_task({name!r}): arguments must be JSON values; pass ids")
         now = time.time() if now is None else now
-        run_at = _epoch(eta) if eta is not None else (now + countdown if countdown else None)
+        run_at = options.run_at(now)
         try:
             message = Message(
-                id=task_id or new_task_id(),
+                id=options.task_id or new_task_id(),
                 task=name,
                 args=args,
                 kwargs=kwargs,
                 eta=run_at,
-                expires=_epoch(expires),
+                expires=options.expires_at(),
                 **{key: value for key, value in workflow.items() if value},
             )
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
             raise ArgumentError(f"send_task({name!r}): {where}: {first['msg']}") from None
-        target = (
-            queue or (self.tasks[name].queue if name in self.tasks else None) or self.settings.default_queue
-        )
+        target = resolve_queue(options, self.tasks[name].queue if name in self.tasks else None, self.settings)
         if run_at is not None and is_fifo(target):
             # SQS does not delay single messages of a FIFO queue, and re-sending one to wait
             # would break its order (and could be dropped by content deduplication).
@@ -378,7 +370,7 @@ class CloudQ:
                 f"queue {target!r} is a FIFO queue: SQS cannot delay one of its messages; "
                 "send delayed tasks to a standard queue"
             )
-        return Outgoing(message, target, message_group_id, deduplication_id)
+        return Outgoing(message, target, options.message_group_id, options.deduplication_id)
 
     def encode(self, message: Message) -> str:
         """The body of ``message`` (``cloudq.codec``): arguments offloaded past the payload

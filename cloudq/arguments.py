@@ -61,6 +61,8 @@ class Arguments:
         self._skip_first = skip_first
         self._adapters: dict[str, TypeAdapter[Any] | None] | None = None
         self._returns: TypeAdapter[Any] | None = None
+        #: Whether ``_returns`` is known: resolving the hints once, not once per task run.
+        self._returns_known = False
         self._signature: inspect.Signature | None = None
         self._hints: dict[str, Any] | None = None
 
@@ -168,11 +170,11 @@ class Arguments:
         return bound.args, bound.kwargs
 
     def _return_adapter(self) -> TypeAdapter[Any] | None:
-        hint = self._hint("return")
-        if hint is Any or hint is None or hint is type(None):
-            return None
-        if self._returns is None:
-            self._returns = TypeAdapter(hint)
+        if not self._returns_known:
+            hint = self._hint("return")
+            if not (hint is Any or hint is None or hint is type(None)):
+                self._returns = TypeAdapter(hint)
+            self._returns_known = True
         return self._returns
 
     def result_to_json(self, value: Any) -> Any:

@@ -19,10 +19,12 @@ How a workflow travels (the envelope's version-5 fields, ``cloudq.message``):
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cloudq.errors import ArgumentError, ConfigurationError, PartialSendError
 from cloudq.message import ChordLink, Link, chord_member_id, new_task_id
+from cloudq.options import SendOptions
 from cloudq.result import AsyncResult, GroupResult
 
 if TYPE_CHECKING:
@@ -68,6 +70,7 @@ class Signature(Generic[R]):
     def set(self, **options: Any) -> Signature[R]:
         """The same call with send options: ``queue``, ``task_id``, ``message_group_id``,
         ``deduplication_id``, ``countdown``, ``eta``, ``expires``."""
+        SendOptions.of(options)  # checked now, not when sent
         return Signature(
             self.task, self.args, self.kwargs, immutable=self.immutable, options={**self.options, **options}
         )
@@ -97,8 +100,11 @@ class Signature(Generic[R]):
         args = self.args if self.immutable else (*extra, *self.args)
         json_args, json_kwargs = self.task.arguments.encode(args, self.kwargs)
         options = {**self.options, **overrides}
-        queue = options.pop("queue", None) or self.task.queue
-        return self.app.outgoing(self.task.name, json_args, json_kwargs, queue=queue, **options)
+        names = SendOptions.names()
+        send = SendOptions.of({key: value for key, value in options.items() if key in names})
+        workflow = {key: value for key, value in options.items() if key not in names}
+        send = replace(send, queue=send.queue or self.task.queue)
+        return self.app.outgoing(self.task.name, json_args, json_kwargs, send, **workflow)
 
     def delay(self, *args: Any) -> AsyncResult[R]:
         """Send it, with ``args`` put first (a mutable signature's missing arguments)."""

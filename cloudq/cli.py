@@ -14,12 +14,11 @@ from typing import Any, TypeVar
 
 import click
 
-from cloudq.config import WORKER_GRACE_SECONDS
+from cloudq.config import MAX_WAIT_SECONDS, WORKER_CONCURRENCY, WORKER_GRACE_SECONDS
 from cloudq.distribution import DISTRIBUTION
 from cloudq.errors import CloudQError, ConfigurationError, CredentialsError, QueueNotFoundError
 from cloudq.infra.naming import dead_letter_queue_name
 from cloudq.logs import LOG_FORMATS, configure_logging
-from cloudq.transports.sqs import SQS_MAX_VISIBILITY_SECONDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger("cloudq.worker")
@@ -73,13 +72,17 @@ def _split(value: str | None) -> list[str] | None:
 @main.command()
 @click.argument("app_reference", metavar="MODULE:APP")
 @click.option("-Q", "--queues", help="Comma-separated logical queues (default: all of the app's).")
-@click.option("-c", "--concurrency", default=8, show_default=True, type=click.IntRange(1, 1024))
+@click.option(
+    "-c", "--concurrency", default=WORKER_CONCURRENCY, show_default=True, type=click.IntRange(1, 1024)
+)
 @click.option(
     "--visibility-timeout",
-    type=click.IntRange(1, SQS_MAX_VISIBILITY_SECONDS),
-    help="Seconds a received message stays hidden (heartbeat extends it).",
+    type=click.IntRange(min=1),
+    help="Seconds a received message stays hidden (heartbeat extends it; at most the broker's limit).",
 )
-@click.option("--wait", "wait_seconds", type=click.FloatRange(0, 20), help="Long-poll wait (0-20 s).")
+@click.option(
+    "--wait", "wait_seconds", type=click.FloatRange(0, MAX_WAIT_SECONDS), help="Long-poll wait (0-20 s)."
+)
 @click.option(
     "--processes",
     default=1,
@@ -110,6 +113,7 @@ def worker(
 ) -> None:
     """Run a long-polling worker for MODULE:APP (e.g. shop.tasks:app)."""
     from cloudq.app import load_app
+    from cloudq.options import WorkerOptions
     from cloudq.worker import Worker
 
     logging_options: dict[str, Any] = {**flags, "log_format": log_format}
@@ -121,14 +125,14 @@ def worker(
     if unknown:
         known = ", ".join(sorted(app.queue_names()))
         raise ConfigurationError(f"unknown queue(s) {', '.join(sorted(unknown))}; app queues: {known}")
-    runner = Worker(
-        app,
+    options = WorkerOptions.build(
         chosen,
         concurrency=concurrency,
         visibility_timeout=visibility_timeout,
         wait_seconds=wait_seconds,
         grace=grace,
     )
+    runner = Worker(app, options=options)
     logger.info(
         "cloudq worker: app %s, queues %s, %d process(es) x %d threads, broker %s (%s)",
         app.name,
@@ -147,13 +151,6 @@ def worker(
     from cloudq.supervisor import Supervisor
 
     app.transport.check_queues(runner.queues)  # one clear error here, not one per child
-    options = {
-        "queues": chosen,
-        "concurrency": concurrency,
-        "visibility_timeout": visibility_timeout,
-        "wait_seconds": wait_seconds,
-        "grace": grace,
-    }
     Supervisor(app_reference, processes, options, logging_options=logging_options).run()
 
 

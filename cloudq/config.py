@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from cloudq.errors import ConfigurationError
-from cloudq.infra.naming import results_table_name
+from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT, results_table_name
 from cloudq.retry import DEFAULT_RETRY_POLICY
+
+if TYPE_CHECKING:
+    from cloudq.options import SendOptions, WorkerOptions
+    from cloudq.transports.base import Transport
 
 ENV_PREFIX = "CLOUDQ_"
 #: Sentinel meaning "the caller did not pass this argument" (``None`` is a real value:
@@ -23,6 +28,10 @@ SEND_TIMEOUT_SECONDS = 1.0
 SEND_ATTEMPTS = 2
 #: Seconds a stopping worker gives running tasks to finish (``cloudq worker --grace``).
 WORKER_GRACE_SECONDS = 25.0
+#: Threads of a worker process (``cloudq worker -c``).
+WORKER_CONCURRENCY = 8
+#: The longest wait of one receive (SQS's long-poll limit; other engines keep it).
+MAX_WAIT_SECONDS = 20.0
 
 
 class Settings(BaseModel):
@@ -99,8 +108,8 @@ class Settings(BaseModel):
     @field_validator("wait_seconds")
     @classmethod
     def _wait_in_sqs_range(cls, value: float) -> float:
-        if not 0 <= value <= 20:
-            raise ValueError("must be between 0 and 20 (the SQS long-poll limit)")
+        if not 0 <= value <= MAX_WAIT_SECONDS:
+            raise ValueError(f"must be between 0 and {MAX_WAIT_SECONDS:g} (the SQS long-poll limit)")
         return value
 
 
@@ -167,3 +176,45 @@ def load_settings(
         raise ConfigurationError(
             f"setting {field!r} ({where}{ENV_PREFIX}{field.upper()}): {first['msg']}"
         ) from None
+
+
+# -- per-call options against the settings (``cloudq.options``) -----------------------------
+
+
+def resolve_queue(options: SendOptions, routed: str | None, settings: Settings) -> str:
+    """Where a send goes: the ``queue`` option, then the task's route, then ``default_queue``."""
+    return options.queue or routed or settings.default_queue
+
+
+@dataclass(frozen=True)
+class ResolvedWorkerOptions:
+    """``WorkerOptions`` with the settings applied: what the worker runs with."""
+
+    queues: tuple[str, ...]
+    concurrency: int
+    visibility_timeout: int
+    wait_seconds: float
+    grace: float
+
+
+def resolve_worker_options(
+    options: WorkerOptions, settings: Settings, transport: Transport
+) -> ResolvedWorkerOptions:
+    """Argument over setting over default: ``visibility_timeout`` (then the setting, then the
+    queues' default, ``DEFAULT_VISIBILITY_TIMEOUT``) and ``wait_seconds`` (then the setting).
+    A visibility timeout past the broker's ``max_visibility_seconds`` is refused where the
+    broker has visibility timeouts (elsewhere it has no effect)."""
+    visibility = options.visibility_timeout or settings.visibility_timeout or DEFAULT_VISIBILITY_TIMEOUT
+    ceiling = transport.max_visibility_seconds
+    if transport.visibility_timeouts and visibility > ceiling:
+        raise ConfigurationError(
+            f"visibility timeout {visibility} s is past the broker's limit of {ceiling} s "
+            f"({transport.describe()})"
+        )
+    return ResolvedWorkerOptions(
+        queues=options.queues,
+        concurrency=options.concurrency,
+        visibility_timeout=visibility,
+        wait_seconds=settings.wait_seconds if options.wait_seconds is None else options.wait_seconds,
+        grace=options.grace,
+    )

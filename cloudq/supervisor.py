@@ -21,7 +21,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
 
-from cloudq.config import WORKER_GRACE_SECONDS
+from cloudq.options import WorkerOptions
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ OVERRUN_GRACE_SECONDS = 5.0
 
 
 def _child_main(
-    app_reference: str, options: dict[str, Any], logging_options: dict[str, Any], conn: Connection
+    app_reference: str, options: WorkerOptions, logging_options: dict[str, Any], conn: Connection
 ) -> None:
     """A child process: one ordinary worker plus a reporter thread."""
     from cloudq.app import load_app
@@ -41,7 +41,7 @@ def _child_main(
     from cloudq.worker import Worker
 
     configure_logging(**logging_options)
-    worker = Worker(load_app(app_reference), **options)
+    worker = Worker(load_app(app_reference), options=options)
 
     def report() -> None:
         while True:
@@ -67,7 +67,7 @@ class Supervisor:
         self,
         app_reference: str,
         processes: int,
-        worker_options: dict[str, Any],
+        worker_options: WorkerOptions,
         *,
         silence_limit: float = SILENCE_LIMIT_SECONDS,
         logging_options: dict[str, Any] | None = None,
@@ -144,7 +144,7 @@ class Supervisor:
         """Forward the stop to every child (each drains gracefully), then wait for them."""
         for child in self._children:
             child.process.terminate()  # SIGTERM: the child's own graceful shutdown
-        grace = float(self.worker_options.get("grace", WORKER_GRACE_SECONDS)) + 5
+        grace = self.worker_options.grace + 5
         deadline = time.monotonic() + grace
         for child in self._children:
             child.process.join(timeout=max(0.0, deadline - time.monotonic()))

@@ -6,11 +6,12 @@ import contextvars
 import datetime as dt
 import functools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
 
 from cloudq.arguments import Arguments
 from cloudq.errors import ConfigurationError, Retry
+from cloudq.options import SendOptions
 from cloudq.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -108,20 +109,20 @@ class Task(Generic[P, R]):
         """Send with options: a delay (``countdown`` seconds or an ``eta``), an expiry, another
         queue, a chosen task id (the idempotency key), SQS's ``message_group_id`` (FIFO: order
         within the group, groups in parallel; standard: fair-queue tenant) and
-        ``deduplication_id`` (FIFO)."""
-        json_args, json_kwargs = self.arguments.encode(tuple(args), dict(kwargs or {}))
-        result: AsyncResult[R] = self.app.send_task(
-            self.name,
-            json_args,
-            json_kwargs,
+        ``deduplication_id`` (FIFO). They make one ``cloudq.options.SendOptions``, checked
+        before anything is sent."""
+        options = SendOptions(
             countdown=countdown,
             eta=eta,
             expires=expires,
             queue=queue or self.queue,
             task_id=task_id,
-            task=self,
             message_group_id=message_group_id,
             deduplication_id=deduplication_id,
+        )
+        json_args, json_kwargs = self.arguments.encode(tuple(args), dict(kwargs or {}))
+        result: AsyncResult[R] = self.app.send_task(
+            self.name, json_args, json_kwargs, task=self, options=options
         )
         return result
 
@@ -145,11 +146,12 @@ class Task(Generic[P, R]):
         ``CloudQ.send_many`` for a partial failure."""
         from cloudq.canvas import require_all
 
-        queue = options.pop("queue", None) or self.queue
+        send = SendOptions.of(options)
+        send = replace(send, queue=send.queue or self.queue)
         outs = []
         for item in items:
             args, kwargs = self.arguments.encode(item if isinstance(item, tuple) else (item,), {})
-            outs.append(self.app.outgoing(self.name, args, kwargs, queue=queue, **options))
+            outs.append(self.app.outgoing(self.name, args, kwargs, send))
         return require_all(self.app, outs, [self] * len(outs))
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:

@@ -43,11 +43,11 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from cloudq.config import WORKER_GRACE_SECONDS
+from cloudq.config import WORKER_CONCURRENCY, WORKER_GRACE_SECONDS, resolve_worker_options
 from cloudq.errors import CloudQError
 from cloudq.execution import Action, Executor, Prepared, apply_outcome
 from cloudq.health import Health
-from cloudq.infra.naming import SQS_DEFAULT_VISIBILITY_TIMEOUT
+from cloudq.options import WorkerOptions
 from cloudq.transports.base import ReceivedMessage, is_fifo
 
 if TYPE_CHECKING:
@@ -126,19 +126,30 @@ class Worker:
         app: CloudQ,
         queues: Sequence[str] | None = None,
         *,
-        concurrency: int = 8,
+        concurrency: int = WORKER_CONCURRENCY,
         visibility_timeout: int | None = None,
         wait_seconds: float | None = None,
         grace: float = WORKER_GRACE_SECONDS,
+        options: WorkerOptions | None = None,
     ) -> None:
+        """``options`` (``cloudq.options.WorkerOptions``), or the same as keywords, which
+        build it; settings fill what it leaves unset (``cloudq.config``)."""
+        if options is None:
+            options = WorkerOptions.build(
+                queues,
+                concurrency=concurrency,
+                visibility_timeout=visibility_timeout,
+                wait_seconds=wait_seconds,
+                grace=grace,
+            )
+        resolved = resolve_worker_options(options, app.settings, app.transport)
         self.app = app
-        self.queues = list(queues or sorted(app.queue_names()))
-        self.concurrency = max(1, concurrency)
-        self.visibility_timeout = (
-            visibility_timeout or app.settings.visibility_timeout or SQS_DEFAULT_VISIBILITY_TIMEOUT
-        )
-        self.wait_seconds = app.settings.wait_seconds if wait_seconds is None else wait_seconds
-        self.grace = grace
+        self.options = resolved
+        self.queues = list(resolved.queues or sorted(app.queue_names()))
+        self.concurrency = resolved.concurrency
+        self.visibility_timeout = resolved.visibility_timeout
+        self.wait_seconds = resolved.wait_seconds
+        self.grace = resolved.grace
         self.executor = Executor(app)
         self.stats = WorkerStats()
         self._batch_size = app.transport.batch_size
@@ -450,6 +461,8 @@ class Worker:
         if outcome is None:
             return False
         if outcome.action is Action.ACK:
+            if self.app.transport.immediate_acks:  # RabbitMQ: see Transport.immediate_acks
+                self._flush_acks()
             return True
         self._count(outcome.action)
         try:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from cloudq.backends.base import ResultRecord, State
 from cloudq.errors import ConfigurationError
 from cloudq.message import Link, Message, chord_member_id
+from cloudq.options import SendOptions
 from cloudq.transports.base import require_sent
 
 if TYPE_CHECKING:
@@ -62,9 +63,8 @@ def send_links(app: CloudQ, links: list[Link], value: Any) -> None:
 
 def _link_outgoing(app: CloudQ, link: Link, before: list[Any]) -> Outgoing:
     args = link.args if link.immutable else [*before, *link.args]
-    return app.outgoing(
-        link.task, args, link.kwargs, queue=link.queue, task_id=link.id, callbacks=link.callbacks
-    )
+    options = SendOptions(queue=link.queue, task_id=link.id)
+    return app.outgoing(link.task, args, link.kwargs, options, callbacks=link.callbacks)
 
 
 def fail_links(app: CloudQ, links: list[Link], parent_id: str, state: State, error: tuple[str, str]) -> None:

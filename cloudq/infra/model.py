@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from cloudq.errors import ConfigurationError
-from cloudq.infra.naming import SQS_DEFAULT_VISIBILITY_TIMEOUT, dead_letter_queue_name, is_fifo
+from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT, dead_letter_queue_name, is_fifo
 from cloudq.payloads.base import ARGUMENTS_FOLDER, RESULTS_FOLDER
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ class QueueResource(BaseModel):
     name: str
     dead_letter_name: str
     fifo: bool
-    visibility_timeout: int = SQS_DEFAULT_VISIBILITY_TIMEOUT
+    visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
     max_receive_count: int
     message_retention_seconds: int = SQS_MAX_RETENTION_SECONDS
 
@@ -248,8 +248,8 @@ def _visibility_timeout(app: CloudQ, queue: str) -> int:
     """AWS advises a Lambda-consumed queue's visibility timeout of 6x the function timeout, so
     retries of a throttled or timed-out batch do not overlap the running one."""
     if queue in app.settings.lambda_queues:
-        return max(SQS_DEFAULT_VISIBILITY_TIMEOUT, LAMBDA_VISIBILITY_FACTOR * app.settings.lambda_timeout)
-    return SQS_DEFAULT_VISIBILITY_TIMEOUT
+        return max(DEFAULT_VISIBILITY_TIMEOUT, LAMBDA_VISIBILITY_FACTOR * app.settings.lambda_timeout)
+    return DEFAULT_VISIBILITY_TIMEOUT
 
 
 def _function(app: CloudQ, app_reference: str) -> LambdaResource | None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 FIFO_SUFFIX = ".fifo"
 DEAD_LETTER_SUFFIX = "-dlq"
 RESULTS_SUFFIX = "-results"
-#: A queue's visibility timeout when nothing sets one (SQS's own default); the memory and
-#: Redis engines and the worker use it too.
-SQS_DEFAULT_VISIBILITY_TIMEOUT = 30
+#: A queue's visibility timeout when nothing sets one (SQS's own default, which the rendered
+#: templates keep); the memory and Redis engines and the worker assume it too.
+DEFAULT_VISIBILITY_TIMEOUT = 30
 
 
 def is_fifo(queue: str) -> bool:

@@ -33,7 +33,11 @@ Semantics (``Transport`` in base.py; this engine declares ``visibility_timeouts 
 - ``receive`` consumes (``basic_consume``; ``basic_get`` is a slow path on quorum queues) with
   a prefetch of the messages the caller already holds plus the ``max_messages`` it asks for,
   so the broker pushes no more than the caller can start (the worker asks for its free
-  threads); deliveries wait in order in this transport until handed out.
+  threads), plus one batch (``BATCH_SIZE``) ahead while the caller is acking (an ack within
+  ``ACKS_FLOWING_SECONDS``): short tasks then find their next message here instead of waiting
+  a broker round trip per message; deliveries wait in order in this transport until handed
+  out. Acks are wanted at once (``immediate_acks``): a finished message left unacked would
+  hold a place of that window.
 - FIFO (``*.fifo``): a quorum queue keeps send order, and is declared with
   ``x-single-active-consumer`` (one consumer at a time gets its messages, the others stand
   by); within that consumer, a message of a group that has one in flight stays buffered
@@ -81,6 +85,10 @@ BATCH_SIZE = 10
 #: A long poll waits for deliveries in slices this long, letting other threads in between.
 DRAIN_SLICE_SECONDS = 0.02
 FIRST_SLICE_SECONDS = 0.001
+#: Acks are "flowing" when the last came within this long (short tasks finishing): receive
+#: slices stay at FIRST_SLICE_SECONDS (each ack lets the broker push the next message) and the
+#: prefetch runs one batch ahead.
+ACKS_FLOWING_SECONDS = 0.05
 #: A consumer's prefetch far above what its caller holds and asks for is made smaller once it
 #: has been so for this long (a burst is over).
 PREFETCH_SHRINK_SECONDS = 2.0
@@ -121,6 +129,9 @@ class AMQPTransport:
     batch_size = BATCH_SIZE
     #: No per-message visibility timeout: see the module docstring.
     visibility_timeouts = False
+    #: An ack is one frame with no answer, and a finished message left unacked would hold a
+    #: place of the prefetch window: the worker acks each at once (``Transport.immediate_acks``).
+    immediate_acks = True
 
     def __init__(
         self,
@@ -163,6 +174,8 @@ class AMQPTransport:
         #: Receipt handles acked while another thread had the connection (see ``ack``).
         self._pending_acks: list[str] = []
         self._pending_lock = threading.Lock()
+        #: Queue → when ``ack`` was last called for it (monotonic): see ``_acks_flowing``.
+        self._acked_at: dict[str, float] = {}
         self._topology = Topology(prefix, delivery_limit, self._admin_channel)
 
     @classmethod
@@ -309,9 +322,10 @@ class AMQPTransport:
         limit = max(1, min(max_messages, BATCH_SIZE))
         deadline = time.monotonic() + wait_seconds
         # The connection is waited on in slices, so that other threads' acks and sends get
-        # it in between: short at first (a busy worker's next message follows its acks), up
-        # to DRAIN_SLICE_SECONDS on an idle queue. A short poll (no wait) still gives the
-        # broker a moment to push.
+        # it in between: short at first, and for as long as acks of messages handed out keep
+        # coming (an ack queued during a slice waits for its end, and the broker's next
+        # delivery for that ack), up to DRAIN_SLICE_SECONDS otherwise (an idle queue, long
+        # tasks: few wake-ups). A short poll (no wait) still gives the broker a moment to push.
         slice_seconds = FIRST_SLICE_SECONDS
         while True:
             with self._mapped(f"receive from {queue}"):
@@ -322,9 +336,11 @@ class AMQPTransport:
                     wait = min(slice_seconds, remaining) if remaining > 0 else SHORT_POLL_SECONDS
                     self._drain(queue, limit, wait)
                     got = self._take(queue, limit)
+                acks_flowing = self._holding(queue) > 0 and self._acks_flowing(queue)
             if got or remaining <= 0:
                 return got
-            slice_seconds = min(2 * slice_seconds, DRAIN_SLICE_SECONDS)
+            if not acks_flowing:
+                slice_seconds = min(2 * slice_seconds, DRAIN_SLICE_SECONDS)
 
     def _drain(self, queue: str, limit: int, seconds: float) -> None:
         """Wait up to ``seconds`` for a delivery, then take what else has arrived (until
@@ -337,24 +353,33 @@ class AMQPTransport:
                 return
             seconds = 0.0001
 
+    def _acks_flowing(self, queue: str) -> bool:
+        """Whether the caller acked a message of ``queue`` within ``ACKS_FLOWING_SECONDS``."""
+        acked = self._acked_at.get(queue)
+        return acked is not None and time.monotonic() - acked < ACKS_FLOWING_SECONDS
+
+    def _holding(self, queue: str) -> int:
+        """Deliveries of ``queue`` handed out and not settled yet."""
+        buffered = {id(item.delivery) for item in self._buffer.get(queue, ())}
+        return sum(1 for d in self._unacked.values() if d.queue == queue and id(d) not in buffered)
+
     def _consume(self, queue: str, limit: int) -> None:
         """Consume ``queue`` with a prefetch of the messages the caller holds (handed out, not
-        settled) plus ``limit``: the broker pushes no more than the caller asked for beyond
-        what it has (the worker asks for its free threads; what it holds includes finished
-        messages whose acks are batched, so the rest is what it finishes in one ack flush).
-        A consumer is made again when that prefetch is too small, or far too big (a burst
-        is over); the deliveries already here stay."""
+        settled) plus ``limit``, plus one batch ahead while acks keep coming (the module's
+        docstring): the broker pushes no more than the caller asked for beyond what it has
+        (the worker asks for its free threads, and acks each message as its task ends). A
+        consumer is made again when that prefetch is too small, or far too big (a burst is
+        over); the deliveries already here stay."""
         physical = self._ensure(queue)
-        buffered = {id(item.delivery) for item in self._buffer.get(queue, ())}
-        holding = sum(1 for d in self._unacked.values() if d.queue == queue and id(d) not in buffered)
-        wanted = holding + limit
+        ahead = BATCH_SIZE if self._acks_flowing(queue) else 0
+        wanted = self._holding(queue) + limit + ahead
         current = self._consumers.get(queue)
         if current is not None and wanted <= current[1]:
             if current[1] <= 2 * wanted + BATCH_SIZE:
                 self._oversized_since.pop(queue, None)
                 return
-            # Far too big, but only shrink once it has been so for a while: the count of
-            # finished messages awaiting their batched ack swings from one call to the next.
+            # Far too big, but only shrink once it has been so for a while: what the caller
+            # holds swings from one call to the next.
             since = self._oversized_since.setdefault(queue, time.monotonic())
             if time.monotonic() - since < PREFETCH_SHRINK_SECONDS:
                 return
@@ -429,6 +454,7 @@ class AMQPTransport:
         ack never waits out a long poll (and the broker's prefetch window opens at once)."""
         with self._pending_lock:
             self._pending_acks.extend(receipt_handles)
+            self._acked_at[queue] = time.monotonic()
         if self._lock.acquire(blocking=False):
             try:
                 with self._mapped(f"ack on {queue}"):

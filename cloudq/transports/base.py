@@ -30,6 +30,11 @@ Semantics every engine keeps (the conformance suite checks them):
   (retry later, hand back). The worker then runs no heartbeat, and warns at start about tasks
   whose timeout passes ``max_visibility_seconds`` (the broker's own limit on holding one).
   A message of a dead receiver comes back when the broker sees its connection close.
+- ``immediate_acks`` (a capability): ``True`` when the worker should ``ack`` each message as
+  soon as its task is done rather than batch the acks (RabbitMQ: an ack is one frame with no
+  answer to wait for, and a finished but unacked message still fills the prefetch window, so
+  batching only makes the broker stop pushing); ``False`` when an ack is a request worth
+  batching (SQS: one ``DeleteMessageBatch`` per 10; Redis; memory).
 - ``dead_letter`` puts the body on the queue's dead-letter queue with the reason as an
   attribute (``dead_letter_attributes``), then deletes the original: the message is never in
   neither queue.
@@ -176,6 +181,8 @@ class Transport(Protocol):
     batch_size: int
     #: Whether each received message has its own visibility timeout (module docstring).
     visibility_timeouts: bool
+    #: Whether the worker acks each message at once instead of in batches (module docstring).
+    immediate_acks: bool
 
     def describe(self) -> str:
         """Where the broker is, for people: banners and error messages."""

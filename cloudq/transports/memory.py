@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cloudq.infra.naming import SQS_DEFAULT_VISIBILITY_TIMEOUT
+from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,
@@ -61,10 +61,12 @@ class MemoryTransport:
     max_visibility_seconds = SQS_MAX_VISIBILITY_SECONDS
     batch_size = SQS_BATCH
     visibility_timeouts = True
+    #: Acks batched, as on SQS.
+    immediate_acks = False
 
     def __init__(
         self,
-        visibility_timeout: int = SQS_DEFAULT_VISIBILITY_TIMEOUT,
+        visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
         max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
     ) -> None:
         self.visibility_timeout = visibility_timeout

@@ -30,7 +30,7 @@ from importlib import resources
 from typing import Any
 
 from cloudq.errors import MissingExtraError, TransportError
-from cloudq.infra.naming import SQS_DEFAULT_VISIBILITY_TIMEOUT
+from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,
@@ -102,13 +102,15 @@ class RedisTransport:
     max_visibility_seconds = SQS_MAX_VISIBILITY_SECONDS
     batch_size = SQS_BATCH
     visibility_timeouts = True
+    #: An ack is a round trip: batched.
+    immediate_acks = False
 
     def __init__(
         self,
         client: redis.Redis,
         prefix: str = "",
         *,
-        visibility_timeout: int = SQS_DEFAULT_VISIBILITY_TIMEOUT,
+        visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
         max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
     ) -> None:
         self.client = client

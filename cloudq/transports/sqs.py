@@ -106,6 +106,8 @@ class SQSTransport:
     max_visibility_seconds = SQS_MAX_VISIBILITY_SECONDS
     batch_size = SQS_BATCH
     visibility_timeouts = True
+    #: A delete is a request: batched (DeleteMessageBatch, 10 per call).
+    immediate_acks = False
 
     def __init__(
         self,

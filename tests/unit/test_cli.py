@@ -138,3 +138,18 @@ def test_revoke_without_an_id_is_a_usage_error() -> None:
     done = cloudq_env(MEMORY_ENGINES, "revoke", "--app", "tests.tasks:app")
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--visibility-timeout", "50000"], "past the broker's limit of 43200 s"),
+        (["--wait", "25"], "Invalid value for '--wait'"),
+        (["--grace", "-1"], "Invalid value for '--grace'"),
+    ],
+)
+def test_bad_worker_options_are_one_line_and_exit_2(args: list[str], message: str) -> None:
+    done = cloudq("worker", "tests.tasks:app", *args)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr

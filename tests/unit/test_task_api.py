@@ -197,3 +197,52 @@ def test_a_delay_on_a_fifo_queue_is_refused_at_send_time() -> None:
         ship.apply_async((1,), countdown=5)
     ship.delay(1)  # undelayed is fine
     assert app.transport.stats("orders.fifo").visible == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"countdown": "60"}, "countdown must be a number of seconds, not str"),
+        ({"eta": "tomorrow"}, "eta must be a datetime or epoch seconds, not str"),
+        ({"expires": [1]}, "expires must be a datetime or epoch seconds, not list"),
+        ({"queue": 7}, "queue must be a string, not int"),
+        ({"message_group_id": b"g"}, "message_group_id must be a string, not bytes"),
+    ],
+)
+def test_bad_send_options_are_refused_before_anything_is_sent(
+    app: CloudQ, options: dict[str, object], message: str
+) -> None:
+    # Given send options of the wrong type, When a task is sent with them (every way of sending)
+    sends = [
+        lambda: app.tasks["add"].apply_async((1, 2), **options),  # type: ignore[arg-type]
+        lambda: app.send_task("add", [1, 2], **options),  # type: ignore[arg-type]
+        lambda: app.tasks["add"].map([(1, 2)], **options),
+        lambda: app.tasks["add"].s(1, 2).set(**options),
+    ]
+    for send in sends:
+        # Then each is one clear error, and nothing reached the queue
+        with pytest.raises(ArgumentError, match=message):
+            send()
+    assert app.transport.stats("default").visible == 0
+
+
+def test_an_unknown_send_option_is_refused_naming_it(app: CloudQ) -> None:
+    with pytest.raises(ArgumentError, match="unknown send option.*: countdwn"):
+        app.tasks["add"].map([(1, 2)], countdwn=5)
+    with pytest.raises(ArgumentError, match="unknown send option.*: countdwn"):
+        app.tasks["add"].s(1, 2).set(countdwn=5)
+    assert app.transport.stats("default").visible == 0
+
+
+def test_send_options_as_one_object_are_the_keywords_ones(app: CloudQ) -> None:
+    from cloudq.options import SendOptions
+
+    # Given the options as an object, When sent by name
+    result = app.send_task("add", [1, 2], options=SendOptions(countdown=60, task_id="by-object"))
+    # Then they apply as the keywords would
+    assert result.id == "by-object"
+    stats = app.transport.stats("default")
+    assert (stats.visible, stats.delayed) == (0, 1)
+    # And giving both forms at once is refused
+    with pytest.raises(ArgumentError, match="options= or as keywords, not both"):
+        app.send_task("add", [1, 2], countdown=5, options=SendOptions(task_id="x"))

@@ -118,3 +118,53 @@ def test_a_long_poll_on_an_idle_queue_does_not_keep_another_queues_tasks_waiting
         assert [result.get(timeout=10) for result in results] == ["0", "1", "2", "3"]
         elapsed = time.monotonic() - started
     assert elapsed < 2.5, f"{elapsed:.1f} s: the idle queue's receiver held the free slots"
+
+
+def test_worker_options_are_one_object_filled_from_the_settings() -> None:
+    from cloudq.options import WorkerOptions
+    from tests.tasks import make_app
+
+    # Given an app whose settings set the long-poll wait and the visibility timeout
+    app = make_app("unit", broker="memory://", backend="memory://", wait_seconds=3, visibility_timeout=45)
+    # When a worker is made from keywords, or from the object they build
+    by_keywords = Worker(app, ["default"], concurrency=3)
+    by_object = Worker(app, options=WorkerOptions(("default",), concurrency=3))
+    # Then both run with the settings where the options leave them unset, the options elsewhere
+    for worker in (by_keywords, by_object):
+        assert (worker.queues, worker.concurrency, worker.wait_seconds, worker.visibility_timeout) == (
+            ["default"],
+            3,
+            3,
+            45,
+        )
+    assert Worker(app, wait_seconds=0, visibility_timeout=60).wait_seconds == 0
+    assert Worker(app, visibility_timeout=60).visibility_timeout == 60
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"concurrency": 0}, "concurrency must be at least 1"),
+        ({"concurrency": 2.5}, "concurrency must be at least 1, not 2.5"),
+        ({"visibility_timeout": -5}, "visibility_timeout must be whole seconds"),
+        ({"wait_seconds": 21}, "wait_seconds must be between 0 and 20"),
+        ({"grace": -1}, "grace must be 0 seconds or more"),
+        ({"queues": "default"}, "queues must be a list of queue names"),
+    ],
+)
+def test_bad_worker_options_are_one_clear_error(
+    app: CloudQ, options: dict[str, object], message: str
+) -> None:
+    from cloudq import ConfigurationError
+    from cloudq.options import WorkerOptions
+
+    with pytest.raises(ConfigurationError, match=message):
+        Worker(app, options=WorkerOptions(**options))  # type: ignore[arg-type]
+
+
+def test_a_visibility_timeout_past_the_broker_limit_is_refused(app: CloudQ) -> None:
+    from cloudq import ConfigurationError
+
+    ceiling = app.transport.max_visibility_seconds
+    with pytest.raises(ConfigurationError, match=f"past the broker's limit of {ceiling} s"):
+        Worker(app, visibility_timeout=ceiling + 1)
