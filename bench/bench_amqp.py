@@ -41,10 +41,9 @@ import amqp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import latencies, p  # noqa: E402
+from bench.run import cloudq_drain, latencies, p  # noqa: E402
 from cloudq.app import CloudQ  # noqa: E402
 from cloudq.transports.amqp_topology import DELIVERY_LIMIT, Topology  # noqa: E402
-from cloudq.worker import Worker  # noqa: E402
 
 URL = "amqp://guest:guest@127.0.0.1:5672//"
 BODY = '{"v":1,"id":"00000000-0000-0000-0000-000000000000","task":"noop"}'
@@ -58,24 +57,6 @@ def make_app() -> CloudQ:
         return None
 
     return app
-
-
-def cloudq_drain(app: CloudQ, count: int, concurrency: int) -> float:
-    """Seconds for one cloudq worker (in this process, ``concurrency`` threads) to run
-    ``count`` no-op tasks queued beforehand (the sends are not timed)."""
-    for _ in range(count):
-        app.tasks["noop"].delay()
-    worker = Worker(app, concurrency=concurrency, wait_seconds=1)
-    started = time.perf_counter()
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    while worker.stats.acked < count:
-        time.sleep(0.001)
-    elapsed = time.perf_counter() - started
-    worker.stop()
-    thread.join()
-    app.transport.close()
-    return elapsed
 
 
 def connect() -> Any:
@@ -192,6 +173,7 @@ def one_round(admin: Any, n: int, c: int, latency_n: int) -> Round:
         consume = raw_drain_consume(queues[0], n, c)
         own = raw_drain_own(queues[1], n, c)
         ours = cloudq_drain(app, n, c)
+        app.transport.close()  # as `cloudq worker` does at exit: its consumer would take the next sends
         message = amqp.Message(BODY, delivery_mode=2)
         delay = app.tasks["noop"].delay
         delay()  # declares the queue again (the drain closed the transport)

@@ -21,7 +21,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -32,10 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 import boto3  # noqa: E402
 
+from bench.run import cloudq_drain  # noqa: E402
 from cloudq import CloudQ  # noqa: E402
 from cloudq.infra import app_resources  # noqa: E402
 from cloudq.testing import FakeLambdaContext, sqs_event  # noqa: E402
-from cloudq.worker import Worker  # noqa: E402
 from cloudq_emulator.provision import provision  # noqa: E402
 from cloudq_emulator.server import MinistackServer  # noqa: E402
 
@@ -107,22 +106,6 @@ def cold_start(samples: int = 7) -> tuple[float, float, float, float]:
         imports.append(imported)
         firsts.append(first)
     return tuple(statistics.median(values) * 1000 for values in (bare, imports, firsts, walls))  # type: ignore[return-value]
-
-
-def cloudq_drain(app: CloudQ, count: int, concurrency: int) -> float:
-    """Seconds for one cloudq worker (in this process) to run ``count`` queued no-op tasks."""
-    for _ in range(count):
-        app.tasks["noop"].delay()
-    worker = Worker(app, concurrency=concurrency, wait_seconds=1)
-    started = time.perf_counter()
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    while worker.stats.acked < count:
-        time.sleep(0.01)
-    elapsed = time.perf_counter() - started
-    worker.stop()
-    thread.join()
-    return elapsed
 
 
 def _queued(sqs: Any, url: str) -> int:

@@ -184,6 +184,26 @@ def consume_worker(app_name: str, count: int, concurrency: int, backend: str | N
     thread.join()
 
 
+def cloudq_drain(app: Any, count: int, concurrency: int) -> float:
+    """Seconds for one cloudq worker (in this process, ``concurrency`` threads) to run
+    ``count`` no-op tasks queued beforehand (the sends are not timed) and have every message
+    acknowledged."""
+    from cloudq.worker import Worker
+
+    for _ in range(count):
+        app.tasks["noop"].delay()
+    worker = Worker(app, concurrency=concurrency, wait_seconds=1)
+    started = time.perf_counter()
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    while worker.stats.acked < count:
+        time.sleep(0.001)
+    elapsed = time.perf_counter() - started
+    worker.stop()
+    thread.join()
+    return elapsed
+
+
 def report() -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"done": time.time(), "cpu": usage.ru_utime + usage.ru_stime}), flush=True)
