@@ -418,6 +418,9 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
     raw = floor(c, new_table())
     modes = [worker(c, f"dynamodb://{new_table()}", mode) for mode in args.modes]
     print(f"\nWith DynamoDB results (-c {c})")
+    if os.environ.get("BENCH_CALLS"):
+        for drain in (raw, *modes):
+            print(drain.label, {k: round(v / drain.tasks, 3) for k, v in drain.calls.items()})
     for drain in (raw, *modes):
         print_row(drain, raw)
     print_costs(modes, n)

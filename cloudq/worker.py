@@ -493,7 +493,7 @@ class Worker:
                 if not self._full_acks():
                     wait = 0.2 if index else flushed + ACK_FLUSH_SECONDS - time.monotonic()
                     self._ack_ready.wait(max(0.0, wait))
-            self._send_acks(full_only=True)
+            self._send_full_acks()
             if not index and time.monotonic() >= flushed + ACK_FLUSH_SECONDS:
                 self._flush_acks()
                 self.executor.flush_metrics()
@@ -504,28 +504,36 @@ class Worker:
         return any(len(handles) >= self._batch_size for handles in self._acks.values())
 
     def _flush_acks(self) -> None:
-        """Send every pending delete, partial batches included."""
-        self._send_acks(full_only=False)
+        """Send every delete pending now, partial batches included (not those that arrive
+        meanwhile: they wait for a full batch or the next flush)."""
+        size = self._batch_size
+        with self._lock:
+            pending, self._acks = self._acks, defaultdict(list)
+        for queue, handles in pending.items():
+            for start in range(0, len(handles), size):
+                self._send_ack(queue, handles[start : start + size])
 
-    def _send_acks(self, full_only: bool) -> None:
-        while batch := self._take_acks(full_only):
-            queue, handles = batch
-            try:
-                self.app.transport.ack(queue, handles)
-            except CloudQError as exc:
-                # Not deleted: the messages reappear and the idempotency claim acks them.
-                self._health.failed(f"delete on {queue}", exc)
-                continue
-            with self._lock:
-                self.stats.acked += len(handles)  # acknowledged: deleted on the broker
-            self._health.ok(f"delete on {queue}")
+    def _send_full_acks(self) -> None:
+        while batch := self._take_full_acks():
+            self._send_ack(*batch)
 
-    def _take_acks(self, full_only: bool) -> tuple[str, list[str]] | None:
-        """One batch of pending deletes (only a full one if ``full_only``), or ``None``."""
+    def _send_ack(self, queue: str, handles: list[str]) -> None:
+        try:
+            self.app.transport.ack(queue, handles)
+        except CloudQError as exc:
+            # Not deleted: the messages reappear and the idempotency claim acks them.
+            self._health.failed(f"delete on {queue}", exc)
+            return
+        with self._lock:
+            self.stats.acked += len(handles)  # acknowledged: deleted on the broker
+        self._health.ok(f"delete on {queue}")
+
+    def _take_full_acks(self) -> tuple[str, list[str]] | None:
+        """One full batch of pending deletes, or ``None``."""
         size = self._batch_size
         with self._lock:
             for queue, handles in self._acks.items():
-                if len(handles) >= size or (handles and not full_only):
+                if len(handles) >= size:
                     batch, self._acks[queue] = handles[:size], handles[size:]
                     return queue, batch
             return None
