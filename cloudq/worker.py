@@ -68,7 +68,7 @@ SLOT_WAIT_SECONDS = 2.0
 #: Receivers per queue while it keeps returning full batches of fast tasks (one otherwise).
 RECEIVERS_PER_QUEUE = 4
 #: Threads sending full batches of deletes (the first also sends partial ones).
-ACKERS = 4
+ACKERS = 2
 #: Weight of the newest sample in the moving average of task times.
 PACE_WEIGHT = 0.1
 #: Received messages wait for a thread about this long at most, on average (see ``_Pace``).
