@@ -11,8 +11,9 @@
   Messages are counted when they arrive, not while a poll waits, so a receiver long-polling
   an idle queue never keeps another queue's messages from the pool. What arrives beyond
   that room (another queue's receiver filled it meanwhile) waits briefly, then is handed back.
-- Deletes are batched (up to the transport's batch size per call) by an acker thread, sent
-  as soon as a batch is full and at least every ``ACK_FLUSH_SECONDS``.
+- Deletes are batched (up to the transport's batch size per call) by ``ACKERS`` threads, each
+  batch sent as soon as it is full, the rest at least every ``ACK_FLUSH_SECONDS``; a transport
+  that wants ``immediate_acks`` (RabbitMQ) gets each ack as its task ends.
 - While a task runs, and while a received message waits in the buffer, a heartbeat keeps it
   invisible, so a short queue visibility timeout gives fast recovery from a dead worker
   without long tasks running twice. A transport without visibility timeouts
