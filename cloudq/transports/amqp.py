@@ -367,9 +367,9 @@ class AMQPTransport:
         """Consume ``queue`` with a prefetch of the messages the caller holds (handed out, not
         settled) plus ``limit``, plus one batch ahead while acks keep coming (the module's
         docstring): the broker pushes no more than the caller asked for beyond what it has
-        (the worker asks for its free threads, and acks each message as its task ends). A
-        consumer is made again when that prefetch is too small, or far too big (a burst is
-        over); the deliveries already here stay."""
+        (the worker asks for its free threads and look-ahead, and acks each message as its
+        task ends). A consumer is made again when that prefetch is too small, or far too big
+        (a burst is over); the deliveries already here stay."""
         physical = self._ensure(queue)
         ahead = BATCH_SIZE if self._acks_flowing(queue) else 0
         wanted = self._holding(queue) + limit + ahead
