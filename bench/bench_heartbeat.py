@@ -11,7 +11,6 @@ queue for up to 10 running messages.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 import time
@@ -20,12 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.counting_proxy import CountingProxy  # noqa: E402
+from bench.counting_proxy import counted_emulator  # noqa: E402
 from cloudq import CloudQ  # noqa: E402
 from cloudq.infra import app_resources  # noqa: E402
 from cloudq.worker import Worker  # noqa: E402
 from cloudq_emulator.provision import provision  # noqa: E402
-from cloudq_emulator.server import MinistackServer  # noqa: E402
 
 
 def main() -> None:
@@ -36,10 +34,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--visibility", type=int, default=6)
     args = parser.parse_args()
-    with MinistackServer() as server:
-        proxy = CountingProxy(server.endpoint_url).start()
-        os.environ.update(server.environment())
-        os.environ["AWS_ENDPOINT_URL"] = proxy.endpoint_url
+    with counted_emulator() as proxy:
         app = CloudQ(f"hb{uuid.uuid4().hex[:8]}", backend=None, wait_seconds=1)
 
         @app.task(name="work")
@@ -58,7 +53,6 @@ def main() -> None:
         worker.stop()
         thread.join()
         calls = proxy.reset()
-        proxy.stop()
     extensions = calls["AmazonSQS.ChangeMessageVisibilityBatch"] + calls["AmazonSQS.ChangeMessageVisibility"]
     task_minutes = args.tasks * args.seconds / 60
     print(f"\nheartbeat — {args.tasks} tasks x {args.seconds:g} s, visibility timeout {args.visibility} s")

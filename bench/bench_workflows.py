@@ -13,7 +13,6 @@ in the same run.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 import time
@@ -25,13 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import boto3  # noqa: E402
 
-from bench.counting_proxy import CountingProxy  # noqa: E402
+from bench.counting_proxy import CountingProxy, counted_emulator  # noqa: E402
 from cloudq import CloudQ, chord, group  # noqa: E402
 from cloudq.infra import app_resources  # noqa: E402
 from cloudq.message import Message  # noqa: E402
 from cloudq.worker import Worker  # noqa: E402
 from cloudq_emulator.provision import provision  # noqa: E402
-from cloudq_emulator.server import MinistackServer  # noqa: E402
 
 
 def make_app() -> CloudQ:
@@ -88,16 +86,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--chord", type=int, default=200)
     args = parser.parse_args()
-    server = MinistackServer()
-    server.start()
-    proxy = CountingProxy(server.endpoint_url).start()
-    os.environ.update(server.environment())
-    os.environ["AWS_ENDPOINT_URL"] = proxy.endpoint_url
-    try:
+    with counted_emulator() as proxy:
         rows = enqueue(args.tasks, proxy) + chord_overhead(args.chord, proxy)
-    finally:
-        proxy.stop()
-        server.stop()
     width = max(len(label) for label, _ in rows)
     print("\ncloudq workflows benchmark — ministack on 127.0.0.1 (through a counting proxy)")
     for label, value in rows:

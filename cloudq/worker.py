@@ -347,7 +347,8 @@ class Worker:
         slot_wait = min(SLOT_WAIT_SECONDS, self.visibility_timeout / 3)
         runs = _runs(messages)
         # Room for a batch beyond the look-ahead: receivers of several queues may fill it at once.
-        capacity = self.concurrency + self._pace.lookahead + (self._batch_size if self._pace.lookahead else 0)
+        lookahead = self._pace.lookahead
+        capacity = self.concurrency + lookahead + (self._batch_size if lookahead else 0)
         for position, run in enumerate(runs):
             with self._room:
                 accepted = self._wait_held(capacity - 1, slot_wait)
