@@ -64,6 +64,8 @@ RECEIVE_BACKOFF_SECONDS = (0.5, 15.0)
 
 #: How long a stopping worker waits for polls in flight to end before abandoning them.
 RECEIVER_JOIN_SECONDS = 1.0
+#: How long a stopping worker waits at least for deletes in flight (the grace may be spent).
+ACKER_JOIN_SECONDS = 2.0
 #: Longest wait of a received message for room in the pool before it is handed back.
 SLOT_WAIT_SECONDS = 2.0
 #: Receivers per queue while it keeps returning full batches of fast tasks (one otherwise).
@@ -176,6 +178,7 @@ class Worker:
         self._full: dict[str, threading.Event] = {name: threading.Event() for name in self.queues}
         self._threads: list[threading.Thread] = []
         self._task_threads: list[threading.Thread] = []
+        self._ackers: list[threading.Thread] = []
         self._health = Health()
         self._warned_long: set[str] = set()
 
@@ -194,7 +197,7 @@ class Worker:
             for index in range(RECEIVERS_PER_QUEUE):
                 self._spawn(self._receive_loop, f"cloudq-receive-{queue}-{index}", queue, index)
         for index in range(ACKERS):
-            self._spawn(self._ack_loop, f"cloudq-acker-{index}", index)
+            self._ackers.append(self._spawn(self._ack_loop, f"cloudq-acker-{index}", index))
         if self.app.transport.visibility_timeouts:
             self._spawn(self._heartbeat_loop, "cloudq-heartbeat")
 
@@ -255,9 +258,14 @@ class Worker:
         self._stopped.set()
         with self._lock:
             self._closed = True
+            self._ack_ready.notify_all()
         self._hand_back(self._take_queued())
         for _ in self._task_threads:
             self._buffer.put(None)
+        # An acker may be sending deletes it took before the stop: they must reach the broker
+        # before the process exits, or those messages come back and run again.
+        for thread in self._ackers:
+            thread.join(timeout=max(ACKER_JOIN_SECONDS, deadline - time.monotonic()))
         self._flush_acks()
         self.executor.flush_metrics()
         logger.info("worker stopped: %s", self.stats)

@@ -97,6 +97,30 @@ def test_stop_lets_running_tasks_finish(app: CloudQ) -> None:
     assert app.transport.stats("default").in_flight == 0
 
 
+def test_stop_waits_for_deletes_already_on_their_way(app: CloudQ, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a broker that takes 1 s to confirm a delete
+    delete = app.transport.ack
+
+    def slow_delete(queue: str, receipt_handles: list[str]) -> None:
+        time.sleep(1.0)
+        delete(queue, receipt_handles)
+
+    monkeypatch.setattr(app.transport, "ack", slow_delete)
+    results = [app.tasks["sleep"].delay(0.0, str(i)) for i in range(3)]
+    worker = Worker(app, concurrency=2, wait_seconds=0.1, grace=5)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    # When the tasks are done (their deletes under way) and the worker stops
+    assert [result.get(timeout=5) for result in results] == ["0", "1", "2"]
+    time.sleep(0.1)
+    worker.stop()
+    thread.join(timeout=10)
+    # Then run() returns only once every delete reached the broker: none comes back to run again
+    assert not thread.is_alive()
+    assert app.transport.stats("default").in_flight == 0
+    assert worker.stats.acked == 3
+
+
 def test_a_broken_message_does_not_stop_the_worker(app: CloudQ) -> None:
     from cloudq.transports import OutgoingMessage
 
