@@ -3,7 +3,9 @@
 - Receivers long-poll each queue and put what they receive on the worker's buffer; a pool of
   ``concurrency`` task threads takes from it. A receiver asks for what the pool can start
   plus a look-ahead: as many messages as the pool is expected to finish within
-  ``LOOKAHEAD_SECONDS`` (a moving average of task times), at most one batch. Tasks slower
+  ``LOOKAHEAD_SECONDS`` (a moving average of task times), at most a batch per receiver, so
+  that every receiver can have a poll in flight while the pool runs (the floor keeps as many
+  round trips in flight as it has threads). Tasks slower
   than that get no look-ahead, so nothing waits in a prefetch pile while another worker
   could run it; fast tasks get full batches of 10, so the pool never waits on a round trip
   and every receive and delete carries a full batch. While a queue keeps returning full
@@ -70,8 +72,9 @@ ACKER_JOIN_SECONDS = 2.0
 SLOT_WAIT_SECONDS = 2.0
 #: Receivers per queue while it keeps returning full batches of fast tasks (one otherwise).
 RECEIVERS_PER_QUEUE = 4
-#: Threads sending full batches of deletes (the first also sends partial ones).
-ACKERS = 2
+#: Threads sending full batches of deletes (the first also sends partial ones): as many as
+#: receivers, so deletes keep up with the receives in flight.
+ACKERS = 4
 #: Weight of the newest sample in the moving average of task times.
 PACE_WEIGHT = 0.1
 #: Received messages wait for a thread about this long at most, on average (see ``_Pace``).
@@ -80,14 +83,14 @@ LOOKAHEAD_SECONDS = 0.25
 
 class _Pace:
     """How many messages to receive ahead of free threads: as many as the pool is expected to
-    finish within ``LOOKAHEAD_SECONDS`` (a moving average of task times), at most one batch;
-    0 until a task has run. Fast tasks get full batches (every receive and delete carries
+    finish within ``LOOKAHEAD_SECONDS`` (a moving average of task times), at most ``limit``
+    (a batch per receiver); 0 until a task has run. Fast tasks get full batches (every receive and delete carries
     10, and the pool never waits on a round trip); tasks slower than that get none, so no
     message waits behind them while another worker could run it."""
 
-    def __init__(self, concurrency: int, batch_size: int) -> None:
+    def __init__(self, concurrency: int, limit: int) -> None:
         self._concurrency = concurrency
-        self._batch_size = batch_size
+        self._limit = limit
         self._task_seconds: float | None = None
 
     def task_done(self, seconds: float) -> None:
@@ -99,7 +102,7 @@ class _Pace:
         if self._task_seconds is None:
             return 0
         expected = self._concurrency * LOOKAHEAD_SECONDS / max(self._task_seconds, 1e-6)
-        return min(self._batch_size, int(expected))
+        return min(self._limit, int(expected))
 
 
 @dataclass
@@ -156,7 +159,7 @@ class Worker:
         self.executor = Executor(app)
         self.stats = WorkerStats()
         self._batch_size = app.transport.batch_size
-        self._pace = _Pace(self.concurrency, self._batch_size)
+        self._pace = _Pace(self.concurrency, RECEIVERS_PER_QUEUE * self._batch_size)
         #: Runs received and not started, for the task threads (``None`` stops one).
         self._buffer: queue_module.SimpleQueue[list[ReceivedMessage] | None] = queue_module.SimpleQueue()
         self._stopping = threading.Event()
