@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cloudq.errors import DecodeError, MessageTooLargeError, SignatureError
+from cloudq.ids import random_uuid
 from cloudq.payloads.base import PayloadPointer
 from cloudq.tracing import TRACEPARENT_PATTERN
 
@@ -52,7 +52,7 @@ MAX_TASK_ID_CHARS = 255
 
 
 def new_task_id() -> str:
-    return str(uuid.uuid4())
+    return random_uuid()
 
 
 class Link(BaseModel):

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -58,6 +57,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from cloudq.errors import ConfigurationError, TransportError
+from cloudq.ids import random_uuid
 from cloudq.transports.amqp_topology import DELIVERY_LIMIT, Topology, amqp
 from cloudq.transports.base import (
     OutgoingMessage,
@@ -283,7 +283,7 @@ class AMQPTransport:
                 headers[GROUP_HEADER] = message.group_id
             if message.deduplication_id is not None:
                 headers[DEDUPLICATION_HEADER] = message.deduplication_id
-            message_id = str(uuid.uuid4())
+            message_id = random_uuid()
             try:
                 with self._mapped(f"send to {queue}"):
                     self._publish(queue, message.body, message_id, headers, message.delay_seconds)
@@ -506,7 +506,7 @@ class AMQPTransport:
     def dead_letter(self, message: ReceivedMessage, reason: str) -> str:
         dlq = dead_letter_queue_name(message.queue)
         with self._mapped(f"dead-letter on {message.queue}"):
-            copy_id = str(uuid.uuid4())
+            copy_id = random_uuid()
             headers: dict[str, Any] = dict(dead_letter_attributes(message, reason))
             if message.group_id is not None:
                 headers[GROUP_HEADER] = message.group_id

@@ -10,10 +10,10 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from cloudq.ids import random_uuid
 from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import (
     OutgoingMessage,
@@ -98,7 +98,7 @@ class MemoryTransport:
                     continue
                 delay = min(max(out.delay_seconds, 0), self.max_delay_seconds)
                 entry = _Entry(
-                    message_id=str(uuid.uuid4()),
+                    message_id=random_uuid(),
                     body=out.body,
                     attributes=dict(out.attributes),
                     group_id=out.group_id,

@@ -29,6 +29,27 @@ def test_delay_returns_an_id_and_the_worker_side_produces_the_value(app: CloudQ)
     assert result.successful()
 
 
+def test_task_ids_and_message_ids_are_random_version_4_uuids(app: CloudQ) -> None:
+    ids = [app.tasks["add"].delay(1, i).id for i in range(50)]
+    received = app.transport.receive("default", 10, wait_seconds=0)
+    for value in [*ids, *(message.message_id for message in received)]:
+        parsed = uuid.UUID(value)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, value)
+    assert len(set(ids)) == 50
+
+
+def test_arguments_travel_as_the_signature_binds_them(app: CloudQ) -> None:
+    # Positional, keyword, defaulted: the envelope holds what Signature.bind makes of them.
+    app.tasks["total"].delay([1, 2])
+    app.tasks["total"].delay([1, 2], 3)
+    app.tasks["total"].delay([1, 2], offset=3)
+    app.tasks["total"].delay(values=[1, 2], offset=3)
+    app.tasks["retry_once"].delay(2.5)  # bind=True: ``self`` is not an argument
+    received = app.transport.receive("default", 10, wait_seconds=0)
+    sent = [(m.args, m.kwargs) for m in (Message.decode(r.body) for r in received)]
+    assert sent == [([[1, 2]], {}), ([[1, 2], 3], {}), ([[1, 2], 3], {}), ([[1, 2], 3], {}), ([2.5], {})]
+
+
 def test_wrong_arity_raises_in_the_caller(app: CloudQ) -> None:
     with pytest.raises(ArgumentError, match="missing a required argument: 'b'"):
         app.tasks["add"].delay(1)
