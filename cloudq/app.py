@@ -389,15 +389,18 @@ class CloudQ:
         ``SendResult`` per envelope, in order. Every body is encoded before anything is sent."""
         transport = self.transport
         now = time.time() if now is None else now
-        by_queue: dict[str, list[int]] = {}
         bodies: list[OutgoingMessage] = []
-        for index, out in enumerate(messages):
+        for out in messages:
             delay = 0
             if out.message.eta is not None:
                 delay = int(min(max(out.message.eta - now, 0), transport.max_delay_seconds))
             group = out.message_group_id or _group(out.queue)
             body = self.encode(out.message)
             bodies.append(OutgoingMessage(body, delay, group_id=group, deduplication_id=out.deduplication_id))
+        if len({out.queue for out in messages}) == 1:  # one queue (a single send, most often)
+            return list(transport.send(messages[0].queue, bodies))
+        by_queue: dict[str, list[int]] = {}
+        for index, out in enumerate(messages):
             by_queue.setdefault(out.queue, []).append(index)
         results: list[SendResult] = [SendResult(error="not sent")] * len(messages)
         for queue, indexes in by_queue.items():

@@ -65,6 +65,9 @@ class Arguments:
         self._returns_known = False
         self._signature: inspect.Signature | None = None
         self._hints: dict[str, Any] | None = None
+        #: ``_positional``, worked out once.
+        self._positional_names: tuple[tuple[str, ...], int] | None = None
+        self._positional_known = False
 
     @property
     def signature(self) -> inspect.Signature:
@@ -73,6 +76,18 @@ class Arguments:
             params = list(signature.parameters.values())
             self._signature = signature.replace(parameters=params[1:] if self._skip_first else params)
         return self._signature
+
+    def _positional(self) -> tuple[tuple[str, ...], int] | None:
+        """The parameter names and how many of them are required, when every parameter can be
+        given by position (no ``*args``, ``**kwargs`` or keyword-only one); else ``None``."""
+        if self._positional_known:
+            return self._positional_names
+        params = self.signature.parameters.values()
+        if all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
+            required = sum(1 for p in params if p.default is p.empty)
+            self._positional_names = (tuple(p.name for p in params), required)
+        self._positional_known = True
+        return self._positional_names
 
     def _adapter(self, name: str) -> TypeAdapter[Any] | None:
         if self._adapters is None:
@@ -124,6 +139,13 @@ class Arguments:
 
         ``leading``: that many positional arguments will be put first later (a chain passes
         the previous result): they are left out here, and the rest checked in their places."""
+        positional = self._positional()
+        if not kwargs and positional is not None:
+            names, required = positional
+            if required <= leading + len(args) <= len(names):
+                # Only positional arguments, each in its place: what binding them would give.
+                places = zip(names[leading:], args, strict=False)  # the rest keep their defaults
+                return [self._to_json(name, value) for name, value in places], {}
         bound = self._bind((*[_LATER] * leading, *args), kwargs)
         for name, value in bound.arguments.items():
             if value is _LATER or (isinstance(value, tuple) and _LATER in value):

@@ -25,7 +25,7 @@ import re
 import secrets
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from cloudq.task import current_request
@@ -115,18 +115,28 @@ def _format(span_context: Any) -> str:
     return f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{int(span_context.trace_flags):02x}"
 
 
-@contextmanager
-def send_span(task_name: str) -> Iterator[str | None]:
-    """Around one send: yields the ``traceparent`` the message carries, or ``None``."""
+def send_span(task_name: str) -> AbstractContextManager[str | None]:
+    """Around one send: yields the ``traceparent`` the message carries, or ``None``. Without
+    a tracer there is no span to open: a plain value, not a generator (every ``.delay()``)."""
     tracer = _tracer()
-    if tracer is not None:
-        kind = _otel_trace().SpanKind.PRODUCER
-        with tracer.start_as_current_span(f"send {task_name}", kind=kind) as span:
-            if span.is_recording():  # a tracer provider is set up (not the API's no-op)
-                yield _format(span.get_span_context())
-                return
+    if tracer is None:
+        return nullcontext(_child_of_current())
+    return _otel_send_span(tracer, task_name)
+
+
+def _child_of_current() -> str | None:
     parent = current_traceparent()
-    yield None if parent is None else child(parent)
+    return None if parent is None else child(parent)
+
+
+@contextmanager
+def _otel_send_span(tracer: Any, task_name: str) -> Iterator[str | None]:
+    kind = _otel_trace().SpanKind.PRODUCER
+    with tracer.start_as_current_span(f"send {task_name}", kind=kind) as span:
+        if span.is_recording():  # a tracer provider is set up (not the API's no-op)
+            yield _format(span.get_span_context())
+            return
+    yield _child_of_current()
 
 
 @contextmanager

@@ -49,6 +49,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from cloudq.errors import MessageTooLargeError, TransportError
+
 # Names are owned by cloudq.infra.naming; engines import them from here as before.
 from cloudq.infra.naming import dead_letter_queue_name, is_fifo
 
@@ -105,8 +107,6 @@ class SendResult:
 def require_sent(queue: str, results: Sequence[SendResult]) -> list[str]:
     """The message ids of ``results``; ``TransportError`` naming the first refusal when any
     message was not sent (for callers that need every message sent, or none)."""
-    from cloudq.errors import TransportError
-
     refused = [result for result in results if not result.sent]
     if refused:
         raise TransportError(
@@ -305,8 +305,6 @@ def dead_letter_attributes(
 
 def check_size(body: str, max_bytes: int) -> None:
     """Raise ``MessageTooLargeError`` when ``body`` is over ``max_bytes`` (UTF-8)."""
-    from cloudq.errors import MessageTooLargeError
-
     size = len(body.encode())
     if size > max_bytes:
         raise MessageTooLargeError(f"message is {size} bytes, over the broker limit of {max_bytes}")
