@@ -84,9 +84,9 @@ LOOKAHEAD_SECONDS = 0.25
 class _Pace:
     """How many messages to receive ahead of free threads: as many as the pool is expected to
     finish within ``LOOKAHEAD_SECONDS`` (a moving average of task times), at most ``limit``
-    (a batch per receiver); 0 until a task has run. Fast tasks get full batches (every receive and delete carries
-    10, and the pool never waits on a round trip); tasks slower than that get none, so no
-    message waits behind them while another worker could run it."""
+    (a batch per receiver); 0 until a task has run. Fast tasks get full batches (every
+    receive and delete carries 10, and the pool never waits on a round trip); tasks slower
+    than that get none, so no message waits behind them while another worker could run it."""
 
     def __init__(self, concurrency: int, limit: int) -> None:
         self._concurrency = concurrency
