@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_amqp.py [--n 3000] [--concurrency 8] [--rounds 3]
 
-Each round, in this order and in one process: the two drain floors, cloudq's drain, then the
+Each round, in this order and in one process: the three drain floors, cloudq's drain, then the
 ``.delay()`` latencies; the figures printed are the medians over the rounds (the machine is
 shared: one round alone swings by 2x), and the ratios are medians of each round's ratio.
 
@@ -12,6 +12,8 @@ shared: one round alone swings by 2x), and the ratios are medians of each round'
   - consume: one connection consuming with a prefetch of ``concurrency`` and acking each
     message in the delivery callback, on one thread (no pool, no decoding: the least work a
     consumer can do, and so the highest rate);
+  - consumers: ``concurrency`` threads each with its own connection consuming with a
+    prefetch of 1 and acking in the delivery callback (consume at the worker's concurrency);
   - basic_get: ``concurrency`` threads each with its own connection doing ``basic_get`` +
     ``basic_ack``.
 - ``.delay()``: p50/p95 of one ``.delay()`` against one raw ``basic_publish`` of the same body,
@@ -122,6 +124,44 @@ def raw_drain_consume(queue: str, count: int, prefetch: int) -> float:
     return elapsed
 
 
+def raw_drain_consumers(queue: str, count: int, threads: int) -> float:
+    """Floor at the same concurrency as the worker: ``threads`` threads, each with its own
+    connection consuming with a prefetch of 1 and acking each message in the callback."""
+    filler = connect()
+    fill(filler.channel(), queue, count)
+    done = [0]
+    lock = threading.Lock()
+    connections = [connect() for _ in range(threads)]
+
+    def consume(connection: Any) -> None:
+        channel = connection.channel()
+
+        def on_message(message: Any) -> None:
+            channel.basic_ack(message.delivery_tag)
+            with lock:
+                done[0] += 1
+
+        channel.basic_qos(0, 1, False)
+        channel.basic_consume(queue, callback=on_message)
+        while done[0] < count:
+            try:
+                connection.drain_events(timeout=0.05)
+            except TimeoutError:
+                continue
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=consume, args=(connection,)) for connection in connections]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    for connection in connections:
+        connection.close()
+    filler.close()
+    return elapsed
+
+
 def raw_drain_own(queue: str, count: int, threads: int) -> float:
     """A stronger floor: each consumer thread with its own connection."""
     filler = connect()
@@ -156,6 +196,7 @@ def alternating(
 @dataclass
 class Round:
     consume: float
+    consumers: float
     own: float
     ours: float
     raw_ms: list[float]
@@ -164,7 +205,7 @@ class Round:
 
 def one_round(admin: Any, n: int, c: int, latency_n: int) -> Round:
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    queues = [f"{prefix}-floor", f"{prefix}-floor-own", f"{prefix}-latency"]
+    queues = [f"{prefix}-floor", f"{prefix}-floor-own", f"{prefix}-latency", f"{prefix}-floor-consumers"]
     for queue in queues:
         declare(admin, queue)
     app = make_app()
@@ -172,6 +213,7 @@ def one_round(admin: Any, n: int, c: int, latency_n: int) -> Round:
     try:
         consume = raw_drain_consume(queues[0], n, c)
         own = raw_drain_own(queues[1], n, c)
+        consumers = raw_drain_consumers(queues[3], n, c)
         ours = cloudq_drain(app, n, c)
         app.transport.close()  # as `cloudq worker` does at exit: its consumer would take the next sends
         message = amqp.Message(BODY, delivery_mode=2)
@@ -187,7 +229,7 @@ def one_round(admin: Any, n: int, c: int, latency_n: int) -> Round:
         for queue in ("default", "default-dlq"):
             admin.queue_delete(app.physical_queue_name(queue))
         app.transport.close()
-    return Round(n / consume, n / own, n / ours, raw_ms, delay_ms)
+    return Round(n / consume, n / consumers, n / own, n / ours, raw_ms, delay_ms)
 
 
 def main() -> None:
@@ -215,6 +257,7 @@ def main() -> None:
     print(f"\nRabbitMQ broker — {title}")
     floors = [
         ("consume", f"consume (prefetch {c}) + ack in the callback, 1 thread", "consume"),
+        ("consumers", f"{c} threads, consume (prefetch 1) + ack, own connections", "consumers"),
         ("basic_get", f"{c} threads, basic_get + ack, own connections", "own"),
     ]
     for _, label, field in floors:
@@ -235,7 +278,7 @@ def main() -> None:
     for index, (r, raw, ours) in enumerate(zip(rounds, raw50, ours50, strict=True), 1):
         print(
             f"  round {index}: drain {r.ours:,.0f}/s = {r.ours / r.consume:.2f}x consume, "
-            f"{r.ours / r.own:.2f}x basic_get; "
+            f"{r.ours / r.consumers:.2f}x consumers, {r.ours / r.own:.2f}x basic_get; "
             f".delay() p50 {ours:.2f} ms vs {raw:.2f} ms = {raw / ours:.2f}x"
         )
 
