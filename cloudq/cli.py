@@ -44,7 +44,39 @@ def friendly_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: A group called without a command (click >= 8.2 raises this usage error to show its help).
+NO_ARGS_IS_HELP: tuple[type[click.UsageError], ...] = tuple(
+    getattr(click.exceptions, name) for name in ("NoArgsIsHelpError",) if hasattr(click.exceptions, name)
+)
+
+
+class _OneLineErrors(click.Group):
+    """The root command: click's usage errors (a bad option value, a missing argument, an
+    unknown command) are one line on stderr and exit code 2, like cloudq's own errors, not
+    click's usage block."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except NO_ARGS_IS_HELP as exc:  # a group called alone: its help, as click shows it
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            click.echo(f"cloudq: error: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"cloudq: error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        # Without standalone mode click returns the code of ``--help``/``--version`` (0).
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs (without the AWS SDK's).")
 @click.option("--debug-aws", is_flag=True, help="Also show the AWS SDK's wire logs (very verbose).")
 @click.version_option(package_name=DISTRIBUTION, message="%(prog)s %(version)s (distribution %(package)s)")
