@@ -139,13 +139,9 @@ class Arguments:
 
         ``leading``: that many positional arguments will be put first later (a chain passes
         the previous result): they are left out here, and the rest checked in their places."""
-        positional = self._positional()
-        if not kwargs and positional is not None:
-            names, required = positional
-            if required <= leading + len(args) <= len(names):
-                # Only positional arguments, each in its place: what binding them would give.
-                places = zip(names[leading:], args, strict=False)  # the rest keep their defaults
-                return [self._to_json(name, value) for name, value in places], {}
+        names = self._names_in_place(leading + len(args), kwargs)
+        if names is not None:
+            return [self._to_json(name, value) for name, value in zip(names[leading:], args, strict=True)], {}
         bound = self._bind((*[_LATER] * leading, *args), kwargs)
         for name, value in bound.arguments.items():
             if value is _LATER or (isinstance(value, tuple) and _LATER in value):
@@ -181,15 +177,33 @@ class Arguments:
 
     def decode(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Turn JSON arguments from a message back into the hinted types."""
+        names = self._names_in_place(len(args), kwargs)
+        if names is not None:
+            return tuple(self._from_json(name, value) for name, value in zip(names, args, strict=True)), {}
         bound = self._bind(args, kwargs)
         for name, value in bound.arguments.items():
-            adapter = self._adapter(name)
-            if adapter is not None:
-                try:
-                    bound.arguments[name] = adapter.validate_python(value)
-                except ValidationError as exc:
-                    raise ArgumentError(f"argument {name!r}: {exc.errors()[0]['msg']}") from None
+            bound.arguments[name] = self._from_json(name, value)
         return bound.args, bound.kwargs
+
+    def _from_json(self, name: str, value: Any) -> Any:
+        adapter = self._adapter(name)
+        if adapter is None:
+            return value
+        try:
+            return adapter.validate_python(value)
+        except ValidationError as exc:
+            raise ArgumentError(f"argument {name!r}: {exc.errors()[0]['msg']}") from None
+
+    def _names_in_place(self, given: int, kwargs: dict[str, Any]) -> tuple[str, ...] | None:
+        """The names of the parameters that ``given`` positional arguments fill, when they are
+        all there is (no keywords) and every parameter can be given by position: what binding
+        them gives, without binding (every ``.delay()`` and every run). ``None``: bind them
+        (a keyword, ``*args``, or too few or too many, whose error binding words)."""
+        positional = self._positional()
+        if kwargs or positional is None:
+            return None
+        names, required = positional
+        return names[:given] if required <= given <= len(names) else None
 
     def _return_adapter(self) -> TypeAdapter[Any] | None:
         if not self._returns_known:
