@@ -267,8 +267,9 @@ class Worker:
             self._buffer.put(None)
         # An acker may be sending deletes it took before the stop: they must reach the broker
         # before the process exits, or those messages come back and run again.
+        join_until = max(deadline, time.monotonic() + ACKER_JOIN_SECONDS)
         for thread in self._ackers:
-            thread.join(timeout=max(ACKER_JOIN_SECONDS, deadline - time.monotonic()))
+            thread.join(timeout=max(0.0, join_until - time.monotonic()))
         self._flush_acks()
         self.executor.flush_metrics()
         logger.info("worker stopped: %s", self.stats)
