@@ -148,7 +148,8 @@ def worker(
     from cloudq.options import WorkerOptions
     from cloudq.worker import Worker
 
-    logging_options: dict[str, Any] = {**flags, "log_format": log_format}
+    # A line per task: written in batches (cloudq.logs.BatchedStreamHandler).
+    logging_options: dict[str, Any] = {**flags, "log_format": log_format, "batched": True}
     configure_logging(**logging_options)
 
     app = load_app(app_reference)

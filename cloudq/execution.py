@@ -184,7 +184,7 @@ def apply_outcome(transport: Transport, prepared: Prepared | ReceivedMessage, ou
 
 def log_outcome(prepared: Prepared, outcome: Outcome, seconds: float) -> None:
     """One line per outcome (dead-letterings are logged by ``apply_outcome`` when done)."""
-    if outcome.action is Action.DEAD_LETTER:
+    if outcome.action is Action.DEAD_LETTER or not logger.isEnabledFor(logging.INFO):
         return
     fields = prepared.log_fields()
     where = prepared.describe()
@@ -386,7 +386,7 @@ class Executor:
             stored = task.arguments.result_to_json(value)
         except ArgumentError as exc:  # deterministic: retrying would return the same value
             return self._fail(task, message, request.attempt, "ResultError", str(exc))
-        success = Outcome.ack().of_run(State.SUCCESS, request.attempt)
+        success = Outcome(Action.ACK, state=State.SUCCESS, attempt=request.attempt)
         if (task.ignore_result or self.app.backend is None) and not message.has_workflow:
             # Nothing to store, so no record is built; a workflow's link always records (its
             # chain or chord reads the value).

@@ -111,7 +111,9 @@ class Hooks:
     def run(self, task: Task[Any, Any], request: Request) -> Any:
         """Run ``task`` for ``request`` between ``before_task`` and ``after_task``, with the
         request current on this thread. The task's own exception propagates."""
-        return run_with_request(request, lambda: self._run(TaskEvent(task, request)))
+        if not (self.before_task.functions or self.after_task.functions):  # no event to build
+            return run_with_request(request, task, *request.args, **request.kwargs)
+        return run_with_request(request, self._run, TaskEvent(task, request))
 
     def _run(self, event: TaskEvent) -> Any:
         self.before_task.send(event)

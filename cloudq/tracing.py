@@ -139,17 +139,26 @@ def _otel_send_span(tracer: Any, task_name: str) -> Iterator[str | None]:
     yield _child_of_current()
 
 
-@contextmanager
-def run_span(task_name: str, traceparent: str | None) -> Iterator[str | None]:
+#: The span context of a run without a trace (shared: ``nullcontext`` keeps no state).
+_NO_TRACE: AbstractContextManager[str | None] = nullcontext(None)
+
+
+def run_span(task_name: str, traceparent: str | None) -> AbstractContextManager[str | None]:
     """Around one run: yields the run's ``traceparent`` (its own span id), or ``None``."""
     tracer = _tracer()
-    if tracer is not None:
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    if tracer is None:  # no OpenTelemetry: no span to open, as send_span
+        return _NO_TRACE if traceparent is None else nullcontext(child(traceparent))
+    return _otel_run_span(tracer, task_name, traceparent)
 
-        parent = TraceContextTextMapPropagator().extract({"traceparent": traceparent} if traceparent else {})
-        kind = _otel_trace().SpanKind.CONSUMER
-        with tracer.start_as_current_span(f"run {task_name}", context=parent, kind=kind) as span:
-            if span.is_recording():  # a tracer provider is set up (not the API's no-op)
-                yield _format(span.get_span_context())
-                return
+
+@contextmanager
+def _otel_run_span(tracer: Any, task_name: str, traceparent: str | None) -> Iterator[str | None]:
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    parent = TraceContextTextMapPropagator().extract({"traceparent": traceparent} if traceparent else {})
+    kind = _otel_trace().SpanKind.CONSUMER
+    with tracer.start_as_current_span(f"run {task_name}", context=parent, kind=kind) as span:
+        if span.is_recording():  # a tracer provider is set up (not the API's no-op)
+            yield _format(span.get_span_context())
+            return
     yield None if traceparent is None else child(traceparent)

@@ -1,0 +1,82 @@
+"""The worker's batched log lines: every line written, in order, soon; warnings at once."""
+
+from __future__ import annotations
+
+import io
+import logging
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from cloudq.logs import LOG_FLUSH_LINES, TEXT_FORMAT, BatchedStreamHandler
+from tests.processes import wait_until
+
+
+@pytest.fixture
+def batched() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger(f"test-batched-{id(stream)}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield logger, stream
+    logger.removeHandler(handler)
+    handler.close()
+
+
+def test_lines_of_many_threads_are_all_written_each_thread_in_its_order(
+    batched: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = batched
+
+    def log(thread: int) -> None:
+        for line in range(300):
+            logger.info("thread %d line %d", thread, line)
+
+    threads = [threading.Thread(target=log, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Written by the handler's writer without a flush from here.
+    assert wait_until(lambda: stream.getvalue().count("\n") == 8 * 300, 5)
+    lines = stream.getvalue().splitlines()
+    for index in range(8):
+        mine = [line for line in lines if line.startswith(f"INFO thread {index} ")]
+        assert mine == [f"INFO thread {index} line {line}" for line in range(300)]
+
+
+def test_a_warning_is_written_at_once_after_the_lines_before_it(
+    batched: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = batched
+    logger.info("first")
+    logger.info("second")
+    logger.warning("third")
+    assert stream.getvalue() == "INFO first\nINFO second\nWARNING third\n"
+
+
+def test_a_full_batch_is_written_at_once(batched: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, stream = batched
+    for line in range(LOG_FLUSH_LINES):
+        logger.info("line %d", line)
+    assert stream.getvalue().count("\n") == LOG_FLUSH_LINES
+
+
+def test_a_process_that_exits_writes_every_line_first() -> None:
+    code = (
+        "import logging\n"
+        "from cloudq.logs import configure_logging\n"
+        "configure_logging(batched=True)\n"
+        "for n in range(500):\n"
+        "    logging.getLogger('cloudq.test').info('line %d', n)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    lines = out.stderr.splitlines()
+    assert [line.split(": ", 1)[1] for line in lines] == [f"line {n}" for n in range(500)]
+    assert TEXT_FORMAT.startswith("%(asctime)s") and all(" INFO cloudq.test: " in line for line in lines)
