@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cloudq.logs import LOG_FLUSH_LINES, TEXT_FORMAT, BatchedStreamHandler
+from cloudq.logs import LOG_FLUSH_LINES, TEXT_FORMAT, BatchedStreamHandler, TextFormatter
 from tests.processes import wait_until
 
 
@@ -80,3 +80,11 @@ def test_a_process_that_exits_writes_every_line_first() -> None:
     lines = out.stderr.splitlines()
     assert [line.split(": ", 1)[1] for line in lines] == [f"line {n}" for n in range(500)]
     assert TEXT_FORMAT.startswith("%(asctime)s") and all(" INFO cloudq.test: " in line for line in lines)
+
+
+def test_text_lines_read_as_the_standard_formatter_writes_them_across_seconds() -> None:
+    ours, standard = TextFormatter(), logging.Formatter(TEXT_FORMAT)
+    for created in (1700000000.123, 1700000000.999, 1700000001.0005, 1700000001.5, 1700000000.2):
+        record = logging.LogRecord("cloudq", logging.INFO, __file__, 1, "add[%s] SUCCESS", ("1",), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert ours.format(record) == standard.format(record)
