@@ -20,6 +20,7 @@ import traceback
 import weakref
 from typing import TextIO
 
+from cloudq.lines import PendingLines
 from cloudq.task import current_request
 from cloudq.tracing import trace_id
 
@@ -88,44 +89,39 @@ class JsonFormatter(logging.Formatter):
 
 
 class BatchedStreamHandler(logging.StreamHandler[TextIO]):
-    """A stream handler that writes its lines in batches: each record is formatted when it is
-    logged, and the lines waiting are written together, in order, by one write at most
-    ``LOG_FLUSH_SECONDS`` later, at once when a record of WARNING or above arrives (with the
-    lines before it), when ``LOG_FLUSH_LINES`` wait, and on ``flush()`` (at exit, and when a
-    worker exits without waiting for its tasks). The worker's per-task lines use it: written
-    one by one from N task threads, each line is a system call made under the handler's lock,
-    and the threads queue on that lock (about a sixth of a no-op task's CPU, bench/run.py).
-    Like the standard library's ``MemoryHandler`` with ``flushLevel=WARNING``, but a line
-    never waits longer than ``LOG_FLUSH_SECONDS``. A process killed outright (SIGKILL) loses
-    at most that much of its INFO lines."""
+    """A stream handler writing its lines in batches (``cloudq.lines.PendingLines``): each
+    record is formatted when it is logged; the lines waiting are written together, in order,
+    at most ``LOG_FLUSH_SECONDS`` later, at once when a record of WARNING or above arrives
+    (with the lines before it) or ``LOG_FLUSH_LINES`` wait, and on ``flush()`` (at exit, and
+    when a worker exits without waiting for its tasks). For a worker's line per task: written
+    one at a time from N task threads, each line is a system call made under the handler's
+    lock. Like the standard library's ``MemoryHandler`` with ``flushLevel=WARNING``, but no
+    line waits longer than ``LOG_FLUSH_SECONDS``; a process killed outright (SIGKILL) loses at
+    most that much of its lines below WARNING."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream)
-        self._lines: list[str] = []
-        self._lines_lock = threading.Lock()
-        #: Held while lines are taken and written, so that batches reach the stream in order.
-        self._write_lock = threading.Lock()
+        self._lines = PendingLines()
         self._waiting = threading.Event()
         self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
         _batched_handlers.add(self)
 
     def handle(self, record: logging.LogRecord) -> bool:
-        """Format the record and queue its line (the handler's own lock is not taken: the
-        formatters keep no state between records)."""
+        """Format the record and queue its line, without the handler's lock (the formatters
+        keep no state between records)."""
         if not self.filter(record):
             return False
         try:
-            line = self.format(record)
+            waiting = self._lines.add(self.format(record))
         except Exception:
             self.handleError(record)
             return True
-        with self._lines_lock:
-            self._lines.append(line)
-            waiting = len(self._lines)
         if record.levelno >= logging.WARNING or waiting >= LOG_FLUSH_LINES:
             self.flush()
         elif not self._waiting.is_set():
-            self._start_writer()
+            if self._writer is None:
+                self._start_writer()
             self._waiting.set()
         return True
 
@@ -134,39 +130,34 @@ class BatchedStreamHandler(logging.StreamHandler[TextIO]):
 
     def flush(self) -> None:
         """Write every line waiting now, in one write."""
-        with self._write_lock:
-            with self._lines_lock:
-                lines, self._lines = self._lines, []
-            if not lines or self.stream is None:
-                return
-            try:
-                self.stream.write("\n".join(lines) + self.terminator)
-                self.stream.flush()
-            except Exception:  # as logging.Handler.handleError: never raise into the caller
-                if logging.raiseExceptions and sys.stderr is not None:
-                    traceback.print_exc(file=sys.stderr)
+        if self.stream is None:
+            return
+        try:
+            self._lines.write_to(self.stream)
+        except Exception:  # as logging.Handler.handleError: never raise into the caller
+            if logging.raiseExceptions and sys.stderr is not None:
+                traceback.print_exc(file=sys.stderr)
 
     def _start_writer(self) -> None:
-        with self._write_lock:
+        with self._writer_lock:
             if self._writer is None:
-                self._writer = threading.Thread(
-                    target=self._write_loop, name="cloudq-log-writer", daemon=True
-                )
-                self._writer.start()
+                writer = threading.Thread(target=self._write_loop, name="cloudq-log-writer", daemon=True)
+                writer.start()
+                self._writer = writer
 
     def _write_loop(self) -> None:
         while True:
             self._waiting.wait()
             time.sleep(LOG_FLUSH_SECONDS)
-            self._waiting.clear()  # before the lines are taken: one queued after is flushed next time
+            self._waiting.clear()  # before the lines are taken: one queued after is written next time
             self.flush()
 
     def _after_fork(self) -> None:
         """In a forked child the writer thread is gone: the next line starts a new one."""
         self._writer = None
         self._waiting = threading.Event()
-        self._lines_lock = threading.Lock()
-        self._write_lock = threading.Lock()
+        self._writer_lock = threading.Lock()
+        self._lines.after_fork()
 
 
 _batched_handlers: weakref.WeakSet[BatchedStreamHandler] = weakref.WeakSet()

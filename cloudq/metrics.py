@@ -21,14 +21,13 @@ One line per run (SUCCESS, RETRY or FAILURE; duplicates, hops and refused bodies
 
 from __future__ import annotations
 
-import collections
 import functools
 import json
 import sys
-import threading
 from typing import TYPE_CHECKING, TextIO
 
 from cloudq.backends.base import State
+from cloudq.lines import PendingLines
 
 if TYPE_CHECKING:
     from cloudq.execution import Outcome, Prepared
@@ -77,18 +76,15 @@ class EmfMetrics:
     printed there is a log event of its own; the logging module would prefix it and break the
     JSON) on ``flush``, or once ``MAX_PENDING_LINES`` wait.
 
-    Not a write and a flush per line: each is a system call, and with a worker's threads
-    contending for the GIL one per task cost CPU-bound workers a third of their throughput
-    (``bench/bench_status.py``). The worker flushes with its batched deletes (every 50 ms) and
-    when it stops, the Lambda handler at the end of each invocation (before the environment
-    may be frozen), ``cloudq.testing.drain`` when the queues are empty."""
+    Not a write and a flush per line (``cloudq.lines.PendingLines``). The worker flushes with
+    its batched deletes (every 50 ms) and when it stops, the Lambda handler at the end of each
+    invocation (before the environment may be frozen), ``cloudq.testing.drain`` when the
+    queues are empty."""
 
     def __init__(self, app: str, stream: TextIO | None = None) -> None:
         self.app = app
         self._stream = stream
-        #: deque: append and popleft are atomic, so recording threads never wait for a lock.
-        self._pending: collections.deque[str] = collections.deque()
-        self._lock = threading.Lock()
+        self._lines = PendingLines()
 
     def record(self, prepared: Prepared, outcome: Outcome, seconds: float, started: float) -> None:
         """``started``: epoch seconds when the executor took the message."""
@@ -105,20 +101,9 @@ class EmfMetrics:
             wait_ms,
             int((started + seconds) * 1000),
         )
-        self._pending.append(line)
-        if len(self._pending) >= MAX_PENDING_LINES:
+        if self._lines.add(line) >= MAX_PENDING_LINES:
             self.flush()
 
     def flush(self) -> None:
         """Write the lines collected so far, and flush the stream."""
-        with self._lock:  # one writer at a time: lines never interleave
-            lines = []
-            while True:
-                try:
-                    lines.append(self._pending.popleft())
-                except IndexError:
-                    break
-            if lines:
-                stream = self._stream or sys.stdout
-                stream.write("\n".join(lines) + "\n")
-                stream.flush()
+        self._lines.write_to(self._stream or sys.stdout)
