@@ -127,8 +127,10 @@ class Codec:
     def release(self, message: Message) -> None:
         """Delete the argument object of a task that succeeded (``payload_delete_on_success``).
         Best effort: an object left behind expires by the store's rule."""
+        if message.payload is None:
+            return
         store = self.store
-        if message.payload is None or store is None or not self.app.settings.payload_delete_on_success:
+        if store is None or not self.app.settings.payload_delete_on_success:
             return
         try:
             store.delete(message.payload.key)
