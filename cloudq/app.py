@@ -21,7 +21,6 @@ from cloudq.errors import ArgumentError, ConfigurationError, TaskRegistrationErr
 from cloudq.hooks import Hooks
 from cloudq.infra.naming import physical_queue_name, results_table_name
 from cloudq.message import Message, new_task_id
-from cloudq.options import SendOptions
 from cloudq.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from cloudq.task import Task
 from cloudq.tracing import send_span
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from cloudq.backends.base import ResultBackend
     from cloudq.canvas import Signature
     from cloudq.codec import Codec
+    from cloudq.options import SendOptions
     from cloudq.payloads.base import PayloadStore
     from cloudq.result import AsyncResult
     from cloudq.schedules import PeriodicTask
@@ -307,6 +307,8 @@ class CloudQ:
 
         keywords = (countdown, eta, expires, queue, task_id, message_group_id, deduplication_id)
         if options is None:
+            from cloudq.options import SendOptions  # sending only: not at import (issue 14)
+
             options = SendOptions(
                 countdown=countdown,
                 eta=eta,
@@ -342,7 +344,10 @@ class CloudQ:
         """The envelope of one task call and where it goes (``options``: ``SendOptions``),
         checked (JSON arguments, a valid envelope, no delay on a FIFO queue); ``workflow`` are
         the envelope's version-5 fields."""
-        options = options or SendOptions()
+        if options is None:
+            from cloudq.options import SendOptions
+
+            options = SendOptions()
         args, kwargs = list(args), dict(kwargs or {})
         if not is_json(args) or not is_json(kwargs):
             raise ArgumentError(f"send_task({name!r}): arguments must be JSON values; pass ids")

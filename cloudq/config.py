@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -16,7 +15,7 @@ from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT, results_table_name
 from cloudq.retry import DEFAULT_RETRY_POLICY
 
 if TYPE_CHECKING:
-    from cloudq.options import SendOptions, WorkerOptions
+    from cloudq.options import ResolvedWorkerOptions, SendOptions, WorkerOptions
     from cloudq.transports.base import Transport
 
 ENV_PREFIX = "CLOUDQ_"
@@ -186,17 +185,6 @@ def resolve_queue(options: SendOptions, routed: str | None, settings: Settings) 
     return options.queue or routed or settings.default_queue
 
 
-@dataclass(frozen=True)
-class ResolvedWorkerOptions:
-    """``WorkerOptions`` with the settings applied: what the worker runs with."""
-
-    queues: tuple[str, ...]
-    concurrency: int
-    visibility_timeout: int
-    wait_seconds: float
-    grace: float
-
-
 def resolve_worker_options(
     options: WorkerOptions, settings: Settings, transport: Transport
 ) -> ResolvedWorkerOptions:
@@ -204,6 +192,8 @@ def resolve_worker_options(
     queues' default, ``DEFAULT_VISIBILITY_TIMEOUT``) and ``wait_seconds`` (then the setting).
     A visibility timeout past the broker's ``max_visibility_seconds`` is refused where the
     broker has visibility timeouts (elsewhere it has no effect)."""
+    from cloudq.options import ResolvedWorkerOptions  # the worker's: not at import (issue 14)
+
     visibility = options.visibility_timeout or settings.visibility_timeout or DEFAULT_VISIBILITY_TIMEOUT
     ceiling = transport.max_visibility_seconds
     if transport.visibility_timeouts and visibility > ceiling:

@@ -160,3 +160,14 @@ class WorkerOptions:
             wait_seconds,
             grace,
         )
+
+
+@dataclass(frozen=True)
+class ResolvedWorkerOptions:
+    """``WorkerOptions`` with the settings applied: what the worker runs with."""
+
+    queues: tuple[str, ...]
+    concurrency: int
+    visibility_timeout: int
+    wait_seconds: float
+    grace: float

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
 
 from cloudq.arguments import Arguments
 from cloudq.errors import ConfigurationError, Retry
-from cloudq.options import SendOptions
 from cloudq.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -111,6 +110,8 @@ class Task(Generic[P, R]):
         within the group, groups in parallel; standard: fair-queue tenant) and
         ``deduplication_id`` (FIFO). They make one ``cloudq.options.SendOptions``, checked
         before anything is sent."""
+        from cloudq.options import SendOptions  # sending only: not at import (issue 14)
+
         options = SendOptions(
             countdown=countdown,
             eta=eta,
@@ -145,6 +146,7 @@ class Task(Generic[P, R]):
         checked before anything is sent; ``options`` as ``apply_async``. See
         ``CloudQ.send_many`` for a partial failure."""
         from cloudq.canvas import require_all
+        from cloudq.options import SendOptions
 
         send = SendOptions.of(options)
         send = replace(send, queue=send.queue or self.queue)

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from cloudq.backends.base import ResultRecord, State
 from cloudq.errors import ConfigurationError
 from cloudq.message import Link, Message, chord_member_id
-from cloudq.options import SendOptions
 from cloudq.transports.base import require_sent
 
 if TYPE_CHECKING:
@@ -63,6 +62,8 @@ def send_links(app: CloudQ, links: list[Link], value: Any) -> None:
 
 def _link_outgoing(app: CloudQ, link: Link, before: list[Any]) -> Outgoing:
     args = link.args if link.immutable else [*before, *link.args]
+    from cloudq.options import SendOptions  # sending only: not at import (issue 14)
+
     options = SendOptions(queue=link.queue, task_id=link.id)
     return app.outgoing(link.task, args, link.kwargs, options, callbacks=link.callbacks)
 
