@@ -5,7 +5,8 @@
 1. Drain at equal concurrency: N no-op tasks already queued, drained by one cloudq worker
    process (``-c N`` threads, INFO logging on as a user runs it, no hooks) and by a raw boto3
    floor process with as many consumer threads (ReceiveMessage of 10 + DeleteMessageBatch),
-   each in its own fresh process, for N in ``--concurrency``. Reported per consumer: tasks/s
+   each in its own fresh process, for N in ``--concurrency``, floor and worker alternating for
+   ``--rounds`` rounds (3). Reported per consumer, medians of the rounds: tasks/s
    (from process start to the last delete, start-up included), CPU µs per task (user + sys
    of that process over the same span / tasks) and SQS calls per task (counted at the HTTP
    level by a proxy, ``bench/counting_proxy.py``). Both start from compiled bytecode, as
@@ -321,6 +322,7 @@ def main() -> None:
     )
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 16])
+    parser.add_argument("--rounds", type=int, default=3, help="drains per consumer at each -c (medians)")
     parser.add_argument("--results-concurrency", type=int, default=8, help="0: skip")
     parser.add_argument("--latency-samples", type=int, default=300)
     parser.add_argument("--consume", choices=["floor", "worker"], help=argparse.SUPPRESS)
@@ -419,14 +421,17 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
         )
 
     print(
-        f"\ncloudq benchmark — {n} no-op tasks per drain, ministack on 127.0.0.1, each consumer "
+        f"\ncloudq benchmark — {n} no-op tasks per drain, medians of {args.rounds} rounds, ministack on "
+        "127.0.0.1, each consumer "
         "in its own process (through a counting proxy)"
     )
     print(
         f"  {'consumer':<52} {'tasks/s':>8} {'x floor':>8} {'CPU µs/task':>12} {'x floor':>8} {'SQS/task':>9}"
     )
     for c in args.concurrency:
-        raw, ours = floor(c), worker(c)
+        # Floor and worker alternate, round after round; each row is the medians of its rounds.
+        rounds = [(floor(c), worker(c)) for _ in range(args.rounds)]
+        raw, ours = (median_drain([pair[side] for pair in rounds]) for side in (0, 1))
         for drain in (raw, ours):
             print_row(drain, raw)
 
@@ -460,6 +465,15 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
         f"  .delay() latency p50 / p95          {p(delay, 0.5):.2f} / {p(delay, 0.95):.2f} ms  "
         f"(p50 {statistics.median(delay) / statistics.median(raw_send):.2f}x raw)"
     )
+
+
+def median_drain(drains: list[Drain]) -> Drain:
+    """One row for several rounds of a consumer: the median time and the median CPU (the
+    machine is shared and noisy: one round can be 15% off), the calls of the first round."""
+    first = drains[0]
+    seconds = statistics.median(drain.seconds for drain in drains)
+    cpu_seconds = statistics.median(drain.cpu_seconds for drain in drains)
+    return Drain(first.label, first.tasks, seconds, cpu_seconds, first.calls)
 
 
 def print_row(drain: Drain, raw: Drain) -> None:
