@@ -35,13 +35,16 @@ def test_a_service_without_endpoint_data_is_refused() -> None:
 
 
 def test_the_shared_loader_knows_only_cloudq_services_and_loads_their_latest_models() -> None:
-    # Given cloudq's loader, which skips botocore's listing of every service (issue 14)
-    from cloudq.aws import _loader
+    # Given cloudq's loader, which skips botocore's listing of every service (issue 14); a new
+    # one: the process's shared one caches models that botocore amends on a first S3 call
+    # (``authPath``), as its own loader's cache is amended within a session
+    from cloudq.aws import _FileLoader, _Loader
 
+    loader = _Loader(file_loader=_FileLoader())
     plain = boto3.session.Session()._loader
     for type_name in ("service-2", "endpoint-rule-set-1"):
         # Then it lists cloudq's services, and loads the model botocore's own loader loads
-        assert _loader.list_available_services(type_name) == sorted(ENDPOINT_PREFIXES)
+        assert loader.list_available_services(type_name) == sorted(ENDPOINT_PREFIXES)
         for service in ENDPOINT_PREFIXES:
-            ours = _loader.load_service_model(service, type_name)
+            ours = loader.load_service_model(service, type_name)
             assert ours == plain.load_service_model(service, type_name), (service, type_name)
