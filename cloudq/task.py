@@ -189,7 +189,7 @@ class Task(Generic[P, R]):
         raise Retry(countdown=countdown, exc=exc)
 
 
-def run_with_request(request: Request, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+def run_with_request(request: Request, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
     """``fn(*args, **kwargs)`` with ``request`` as the current request of this thread."""
     token = _current_request.set(request)
     try:

@@ -114,3 +114,24 @@ def test_the_worker_calls_hooks_on_the_task_thread() -> None:
     # Then before and after ran on the pool's threads, the same ones
     assert threads["before"] == threads["after"]
     assert all(name.startswith("cloudq-task") for name in threads["before"])
+
+
+@pytest.mark.parametrize("hooked", [False, True])
+def test_a_task_may_name_its_parameters_request_and_fn(hooked: bool) -> None:
+    # Given a task whose keyword-only parameters have the names of the executor's own helpers
+    # (request, fn), with and without hooks (a run without hooks builds no event)
+    app = make_app("hooks-names", broker="memory://", backend="memory://")
+    ran: list[tuple[str, str]] = []
+
+    @app.task(name="named")
+    def named(*, request: str, fn: str) -> str:
+        ran.append((request, fn))
+        return request + fn
+
+    if hooked:
+        recorder(app)
+    # When it is sent by keyword and run
+    result = named.delay(request="a", fn="b")
+    drain(app)
+    # Then it ran with them
+    assert ran == [("a", "b")] and result.get(timeout=1) == "ab"
