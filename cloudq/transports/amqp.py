@@ -96,9 +96,9 @@ SHORT_POLL_SECONDS = 0.02
 RECEIVES_HEADER = "cloudq-receives"
 GROUP_HEADER = "cloudq-group-id"
 DEDUPLICATION_HEADER = "cloudq-deduplication-id"
-OWN_HEADERS = frozenset({RECEIVES_HEADER, GROUP_HEADER, DEDUPLICATION_HEADER})
 #: When the message was sent (epoch milliseconds): ``ReceivedMessage.sent_timestamp_ms``.
 SENT_HEADER = "cloudq-sent-ms"
+OWN_HEADERS = frozenset({RECEIVES_HEADER, GROUP_HEADER, DEDUPLICATION_HEADER, SENT_HEADER})
 #: Connection-level failures: the connection is dropped and made again on the next call.
 CONNECTION_ERRORS = (OSError, amqp.exceptions.ConnectionError, amqp.exceptions.RecoverableConnectionError)
 
@@ -586,7 +586,7 @@ def _attributes(headers: Mapping[str, Any]) -> dict[str, str]:
     return {
         name: _text(value)
         for name, value in headers.items()
-        if not name.startswith("x-") and name not in OWN_HEADERS and name != SENT_HEADER
+        if not name.startswith("x-") and name not in OWN_HEADERS
     }
 
 
