@@ -336,6 +336,8 @@ def main() -> None:
         help="the result modes measured with DynamoDB results",
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
     if args.consume == "floor":
         consume_floor(args.target, args.tasks, args.concurrency[0], args.backend)
