@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 WHEELHOUSE := .wheelhouse
 WHEELS := $(WHEELHOUSE)/.filled
 
-.PHONY: demo test chaos bench lint typecheck clean infra workflows
+.PHONY: demo test check chaos bench lint typecheck clean infra workflows
 
 $(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,14 @@ $(WHEELS): pyproject.toml emulator/pyproject.toml | $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cloudq demo
 
-test: $(STAMP) $(WHEELS)
+# The suite, after the lint and type checks the README promises (they run here, not only by hand).
+test: $(STAMP) $(WHEELS) lint typecheck
 	$(BIN)/python -m pytest -q
+
+# The fast tier: unit tests and the in-process engines' conformance (memory, moto), no servers.
+check: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+	$(BIN)/python -m pytest -q tests/conformance -k "memory or moto"
 
 # The chaos suite at the issue's full scale (make test runs it short).
 chaos: $(STAMP)
