@@ -250,7 +250,7 @@ class Executor:
         received, message, task = prepared.received, prepared.message, prepared.task
         assert message is not None and task is not None
         now = time.time()
-        if message.eta is not None and message.eta > now + 1:
+        if message.eta is not None and message.eta > now:  # never early, by any fraction
             return self._hop(message, received, message.eta - now)
         if message.expires is not None and message.expires < now:
             return self._fail(task, message, 0, "Expired", "task expired before it could run")
@@ -298,8 +298,10 @@ class Executor:
         return self.app.codec.decode(received.body, received.message_id)
 
     def _hop(self, message: Message, received: ReceivedMessage, wait: float) -> Outcome:
-        """Re-send a message whose eta is beyond the broker's longest delay; not an attempt."""
-        delay = int(min(wait, self.app.transport.max_delay_seconds))
+        """Re-send a message that came before its eta (beyond the broker's longest delay, or
+        early by a fraction of a second); not an attempt. Delays are whole seconds: rounded
+        up, so the next delivery is never early."""
+        delay = min(math.ceil(wait), self.app.transport.max_delay_seconds)
         done = message.retries + received.receive_count - 1
         hopped = message.model_copy(update={"retries": done})
         body = self._encode(hopped)
