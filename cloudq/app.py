@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import math
 import os
 import sys
 import threading
@@ -398,7 +399,8 @@ class CloudQ:
         for out in messages:
             delay = 0
             if out.message.eta is not None:
-                delay = int(min(max(out.message.eta - now, 0), transport.max_delay_seconds))
+                # Whole seconds on every broker: rounded up, so the task never arrives early.
+                delay = min(math.ceil(max(out.message.eta - now, 0)), transport.max_delay_seconds)
             group = out.message_group_id or _group(out.queue)
             body = self.encode(out.message)
             bodies.append(OutgoingMessage(body, delay, group_id=group, deduplication_id=out.deduplication_id))

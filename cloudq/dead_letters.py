@@ -30,6 +30,7 @@ from cloudq.transports.base import (
 
 if TYPE_CHECKING:
     from cloudq.app import CloudQ
+    from cloudq.message import Message
     from cloudq.transports.base import Transport
 
 #: Seconds a listed message stays hidden while it is being read (then handed back).
@@ -110,15 +111,22 @@ def replay_dead_letters(
 
 
 def _replay_body(app: CloudQ, letter: DeadLetter) -> str:
-    """The body a dead letter is replayed with: a new life for a cloudq message (fresh retry
-    budget, the final error kept in its history; a payload pointer kept as it is), the body
-    unchanged for anything else."""
+    """The body a dead letter is replayed with: a new life for a cloudq message (a payload
+    pointer kept as it is), the body unchanged for anything else."""
     try:
         message = app.codec.parse(letter.body, letter.message_id)
     except DecodeError:
         return letter.body
+    return app.encode(new_life(app, message, letter.reason))
+
+
+def new_life(app: CloudQ, message: Message, reason: str) -> Message:
+    """``message`` back from the dead-letter queue, by ``cloudq dlq replay`` or moved back by
+    the broker (``Executor``): a fresh retry budget (the attempts spent so far become its
+    base), and the final error of the life that ended (``reason``) added to its history.
+    Raises ``BackendError`` when the attempts cannot be read."""
     record = app.backend.get(message.id) if app.backend is not None else None
     attempts = record.attempts if record is not None else (message.attempt_base or 0)
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    note = f"{letter.reason} (dead-lettered after {attempts} attempt(s); replayed {when})"
-    return app.encode(message.replayed(attempts, note))
+    note = f"{reason} (dead-lettered after {attempts} attempt(s); replayed {when})"
+    return message.replayed(attempts, note)

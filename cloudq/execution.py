@@ -10,6 +10,9 @@ shutdown, a Lambda deadline, a held FIFO group) do not. Without a backend, a ret
 visibility of the *same* broker message, so its receive count stands in for attempts. A message
 re-sent instead (a retry longer than the broker's delay limit) carries the attempts already made
 in ``Message.retries``. A hop (re-sent only to wait for an eta) is not an attempt.
+
+A message moved back from the dead-letter queue by the broker (cloudq's dead-letter note still
+on it) is re-sent as ``cloudq dlq replay`` sends it: a new life with its whole retry budget.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from cloudq import workflow
 from cloudq.backends.base import ClaimStatus, Delivery, ResultRecord, State
+from cloudq.dead_letters import new_life
 from cloudq.errors import (
     ArgumentError,
     BackendError,
@@ -45,6 +49,7 @@ from cloudq.task import Request, Task
 from cloudq.tracing import run_span, trace_id
 from cloudq.transports.base import (
     MAX_REASON_CHARS,
+    DeadLetterNote,
     OutgoingMessage,
     ReceivedMessage,
     is_fifo,
@@ -194,6 +199,8 @@ def log_outcome(prepared: Prepared, outcome: Outcome, seconds: float) -> None:
             logger.info("%s %s", where, why, extra=fields)
         elif outcome.action is Action.RETRY:
             logger.info("%s back in %d s: %s", where, outcome.delay_seconds, outcome.reason, extra=fields)
+        elif outcome.reason:
+            logger.info("%s %s", where, outcome.reason, extra=fields)
         else:
             logger.debug("%s waits for its eta: re-sent", where, extra=fields)
         return
@@ -249,8 +256,11 @@ class Executor:
             return prepared.refused
         received, message, task = prepared.received, prepared.message, prepared.task
         assert message is not None and task is not None
+        note = DeadLetterNote.from_attributes(received.attributes)
+        if note is not None:
+            return self._returned(message, note)
         now = time.time()
-        if message.eta is not None and message.eta > now + 1:
+        if message.eta is not None and message.eta > now:  # never early, by any fraction
             return self._hop(message, received, message.eta - now)
         if message.expires is not None and message.expires < now:
             return self._fail(task, message, 0, "Expired", "task expired before it could run")
@@ -297,9 +307,24 @@ class Executor:
     def _decode(self, received: ReceivedMessage) -> Message:
         return self.app.codec.decode(received.body, received.message_id)
 
+    def _returned(self, message: Message, note: DeadLetterNote) -> Outcome:
+        """A message moved back from the dead-letter queue as it was (the SQS console's "Start
+        DLQ redrive", StartMessageMoveTask): cloudq's dead-letter note is still on it, which no
+        delivery of the original message carries. Its body still holds the spent attempts, so
+        it is re-sent as ``cloudq dlq replay`` sends it: a new life. Not an attempt."""
+        try:
+            again = new_life(self.app, message, note.reason)
+        except BackendError as exc:
+            self.health.failed("result backend (read)", exc)
+            return Outcome.retry(BACKEND_RETRY_SECONDS, reason="not replayed (backend unavailable)")
+        reason = "back from the dead-letter queue: re-sent as a new life"
+        return Outcome(Action.RESEND, reason=reason, body=self._encode(again))
+
     def _hop(self, message: Message, received: ReceivedMessage, wait: float) -> Outcome:
-        """Re-send a message whose eta is beyond the broker's longest delay; not an attempt."""
-        delay = int(min(wait, self.app.transport.max_delay_seconds))
+        """Re-send a message that came before its eta (beyond the broker's longest delay, or
+        early by a fraction of a second); not an attempt. Delays are whole seconds: rounded
+        up, so the next delivery is never early."""
+        delay = min(math.ceil(wait), self.app.transport.max_delay_seconds)
         done = message.retries + received.receive_count - 1
         hopped = message.model_copy(update={"retries": done})
         body = self._encode(hopped)

@@ -120,6 +120,11 @@ def make_app(name: str = "tests", **settings: Any) -> CloudQ:
             raise FlakyError(f"first run of {tag} fails on purpose")
         return tag
 
+    @app.task(name="started_at")
+    def started_at() -> float:
+        """When this run started (epoch seconds): tests of eta precision measure it here."""
+        return time.time()
+
     @app.task(name="noop")
     def noop() -> None:
         return None

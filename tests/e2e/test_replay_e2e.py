@@ -9,9 +9,11 @@ import sys
 
 from cloudq import CloudQ, State
 from cloudq.dead_letters import list_dead_letters
+from cloudq.execution import Action, Executor, apply_outcome
 from cloudq.transports import OutgoingMessage
 from tests.e2e.conftest import WorkerFactory, side_effects
 from tests.processes import wait_until
+from tests.redrive import dead_letter_with_a_duplicate, move_back_as_aws_does
 
 
 def _cloudq(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -45,6 +47,47 @@ def test_a_replayed_task_that_used_up_its_retries_runs_again_with_a_fresh_budget
     assert record.history is not None and len(record.history) == 1
     assert "FlakyError: failing on purpose first" in record.history[0]
     assert "after 3 attempt(s)" in record.history[0]
+
+
+def test_a_task_moved_back_as_the_sqs_console_redrives_it_runs_again_with_its_whole_budget(
+    engine_app: CloudQ, start_worker: WorkerFactory, e2e_env: dict[str, str]
+) -> None:
+    # Given a task that failed 3 times (max_retries=2) and was dead-lettered
+    start_worker("-c", "2")
+    result = engine_app.tasks["always_fails"].apply_async(["moved"], task_id="redrive-me")
+    assert wait_until(lambda: result.state is State.FAILURE and _dead_letter_count(engine_app) == 1, 60)
+    assert side_effects(e2e_env, "always_fails") == ["moved"] * 3
+    # When it is moved back as AWS moves it (same body and attributes, a new message id)
+    assert len(move_back_as_aws_does(engine_app)) == 1
+    # Then it ran 3 more times (its whole budget), and failed with its own error again
+    assert wait_until(lambda: len(side_effects(e2e_env, "always_fails")) == 6, 30)
+    assert wait_until(lambda: _dead_letter_count(engine_app) == 1, 30)
+    record = result.record()
+    assert record is not None and record.state is State.FAILURE and record.attempts == 6
+    assert record.error_type == "FlakyError" and "failing on purpose moved" in (record.error_message or "")
+    # and its history shows the earlier life, as after `cloudq dlq replay`
+    assert record.history is not None and len(record.history) == 1
+    assert "FlakyError: failing on purpose moved" in record.history[0]
+    assert "after 3 attempt(s)" in record.history[0]
+
+
+def test_a_duplicate_delivery_of_a_dead_lettered_message_does_not_start_a_new_life(
+    engine_app: CloudQ, e2e_env: dict[str, str]
+) -> None:
+    # Given a task dead-lettered after 3 attempts whose message the broker delivered once more
+    # (its last visibility ran out before the dead-lettering was applied)
+    result = engine_app.tasks["always_fails"].apply_async(["dup"], task_id="duplicate-me")
+    executor = Executor(engine_app)
+    duplicate = dead_letter_with_a_duplicate(engine_app, executor, attempts=3)
+    # When the duplicate delivery is executed
+    outcome = executor.execute(duplicate)
+    apply_outcome(engine_app.transport, duplicate, outcome)
+    # Then the task did not run again and no new life began: the message is dead-lettered
+    assert side_effects(e2e_env, "always_fails") == ["dup"] * 3
+    assert outcome.action is Action.DEAD_LETTER and outcome.attempt == 3
+    record = result.record()
+    assert record is not None and record.state is State.FAILURE and not record.history
+    assert engine_app.transport.receive("default", 10, wait_seconds=0) == []
 
 
 def test_a_fifo_replay_soon_after_the_original_send_is_not_deduplicated(

@@ -4,6 +4,7 @@ Lambda worker under the emulated trigger: the same calls give the same results a
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -61,3 +62,30 @@ def test_the_same_tasks_give_the_same_results_under_worker_and_lambda(
     assert (error_type,) == EXPECTED["returns_object"]
     assert "object" in message
     assert got == {name: value for name, value in EXPECTED.items() if name != "returns_object"}
+
+
+#: Countdowns under a second, between two whole seconds, and just under a whole second.
+COUNTDOWNS = (0.3, 1.5, 5.9)
+#: How late a task may start after its eta: SQS delays are whole seconds, rounded up.
+MAX_LATE_SECONDS = 1.5
+
+
+@pytest.mark.parametrize("runner", ["worker", "lambda"])
+def test_a_countdown_never_starts_before_its_eta_nor_long_after_it(
+    runner: str, e2e_app: CloudQ, start_worker: WorkerFactory, lambda_app: LambdaFactory
+) -> None:
+    # Given a running worker (or the Lambda worker), warmed up by one task
+    if runner == "worker":
+        app = e2e_app
+        start_worker("-c", "4")
+    else:
+        app = lambda_app()
+    assert app.tasks["add"].delay(1, 1).get(timeout=60) == 2
+    # When tasks are sent with countdowns (an eta each)
+    now = time.time()
+    etas = [now + countdown for countdown in COUNTDOWNS]
+    results = [app.tasks["started_at"].apply_async(eta=eta) for eta in etas]
+    # Then each starts no earlier than its eta, and at most 1.5 s after it
+    late = [result.get(timeout=30) - eta for result, eta in zip(results, etas, strict=True)]
+    print(f"{runner}: started after the eta by " + ", ".join(f"{s:.3f} s" for s in late))
+    assert all(0 <= seconds <= MAX_LATE_SECONDS for seconds in late), late

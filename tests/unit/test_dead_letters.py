@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cloudq import CloudQ, State
 from cloudq.dead_letters import list_dead_letters, replay_dead_letters
+from cloudq.execution import Action, Executor, apply_outcome
 from cloudq.testing import drain
 from cloudq.transports import OutgoingMessage
+from tests.redrive import dead_letter_with_a_duplicate, move_back_as_aws_does
 
 
 @pytest.fixture
@@ -41,3 +45,45 @@ def test_replay_by_task_id_sends_only_that_message_back_and_it_runs(failed: Clou
 def test_replay_all(failed: CloudQ) -> None:
     assert len(replay_dead_letters(failed, "default")) == 2
     assert failed.transport.stats("default-dlq").visible == 0
+
+
+def test_a_task_moved_back_by_the_broker_starts_a_new_life_with_its_whole_budget(
+    app: CloudQ, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDQ_TEST_LOG_DIR", str(tmp_path))
+    # Given a task that failed 3 times (max_retries=2) and was dead-lettered
+    result = app.tasks["always_fails"].apply_async(["moved"], task_id="moved-1")
+    drain(app, raise_failures=False)
+    # When the dead letter is moved back as the SQS console's redrive does, and the queue drains
+    [moved_id] = move_back_as_aws_does(app)
+    drain(app, raise_failures=False)
+    # Then it ran 3 more times (its whole budget) and failed with its own error again
+    assert (tmp_path / "always_fails").read_text().splitlines() == ["moved"] * 6
+    record = result.record()
+    assert record is not None and record.state is State.FAILURE and record.attempts == 6
+    assert record.error_type == "FlakyError"
+    # and the first life's final error is in its history, as after a `cloudq dlq replay`
+    assert record.history is not None and len(record.history) == 1
+    assert "FlakyError: failing on purpose moved" in record.history[0]
+    assert "after 3 attempt(s)" in record.history[0]
+    [letter] = list_dead_letters(app, "default")
+    assert letter.task_id == "moved-1" and letter.message_id != moved_id
+
+
+def test_a_duplicate_delivery_of_the_dead_lettered_original_is_not_a_new_life(
+    app: CloudQ, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDQ_TEST_LOG_DIR", str(tmp_path))
+    # Given a task dead-lettered after 3 attempts, whose message was delivered once more
+    result = app.tasks["always_fails"].apply_async(["dup"], task_id="dup-1")
+    executor = Executor(app)
+    duplicate = dead_letter_with_a_duplicate(app, executor, attempts=3)
+    # When the duplicate delivery is executed
+    outcome = executor.execute(duplicate)
+    apply_outcome(app.transport, duplicate, outcome)
+    # Then the task did not run again, and no new life began: the message is dead-lettered
+    assert (tmp_path / "always_fails").read_text().splitlines() == ["dup"] * 3
+    assert outcome.action is Action.DEAD_LETTER and outcome.attempt == 3
+    record = result.record()
+    assert record is not None and record.state is State.FAILURE and not record.history
+    assert app.transport.stats("default").visible == 0

@@ -129,6 +129,27 @@ def test_a_message_before_its_eta_hops_and_the_hop_is_not_an_attempt(app: CloudQ
     assert app.AsyncResult(message.id).state is State.PENDING  # it did not run
 
 
+def test_a_countdown_of_a_fraction_of_a_second_is_sent_delayed_a_whole_second(app: CloudQ) -> None:
+    # Given a countdown of 0.3 s (broker delays are whole seconds)
+    app.tasks["add"].apply_async((1, 2), countdown=0.3)
+    # Then the message is sent delayed (rounded up to 1 s), not visible at once
+    stats = app.transport.stats("default")
+    assert (stats.visible, stats.delayed) == (0, 1)
+
+
+def test_a_message_a_fraction_of_a_second_before_its_eta_hops_a_whole_second(app: CloudQ) -> None:
+    # Given a message received 0.3 s before its eta
+    message = Message(task="add", args=[1, 2], eta=time.time() + 0.3)
+    app.transport.send("default", [OutgoingMessage(message.encode(10**6))])
+    [received] = app.transport.receive("default", 1, wait_seconds=0)
+    # When executed
+    outcome = Executor(app).execute(received)
+    # Then it does not run early: it is re-sent for the rest, rounded up, and no attempt counts
+    assert (outcome.action, outcome.delay_seconds) == (Action.RESEND, 1)
+    assert Message.decode(outcome.body or "").retries == 0
+    assert app.AsyncResult(message.id).state is State.PENDING
+
+
 def test_an_expired_task_is_dead_lettered_not_run(app: CloudQ) -> None:
     result = app.tasks["add"].apply_async((1, 2), expires=time.time() - 1)
     drain(app, raise_failures=False)
