@@ -75,6 +75,13 @@ class _OneLineErrors(click.Group):
         # Without standalone mode click returns the code of ``--help``/``--version`` (0).
         sys.exit(code if isinstance(code, int) else 0)
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), "emulator", *_entry_points()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        """cloudq's own commands, then those of other distributions (``COMMANDS_GROUP``)."""
+        return super().get_command(ctx, name) or _command_of(name)
+
 
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs (without the AWS SDK's).")
@@ -407,7 +414,17 @@ def infra_render(app_reference: str, format_name: str, output: str | None) -> No
         Path(output).write_text(text)
 
 
-# -- the emulator ---------------------------------------------------------------------------
+# -- commands of other distributions -------------------------------------------------------
+
+#: The entry-point group through which another distribution adds a command (the emulator:
+#: ``cloudq emulator``). A command is loaded only when called or listed, never when this module
+#: is imported, so the two modules never import each other half-initialised.
+COMMANDS_GROUP = "cloudq.commands"
+#: What ``cloudq emulator`` and ``cloudq demo`` say when the emulator is not installed.
+EMULATOR_MISSING = (
+    f"the emulator is not installed; pip install '{DISTRIBUTION}[emulator]' "
+    "(in this repo: pip install -e ./emulator)"
+)
 
 
 def _emulator_module(name: str) -> Any:
@@ -417,28 +434,39 @@ def _emulator_module(name: str) -> Any:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("cloudq_emulator"):
-            raise ConfigurationError(
-                f"the emulator is not installed; pip install '{DISTRIBUTION}[emulator]' "
-                "(in this repo: pip install -e ./emulator)"
-            ) from None
+            raise ConfigurationError(EMULATOR_MISSING) from None
         raise
 
 
-def _attach_emulator_group() -> None:
-    """``cloudq emulator …`` lives in the emulator distribution; attach it if present."""
-    try:
-        from cloudq_emulator.cli import emulator
-    except ModuleNotFoundError:
+def _entry_points() -> dict[str, Any]:
+    from importlib.metadata import entry_points
 
-        @main.command(name="emulator", context_settings={"ignore_unknown_options": True})
-        @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-        @friendly_errors
-        def missing(args: tuple[str, ...]) -> None:
-            """Local AWS (needs the emulator: the 'emulator' extra)."""
-            _emulator_module("cloudq_emulator.cli")
-
-        return
-    main.add_command(emulator)
+    return {point.name: point for point in entry_points(group=COMMANDS_GROUP)}
 
 
-_attach_emulator_group()
+def _command_of(name: str) -> click.Command | None:
+    """The command ``name`` of another distribution; when the emulator's is not installed (or
+    its module is gone), one that says how to install it."""
+    point = _entry_points().get(name)
+    if point is not None:
+        try:
+            command = point.load()
+        except ModuleNotFoundError as exc:
+            top = (exc.name or "").partition(".")[0]
+            if not top or point.module.partition(".")[0] != top:
+                raise  # a dependency of an installed command is missing: its own error
+        else:
+            if not isinstance(command, click.Command):
+                raise ConfigurationError(
+                    f"entry point {point.value!r} ({COMMANDS_GROUP}) is not a click command"
+                )
+            return command
+    return _emulator_missing if name == "emulator" else None
+
+
+@click.command(name="emulator", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@friendly_errors
+def _emulator_missing(args: tuple[str, ...]) -> None:
+    """Local AWS (needs the emulator: the 'emulator' extra)."""
+    raise ConfigurationError(EMULATOR_MISSING)

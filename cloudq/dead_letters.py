@@ -99,9 +99,9 @@ def replay_dead_letters(
             skipped.append(message)
             continue
         body = _replay_body(app, letter)
-        again = OutgoingMessage(
-            body, group_id=message.group_id, deduplication_id=f"replay-{message.message_id}"
-        )
+        # Its own deduplication id, where the broker deduplicates (not dropped as a repeat).
+        dedup = f"replay-{message.message_id}" if transport.deduplication else None
+        again = OutgoingMessage(body, group_id=message.group_id, deduplication_id=dedup)
         require_sent(letter.source_queue, transport.send(letter.source_queue, [again]))
         transport.ack(dlq, [message.receipt_handle])
         replayed.append(letter)

@@ -36,7 +36,9 @@ def transport_from_url(url: str, app_name: str, settings: Settings) -> Transport
     if parsed.scheme == "memory":
         from cloudq.transports.memory import MemoryTransport
 
-        return MemoryTransport(**limits)
+        if settings.max_message_bytes:
+            return MemoryTransport(max_message_bytes=settings.max_message_bytes)
+        return MemoryTransport()
     if parsed.scheme == "sqs":
         from cloudq.transports.sqs import SQSTransport
 

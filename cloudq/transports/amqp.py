@@ -42,6 +42,9 @@ Semantics (``Transport`` in base.py; this engine declares ``visibility_timeouts 
   ``x-single-active-consumer`` (one consumer at a time gets its messages, the others stand
   by); within that consumer, a message of a group that has one in flight stays buffered
   (unacked, in order) until the group is free, and a FIFO hand-back stays in place.
+- No deduplication (``deduplication = False``): RabbitMQ keeps no window of ids, so a repeated
+  body is a second message, and a ``deduplication_id`` on a FIFO queue is refused
+  (``ConfigurationError``) rather than silently not kept.
 - ``stats``: ``visible`` is the broker's ready count; ``in_flight`` and ``delayed`` are what
   this transport holds or has delayed (AMQP reports no unacked or per-delay counts).
 """
@@ -95,6 +98,7 @@ PREFETCH_SHRINK_SECONDS = 2.0
 SHORT_POLL_SECONDS = 0.02
 RECEIVES_HEADER = "cloudq-receives"
 GROUP_HEADER = "cloudq-group-id"
+#: Written by older senders (it deduplicated nothing); still kept out of a message's attributes.
 DEDUPLICATION_HEADER = "cloudq-deduplication-id"
 #: When the message was sent (epoch milliseconds): ``ReceivedMessage.sent_timestamp_ms``.
 SENT_HEADER = "cloudq-sent-ms"
@@ -133,6 +137,8 @@ class AMQPTransport:
     #: An ack is one frame with no answer, and a finished message left unacked would hold a
     #: place of the prefetch window: the worker acks each at once (``Transport.immediate_acks``).
     immediate_acks = True
+    #: RabbitMQ has no deduplication window (module docstring).
+    deduplication = False
 
     def __init__(
         self,
@@ -264,6 +270,11 @@ class AMQPTransport:
         nothing was sent at all ``TransportError`` is raised."""
         for message in messages:
             check_size(message.body, self.max_message_bytes)
+        if is_fifo(queue) and any(message.deduplication_id is not None for message in messages):
+            raise ConfigurationError(
+                f"deduplication_id= on {queue!r}: RabbitMQ has no deduplication (a repeat would "
+                "be delivered again); send without it, or use SQS or Redis for FIFO deduplication"
+            )
         results: list[SendResult] = []
         for position, message in enumerate(messages):
             refused = refused_body(message.body)
@@ -273,8 +284,6 @@ class AMQPTransport:
             headers = dict(message.attributes)
             if message.group_id is not None:
                 headers[GROUP_HEADER] = message.group_id
-            if message.deduplication_id is not None:
-                headers[DEDUPLICATION_HEADER] = message.deduplication_id
             message_id = random_uuid()
             try:
                 with self._mapped(f"send to {queue}"):

@@ -35,6 +35,14 @@ Semantics every engine keeps (the conformance suite checks them):
   answer to wait for, and a finished but unacked message still fills the prefetch window, so
   batching only makes the broker stop pushing); ``False`` when an ack is a request worth
   batching (SQS: one ``DeleteMessageBatch`` per 10; Redis; memory).
+- ``deduplication`` (a capability): ``True`` when a FIFO queue keeps SQS's deduplication: a
+  message whose deduplication id (``fifo_deduplication_id``: its ``deduplication_id``, else the
+  SHA-256 of its body) was sent to the queue in the last ``SQS_DEDUPLICATION_SECONDS`` (5 min)
+  is answered as sent but not enqueued again (SQS, Redis, memory; Redis and memory answer
+  with the first message's id). ``False`` when the broker has none (RabbitMQ): a repeated
+  body is a second message, and a send with a ``deduplication_id`` to a FIFO queue raises
+  ``ConfigurationError`` before anything is sent (it would be silently ignored otherwise).
+  Standard queues ignore it on every engine, as SQS does.
 - ``dead_letter`` puts the body on the queue's dead-letter queue with the reason as an
   attribute (``dead_letter_attributes``), then deletes the original: the message is never in
   neither queue.
@@ -43,6 +51,7 @@ Semantics every engine keeps (the conformance suite checks them):
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -64,6 +73,7 @@ __all__ = [
     "check_size",
     "dead_letter_attributes",
     "dead_letter_queue_name",
+    "fifo_deduplication_id",
     "is_fifo",
 ]
 
@@ -90,6 +100,14 @@ class OutgoingMessage:
     #: FIFO queues only: the message group (ordering unit) and deduplication id.
     group_id: str | None = None
     deduplication_id: str | None = None
+
+
+def fifo_deduplication_id(message: OutgoingMessage) -> str:
+    """The id a FIFO queue deduplicates ``message`` by: its ``deduplication_id``, else the
+    SHA-256 of its body. cloudq's FIFO queues are created without SQS's
+    ContentBasedDeduplication; the SQS engine sends this hash instead, so every engine with the
+    ``deduplication`` capability deduplicates a repeated body the same way."""
+    return message.deduplication_id or hashlib.sha256(message.body.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -183,6 +201,8 @@ class Transport(Protocol):
     visibility_timeouts: bool
     #: Whether the worker acks each message at once instead of in batches (module docstring).
     immediate_acks: bool
+    #: Whether FIFO queues drop a repeated deduplication id for 5 minutes (module docstring).
+    deduplication: bool
 
     def describe(self) -> str:
         """Where the broker is, for people: banners and error messages."""
@@ -195,7 +215,9 @@ class Transport(Protocol):
     def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         """Send messages (batched by the engine); return one ``SendResult`` per message, in
         order: its message id, or why it was not sent (see the module's contract). A body over
-        ``max_message_bytes`` raises ``MessageTooLargeError`` before anything is sent."""
+        ``max_message_bytes`` raises ``MessageTooLargeError`` before anything is sent; so does
+        a ``deduplication_id`` on a FIFO queue of an engine without ``deduplication``
+        (``ConfigurationError``)."""
         ...
 
     def receive(

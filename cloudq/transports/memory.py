@@ -1,8 +1,12 @@
 """``memory://``: an in-process broker with SQS's semantics.
 
-Real visibility timeouts, receive counts, delays, FIFO groups and a dead-letter queue per
-queue, so tests on it mean something. Queues are created on first use (there is nothing to
-provision in a process's memory).
+Real visibility timeouts, receive counts, delays, FIFO groups and deduplication, and a
+dead-letter queue per queue, so tests on it mean something. Queues are created on first use
+(there is nothing to provision in a process's memory).
+
+Every wall-clock read (visibility, delays, the deduplication window) is the injected
+``Clock``, so a test moves a ``ManualClock`` instead of sleeping. A long poll still waits on
+the real clock (a ``Condition``): a test of a manual clock receives with ``wait_seconds=0``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from cloudq.clock import SYSTEM_CLOCK, Clock
 from cloudq.ids import random_uuid
 from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import (
@@ -23,6 +28,7 @@ from cloudq.transports.base import (
     check_size,
     dead_letter_attributes,
     dead_letter_queue_name,
+    fifo_deduplication_id,
     is_fifo,
     refused_body,
     require_sent,
@@ -31,6 +37,7 @@ from cloudq.transports.base import (
 # The memory engine keeps SQS's limits: the SQS transport owns them.
 from cloudq.transports.sqs import (
     SQS_BATCH,
+    SQS_DEDUPLICATION_SECONDS,
     SQS_MAX_DELAY_SECONDS,
     SQS_MAX_MESSAGE_BYTES,
     SQS_MAX_VISIBILITY_SECONDS,
@@ -52,6 +59,20 @@ class _Entry:
 @dataclass
 class _Queue:
     entries: list[_Entry] = field(default_factory=list)
+    #: FIFO: deduplication id -> (when its window ends, the id of the message sent with it),
+    #: in send order, so the expired ones are at the front.
+    seen: dict[str, tuple[float, str]] = field(default_factory=dict)
+
+    def first_sent_as(self, deduplication_id: str, now: float) -> str | None:
+        """The message id sent with ``deduplication_id`` within the window, or ``None``;
+        forgets the ids whose window has ended."""
+        while self.seen:
+            oldest, (until, _) = next(iter(self.seen.items()))
+            if until > now:
+                break
+            del self.seen[oldest]
+        found = self.seen.get(deduplication_id)
+        return found[1] if found is not None and found[0] > now else None
 
 
 class MemoryTransport:
@@ -63,14 +84,19 @@ class MemoryTransport:
     visibility_timeouts = True
     #: Acks batched, as on SQS.
     immediate_acks = False
+    #: FIFO queues deduplicate for SQS's 5 minutes.
+    deduplication = True
 
     def __init__(
         self,
         visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
         max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.visibility_timeout = visibility_timeout
         self.max_message_bytes = max_message_bytes
+        self.clock = clock
         self._queues: dict[str, _Queue] = {}
         self._changed = threading.Condition()
         self._handles = itertools.count()
@@ -87,28 +113,37 @@ class MemoryTransport:
     def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         for out in messages:
             check_size(out.body, self.max_message_bytes)
-        now = time.time()
-        results: list[SendResult] = []
+        now = self.clock.time()
         with self._changed:
             q = self._queue(queue)
-            for out in messages:
-                refused = refused_body(out.body)
-                if refused is not None:
-                    results.append(SendResult(error=refused))
-                    continue
-                delay = min(max(out.delay_seconds, 0), self.max_delay_seconds)
-                entry = _Entry(
-                    message_id=random_uuid(),
-                    body=out.body,
-                    attributes=dict(out.attributes),
-                    group_id=out.group_id,
-                    sent_at=now,
-                    visible_at=now + delay,
-                )
-                q.entries.append(entry)
-                results.append(SendResult(entry.message_id))
+            results = [self._add(q, out, now, is_fifo(queue)) for out in messages]
             self._changed.notify_all()
         return results
+
+    def _add(self, q: _Queue, out: OutgoingMessage, now: float, fifo: bool) -> SendResult:
+        """Enqueue one message; a FIFO repeat within the window is answered with the first
+        message's id and not enqueued, as SQS does."""
+        refused = refused_body(out.body)
+        if refused is not None:
+            return SendResult(error=refused)
+        deduplication_id = fifo_deduplication_id(out) if fifo else None
+        if deduplication_id is not None:
+            first = q.first_sent_as(deduplication_id, now)
+            if first is not None:
+                return SendResult(first)
+        delay = min(max(out.delay_seconds, 0), self.max_delay_seconds)
+        entry = _Entry(
+            message_id=random_uuid(),
+            body=out.body,
+            attributes=dict(out.attributes),
+            group_id=out.group_id,
+            sent_at=now,
+            visible_at=now + delay,
+        )
+        q.entries.append(entry)
+        if deduplication_id is not None:
+            q.seen[deduplication_id] = (now + SQS_DEDUPLICATION_SECONDS, entry.message_id)
+        return SendResult(entry.message_id)
 
     def receive(
         self,
@@ -118,6 +153,7 @@ class MemoryTransport:
         visibility_timeout: int | None = None,
     ) -> list[ReceivedMessage]:
         hide_for = self.visibility_timeout if visibility_timeout is None else visibility_timeout
+        # The long poll's own deadline is real time: it is a wait on the Condition.
         deadline = time.monotonic() + wait_seconds
         with self._changed:
             while True:
@@ -129,12 +165,12 @@ class MemoryTransport:
                 self._changed.wait(min(remaining, self._next_visible_in(queue)))
 
     def _next_visible_in(self, queue: str) -> float:
-        now = time.time()
+        now = self.clock.time()
         pending = [e.visible_at - now for e in self._queue(queue).entries if e.visible_at > now]
         return max(min(pending, default=1.0), 0.005)
 
     def _take(self, queue: str, limit: int, hide_for: int) -> list[ReceivedMessage]:
-        now = time.time()
+        now = self.clock.time()
         q = self._queue(queue)
         fifo = is_fifo(queue)
         busy_groups = {e.group_id for e in q.entries if fifo and e.visible_at > now}
@@ -172,7 +208,7 @@ class MemoryTransport:
         with self._changed:
             for entry in self._queue(queue).entries:
                 if entry.receipt_handle == receipt_handle:
-                    entry.visible_at = time.time() + visibility_timeout
+                    entry.visible_at = self.clock.time() + visibility_timeout
                     self._changed.notify_all()
                     return
 
@@ -183,14 +219,14 @@ class MemoryTransport:
     def dead_letter(self, message: ReceivedMessage, reason: str) -> str:
         attributes = dead_letter_attributes(message, reason)
         dlq = dead_letter_queue_name(message.queue)
-        [copy] = require_sent(
-            dlq, self.send(dlq, [OutgoingMessage(message.body, 0, attributes, message.group_id)])
-        )
+        # Deduplicated by the original's id, as on SQS: two messages of one body both get a copy.
+        copy_of = OutgoingMessage(message.body, 0, attributes, message.group_id, message.message_id)
+        [copy] = require_sent(dlq, self.send(dlq, [copy_of]))
         self.ack(message.queue, [message.receipt_handle])
         return copy
 
     def stats(self, queue: str) -> QueueStats:
-        now = time.time()
+        now = self.clock.time()
         with self._changed:
             entries = self._queue(queue).entries
             in_flight = sum(1 for e in entries if e.visible_at > now and e.receive_count > 0)

@@ -14,7 +14,10 @@ visibility passes.
   (pushed by senders and hand-backs) for at most the time until the next hidden message is
   due, capped at ``MAX_BLOCK_SECONDS``; no busy waiting.
 - FIFO (``*.fifo``): a group hands out nothing while one of its received messages is hidden,
-  and always hands out in send order, even after a hand-back or an expired visibility.
+  and always hands out in send order, even after a hand-back or an expired visibility. A
+  send whose deduplication id (``fifo_deduplication_id``) was sent in the last 5 minutes is
+  answered with the first message's id and not added: the send script checks and sets the
+  key ``<queue>:dedup:<id>`` (expiring after the window, on the server's clock) in the same step.
 
 Redis needs no provisioning: ``check_queues`` only checks that the server answers.
 Single-node Redis (or a primary): the scripts touch several keys of one or two queues.
@@ -39,6 +42,7 @@ from cloudq.transports.base import (
     check_size,
     dead_letter_attributes,
     dead_letter_queue_name,
+    fifo_deduplication_id,
     is_fifo,
     refused_body,
 )
@@ -46,6 +50,7 @@ from cloudq.transports.base import (
 # The Redis engine keeps SQS's limits: the SQS transport owns them.
 from cloudq.transports.sqs import (
     SQS_BATCH,
+    SQS_DEDUPLICATION_SECONDS,
     SQS_MAX_DELAY_SECONDS,
     SQS_MAX_MESSAGE_BYTES,
     SQS_MAX_VISIBILITY_SECONDS,
@@ -104,6 +109,8 @@ class RedisTransport:
     visibility_timeouts = True
     #: An ack is a round trip: batched.
     immediate_acks = False
+    #: FIFO queues deduplicate for SQS's 5 minutes (redis_send.lua).
+    deduplication = True
 
     def __init__(
         self,
@@ -151,14 +158,17 @@ class RedisTransport:
             check_size(message.body, self.max_message_bytes)
         results = [SendResult(error=refused_body(message.body)) for message in messages]
         to_send = [i for i, result in enumerate(results) if result.error is None]
-        args: list[Any] = [_flag(queue)]
+        keys = list(self._keys(queue))
+        args: list[Any] = [_flag(queue), SQS_DEDUPLICATION_SECONDS * 1000]
         for i in to_send:  # one script call: every message is added, or none
             message = messages[i]
             entry = {"b": message.body, "a": dict(message.attributes), "g": message.group_id}
             delay_ms = min(max(message.delay_seconds, 0), SQS_MAX_DELAY_SECONDS) * 1000
             args += [json.dumps(entry), message.group_id or "", delay_ms]
+            if is_fifo(queue):
+                keys.append(f"{self.prefix}{queue}:dedup:{fifo_deduplication_id(message)}")
         if to_send:
-            ids = self._run("send", f"send to {queue}", self._keys(queue), args)
+            ids = self._run("send", f"send to {queue}", keys, args)
             for i, raw in zip(to_send, ids, strict=True):
                 results[i] = SendResult(self._message_id(queue, _text(raw)))
         return results

@@ -10,6 +10,8 @@
 --   group   hash id -> message group
 --   order   sorted set of "<group>\0<id>", all scores 0: each group's messages in send order
 --   due     hash id -> the time (ms) a never-received message may be handed out
+-- and, outside the nine, one key "<queue>:dedup:<deduplication id>" per id sent in the last
+-- 5 minutes (redis_send.lua), holding the message id it was sent as.
 -- On a FIFO queue, vis holds a group's received messages plus its first never-received one
 -- (its frontier); the rest of a group waits in order, so blocked groups cost no scanning.
 local PARTS = {'seq', 'msgs', 'vis', 'counts', 'tokens', 'notify', 'group', 'order', 'due'}

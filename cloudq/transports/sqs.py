@@ -7,7 +7,6 @@ botocore error is mapped to a cloudq error in ``_mapped``; none reaches the call
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ from cloudq.transports.base import (
     check_size,
     dead_letter_attributes,
     dead_letter_queue_name,
+    fifo_deduplication_id,
     is_fifo,
     not_sent,
     refused_body,
@@ -49,6 +49,8 @@ SQS_MAX_MESSAGE_ATTRIBUTES = 10
 SQS_MAX_VISIBILITY_SECONDS = 43_200
 #: The whole SendMessageBatch request is limited to 1 MiB too; keep headroom for the JSON.
 SQS_MAX_BATCH_BYTES = SQS_MAX_MESSAGE_BYTES - 16 * 1024
+#: A FIFO queue drops a message whose deduplication id it was sent in the last 5 minutes.
+SQS_DEDUPLICATION_SECONDS = 300
 MISSING_QUEUE_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 STALE_HANDLE_CODES = {"ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue"}
 CREDENTIAL_CODES = {
@@ -108,6 +110,8 @@ class SQSTransport:
     visibility_timeouts = True
     #: A delete is a request: batched (DeleteMessageBatch, 10 per call).
     immediate_acks = False
+    #: FIFO queues deduplicate (``fifo_deduplication_id`` is sent as MessageDeduplicationId).
+    deduplication = True
 
     def __init__(
         self,
@@ -193,9 +197,7 @@ class SQSTransport:
             entry["MessageGroupId"] = message.group_id
         if fifo:
             entry["MessageGroupId"] = message.group_id or "default"
-            entry["MessageDeduplicationId"] = (
-                message.deduplication_id or hashlib.sha256(message.body.encode()).hexdigest()
-            )
+            entry["MessageDeduplicationId"] = fifo_deduplication_id(message)
         elif message.delay_seconds:
             entry["DelaySeconds"] = min(max(int(message.delay_seconds), 0), SQS_MAX_DELAY_SECONDS)
         return entry

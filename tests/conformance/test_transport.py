@@ -8,8 +8,9 @@ import time
 import pytest
 
 from cloudq import CloudQ
+from cloudq.clock import ManualClock
 from cloudq.dead_letters import list_dead_letters
-from cloudq.errors import MessageTooLargeError
+from cloudq.errors import ConfigurationError, MessageTooLargeError
 from cloudq.transports.base import (
     REASON_ATTRIBUTE,
     SOURCE_QUEUE_ATTRIBUTE,
@@ -18,6 +19,7 @@ from cloudq.transports.base import (
     Transport,
     require_sent,
 )
+from cloudq.transports.memory import MemoryTransport
 from cloudq.transports.sqs import SQS_MAX_MESSAGE_ATTRIBUTES, SQSTransport
 from tests.conformance.conftest import VISIBILITY_TIMEOUT
 
@@ -267,3 +269,64 @@ def test_stats_say_the_oldest_messages_age_or_nothing_without_receiving_it(
     got = receive_all(transport, expected=2)
     assert sorted(message.body for message in got) == ["first", "second"]
     assert all(message.receive_count == 1 for message in got)
+
+
+@pytest.mark.needs_capability("deduplication", why="RabbitMQ keeps no window of deduplication ids")
+def test_a_fifo_queue_takes_a_repeated_deduplication_id_or_body_once(transport: Transport) -> None:
+    # Given a FIFO queue, each message in a group of its own (a repeat would be visible at once)
+    sends = [
+        OutgoingMessage("a", group_id="g1", deduplication_id="d-1"),
+        OutgoingMessage("b", group_id="g2", deduplication_id="d-1"),  # the id again
+        OutgoingMessage("c", group_id="g3", deduplication_id="d-2"),  # another id
+        OutgoingMessage("same", group_id="g4"),  # no id: the body's hash is the id
+    ]
+    # When they are sent, then the same body again without an id, one call each
+    results = [*transport.send(FIFO, sends[:2]), *transport.send(FIFO, sends[2:])]
+    results += transport.send(FIFO, [OutgoingMessage("same", group_id="g5")])
+    # Then every send is accepted, as SQS answers a duplicate
+    assert [result.sent for result in results] == [True] * 5
+    # but the queue holds one message per deduplication id: a, c and one "same"
+    got = receive_all(transport, queue=FIFO, expected=3)
+    assert sorted(message.body for message in got) == ["a", "c", "same"]
+    transport.ack(FIFO, [message.receipt_handle for message in got])
+    assert transport.receive(FIFO, 10, wait_seconds=1) == []
+
+
+def test_a_deduplication_id_counts_for_five_minutes_from_its_first_send() -> None:
+    # Given the memory engine on a manual clock (no other engine's clock can be moved)
+    clock = ManualClock()
+    transport = MemoryTransport(clock=clock)
+
+    def send_same() -> None:
+        require_sent(FIFO, transport.send(FIFO, [OutgoingMessage("same", deduplication_id="d-1")]))
+
+    # When the id is sent, then again 200 s and 299 s later
+    send_same()
+    clock.advance(200)
+    send_same()
+    clock.advance(99)
+    send_same()
+    # Then the repeats were dropped: one message
+    [first] = transport.receive(FIFO, 10, wait_seconds=0)
+    transport.ack(FIFO, [first.receipt_handle])
+    # When it is sent 301 s after its first send (a repeat does not extend the window)
+    clock.advance(2)
+    send_same()
+    # Then it is a message again
+    assert [message.body for message in transport.receive(FIFO, 10, wait_seconds=0)] == ["same"]
+
+
+def test_an_engine_without_deduplication_refuses_a_deduplication_id_on_a_fifo_queue(
+    transport: Transport,
+) -> None:
+    if transport.deduplication:
+        pytest.skip("this engine keeps deduplication (the tests above)")
+    # When a FIFO send carries a deduplication id it cannot keep
+    batch = [OutgoingMessage("a", group_id="g1"), OutgoingMessage("b", deduplication_id="d-1")]
+    with pytest.raises(ConfigurationError, match="has no deduplication"):
+        transport.send(FIFO, batch)
+    # Then nothing of it was sent, and without an id a repeated body is two messages
+    send(transport, "same", queue=FIFO, group_id="g2")
+    send(transport, "same", queue=FIFO, group_id="g3")
+    got = receive_all(transport, queue=FIFO, expected=2)
+    assert [message.body for message in got] == ["same", "same"]

@@ -83,6 +83,20 @@ def test_help_works_for_every_command() -> None:
         assert "Usage:" in done.stdout
 
 
+@pytest.mark.parametrize("command", [["emulator", "up"], ["demo"]])
+def test_without_the_emulator_its_commands_say_how_to_install_it(command: list[str]) -> None:
+    # Given an interpreter where the emulator cannot be imported
+    code = "import sys; sys.modules['cloudq_emulator'] = None; from cloudq.cli import main; main()"
+    # When one of its commands is run
+    done = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, timeout=60)
+    # Then one line says how to install it
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "cloudq: error: the emulator is not installed; pip install 'cloudq-aws[emulator]' "
+        "(in this repo: pip install -e ./emulator)"
+    ]
+
+
 def test_the_version_and_install_hints_name_the_distribution() -> None:
     from cloudq.distribution import DISTRIBUTION
     from cloudq.errors import MissingExtraError
