@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from cloudq.config import MAX_WAIT_SECONDS, WORKER_CONCURRENCY, WORKER_GRACE_SECONDS
+from cloudq.config import MAX_WAIT_SECONDS, WORKER_CONCURRENCY, WORKER_GRACE_SECONDS, WORKER_WAIT_SECONDS
 from cloudq.distribution import DISTRIBUTION
 from cloudq.errors import CloudQError, ConfigurationError, CredentialsError, QueueNotFoundError
 from cloudq.infra.naming import dead_letter_queue_name
@@ -120,7 +120,10 @@ def _split(value: str | None) -> list[str] | None:
     help="Seconds a received message stays hidden (heartbeat extends it; at most the broker's limit).",
 )
 @click.option(
-    "--wait", "wait_seconds", type=click.FloatRange(0, MAX_WAIT_SECONDS), help="Long-poll wait (0-20 s)."
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(0, MAX_WAIT_SECONDS),
+    help=f"Long-poll wait (0-20 s; default: the wait_seconds setting, {WORKER_WAIT_SECONDS:g}).",
 )
 @click.option(
     "--processes",

@@ -31,6 +31,11 @@ WORKER_GRACE_SECONDS = 25.0
 WORKER_CONCURRENCY = 8
 #: The longest wait of one receive (SQS's long-poll limit; other engines keep it).
 MAX_WAIT_SECONDS = 20.0
+#: The default long-poll wait. A stopping worker waits for its polls in flight (SQS does not
+#: cancel a poll whose client went away, and would hand it the next message), so this bounds an
+#: idle worker's stop; an idle queue costs one empty receive per wait and worker (README,
+#: Stopping).
+WORKER_WAIT_SECONDS = 5.0
 
 
 class Settings(BaseModel):
@@ -44,7 +49,7 @@ class Settings(BaseModel):
     backend: str | None = None
     default_queue: str = "default"
     #: Long-poll wait of a receive (SQS allows at most 20).
-    wait_seconds: float = 20.0
+    wait_seconds: float = WORKER_WAIT_SECONDS
     #: Visibility timeout asked for at receive; ``None`` keeps the queue's own.
     visibility_timeout: int | None = None
     #: Sending (``.delay()`` in a web request): seconds to connect and to wait for each answer,

@@ -23,13 +23,15 @@
   no heartbeat runs, and ``start`` warns about tasks whose timeout passes the broker's
   ``max_visibility_seconds`` (RabbitMQ's consumer timeout).
 - ``stop()`` (SIGTERM / SIGINT) stops receiving, hands back at once what was received but not
-  started, lets running tasks finish within ``grace`` seconds, and flushes the acks. It waits
-  at most ``RECEIVER_JOIN_SECONDS`` for a long poll in flight (up to 20 s on an idle queue):
-  a receive call cannot be cancelled, so an idle worker exits within about a second, and a
-  message SQS hands to an abandoned poll in its last moments reappears after its visibility
-  timeout: late, never lost.
-- A second signal exits the process at once: the messages of tasks still running reappear
-  after their visibility timeout and follow the retry policy.
+  started, waits for the long polls in flight and hands back what they return, lets running
+  tasks finish, all within ``grace`` seconds, and flushes the acks. A poll is never abandoned
+  on a normal stop: SQS does not cancel a receive whose client went away, and would hand the
+  next message to it, hidden for the visibility timeout from the workers still polling. An
+  idle worker so stops within the long-poll wait (``cloudq.config.WORKER_WAIT_SECONDS`` by
+  default).
+- The end of the grace, or a second signal, abandons what is left: a poll in flight (a
+  message it receives reappears after the visibility timeout) and the tasks still running
+  (their messages reappear after it too, and follow the retry policy); the log says so.
 """
 
 from __future__ import annotations
@@ -64,8 +66,6 @@ ACK_FLUSH_SECONDS = 0.05
 #: After a receive error, wait this long (doubling, capped) before polling again.
 RECEIVE_BACKOFF_SECONDS = (0.5, 15.0)
 
-#: How long a stopping worker waits for polls in flight to end before abandoning them.
-RECEIVER_JOIN_SECONDS = 1.0
 #: How long a stopping worker waits at least for deletes in flight (the grace may be spent).
 ACKER_JOIN_SECONDS = 2.0
 #: Longest wait of a received message for room in the pool before it is handed back.
@@ -184,6 +184,8 @@ class Worker:
         self._ackers: list[threading.Thread] = []
         self._health = Health()
         self._warned_long: set[str] = set()
+        #: Receives in flight (under ``_lock``), for the log line of a stop that abandons them.
+        self._polls = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -191,6 +193,15 @@ class Worker:
         """Check the queues exist, then start the task threads, receivers, the acker and the
         heartbeat."""
         self.app.transport.check_queues(self.queues)
+        if self.grace < self.wait_seconds:
+            logger.warning(
+                "grace %g s is shorter than the long-poll wait %g s: a stop may end its grace with a "
+                "poll in flight and abandon it; a message SQS then hands that poll waits out the "
+                "visibility timeout (%d s). A --wait no longer than --grace avoids it",
+                self.grace,
+                self.wait_seconds,
+                self.visibility_timeout,
+            )
         for task in self.app.tasks.values():
             if task.queue in self.queues:
                 self._task_timeout_warning(task)
@@ -231,13 +242,18 @@ class Worker:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self._stopping.is_set():
-            running = self._running_count()
             logger.warning(
-                "second signal: exiting now; %d running task(s) come back after their visibility timeout",
-                running,
+                "second signal: exiting now; %d running task(s) come back after their visibility timeout; %s",
+                self._running_count(),
+                self._abandoned_polls(),
             )
             _exit_now(128 + signum)
-        logger.info("signal %d: stopping (grace %.0f s; send again to exit now)", signum, self.grace)
+        logger.info(
+            "signal %d: stopping (polls in flight end within %g s, grace %.0f s; send again to exit now)",
+            signum,
+            self.wait_seconds,
+            self.grace,
+        )
         self.stop()
 
     def stop(self) -> None:
@@ -250,12 +266,7 @@ class Worker:
         deadline = time.monotonic() + self.grace
         # Received and not started: visible again at once, for other workers.
         self._hand_back(self._take_queued())
-        # Receivers get a moment to end their polls (what a poll returns from now on is
-        # handed back by ``_dispatch``); one still in a long poll is abandoned.
-        join_until = min(deadline, time.monotonic() + RECEIVER_JOIN_SECONDS)
-        for thread in self._threads:
-            if thread.name.startswith("cloudq-receive"):
-                thread.join(timeout=max(0.0, join_until - time.monotonic()))
+        self._join_receivers(deadline)
         while self._running_count() and time.monotonic() < deadline:
             time.sleep(0.05)
         self._stopped.set()
@@ -273,6 +284,30 @@ class Worker:
         self._flush_acks()
         self.executor.flush_metrics()
         logger.info("worker stopped: %s", self.stats)
+
+    def _join_receivers(self, deadline: float) -> None:
+        """Wait until ``deadline`` for the polls in flight to end; what they return is handed
+        back by ``_dispatch``. SQS does not cancel a poll whose client went away: abandoned, it
+        would take the next message and hide it from the other workers for the visibility
+        timeout."""
+        for thread in self._threads:
+            if thread.name.startswith("cloudq-receive"):
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            polls = self._polls
+        if polls:
+            logger.warning("grace of %g s over: %s", self.grace, self._abandoned_polls())
+
+    def _abandoned_polls(self) -> str:
+        """What abandoning the polls in flight now costs, for the log."""
+        with self._lock:
+            polls = self._polls
+        if not polls:
+            return "no poll in flight"
+        return (
+            f"{polls} long poll(s) in flight abandoned: a message SQS hands one waits out the "
+            f"visibility timeout ({self.visibility_timeout} s) before another worker can receive it"
+        )
 
     def overrun_tasks(self, grace: float) -> int:
         """How many running tasks are more than ``grace`` seconds past their timeout."""
@@ -299,9 +334,7 @@ class Worker:
             if not wanted:
                 continue
             try:
-                messages = self.app.transport.receive(
-                    queue, wanted, self.wait_seconds, self.visibility_timeout
-                )
+                messages = self._poll(queue, wanted)
             except CloudQError as exc:
                 self._health.failed(f"receive from {queue}", exc)
                 self._stopping.wait(backoff)
@@ -315,6 +348,16 @@ class Worker:
                 full.clear()
             if messages:
                 self._dispatch(messages)
+
+    def _poll(self, queue: str, wanted: int) -> list[ReceivedMessage]:
+        """One receive, counted while it is in flight."""
+        with self._lock:
+            self._polls += 1
+        try:
+            return self.app.transport.receive(queue, wanted, self.wait_seconds, self.visibility_timeout)
+        finally:
+            with self._lock:
+                self._polls -= 1
 
     def _held(self) -> int:
         """Messages received and not settled: running or waiting for a thread (under the lock)."""

@@ -129,6 +129,11 @@ def make_app(name: str = "tests", **settings: Any) -> CloudQ:
     def noop() -> None:
         return None
 
+    @app.task(name="start_time")
+    def start_time() -> float:
+        """The moment it started (``time.time()``): how long its message waited, to the sender."""
+        return time.time()
+
     @app.task(name="echo_logged")
     def echo_logged(value: str) -> str:
         _record("echo_logged", "ran")

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from cloudq import CloudQ, State
+from cloudq.config import WORKER_WAIT_SECONDS
 from tests.chaos.conftest import (
     WorkerFactory,
     enqueue,
@@ -155,10 +156,12 @@ def test_sigterm_hands_back_unstarted_messages_at_once_and_lets_running_tasks_fi
     assert max(runs.values()) == 1, [task_id for task_id, count in runs.items() if count > 1]
 
 
-#: The worker's own long poll: an idle worker used to wait it out before exiting.
-LONG_POLL_SECONDS = 20
-#: Far below what waiting out a long poll (or a running task) takes.
+#: Far below what waiting out a running task takes.
 PROMPT_EXIT_SECONDS = 5.0
+#: After the signal, past the 1 s a stopping worker used to give its poll before abandoning it.
+SEND_AFTER_SIGNAL_SECONDS = 1.5
+#: Far below the 30 s a message handed to an abandoned poll would stay hidden.
+PROMPT_START_SECONDS = 5.0
 
 
 def _polling(tmp_path: Path, index: int = 0) -> bool:
@@ -166,27 +169,29 @@ def _polling(tmp_path: Path, index: int = 0) -> bool:
     return "cloudq worker:" in worker_log(tmp_path, index)
 
 
-def test_an_idle_worker_exits_without_waiting_out_its_long_poll_and_loses_nothing(
+def test_an_idle_worker_waits_for_its_long_poll_and_hands_back_what_it_receives(
     chaos_app: CloudQ, chaos_env: dict[str, str], start_worker: WorkerFactory, tmp_path: Path
 ) -> None:
-    # Given an idle worker 2 s into a 20 s long poll
-    worker = start_worker("-Q", "default", "--wait", str(LONG_POLL_SECONDS), "--visibility-timeout", "2")
+    # Given an idle worker just into a long poll of the default wait
+    wait = f"{WORKER_WAIT_SECONDS:g}"
+    worker = start_worker("-Q", "default", "--wait", wait)
     assert wait_until(lambda: _polling(tmp_path), timeout=20, interval=0.05), worker_log(tmp_path)
-    time.sleep(2)
-    # When it gets SIGTERM
+    time.sleep(0.5)
+    # When it gets SIGTERM, and a task is sent 1.5 s later while that poll is still open
     worker.send_signal(signal.SIGTERM)
     signalled_at = time.monotonic()
-    exit_code = worker.wait(timeout=LONG_POLL_SECONDS + 5)
+    time.sleep(SEND_AFTER_SIGNAL_SECONDS)
+    result = chaos_app.tasks["record"].delay("after-stop")
+    exit_code = worker.wait(timeout=WORKER_WAIT_SECONDS + 5)
     exited_after = time.monotonic() - signalled_at
-    # Then it exits cleanly at once, not when its poll would have ended
+    # Then it exits cleanly within the wait, having handed the message back (its poll took it)
     print(f"\n[chaos shutdown/idle] exit_code={exit_code} after {exited_after:.2f}s")
     assert exit_code == 0, worker_log(tmp_path)
-    assert exited_after < PROMPT_EXIT_SECONDS, worker_log(tmp_path)
-    # And a task sent while the abandoned poll may still be open is not lost: at worst it
-    # comes back after the poll's visibility timeout, and the next worker runs it
-    result = chaos_app.tasks["record"].delay("after-stop")
+    assert exited_after <= WORKER_WAIT_SECONDS + 1, worker_log(tmp_path)
+    assert "handed_back=1" in worker_log(tmp_path), worker_log(tmp_path)
+    # And the next worker runs it at once, not after the visibility timeout
     start_worker("-Q", "default")
-    assert result.get(timeout=40) == "after-stop"
+    assert result.get(timeout=PROMPT_START_SECONDS) == "after-stop"
     assert side_effects(chaos_env, "record") == ["after-stop"]
 
 

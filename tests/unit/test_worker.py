@@ -121,6 +121,53 @@ def test_stop_waits_for_deletes_already_on_their_way(app: CloudQ, monkeypatch: p
     assert worker.stats.acked == 3
 
 
+def test_stop_waits_for_the_poll_in_flight_and_hands_back_what_it_receives(app: CloudQ) -> None:
+    # Given an idle worker in a 3 s long poll
+    worker = Worker(app, ["default"], concurrency=1, wait_seconds=3)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    time.sleep(0.1)
+    # When it is stopped, and a task is sent 1.2 s later, while that poll is still open
+    worker.stop()
+    time.sleep(1.2)
+    still_stopping = thread.is_alive()
+    app.tasks["noop"].delay()
+    sent_at = time.monotonic()
+    thread.join(timeout=5)
+    # Then the stop waited for the poll (an exited process's poll, on SQS, would keep the
+    # message hidden for the visibility timeout) and handed the message back at once
+    assert still_stopping, "the stop abandoned the poll in flight"
+    assert not thread.is_alive()
+    assert time.monotonic() - sent_at < 0.5, "the stop waited out the rest of the poll"
+    assert worker.stats.handed_back == 1
+    stats = app.transport.stats("default")
+    assert (stats.visible, stats.in_flight) == (1, 0)
+
+
+def test_the_end_of_the_grace_abandons_a_poll_and_says_how_long_its_messages_may_wait(
+    app: CloudQ, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a worker whose grace (0.2 s) is shorter than its long-poll wait (3 s)
+    worker = Worker(app, ["default"], concurrency=1, wait_seconds=3, grace=0.2, visibility_timeout=30)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    with caplog.at_level("WARNING", logger="cloudq.worker"):
+        thread.start()
+        time.sleep(0.1)
+        # When it is stopped while idle
+        stopped_at = time.monotonic()
+        worker.stop()
+        thread.join(timeout=5)
+        elapsed = time.monotonic() - stopped_at
+    # Then it warned at start, and abandoned the poll at the grace's end, saying how long a
+    # message that poll receives may wait
+    assert elapsed < 1.0
+    assert "grace 0.2 s is shorter than the long-poll wait 3 s" in caplog.text
+    assert (
+        "grace of 0.2 s over: 1 long poll(s) in flight abandoned: a message SQS hands one waits out "
+        "the visibility timeout (30 s)"
+    ) in caplog.text
+
+
 def test_a_broken_message_does_not_stop_the_worker(app: CloudQ) -> None:
     from cloudq.transports import OutgoingMessage
 
@@ -135,7 +182,8 @@ def test_a_broken_message_does_not_stop_the_worker(app: CloudQ) -> None:
 def test_a_long_poll_on_an_idle_queue_does_not_keep_another_queues_tasks_waiting(app: CloudQ) -> None:
     # Given a worker on an idle queue (polled first) and a busy one, long polls of 5 s, 2 slots
     results = [app.tasks["sleep"].delay(0.2, str(i)) for i in range(4)]
-    worker = Worker(app, ["orders.fifo", "default"], concurrency=2, wait_seconds=5)
+    # (grace 0: the stop abandons the idle poll instead of waiting it out)
+    worker = Worker(app, ["orders.fifo", "default"], concurrency=2, wait_seconds=5, grace=0)
     started = time.monotonic()
     with running(worker):
         # Then the busy queue's tasks run at once, not after the idle queue's poll ends
