@@ -1,0 +1,251 @@
+"""The worker's in-flight ledger: every message a worker holds, behind its one lock.
+
+A received message is *queued* (on the buffer, waiting for a task thread), then *running*,
+then settled; an acknowledged one waits in the *acks* until an acker deletes it. Whoever takes
+a message out of ``queued`` owns it: a task thread (to run it) or the stop (to hand it back),
+never both. Taking a running message off the ledger and queueing its delete is one step under
+the lock, so a stopping worker that sees nothing running has every delete to flush.
+
+No threads are started here and nothing blocks but the waits named ``wait_…``: the parts that
+share the ledger (receivers, task threads, ackers, heartbeat) can be tested by calling it.
+"""
+
+from __future__ import annotations
+
+import queue as queue_module
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, fields
+
+from cloudq.transports.base import ReceivedMessage
+
+
+@dataclass
+class Running:
+    """A message whose task runs, since ``started`` (monotonic), with its task's timeout."""
+
+    message: ReceivedMessage
+    started: float
+    timeout: float | None = None
+
+
+@dataclass
+class WorkerStats:
+    """Messages by what became of them; ``acked`` counts deletes the broker confirmed."""
+
+    received: int = 0
+    acked: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    resent: int = 0
+    handed_back: int = 0
+
+
+STAT_NAMES = frozenset(field.name for field in fields(WorkerStats))
+
+
+class Ledger:
+    """What a worker holds, under one lock. ``batch_size``: deletes per broker call."""
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.stats = WorkerStats()
+        self._lock = threading.Lock()
+        #: Notified when messages held fall: a task ends or a message is handed back.
+        self._room = threading.Condition(self._lock)
+        #: Notified when a batch of deletes is full, and at close.
+        self._ack_ready = threading.Condition(self._lock)
+        #: The most messages held at which a waiter on ``_room`` can go on (-1: none waits).
+        self._wake_at = -1
+        self._running: dict[str, Running] = {}
+        #: Received, not started yet (receipt handle → message).
+        self._queued: dict[str, ReceivedMessage] = {}
+        self._acks: dict[str, list[str]] = defaultdict(list)
+        #: Set at shutdown: no more messages are accepted.
+        self._closed = False
+        #: Receives in flight, for the log line of a stop that abandons them.
+        self._polls = 0
+        #: Runs accepted and not taken by a task thread (``None`` stops one).
+        self._buffer: queue_module.SimpleQueue[list[ReceivedMessage] | None] = queue_module.SimpleQueue()
+
+    # -- counts --------------------------------------------------------------------------
+
+    def held(self) -> int:
+        """Messages received and not settled: running or queued."""
+        with self._lock:
+            return self._held()
+
+    def _held(self) -> int:
+        return len(self._running) + len(self._queued)
+
+    def running_count(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def count(self, stat: str, n: int = 1) -> None:
+        """Add ``n`` to one of the ``WorkerStats`` counts."""
+        if stat not in STAT_NAMES:
+            raise ValueError(f"no worker stat {stat!r}")
+        with self._lock:
+            setattr(self.stats, stat, getattr(self.stats, stat) + n)
+
+    def poll_started(self) -> None:
+        with self._lock:
+            self._polls += 1
+
+    def poll_ended(self) -> None:
+        with self._lock:
+            self._polls -= 1
+
+    def polls(self) -> int:
+        """Receives in flight now."""
+        with self._lock:
+            return self._polls
+
+    # -- room ----------------------------------------------------------------------------
+
+    def wait_for_room(self, at_most: int, timeout: float, stopping: threading.Event) -> bool:
+        """Wait until at most ``at_most`` messages are held (``True``), ``timeout`` passes or
+        ``stopping`` is set (``False``). Task ends wake the waiters only once the fewest held
+        that any waiter asked for is reached (not on every task's end)."""
+        with self._room:
+            return self._wait_held(at_most, timeout, stopping) and not stopping.is_set()
+
+    def _wait_held(self, at_most: int, timeout: float, stopping: threading.Event) -> bool:
+        deadline = time.monotonic() + timeout
+        while self._held() > at_most and not stopping.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._wake_at = max(self._wake_at, at_most)
+            self._room.wait(remaining)
+        return True
+
+    def wake(self) -> None:
+        """Wake every waiter for room (a stop)."""
+        with self._room:
+            self._room.notify_all()
+
+    def _released(self) -> None:
+        """Under the lock: fewer messages are held; wake the waiters it may concern."""
+        if self._held() <= self._wake_at:
+            self._wake_at = -1
+            self._room.notify_all()
+
+    # -- queued → running → settled -----------------------------------------------------
+
+    def accept(
+        self, run: list[ReceivedMessage], at_most: int, timeout: float, stopping: threading.Event
+    ) -> bool:
+        """Queue ``run`` for a task thread once at most ``at_most`` messages are held; ``False``
+        (not queued: the caller hands it back) on timeout, stop or close."""
+        with self._room:
+            accepted = self._wait_held(at_most, timeout, stopping)
+            if not accepted or stopping.is_set() or self._closed:
+                return False
+            self._queued.update((message.receipt_handle, message) for message in run)
+            self._buffer.put(run)
+            return True
+
+    def next_run(self) -> list[ReceivedMessage] | None:
+        """The next queued run for a task thread (blocks); ``None`` tells the thread to end."""
+        return self._buffer.get()
+
+    def start(self, message: ReceivedMessage, now: float) -> Running | None:
+        """Move a queued message to running; ``None`` if it is no longer queued (handed back)."""
+        with self._lock:
+            if self._queued.pop(message.receipt_handle, None) is None:
+                return None
+            running = self._running[message.receipt_handle] = Running(message, now)
+            return running
+
+    def finish(self, message: ReceivedMessage, *, acknowledged: bool) -> None:
+        """Take a running message off the ledger; an acknowledged one's delete is queued in
+        the same step."""
+        with self._room:
+            del self._running[message.receipt_handle]
+            if acknowledged:
+                pending = self._acks[message.queue]
+                pending.append(message.receipt_handle)
+                if len(pending) >= self.batch_size:
+                    self._ack_ready.notify()
+            self._released()
+
+    def unqueue(self, messages: list[ReceivedMessage]) -> list[ReceivedMessage]:
+        """Those of ``messages`` still queued, taken off the ledger."""
+        with self._room:
+            taken = [message for message in messages if self._queued.pop(message.receipt_handle, None)]
+            self._released()
+        return taken
+
+    def take_queued(self) -> list[ReceivedMessage]:
+        """Every queued message, taken off the ledger (their task threads skip them)."""
+        with self._room:
+            taken, self._queued = list(self._queued.values()), {}
+            self._released()
+        return taken
+
+    def close(self, task_threads: int) -> None:
+        """Accept no more messages; wake the ackers; end ``task_threads`` task threads once
+        they reach the end of the buffer."""
+        with self._lock:
+            self._closed = True
+            self._ack_ready.notify_all()
+        for _ in range(task_threads):
+            self._buffer.put(None)
+
+    # -- deletes -------------------------------------------------------------------------
+
+    def wait_for_acks(self, timeout: float) -> None:
+        """Wait until a batch of deletes is full, the ledger closes or ``timeout`` passes."""
+        with self._lock:
+            if not self._full_acks() and not self._closed:
+                self._ack_ready.wait(max(0.0, timeout))
+
+    def _full_acks(self) -> bool:
+        return any(len(handles) >= self.batch_size for handles in self._acks.values())
+
+    def take_full_acks(self) -> tuple[str, list[str]] | None:
+        """One full batch of pending deletes (queue, receipt handles), or ``None``."""
+        size = self.batch_size
+        with self._lock:
+            for queue, handles in self._acks.items():
+                if len(handles) >= size:
+                    batch, self._acks[queue] = handles[:size], handles[size:]
+                    return queue, batch
+            return None
+
+    def take_acks(self) -> list[tuple[str, list[str]]]:
+        """Every pending delete now, in batches of at most ``batch_size`` (those queued
+        meanwhile wait for a full batch or the next take)."""
+        with self._lock:
+            pending, self._acks = self._acks, defaultdict(list)
+        size = self.batch_size
+        return [
+            (queue, handles[start : start + size])
+            for queue, handles in pending.items()
+            for start in range(0, len(handles), size)
+        ]
+
+    # -- heartbeat -----------------------------------------------------------------------
+
+    def due_for_extension(self, now: float) -> dict[str, list[str]]:
+        """Receipt handles to keep invisible, by queue: running messages within their task's
+        timeout, and queued ones. A task past its timeout is left to reappear."""
+        due: dict[str, list[str]] = defaultdict(list)
+        with self._lock:
+            running = list(self._running.values())
+            waiting = list(self._queued.values())
+        for item in running:
+            if item.timeout is None or now - item.started <= item.timeout:
+                due[item.message.queue].append(item.message.receipt_handle)
+        for message in waiting:
+            due[message.queue].append(message.receipt_handle)
+        return dict(due)
+
+    def overrun(self, now: float, grace: float) -> int:
+        """How many running tasks are more than ``grace`` seconds past their timeout."""
+        with self._lock:
+            running = list(self._running.values())
+        return sum(1 for item in running if item.timeout is not None and now - item.started > item.timeout + grace)
