@@ -28,8 +28,9 @@ from cloudq.errors import (
 )
 from cloudq.hooks import Hook, Hooks, TaskEvent
 from cloudq.message import Message
+from cloudq.request import Request
 from cloudq.retry import RetryPolicy
-from cloudq.task import Request, Task
+from cloudq.task import Task
 
 if TYPE_CHECKING:
     from cloudq.canvas import Signature, chain, chord, group

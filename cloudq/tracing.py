@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
-from cloudq.task import current_request
+from cloudq.request import current_request
 
 #: ``version-traceid-parentid-flags``, lowercase hex (https://www.w3.org/TR/trace-context/);
 #: the spec's all-zero ids are refused by ``is_traceparent`` (pydantic's regex has no look-ahead).
