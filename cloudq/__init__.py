@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from cloudq.app import CloudQ, load_app
+from cloudq.app import CloudQ
 from cloudq.backends.base import ResultRecord, State
 from cloudq.errors import (
     ArgumentError,
@@ -27,6 +27,7 @@ from cloudq.errors import (
     TransportError,
 )
 from cloudq.hooks import Hook, Hooks, TaskEvent
+from cloudq.loading import load_app
 from cloudq.message import Message
 from cloudq.request import Request
 from cloudq.retry import RetryPolicy

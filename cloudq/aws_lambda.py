@@ -159,7 +159,7 @@ def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, A
         reference = os.environ.get("CLOUDQ_APP")
         if not reference:
             raise ConfigurationError("set CLOUDQ_APP=module:app for cloudq.aws_lambda.handler")
-        from cloudq.app import load_app
+        from cloudq.loading import load_app
 
         _app = load_app(reference)
         _freeze_startup_objects()
