@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from cloudq.arguments import is_json
 from cloudq.backends.base import ttl_from
-from cloudq.config import UNSET, Settings, SettingsSource, load_settings, resolve_queue
+from cloudq.config import UNSET, Settings, SettingsSource, load_settings
 from cloudq.errors import ArgumentError, ConfigurationError, TaskRegistrationError
 from cloudq.hooks import Hooks
 from cloudq.infra.naming import physical_queue_name, results_table_name
@@ -341,9 +341,9 @@ class CloudQ:
         """The envelope of one task call and where it goes (``options``: ``SendOptions``),
         checked (JSON arguments, a valid envelope, no delay on a FIFO queue); ``workflow`` are
         the envelope's version-5 fields."""
-        if options is None:
-            from cloudq.options import SendOptions
+        from cloudq.options import SendOptions, resolve_queue  # sending only: not at import (issue 14)
 
+        if options is None:
             options = SendOptions()
         args, kwargs = list(args), dict(kwargs or {})
         if not is_json(args) or not is_json(kwargs):
