@@ -56,7 +56,9 @@ from cloudq.infra.naming import dead_letter_queue_name, is_fifo
 
 __all__ = [
     "DEAD_LETTER_ATTRIBUTE",
+    "SQS_LIMITS",
     "DeadLetterNote",
+    "EngineLimits",
     "OutgoingMessage",
     "QueueStats",
     "ReceivedMessage",
@@ -66,6 +68,29 @@ __all__ = [
     "dead_letter_queue_name",
     "is_fifo",
 ]
+
+@dataclass(frozen=True)
+class EngineLimits:
+    """A broker's limits as one value. An engine exposes them as the ``Transport`` attributes
+    of the same names (``max_message_bytes`` may be set lower per instance)."""
+
+    #: The longest delay of one send, in seconds.
+    max_delay_seconds: int
+    #: The largest body, in bytes (UTF-8).
+    max_message_bytes: int
+    #: The longest a received message may stay hidden, in all, in seconds.
+    max_visibility_seconds: int
+    #: Messages per send or receive request.
+    batch_size: int
+
+
+#: SQS's limits (a delay of 15 minutes, 1 MiB bodies, 12 hours of ChangeMessageVisibility,
+#: 10 messages per batch). The memory and Redis engines keep them too, so that what works on
+#: them works on SQS; they live here so that those engines need not import the SQS engine
+#: (and botocore).
+SQS_LIMITS = EngineLimits(
+    max_delay_seconds=900, max_message_bytes=1024 * 1024, max_visibility_seconds=43_200, batch_size=10
+)
 
 #: The message attribute of a dead-letter copy saying why, and from where, it was moved: JSON
 #: ``{"reason": ..., "source_queue": ..., "dropped_attributes": [...]}``. One attribute, so a

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from cloudq.ids import random_uuid
 from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import (
+    SQS_LIMITS,
     OutgoingMessage,
     QueueStats,
     ReceivedMessage,
@@ -26,14 +27,6 @@ from cloudq.transports.base import (
     is_fifo,
     refused_body,
     require_sent,
-)
-
-# The memory engine keeps SQS's limits: the SQS transport owns them.
-from cloudq.transports.sqs import (
-    SQS_BATCH,
-    SQS_MAX_DELAY_SECONDS,
-    SQS_MAX_MESSAGE_BYTES,
-    SQS_MAX_VISIBILITY_SECONDS,
 )
 
 
@@ -57,9 +50,9 @@ class _Queue:
 class MemoryTransport:
     """Thread-safe, in-process queues that behave like SQS."""
 
-    max_delay_seconds = SQS_MAX_DELAY_SECONDS
-    max_visibility_seconds = SQS_MAX_VISIBILITY_SECONDS
-    batch_size = SQS_BATCH
+    max_delay_seconds = SQS_LIMITS.max_delay_seconds
+    max_visibility_seconds = SQS_LIMITS.max_visibility_seconds
+    batch_size = SQS_LIMITS.batch_size
     visibility_timeouts = True
     #: Acks batched, as on SQS.
     immediate_acks = False
@@ -67,7 +60,7 @@ class MemoryTransport:
     def __init__(
         self,
         visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
-        max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
+        max_message_bytes: int = SQS_LIMITS.max_message_bytes,
     ) -> None:
         self.visibility_timeout = visibility_timeout
         self.max_message_bytes = max_message_bytes
@@ -121,7 +114,7 @@ class MemoryTransport:
         deadline = time.monotonic() + wait_seconds
         with self._changed:
             while True:
-                got = self._take(queue, min(max_messages, SQS_BATCH), hide_for)
+                got = self._take(queue, min(max_messages, SQS_LIMITS.batch_size), hide_for)
                 remaining = deadline - time.monotonic()
                 if got or remaining <= 0:
                     return got

@@ -32,6 +32,7 @@ from typing import Any
 from cloudq.errors import MissingExtraError, TransportError
 from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import (
+    SQS_LIMITS,
     OutgoingMessage,
     QueueStats,
     ReceivedMessage,
@@ -41,14 +42,6 @@ from cloudq.transports.base import (
     dead_letter_queue_name,
     is_fifo,
     refused_body,
-)
-
-# The Redis engine keeps SQS's limits: the SQS transport owns them.
-from cloudq.transports.sqs import (
-    SQS_BATCH,
-    SQS_MAX_DELAY_SECONDS,
-    SQS_MAX_MESSAGE_BYTES,
-    SQS_MAX_VISIBILITY_SECONDS,
 )
 
 try:
@@ -98,9 +91,9 @@ def _flag(queue: str) -> str:
 class RedisTransport:
     """Queues in one Redis database, named ``<prefix><logical name>``."""
 
-    max_delay_seconds = SQS_MAX_DELAY_SECONDS
-    max_visibility_seconds = SQS_MAX_VISIBILITY_SECONDS
-    batch_size = SQS_BATCH
+    max_delay_seconds = SQS_LIMITS.max_delay_seconds
+    max_visibility_seconds = SQS_LIMITS.max_visibility_seconds
+    batch_size = SQS_LIMITS.batch_size
     visibility_timeouts = True
     #: An ack is a round trip: batched.
     immediate_acks = False
@@ -111,7 +104,7 @@ class RedisTransport:
         prefix: str = "",
         *,
         visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
-        max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
+        max_message_bytes: int = SQS_LIMITS.max_message_bytes,
     ) -> None:
         self.client = client
         self.prefix = prefix
@@ -155,7 +148,7 @@ class RedisTransport:
         for i in to_send:  # one script call: every message is added, or none
             message = messages[i]
             entry = {"b": message.body, "a": dict(message.attributes), "g": message.group_id}
-            delay_ms = min(max(message.delay_seconds, 0), SQS_MAX_DELAY_SECONDS) * 1000
+            delay_ms = min(max(message.delay_seconds, 0), SQS_LIMITS.max_delay_seconds) * 1000
             args += [json.dumps(entry), message.group_id or "", delay_ms]
         if to_send:
             ids = self._run("send", f"send to {queue}", self._keys(queue), args)
@@ -174,7 +167,7 @@ class RedisTransport:
         visibility_timeout: int | None = None,
     ) -> list[ReceivedMessage]:
         hide = self.visibility_timeout if visibility_timeout is None else visibility_timeout
-        args = [max(1, min(max_messages, SQS_BATCH)), int(hide * 1000), _flag(queue)]
+        args = [max(1, min(max_messages, SQS_LIMITS.batch_size)), int(hide * 1000), _flag(queue)]
         keys = self._keys(queue)
         deadline = time.monotonic() + wait_seconds
         while True:

@@ -1,0 +1,23 @@
+"""How cloudq's modules import each other: what an engine pulls in (issue 24)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _loaded_after(statement: str, modules: tuple[str, ...]) -> list[str]:
+    """The ``modules`` a fresh interpreter has loaded after ``statement``."""
+    code = f"import sys; {statement}; print(','.join(m for m in {modules!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [name for name in done.stdout.strip().split(",") if name]
+
+
+def test_the_memory_and_redis_engines_keep_sqs_limits_without_the_sqs_engine() -> None:
+    # Given the two engines that keep SQS's limits
+    statement = "import cloudq.transports.memory, cloudq.transports.redis"
+    # When a fresh interpreter imports them
+    loaded = _loaded_after(statement, ("cloudq.transports.sqs",))
+    # Then the SQS engine (and the botocore it needs) stays unloaded
+    assert loaded == []
