@@ -31,6 +31,7 @@ from typing import Any
 
 from cloudq.errors import MissingExtraError, TransportError
 from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT
+from cloudq.redis_scripts import load_scripts
 from cloudq.transports.base import (
     SQS_LIMITS,
     OutgoingMessage,
@@ -67,16 +68,6 @@ def mapped(what: str) -> Iterator[None]:
         yield
     except redis.RedisError as exc:
         raise TransportError(f"Redis broker failed ({what}): {exc}") from exc
-
-
-def load_scripts(
-    client: Any, package: str, names: Sequence[str], stem: str, prelude: str = ""
-) -> dict[str, Any]:
-    """Register the Lua scripts ``<stem><name>.lua`` of ``package``, each after ``prelude``."""
-    folder = resources.files(package)
-    return {
-        name: client.register_script(prelude + (folder / f"{stem}{name}.lua").read_text()) for name in names
-    }
 
 
 def _load_scripts(client: redis.Redis) -> dict[str, Script]:

@@ -21,3 +21,12 @@ def test_the_memory_and_redis_engines_keep_sqs_limits_without_the_sqs_engine() -
     loaded = _loaded_after(statement, ("cloudq.transports.sqs",))
     # Then the SQS engine (and the botocore it needs) stays unloaded
     assert loaded == []
+
+
+def test_the_redis_result_backend_does_not_load_the_redis_broker() -> None:
+    # Given an app whose results are in Redis and whose broker is not
+    statement = "import cloudq.backends.redis"
+    # When a fresh interpreter imports the backend
+    loaded = _loaded_after(statement, ("cloudq.transports.redis",))
+    # Then the Redis broker stays unloaded (the two share only the scripts' loader)
+    assert loaded == []
