@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cloudq.app import CloudQ
 from cloudq.backends.base import ResultRecord, State
+from cloudq.distribution import VERSION
 from cloudq.errors import (
     ArgumentError,
     BackendError,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from cloudq.canvas import Signature, chain, chord, group
     from cloudq.result import AsyncResult, GroupResult
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "ArgumentError",
