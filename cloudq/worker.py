@@ -48,11 +48,11 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from cloudq.config import WORKER_CONCURRENCY, WORKER_GRACE_SECONDS, resolve_worker_options
+from cloudq.config import WORKER_CONCURRENCY, WORKER_GRACE_SECONDS
 from cloudq.errors import CloudQError
 from cloudq.execution import Action, Executor, Prepared, apply_outcome
 from cloudq.health import Health
-from cloudq.options import WorkerOptions
+from cloudq.options import WorkerOptions, resolve_worker_options
 from cloudq.transports.base import ReceivedMessage, is_fifo
 
 if TYPE_CHECKING:
