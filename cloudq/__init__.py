@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from cloudq.app import CloudQ, load_app
+from cloudq.app import CloudQ
 from cloudq.backends.base import ResultRecord, State
+from cloudq.distribution import VERSION
 from cloudq.errors import (
     ArgumentError,
     BackendError,
@@ -27,15 +28,17 @@ from cloudq.errors import (
     TransportError,
 )
 from cloudq.hooks import Hook, Hooks, TaskEvent
+from cloudq.loading import load_app
 from cloudq.message import Message
+from cloudq.request import Request
 from cloudq.retry import RetryPolicy
-from cloudq.task import Request, Task
+from cloudq.task import Task
 
 if TYPE_CHECKING:
     from cloudq.canvas import Signature, chain, chord, group
     from cloudq.result import AsyncResult, GroupResult
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "ArgumentError",

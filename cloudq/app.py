@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import math
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -17,7 +14,7 @@ from pydantic import ValidationError
 
 from cloudq.arguments import is_json
 from cloudq.backends.base import ttl_from
-from cloudq.config import UNSET, Settings, SettingsSource, load_settings, resolve_queue
+from cloudq.config import UNSET, Settings, SettingsSource, load_settings
 from cloudq.errors import ArgumentError, ConfigurationError, TaskRegistrationError
 from cloudq.hooks import Hooks
 from cloudq.infra.naming import physical_queue_name, results_table_name
@@ -345,9 +342,9 @@ class CloudQ:
         """The envelope of one task call and where it goes (``options``: ``SendOptions``),
         checked (JSON arguments, a valid envelope, no delay on a FIFO queue); ``workflow`` are
         the envelope's version-5 fields."""
-        if options is None:
-            from cloudq.options import SendOptions
+        from cloudq.options import SendOptions, resolve_queue  # sending only: not at import (issue 14)
 
+        if options is None:
             options = SendOptions()
         args, kwargs = list(args), dict(kwargs or {})
         if not is_json(args) or not is_json(kwargs):
@@ -445,20 +442,6 @@ class CloudQ:
         return AsyncResult(task_id, self)
 
 
-def _import_failure(module_name: str, exc: Exception) -> str:
-    if isinstance(exc, ImportError):
-        return f"cannot import module {module_name!r}: {exc}"
-    text = f"cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
-    if type(exc).__name__ in ("ImproperlyConfigured", "AppRegistryNotReady"):
-        settings = os.environ.get("DJANGO_SETTINGS_MODULE")
-        text += (
-            f" (Django: check the settings module {settings!r})"
-            if settings
-            else " (Django: set DJANGO_SETTINGS_MODULE, e.g. mysite.settings, and cloudq sets Django up)"
-        )
-    return text
-
-
 def _group(queue: str) -> str | None:
     # FIFO queues need a message group; one group per queue keeps strict order by default.
     return "default" if is_fifo(queue) else None
@@ -466,31 +449,3 @@ def _group(queue: str) -> str | None:
 
 def _pick(value: Any, default: Any) -> Any:
     return default if value is None else value
-
-
-def load_app(reference: str) -> CloudQ:
-    """Import ``module:attribute`` (``shop.tasks:app``); the current directory is importable.
-
-    With ``DJANGO_SETTINGS_MODULE`` set, Django is set up first and each installed app's
-    ``tasks`` module imported (``cloudq.contrib.django.setup``). Whatever importing raises is
-    one ``ConfigurationError`` naming the module and the error.
-    """
-    module_name, _, attribute = reference.partition(":")
-    if not module_name or not attribute:
-        raise ConfigurationError(f"app reference {reference!r} must look like 'module:app'")
-    if "" not in sys.path:
-        sys.path.insert(0, "")
-    try:
-        if os.environ.get("DJANGO_SETTINGS_MODULE"):
-            from cloudq.contrib.django import setup
-
-            setup()
-        module = importlib.import_module(module_name)
-    except ConfigurationError:
-        raise
-    except Exception as exc:  # any error of the user's module: one line, not a traceback
-        raise ConfigurationError(_import_failure(module_name, exc)) from None
-    app = getattr(module, attribute, None)
-    if not isinstance(app, CloudQ):
-        raise ConfigurationError(f"{reference!r} is not a cloudq app (CloudQ instance)")
-    return app

@@ -13,6 +13,8 @@ import botocore.loaders
 import botocore.session
 from botocore.config import Config
 
+from cloudq.distribution import VERSION
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_REGION = "us-east-1"
@@ -79,13 +81,7 @@ def _session() -> tuple[boto3.session.Session, str]:
         session = boto3.session.Session(botocore_session=core)
         # boto3 appends its own data folder to the loader's search path on every session.
         _loader.search_paths[:] = list(dict.fromkeys(_loader.search_paths))
-    return session, f"{core.user_agent()} cloudq/{_version()}"
-
-
-def _version() -> str:
-    from cloudq import __version__
-
-    return __version__
+    return session, f"{core.user_agent()} cloudq/{VERSION}"
 
 
 def warn_unknown_region(session: boto3.session.Session, service: str, region: str) -> None:

@@ -25,6 +25,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
+from cloudq.deadlines import seconds_needed
 from cloudq.errors import CloudQError, ConfigurationError
 from cloudq.execution import Action, Executor, Prepared, apply_outcome
 from cloudq.infra.naming import logical_queue_from_arn
@@ -32,14 +33,8 @@ from cloudq.transports.base import ReceivedMessage
 
 if TYPE_CHECKING:
     from cloudq.app import CloudQ
-    from cloudq.task import Task
 
 logger = logging.getLogger(__name__)
-
-#: Seconds kept in hand after a task's timeout before the function's deadline.
-DEADLINE_MARGIN_SECONDS = 1.0
-#: Tasks without a ``timeout`` are assumed to need this long.
-UNTIMED_TASK_SECONDS = 1.0
 
 
 class LambdaContext(Protocol):
@@ -85,11 +80,6 @@ def to_received(app: CloudQ, record: dict[str, Any]) -> ReceivedMessage:
         attributes=message_attributes,
         group_id=attributes.get("MessageGroupId"),
     )
-
-
-def seconds_needed(task: Task[Any, Any]) -> float:
-    """The time left in an invocation that a record of ``task`` needs to be started."""
-    return (task.timeout or UNTIMED_TASK_SECONDS) + DEADLINE_MARGIN_SECONDS
 
 
 def _seconds_needed(prepared: Prepared) -> float:
@@ -159,7 +149,7 @@ def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, A
         reference = os.environ.get("CLOUDQ_APP")
         if not reference:
             raise ConfigurationError("set CLOUDQ_APP=module:app for cloudq.aws_lambda.handler")
-        from cloudq.app import load_app
+        from cloudq.loading import load_app
 
         _app = load_app(reference)
         _freeze_startup_objects()

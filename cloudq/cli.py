@@ -154,7 +154,7 @@ def worker(
     log_format: str,
 ) -> None:
     """Run a long-polling worker for MODULE:APP (e.g. shop.tasks:app)."""
-    from cloudq.app import load_app
+    from cloudq.loading import load_app
     from cloudq.options import WorkerOptions
     from cloudq.worker import Worker
 
@@ -242,8 +242,8 @@ def dlq_list(queue: str, app_reference: str, limit: int, as_json: bool) -> None:
     import dataclasses
     import json
 
-    from cloudq.app import load_app
     from cloudq.dead_letters import list_dead_letters
+    from cloudq.loading import load_app
 
     letters = list_dead_letters(load_app(app_reference), queue, limit)
     for letter in letters:
@@ -266,8 +266,8 @@ def dlq_list(queue: str, app_reference: str, limit: int, as_json: bool) -> None:
 @friendly_errors
 def dlq_replay(queue: str, app_reference: str, ids: tuple[str, ...]) -> None:
     """Send dead letters of QUEUE back onto the queue they came from."""
-    from cloudq.app import load_app
     from cloudq.dead_letters import replay_dead_letters
+    from cloudq.loading import load_app
 
     replayed = replay_dead_letters(load_app(app_reference), queue, ids)
     missing = set(ids) - {i for letter in replayed for i in (letter.message_id, letter.task_id)}
@@ -296,8 +296,8 @@ def beat(flags: dict[str, bool], app_reference: str, catch_up: bool, log_format:
     import signal
     import threading
 
-    from cloudq.app import load_app
     from cloudq.beat import Beat
+    from cloudq.loading import load_app
 
     configure_logging(**flags, log_format=log_format)
     runner = Beat(load_app(app_reference), catch_up=catch_up)
@@ -315,7 +315,7 @@ def beat(flags: dict[str, bool], app_reference: str, catch_up: bool, log_format:
 def revoke(task_ids: tuple[str, ...], app_reference: str) -> None:
     """Revoke tasks by id: one that has not started (or waits for a retry) is acknowledged
     without running when its message arrives. Exit 1 if one had already finished."""
-    from cloudq.app import load_app
+    from cloudq.loading import load_app
 
     app = load_app(app_reference)
     finished = []
@@ -363,7 +363,7 @@ def status(
     """Queue depths, dead letters, consumers, age of the oldest message and recent outcomes."""
     import json
 
-    from cloudq.app import load_app
+    from cloudq.loading import load_app
     from cloudq.status import StatusReader
 
     if watch and as_json:
@@ -406,9 +406,9 @@ def infra_render(app_reference: str, format_name: str, output: str | None) -> No
     """Render the AWS resources of MODULE:APP: queues, DLQs, table, Lambda, ECS workers, IAM."""
     from pathlib import Path
 
-    from cloudq.app import load_app
     from cloudq.infra import app_resources
     from cloudq.infra.render import render
+    from cloudq.loading import load_app
 
     text = render(app_resources(load_app(app_reference), app_reference), format_name)
     if output is None:

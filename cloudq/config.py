@@ -6,17 +6,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from cloudq.errors import ConfigurationError
-from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT, results_table_name
+from cloudq.infra.naming import results_table_name
 from cloudq.retry import DEFAULT_RETRY_POLICY
-
-if TYPE_CHECKING:
-    from cloudq.options import ResolvedWorkerOptions, SendOptions, WorkerOptions
-    from cloudq.transports.base import Transport
 
 ENV_PREFIX = "CLOUDQ_"
 #: Sentinel meaning "the caller did not pass this argument" (``None`` is a real value:
@@ -180,36 +176,3 @@ def load_settings(
         raise ConfigurationError(
             f"setting {field!r} ({where}{ENV_PREFIX}{field.upper()}): {first['msg']}"
         ) from None
-
-
-# -- per-call options against the settings (``cloudq.options``) -----------------------------
-
-
-def resolve_queue(options: SendOptions, routed: str | None, settings: Settings) -> str:
-    """Where a send goes: the ``queue`` option, then the task's route, then ``default_queue``."""
-    return options.queue or routed or settings.default_queue
-
-
-def resolve_worker_options(
-    options: WorkerOptions, settings: Settings, transport: Transport
-) -> ResolvedWorkerOptions:
-    """Argument over setting over default: ``visibility_timeout`` (then the setting, then the
-    queues' default, ``DEFAULT_VISIBILITY_TIMEOUT``) and ``wait_seconds`` (then the setting).
-    A visibility timeout past the broker's ``max_visibility_seconds`` is refused where the
-    broker has visibility timeouts (elsewhere it has no effect)."""
-    from cloudq.options import ResolvedWorkerOptions  # the worker's: not at import (issue 14)
-
-    visibility = options.visibility_timeout or settings.visibility_timeout or DEFAULT_VISIBILITY_TIMEOUT
-    ceiling = transport.max_visibility_seconds
-    if transport.visibility_timeouts and visibility > ceiling:
-        raise ConfigurationError(
-            f"visibility timeout {visibility} s is past the broker's limit of {ceiling} s "
-            f"({transport.describe()})"
-        )
-    return ResolvedWorkerOptions(
-        queues=options.queues,
-        concurrency=options.concurrency,
-        visibility_timeout=visibility,
-        wait_seconds=settings.wait_seconds if options.wait_seconds is None else options.wait_seconds,
-        grace=options.grace,
-    )

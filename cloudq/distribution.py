@@ -5,3 +5,5 @@ public package index is an unrelated project)."""
 DISTRIBUTION = "cloudq-aws"
 #: The local AWS emulator, a distribution of its own (package ``cloudq_emulator``).
 EMULATOR_DISTRIBUTION = "cloudq-aws-emulator"
+#: The version of both (``cloudq.__version__``, the AWS clients' user agent).
+VERSION = "0.1.0"

@@ -45,7 +45,8 @@ from cloudq.errors import (
 from cloudq.health import Health
 from cloudq.message import Message
 from cloudq.metrics import EmfMetrics
-from cloudq.task import Request, Task
+from cloudq.request import Request
+from cloudq.task import Task
 from cloudq.tracing import run_span, trace_id
 from cloudq.transports.base import (
     MAX_REASON_CHARS,

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from cloudq.task import Request, run_with_request
+from cloudq.request import Request, run_with_request
 
 if TYPE_CHECKING:
     from cloudq.message import Message

@@ -21,7 +21,7 @@ import weakref
 from typing import TextIO
 
 from cloudq.lines import PendingLines
-from cloudq.task import current_request
+from cloudq.request import current_request
 from cloudq.tracing import trace_id
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

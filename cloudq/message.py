@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cloudq.errors import DecodeError, MessageTooLargeError, SignatureError
 from cloudq.ids import random_uuid
 from cloudq.payloads.base import PayloadPointer
-from cloudq.tracing import TRACEPARENT_PATTERN
+from cloudq.traceparent import TRACEPARENT_PATTERN
 
 #: Version 1: every message. Version 2 adds what a replay from the dead-letter queue carries
 #: (``attempt_base``, ``history``); only replayed messages are written as version 2, so

@@ -6,9 +6,9 @@
 - ``WorkerOptions``: what a worker is asked to do (``Worker(app, concurrency=8)``,
   ``cloudq worker -c 8``, each process of ``--processes``).
 
-Neither reads settings: an unset field (``None``) is filled from the app's settings by
-``cloudq.config`` (``resolve_queue``, ``resolve_worker_options``), the one place settings are
-resolved.
+Neither reads settings: an unset field (``None``) is filled from the app's settings by the
+resolvers at the end of this module (``resolve_queue``, ``resolve_worker_options``), the one
+place options meet settings (``cloudq.config`` resolves the settings themselves).
 """
 
 from __future__ import annotations
@@ -16,10 +16,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cloudq.config import MAX_WAIT_SECONDS, WORKER_CONCURRENCY, WORKER_GRACE_SECONDS
 from cloudq.errors import ArgumentError, ConfigurationError
+from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT
+
+if TYPE_CHECKING:
+    from cloudq.config import Settings
+    from cloudq.transports.base import Transport
 
 #: A point in time: a timezone-aware datetime or epoch seconds.
 When = dt.datetime | float
@@ -98,7 +103,7 @@ class SendOptions:
 @dataclass(frozen=True)
 class WorkerOptions:
     """What one worker process is asked to do. ``None`` fields come from the app's settings
-    (``cloudq.config.resolve_worker_options``)."""
+    (``resolve_worker_options``)."""
 
     #: Logical queues to consume; empty: every queue of the app.
     queues: tuple[str, ...] = ()
@@ -171,3 +176,34 @@ class ResolvedWorkerOptions:
     visibility_timeout: int
     wait_seconds: float
     grace: float
+
+
+# -- the options against the settings ----------------------------------------------------
+
+
+def resolve_queue(options: SendOptions, routed: str | None, settings: Settings) -> str:
+    """Where a send goes: the ``queue`` option, then the task's route, then ``default_queue``."""
+    return options.queue or routed or settings.default_queue
+
+
+def resolve_worker_options(
+    options: WorkerOptions, settings: Settings, transport: Transport
+) -> ResolvedWorkerOptions:
+    """Argument over setting over default: ``visibility_timeout`` (then the setting, then the
+    queues' default, ``DEFAULT_VISIBILITY_TIMEOUT``) and ``wait_seconds`` (then the setting).
+    A visibility timeout past the broker's ``max_visibility_seconds`` is refused where the
+    broker has visibility timeouts (elsewhere it has no effect)."""
+    visibility = options.visibility_timeout or settings.visibility_timeout or DEFAULT_VISIBILITY_TIMEOUT
+    ceiling = transport.max_visibility_seconds
+    if transport.visibility_timeouts and visibility > ceiling:
+        raise ConfigurationError(
+            f"visibility timeout {visibility} s is past the broker's limit of {ceiling} s "
+            f"({transport.describe()})"
+        )
+    return ResolvedWorkerOptions(
+        queues=options.queues,
+        concurrency=options.concurrency,
+        visibility_timeout=visibility,
+        wait_seconds=settings.wait_seconds if options.wait_seconds is None else options.wait_seconds,
+        grace=options.grace,
+    )

@@ -36,7 +36,7 @@ def _child_main(
     app_reference: str, options: WorkerOptions, logging_options: dict[str, Any], conn: Connection
 ) -> None:
     """A child process: one ordinary worker plus a reporter thread."""
-    from cloudq.app import load_app
+    from cloudq.loading import load_app
     from cloudq.logs import configure_logging
     from cloudq.worker import Worker
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import contextvars
 import datetime as dt
 import functools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
 
 from cloudq.arguments import Arguments
 from cloudq.errors import ConfigurationError, Retry
+from cloudq.request import Request, current_request
 from cloudq.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -20,28 +20,6 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class Request:
-    """What a running task knows about its own invocation (``self.request`` with ``bind=True``)."""
-
-    id: str
-    task: str
-    #: 1 for the first run, 2 for the first retry, …
-    attempt: int
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    queue: str = ""
-    parent_id: str | None = None
-    root_id: str | None = None
-    #: The W3C trace context of this run (``cloudq.tracing``), when the message carried one.
-    traceparent: str | None = None
-
-
-_current_request: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
-    "cloudq_request", default=None
-)
 
 
 class Task(Generic[P, R]):
@@ -175,7 +153,7 @@ class Task(Generic[P, R]):
     @property
     def request(self) -> Request:
         """The invocation being run on this thread (only inside the task)."""
-        request = _current_request.get()
+        request = current_request()
         if request is None:
             raise ConfigurationError(f"{self.name}.request is only available while the task runs")
         return request
@@ -187,17 +165,3 @@ class Task(Generic[P, R]):
         with ``exc`` (or a ``Retry`` error) and its message goes to the dead-letter queue.
         """
         raise Retry(countdown=countdown, exc=exc)
-
-
-def run_with_request(request: Request, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
-    """``fn(*args, **kwargs)`` with ``request`` as the current request of this thread."""
-    token = _current_request.set(request)
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        _current_request.reset(token)
-
-
-def current_request() -> Request | None:
-    """The invocation running on this thread, or ``None`` outside a task."""
-    return _current_request.get()

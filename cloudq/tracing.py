@@ -21,46 +21,17 @@ imported ``opentelemetry.trace`` (which setting up a tracer provider does).
 from __future__ import annotations
 
 import contextvars
-import re
-import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
-from cloudq.task import current_request
+from cloudq.request import current_request
+from cloudq.traceparent import child, is_traceparent, new_traceparent, trace_id
 
-#: ``version-traceid-parentid-flags``, lowercase hex (https://www.w3.org/TR/trace-context/);
-#: the spec's all-zero ids are refused by ``is_traceparent`` (pydantic's regex has no look-ahead).
-TRACEPARENT_PATTERN = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
-_TRACEPARENT = re.compile(TRACEPARENT_PATTERN)
-#: The sampled flag, set on traces cloudq starts itself.
-SAMPLED = "01"
+__all__ = ["current_traceparent", "run_span", "send_span", "trace_context", "trace_id"]
 
 _context: contextvars.ContextVar[str | None] = contextvars.ContextVar("cloudq_traceparent", default=None)
-
-
-def new_traceparent() -> str:
-    """A new trace: random trace id and span id, sampled."""
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-{SAMPLED}"
-
-
-def is_traceparent(value: str) -> bool:
-    if not _TRACEPARENT.match(value):
-        return False
-    _, trace, span, _ = value.split("-")
-    return trace != "0" * 32 and span != "0" * 16
-
-
-def trace_id(traceparent: str) -> str:
-    """The 32-hex-digit trace id of a ``traceparent``."""
-    return traceparent.split("-")[1]
-
-
-def child(traceparent: str) -> str:
-    """The same trace and flags, a new span id (one hop further)."""
-    version, trace, _, flags = traceparent.split("-")
-    return f"{version}-{trace}-{secrets.token_hex(8)}-{flags}"
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from cloudq.backends.base import (
     revoked_record,
 )
 from cloudq.errors import BackendError, MissingExtraError
-from cloudq.transports.redis import load_scripts
+from cloudq.redis_scripts import load_scripts
 
 try:
     import redis

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from cloudq.deadlines import seconds_needed
 from cloudq.errors import ConfigurationError
 from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT, dead_letter_queue_name, is_fifo
 from cloudq.payloads.base import ARGUMENTS_FOLDER, RESULTS_FOLDER
@@ -256,8 +257,6 @@ def _function(app: CloudQ, app_reference: str) -> LambdaResource | None:
     settings = app.settings
     if not settings.lambda_queues:
         return None
-    from cloudq.aws_lambda import seconds_needed
-
     for task in sorted(app.tasks.values(), key=lambda t: t.name):
         needed = seconds_needed(task)
         if task.queue in settings.lambda_queues and needed > settings.lambda_timeout:

@@ -45,10 +45,10 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from cloudq.config import WORKER_CONCURRENCY, WORKER_GRACE_SECONDS, resolve_worker_options
+from cloudq.config import WORKER_CONCURRENCY, WORKER_GRACE_SECONDS
 from cloudq.errors import CloudQError
 from cloudq.execution import Action, Executor, Prepared, apply_outcome
-from cloudq.options import WorkerOptions
+from cloudq.options import WorkerOptions, resolve_worker_options
 from cloudq.runtime.acker import ACKERS, Acker
 from cloudq.runtime.heartbeat import Heartbeat
 from cloudq.runtime.ledger import Ledger, Running, WorkerStats

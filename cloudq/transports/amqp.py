@@ -54,12 +54,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from cloudq.errors import ConfigurationError, TransportError
 from cloudq.ids import random_uuid
+from cloudq.transports.amqp_consumer import BATCH_SIZE, Consumer, Delivery, Held
 from cloudq.transports.amqp_topology import DELIVERY_LIMIT, Topology, amqp
 from cloudq.transports.base import (
     OutgoingMessage,
@@ -82,18 +83,9 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 #: RabbitMQ's broker-wide ``consumer_timeout`` default (30 min): the longest a message can stay
 #: unacked. A client cannot change it (rabbitmq.conf, or the Amazon MQ configuration).
 CONSUMER_TIMEOUT_SECONDS = 1800
-#: Messages per ``receive`` and per ``ack`` call, as the worker batches them.
-BATCH_SIZE = 10
 #: A long poll waits for deliveries in slices this long, letting other threads in between.
 DRAIN_SLICE_SECONDS = 0.02
 FIRST_SLICE_SECONDS = 0.001
-#: Acks are "flowing" when the last came within this long (short tasks finishing): receive
-#: slices stay at FIRST_SLICE_SECONDS (each ack lets the broker push the next message) and the
-#: prefetch runs one batch ahead.
-ACKS_FLOWING_SECONDS = 0.05
-#: A consumer's prefetch far above what its caller holds and asks for is made smaller once it
-#: has been so for this long (a burst is over).
-PREFETCH_SHRINK_SECONDS = 2.0
 #: How long a receive without waiting lets the broker push (a consumer's first deliveries).
 SHORT_POLL_SECONDS = 0.02
 RECEIVES_HEADER = "cloudq-receives"
@@ -105,25 +97,6 @@ SENT_HEADER = "cloudq-sent-ms"
 OWN_HEADERS = frozenset({RECEIVES_HEADER, GROUP_HEADER, DEDUPLICATION_HEADER, SENT_HEADER})
 #: Connection-level failures: the connection is dropped and made again on the next call.
 CONNECTION_ERRORS = (OSError, amqp.exceptions.ConnectionError, amqp.exceptions.RecoverableConnectionError)
-
-
-@dataclass
-class _Delivery:
-    """A message this transport received and has not settled."""
-
-    queue: str
-    delivery_tag: int
-    body: str
-    properties: dict[str, Any]
-    received: ReceivedMessage
-
-
-@dataclass
-class _Held:
-    """A FIFO message held back (unacked) while its group has one in flight."""
-
-    delivery: _Delivery
-    visible_at: float = 0.0
 
 
 class AMQPTransport:
@@ -172,17 +145,12 @@ class AMQPTransport:
         self._admin: Any = None
         #: Bumped on every new connection: handles of an older one are stale.
         self._generation = 0
-        self._unacked: dict[str, _Delivery] = {}
-        #: Delivered by the broker and not handed out (or handed back in place), in order.
-        self._buffer: dict[str, list[_Held]] = {}
-        #: Queue → (consumer tag, prefetch).
-        self._consumers: dict[str, tuple[str, int]] = {}
-        self._oversized_since: dict[str, float] = {}
+        self._unacked: dict[str, Delivery] = {}
+        #: Queue → its consumer (made on first use, kept across connections).
+        self._consumers: dict[str, Consumer] = {}
         #: Receipt handles acked while another thread had the connection (see ``ack``).
         self._pending_acks: list[str] = []
         self._pending_lock = threading.Lock()
-        #: Queue → when ``ack`` was last called for it (monotonic): see ``_acks_flowing``.
-        self._acked_at: dict[str, float] = {}
         self._topology = Topology(prefix, delivery_limit, self._admin_channel)
 
     @classmethod
@@ -233,10 +201,16 @@ class AMQPTransport:
             self._admin = self._connection.channel()
         return self._admin
 
+    def _consumer(self, queue: str) -> Consumer:
+        consumer = self._consumers.get(queue)
+        if consumer is None:  # setdefault: an ack may make it from another thread
+            consumer = self._consumers.setdefault(queue, Consumer(queue))
+        return consumer
+
     def _forget(self) -> None:
         self._unacked.clear()
-        self._buffer.clear()
-        self._consumers.clear()
+        for consumer in list(self._consumers.values()):
+            consumer.forget()
         self._topology.forget()
 
     def _drop(self) -> None:
@@ -338,7 +312,7 @@ class AMQPTransport:
                     wait = min(slice_seconds, remaining) if remaining > 0 else SHORT_POLL_SECONDS
                     self._drain(queue, limit, wait)
                     got = self._take(queue, limit)
-                acks_flowing = self._holding(queue) > 0 and self._acks_flowing(queue)
+                acks_flowing = self._holding(queue) > 0 and self._consumer(queue).acks_flowing()
             if got or remaining <= 0:
                 return got
             if not acks_flowing:
@@ -347,7 +321,8 @@ class AMQPTransport:
     def _drain(self, queue: str, limit: int, seconds: float) -> None:
         """Wait up to ``seconds`` for a delivery, then take what else has arrived (until
         ``limit`` are buffered for ``queue``)."""
-        while len(self._buffer.get(queue, ())) < limit:
+        consumer = self._consumer(queue)
+        while len(consumer.buffer) < limit:
             self._send_acks()
             try:
                 self._connection.drain_events(timeout=seconds)
@@ -355,14 +330,9 @@ class AMQPTransport:
                 return
             seconds = 0.0001
 
-    def _acks_flowing(self, queue: str) -> bool:
-        """Whether the caller acked a message of ``queue`` within ``ACKS_FLOWING_SECONDS``."""
-        acked = self._acked_at.get(queue)
-        return acked is not None and time.monotonic() - acked < ACKS_FLOWING_SECONDS
-
     def _holding(self, queue: str) -> int:
         """Deliveries of ``queue`` handed out and not settled yet."""
-        buffered = {id(item.delivery) for item in self._buffer.get(queue, ())}
+        buffered = {id(item.delivery) for item in self._consumer(queue).buffer}
         return sum(1 for d in self._unacked.values() if d.queue == queue and id(d) not in buffered)
 
     def _consume(self, queue: str, limit: int) -> None:
@@ -373,28 +343,20 @@ class AMQPTransport:
         task ends). A consumer is made again when that prefetch is too small, or far too big
         (a burst is over); the deliveries already here stay."""
         physical = self._ensure(queue)
-        ahead = BATCH_SIZE if self._acks_flowing(queue) else 0
+        consumer = self._consumer(queue)
+        ahead = BATCH_SIZE if consumer.acks_flowing() else 0
         wanted = self._holding(queue) + limit + ahead
-        current = self._consumers.get(queue)
-        if current is not None and wanted <= current[1]:
-            if current[1] <= 2 * wanted + BATCH_SIZE:
-                self._oversized_since.pop(queue, None)
-                return
-            # Far too big, but only shrink once it has been so for a while: what the caller
-            # holds swings from one call to the next.
-            since = self._oversized_since.setdefault(queue, time.monotonic())
-            if time.monotonic() - since < PREFETCH_SHRINK_SECONDS:
-                return
-        self._oversized_since.pop(queue, None)
-        if current is not None:
-            self._channel.basic_cancel(current[0])
+        if consumer.keeps_prefetch(wanted):
+            return
+        if consumer.tag is not None:
+            self._channel.basic_cancel(consumer.tag)
         self._channel.basic_qos(0, wanted, False)  # per consumer: quorum queues have no global qos
-        tag = self._channel.basic_consume(
+        consumer.tag = self._channel.basic_consume(
             physical,
             callback=lambda raw: self._on_delivery(queue, raw),
-            on_cancel=lambda tag: self._consumers.pop(queue, None),
+            on_cancel=lambda tag: consumer.cancelled(),
         )
-        self._consumers[queue] = (tag, wanted)
+        consumer.prefetch = wanted
 
     def _on_delivery(self, queue: str, raw: Any) -> None:
         properties = dict(raw.properties)
@@ -411,22 +373,23 @@ class AMQPTransport:
             attributes=_attributes(headers),
             group_id=_text(headers[GROUP_HEADER]) if GROUP_HEADER in headers else None,
         )
-        delivery = _Delivery(queue, raw.delivery_tag, body, properties, received)
+        delivery = Delivery(queue, raw.delivery_tag, body, properties, received)
         self._unacked[handle] = delivery
-        self._buffer.setdefault(queue, []).append(_Held(delivery))
+        self._consumer(queue).buffer.append(Held(delivery))
 
     def _take(self, queue: str, limit: int) -> list[ReceivedMessage]:
         """Hand out buffered deliveries in order; on a FIFO queue never two of one group at
         once (the others stay buffered, in order, until the group is free)."""
         now = time.time()
-        buffered = self._buffer.get(queue, [])
+        consumer = self._consumer(queue)
+        buffered = consumer.buffer
         busy: set[str | None] = set()
         if is_fifo(queue):
             inside = {id(item.delivery) for item in buffered}
             handed_out = [d for d in self._unacked.values() if d.queue == queue and id(d) not in inside]
             busy = {delivery.received.group_id for delivery in handed_out}
         got: list[ReceivedMessage] = []
-        keep: list[_Held] = []
+        keep: list[Held] = []
         for item in buffered:
             group = item.delivery.received.group_id
             if len(got) >= limit or item.visible_at > now or group in busy:
@@ -437,17 +400,17 @@ class AMQPTransport:
             if is_fifo(queue):
                 busy.add(group)
             got.append(item.delivery.received)
-        self._buffer[queue] = keep
+        consumer.buffer = keep
         return got
 
     # -- settling ------------------------------------------------------------------------
 
-    def _settle(self, handle: str) -> _Delivery | None:
+    def _settle(self, handle: str) -> Delivery | None:
         """Take a delivery out of this transport's books; ``None`` when the handle is stale."""
         delivery = self._unacked.pop(handle, None)
         if delivery is not None:
-            buffered = self._buffer.get(delivery.queue, [])
-            self._buffer[delivery.queue] = [item for item in buffered if item.delivery is not delivery]
+            consumer = self._consumer(delivery.queue)
+            consumer.buffer = [item for item in consumer.buffer if item.delivery is not delivery]
         return delivery
 
     def ack(self, queue: str, receipt_handles: Sequence[str]) -> None:
@@ -456,7 +419,7 @@ class AMQPTransport:
         ack never waits out a long poll (and the broker's prefetch window opens at once)."""
         with self._pending_lock:
             self._pending_acks.extend(receipt_handles)
-            self._acked_at[queue] = time.monotonic()
+            self._consumer(queue).acked_at = time.monotonic()
         if self._lock.acquire(blocking=False):
             try:
                 with self._mapped(f"ack on {queue}"):
@@ -484,7 +447,7 @@ class AMQPTransport:
                 return
             self._republish(delivery, delivery.received.receive_count, visibility_timeout)
 
-    def _republish(self, delivery: _Delivery, receives: int, delay: int) -> None:
+    def _republish(self, delivery: Delivery, receives: int, delay: int) -> None:
         """Send a copy (same message id, ``receives`` so far) and ack the original: unlike a
         requeue, this does not raise the broker's delivery count."""
         self._settle(delivery.received.receipt_handle)
@@ -492,15 +455,15 @@ class AMQPTransport:
         self._publish(delivery.queue, delivery.body, delivery.received.message_id, headers, delay)
         self._channel.basic_ack(delivery.delivery_tag)
 
-    def _hold_in_place(self, delivery: _Delivery, seconds: int) -> None:
+    def _hold_in_place(self, delivery: Delivery, seconds: int) -> None:
         received = delivery.received
         # A new handle: the old one is stale, as on SQS; the next receive counts one more.
         handle = f"{received.receipt_handle}+"
         again = replace(received, receipt_handle=handle, receive_count=received.receive_count + 1)
         self._settle(received.receipt_handle)
-        moved = _Delivery(delivery.queue, delivery.delivery_tag, delivery.body, delivery.properties, again)
+        moved = Delivery(delivery.queue, delivery.delivery_tag, delivery.body, delivery.properties, again)
         self._unacked[handle] = moved
-        self._buffer.setdefault(delivery.queue, []).insert(0, _Held(moved, time.time() + seconds))
+        self._consumer(delivery.queue).buffer.insert(0, Held(moved, time.time() + seconds))
 
     def extend_visibility(self, queue: str, receipt_handles: Sequence[str], visibility_timeout: int) -> None:
         """Nothing to do: a received message stays unacked until it is settled."""
@@ -546,12 +509,14 @@ class AMQPTransport:
             self._forget()
 
     def _return_unstarted(self) -> None:
-        for tag, _prefetch in list(self._consumers.values()):
-            self._channel.basic_cancel(tag)
-        for queue, buffered in list(self._buffer.items()):
-            if is_fifo(queue):
+        consumers = list(self._consumers.values())
+        for consumer in consumers:
+            if consumer.tag is not None:
+                self._channel.basic_cancel(consumer.tag)
+        for consumer in consumers:
+            if is_fifo(consumer.queue):
                 continue
-            for item in buffered:
+            for item in list(consumer.buffer):
                 delivery = item.delivery
                 self._republish(delivery, delivery.received.receive_count - 1, 0)
 

@@ -37,7 +37,7 @@ Semantics every engine keeps (the conformance suite checks them):
   batching (SQS: one ``DeleteMessageBatch`` per 10; Redis; memory).
 - ``deduplication`` (a capability): ``True`` when a FIFO queue keeps SQS's deduplication: a
   message whose deduplication id (``fifo_deduplication_id``: its ``deduplication_id``, else the
-  SHA-256 of its body) was sent to the queue in the last ``SQS_DEDUPLICATION_SECONDS`` (5 min)
+  SHA-256 of its body) was sent to the queue in the last ``SQS_LIMITS.deduplication_seconds`` (5 min)
   is answered as sent but not enqueued again (SQS, Redis, memory; Redis and memory answer
   with the first message's id). ``False`` when the broker has none (RabbitMQ): a repeated
   body is a second message, and a send with a ``deduplication_id`` to a FIFO queue raises
@@ -65,7 +65,9 @@ from cloudq.infra.naming import dead_letter_queue_name, is_fifo
 
 __all__ = [
     "DEAD_LETTER_ATTRIBUTE",
+    "SQS_LIMITS",
     "DeadLetterNote",
+    "EngineLimits",
     "OutgoingMessage",
     "QueueStats",
     "ReceivedMessage",
@@ -76,6 +78,32 @@ __all__ = [
     "fifo_deduplication_id",
     "is_fifo",
 ]
+
+@dataclass(frozen=True)
+class EngineLimits:
+    """A broker's limits as one value. An engine exposes them as the ``Transport`` attributes
+    of the same names (``max_message_bytes`` may be set lower per instance)."""
+
+    #: The longest delay of one send, in seconds.
+    max_delay_seconds: int
+    #: The largest body, in bytes (UTF-8).
+    max_message_bytes: int
+    #: The longest a received message may stay hidden, in all, in seconds.
+    max_visibility_seconds: int
+    #: Messages per send or receive request.
+    batch_size: int
+    #: How long a FIFO queue remembers a deduplication id, in seconds (0: no deduplication).
+    deduplication_seconds: int = 0
+
+
+#: SQS's limits (a delay of 15 minutes, 1 MiB bodies, 12 hours of ChangeMessageVisibility,
+#: 10 messages per batch, a FIFO deduplication window of 5 minutes). The memory and Redis
+#: engines keep them too, so that what works on them works on SQS; they live here so that
+#: those engines need not import the SQS engine (and botocore).
+SQS_LIMITS = EngineLimits(
+    max_delay_seconds=900, max_message_bytes=1024 * 1024, max_visibility_seconds=43_200, batch_size=10,
+    deduplication_seconds=300,
+)
 
 #: The message attribute of a dead-letter copy saying why, and from where, it was moved: JSON
 #: ``{"reason": ..., "source_queue": ..., "dropped_attributes": [...]}``. One attribute, so a

@@ -21,6 +21,7 @@ from cloudq.clock import SYSTEM_CLOCK, Clock
 from cloudq.ids import random_uuid
 from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import (
+    SQS_LIMITS,
     OutgoingMessage,
     QueueStats,
     ReceivedMessage,
@@ -32,15 +33,6 @@ from cloudq.transports.base import (
     is_fifo,
     refused_body,
     require_sent,
-)
-
-# The memory engine keeps SQS's limits: the SQS transport owns them.
-from cloudq.transports.sqs import (
-    SQS_BATCH,
-    SQS_DEDUPLICATION_SECONDS,
-    SQS_MAX_DELAY_SECONDS,
-    SQS_MAX_MESSAGE_BYTES,
-    SQS_MAX_VISIBILITY_SECONDS,
 )
 
 
@@ -78,9 +70,9 @@ class _Queue:
 class MemoryTransport:
     """Thread-safe, in-process queues that behave like SQS."""
 
-    max_delay_seconds = SQS_MAX_DELAY_SECONDS
-    max_visibility_seconds = SQS_MAX_VISIBILITY_SECONDS
-    batch_size = SQS_BATCH
+    max_delay_seconds = SQS_LIMITS.max_delay_seconds
+    max_visibility_seconds = SQS_LIMITS.max_visibility_seconds
+    batch_size = SQS_LIMITS.batch_size
     visibility_timeouts = True
     #: Acks batched, as on SQS.
     immediate_acks = False
@@ -90,7 +82,7 @@ class MemoryTransport:
     def __init__(
         self,
         visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
-        max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
+        max_message_bytes: int = SQS_LIMITS.max_message_bytes,
         *,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -142,7 +134,7 @@ class MemoryTransport:
         )
         q.entries.append(entry)
         if deduplication_id is not None:
-            q.seen[deduplication_id] = (now + SQS_DEDUPLICATION_SECONDS, entry.message_id)
+            q.seen[deduplication_id] = (now + SQS_LIMITS.deduplication_seconds, entry.message_id)
         return SendResult(entry.message_id)
 
     def receive(
@@ -157,7 +149,7 @@ class MemoryTransport:
         deadline = time.monotonic() + wait_seconds
         with self._changed:
             while True:
-                got = self._take(queue, min(max_messages, SQS_BATCH), hide_for)
+                got = self._take(queue, min(max_messages, SQS_LIMITS.batch_size), hide_for)
                 remaining = deadline - time.monotonic()
                 if got or remaining <= 0:
                     return got

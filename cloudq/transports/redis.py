@@ -34,7 +34,9 @@ from typing import Any
 
 from cloudq.errors import MissingExtraError, TransportError
 from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT
+from cloudq.redis_scripts import load_scripts
 from cloudq.transports.base import (
+    SQS_LIMITS,
     OutgoingMessage,
     QueueStats,
     ReceivedMessage,
@@ -45,15 +47,6 @@ from cloudq.transports.base import (
     fifo_deduplication_id,
     is_fifo,
     refused_body,
-)
-
-# The Redis engine keeps SQS's limits: the SQS transport owns them.
-from cloudq.transports.sqs import (
-    SQS_BATCH,
-    SQS_DEDUPLICATION_SECONDS,
-    SQS_MAX_DELAY_SECONDS,
-    SQS_MAX_MESSAGE_BYTES,
-    SQS_MAX_VISIBILITY_SECONDS,
 )
 
 try:
@@ -81,16 +74,6 @@ def mapped(what: str) -> Iterator[None]:
         raise TransportError(f"Redis broker failed ({what}): {exc}") from exc
 
 
-def load_scripts(
-    client: Any, package: str, names: Sequence[str], stem: str, prelude: str = ""
-) -> dict[str, Any]:
-    """Register the Lua scripts ``<stem><name>.lua`` of ``package``, each after ``prelude``."""
-    folder = resources.files(package)
-    return {
-        name: client.register_script(prelude + (folder / f"{stem}{name}.lua").read_text()) for name in names
-    }
-
-
 def _load_scripts(client: redis.Redis) -> dict[str, Script]:
     common = (resources.files("cloudq.transports") / "redis_common.lua").read_text()
     return load_scripts(client, "cloudq.transports", SCRIPTS, "redis_", common)
@@ -103,9 +86,9 @@ def _flag(queue: str) -> str:
 class RedisTransport:
     """Queues in one Redis database, named ``<prefix><logical name>``."""
 
-    max_delay_seconds = SQS_MAX_DELAY_SECONDS
-    max_visibility_seconds = SQS_MAX_VISIBILITY_SECONDS
-    batch_size = SQS_BATCH
+    max_delay_seconds = SQS_LIMITS.max_delay_seconds
+    max_visibility_seconds = SQS_LIMITS.max_visibility_seconds
+    batch_size = SQS_LIMITS.batch_size
     visibility_timeouts = True
     #: An ack is a round trip: batched.
     immediate_acks = False
@@ -118,7 +101,7 @@ class RedisTransport:
         prefix: str = "",
         *,
         visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
-        max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
+        max_message_bytes: int = SQS_LIMITS.max_message_bytes,
     ) -> None:
         self.client = client
         self.prefix = prefix
@@ -159,11 +142,11 @@ class RedisTransport:
         results = [SendResult(error=refused_body(message.body)) for message in messages]
         to_send = [i for i, result in enumerate(results) if result.error is None]
         keys = list(self._keys(queue))
-        args: list[Any] = [_flag(queue), SQS_DEDUPLICATION_SECONDS * 1000]
+        args: list[Any] = [_flag(queue), SQS_LIMITS.deduplication_seconds * 1000]
         for i in to_send:  # one script call: every message is added, or none
             message = messages[i]
             entry = {"b": message.body, "a": dict(message.attributes), "g": message.group_id}
-            delay_ms = min(max(message.delay_seconds, 0), SQS_MAX_DELAY_SECONDS) * 1000
+            delay_ms = min(max(message.delay_seconds, 0), SQS_LIMITS.max_delay_seconds) * 1000
             args += [json.dumps(entry), message.group_id or "", delay_ms]
             if is_fifo(queue):
                 keys.append(f"{self.prefix}{queue}:dedup:{fifo_deduplication_id(message)}")
@@ -184,7 +167,7 @@ class RedisTransport:
         visibility_timeout: int | None = None,
     ) -> list[ReceivedMessage]:
         hide = self.visibility_timeout if visibility_timeout is None else visibility_timeout
-        args = [max(1, min(max_messages, SQS_BATCH)), int(hide * 1000), _flag(queue)]
+        args = [max(1, min(max_messages, SQS_LIMITS.batch_size)), int(hide * 1000), _flag(queue)]
         keys = self._keys(queue)
         deadline = time.monotonic() + wait_seconds
         while True:

@@ -24,6 +24,7 @@ from cloudq.aws import aws_client
 from cloudq.config import SEND_ATTEMPTS, SEND_TIMEOUT_SECONDS
 from cloudq.errors import CredentialsError, QueueNotFoundError, TransportError
 from cloudq.transports.base import (
+    SQS_LIMITS,
     OutgoingMessage,
     QueueStats,
     ReceivedMessage,
@@ -38,19 +39,17 @@ from cloudq.transports.base import (
     require_sent,
 )
 
-SQS_BATCH = 10
+SQS_BATCH = SQS_LIMITS.batch_size
 #: A send of more batches than this to a standard queue sends them on this many threads.
 SEND_THREADS = 4
-SQS_MAX_DELAY_SECONDS = 900
-SQS_MAX_MESSAGE_BYTES = 1024 * 1024
+SQS_MAX_DELAY_SECONDS = SQS_LIMITS.max_delay_seconds
+SQS_MAX_MESSAGE_BYTES = SQS_LIMITS.max_message_bytes
 #: Message attributes per message, at most (emulators do not refuse more; AWS does).
 SQS_MAX_MESSAGE_ATTRIBUTES = 10
 #: A received message stays hidden at most 12 hours in all (ChangeMessageVisibility's ceiling).
-SQS_MAX_VISIBILITY_SECONDS = 43_200
+SQS_MAX_VISIBILITY_SECONDS = SQS_LIMITS.max_visibility_seconds
 #: The whole SendMessageBatch request is limited to 1 MiB too; keep headroom for the JSON.
 SQS_MAX_BATCH_BYTES = SQS_MAX_MESSAGE_BYTES - 16 * 1024
-#: A FIFO queue drops a message whose deduplication id it was sent in the last 5 minutes.
-SQS_DEDUPLICATION_SECONDS = 300
 MISSING_QUEUE_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 STALE_HANDLE_CODES = {"ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue"}
 CREDENTIAL_CODES = {
