@@ -32,7 +32,9 @@ class Acker:
     """Sends the ledger's pending deletes; ``on_flush`` runs with each periodic flush (the EMF
     lines go out with the deletes)."""
 
-    def __init__(self, transport: Transport, ledger: Ledger, on_flush: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, transport: Transport, ledger: Ledger, on_flush: Callable[[], None] = lambda: None
+    ) -> None:
         self.transport = transport
         self.ledger = ledger
         self.on_flush = on_flush

@@ -248,4 +248,6 @@ class Ledger:
         """How many running tasks are more than ``grace`` seconds past their timeout."""
         with self._lock:
             running = list(self._running.values())
-        return sum(1 for item in running if item.timeout is not None and now - item.started > item.timeout + grace)
+        return sum(
+            1 for item in running if item.timeout is not None and now - item.started > item.timeout + grace
+        )
