@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from cloudq.clock import SYSTEM_CLOCK, Clock
 from cloudq.ids import random_uuid
 from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import (
@@ -68,7 +69,9 @@ class MemoryTransport:
         self,
         visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
         max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
         self.visibility_timeout = visibility_timeout
         self.max_message_bytes = max_message_bytes
         self._queues: dict[str, _Queue] = {}
