@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
@@ -14,6 +13,7 @@ from pydantic import ValidationError
 
 from cloudq.arguments import is_json
 from cloudq.backends.base import ttl_from
+from cloudq.clock import SYSTEM_CLOCK, Clock
 from cloudq.config import UNSET, Settings, SettingsSource, load_settings
 from cloudq.errors import ArgumentError, ConfigurationError, TaskRegistrationError
 from cloudq.hooks import Hooks
@@ -55,7 +55,8 @@ class CloudQ:
     ``sqs://``, results in DynamoDB table ``shop-results``. Pass ``transport=``,
     ``result_backend=`` or ``payloads=`` (a ``PayloadStore``) to inject an engine (tests,
     custom clients), ``settings_source=`` to read settings from a framework's configuration
-    (``cloudq.contrib.django``).
+    (``cloudq.contrib.django``), ``clock=`` (``cloudq.clock``) for the time everything of this
+    app reads (sending, the executor, results, beat, the memory engines it builds).
     """
 
     #: The class of the tasks ``@app.task`` registers (``cloudq.contrib.django`` adds methods).
@@ -71,11 +72,14 @@ class CloudQ:
         result_backend: ResultBackend | None = None,
         payloads: PayloadStore | None = None,
         settings_source: SettingsSource | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         **settings: Any,
     ) -> None:
         if not name or not name.replace("-", "").replace("_", "").isalnum():
             raise ConfigurationError(f"app name {name!r} must be letters, digits, '-' or '_'")
         self.name = name
+        #: The time this app's parts read (``cloudq.clock``); a test gives a ``ManualClock``.
+        self.clock = clock
         unknown = set(settings) - set(Settings.model_fields)
         if unknown:
             raise ConfigurationError(f"unknown setting(s): {', '.join(sorted(unknown))}")
@@ -105,7 +109,9 @@ class CloudQ:
                 if self._transport is None:
                     from cloudq.transports import transport_from_url
 
-                    self._transport = transport_from_url(self.settings.broker, self.name, self.settings)
+                    self._transport = transport_from_url(
+                        self.settings.broker, self.name, self.settings, clock=self.clock
+                    )
         return self._transport
 
     @property
@@ -116,7 +122,7 @@ class CloudQ:
                 if self._backend is None:
                     from cloudq.backends import backend_from_url
 
-                    self._backend = backend_from_url(self.settings.backend, self.name)
+                    self._backend = backend_from_url(self.settings.backend, self.name, clock=self.clock)
         return self._backend
 
     @property
@@ -320,7 +326,7 @@ class CloudQ:
             raise ArgumentError(
                 f"send_task({name!r}): give send options as options= or as keywords, not both"
             )
-        now = time.time()
+        now = self.clock.time()
         outgoing = self.outgoing(name, args, kwargs, options, now=now)
         with send_span(name) as traceparent:
             if traceparent is not None:
@@ -349,7 +355,7 @@ class CloudQ:
         args, kwargs = list(args), dict(kwargs or {})
         if not is_json(args) or not is_json(kwargs):
             raise ArgumentError(f"send_task({name!r}): arguments must be JSON values; pass ids")
-        now = time.time() if now is None else now
+        now = self.clock.time() if now is None else now
         run_at = options.run_at(now)
         try:
             message = Message(
@@ -391,7 +397,7 @@ class CloudQ:
         """Send many envelopes, batched per queue by the transport (SQS: 10 per call); one
         ``SendResult`` per envelope, in order. Every body is encoded before anything is sent."""
         transport = self.transport
-        now = time.time() if now is None else now
+        now = self.clock.time() if now is None else now
         bodies: list[OutgoingMessage] = []
         for out in messages:
             delay = 0
@@ -433,7 +439,7 @@ class CloudQ:
     def result_expiry(self, now: float | None = None) -> int | None:
         """Epoch seconds when a record written now expires (``result_ttl``), or ``None``."""
         ttl = self.settings.result_ttl
-        return ttl_from(time.time() if now is None else now, ttl if ttl > 0 else None)
+        return ttl_from(self.clock.time() if now is None else now, ttl if ttl > 0 else None)
 
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:  # noqa: N802 - Celery's name
         """A handle on a result by id."""

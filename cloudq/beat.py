@@ -14,16 +14,18 @@ conditional write on every engine) on the key ``beat:<periodic task>:<tick>``:
   backend the task still runs once.
 
 Missed ticks (no beat was running) are not sent, unless ``catch_up`` is set: then the ticks
-since the last one any beat recorded are sent (at most ``MAX_CATCH_UP_TICKS`` per task).
+since the last one any beat recorded are sent, the oldest first, at most ``MAX_CATCH_UP_TICKS``
+per task; past those the beat goes on from now. The record of the last tick
+(``beat:<periodic task>:last``) never expires, so catch-up reaches back over any outage.
+
+The beat reads the time from the app's clock (``app.clock``, ``cloudq.clock``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cloudq.backends.base import ClaimStatus, ResultRecord, State
@@ -39,12 +41,14 @@ logger = logging.getLogger(__name__)
 
 #: How long a beat's claim on a tick holds off the others: sending takes milliseconds.
 BEAT_LEASE_SECONDS = 5.0
-#: Tick records are kept this long (the result backend's TTL).
+#: A tick's record (its lock, ``beat:<name>:<tick>``) is kept this long after it is sent: far
+#: longer than beats racing for one tick need. The ``last`` record has no TTL.
 TICK_RECORD_SECONDS = 86_400
 #: After a failed claim or send, the tick is tried again this much later.
 BEAT_RETRY_SECONDS = 2.0
 #: The longest single sleep, so that a stop is noticed.
 MAX_SLEEP_SECONDS = 1.0
+#: At most this many missed ticks of one periodic task are sent at start (``catch_up``).
 MAX_CATCH_UP_TICKS = 100
 LOCK_TASK_NAME = "cloudq.beat"
 
@@ -66,7 +70,6 @@ class Beat:
         *,
         catch_up: bool = False,
         owner: str | None = None,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         if not app.periodic_tasks:
             raise ConfigurationError(
@@ -78,8 +81,9 @@ class Beat:
                 f"cloudq beat needs a result backend for its lock (app {app.name!r} has backend=None); "
                 "set backend (CLOUDQ_BACKEND), e.g. dynamodb://table or redis://host:6379/0"
             )
+        clock = app.clock
         for periodic in app.periodic_tasks.values():
-            periodic.schedule.next_after(clock())  # refuses what beat cannot evaluate, now
+            periodic.schedule.next_after(clock.time())  # refuses what beat cannot evaluate, now
         self.app = app
         self.backend: ResultBackend = backend
         self.catch_up = catch_up
@@ -88,7 +92,8 @@ class Beat:
         self.sent = 0
 
     def first_ticks(self, now: float) -> dict[str, list[float]]:
-        """Per periodic task, the ticks due at start: none, or the missed ones (catch-up)."""
+        """Per periodic task, the ticks due at start: none, or the missed ones (catch-up): from
+        the one after the last recorded, the oldest ``MAX_CATCH_UP_TICKS`` up to ``now``."""
         due: dict[str, list[float]] = {}
         for periodic in self.app.periodic_tasks.values():
             ticks: list[float] = []
@@ -104,7 +109,7 @@ class Beat:
     def send_tick(self, periodic: PeriodicTask, tick: float) -> float | None:
         """Send one tick unless another beat has or is sending it. Returns ``None`` when the
         tick is done (by anyone), or seconds after which to look at it again."""
-        now = self.clock()
+        now = self.clock.time()
         key = tick_key(periodic, tick)
         expires = int(now + TICK_RECORD_SECONDS)
         try:
@@ -121,7 +126,9 @@ class Beat:
                 task_id=key, task_name=LOCK_TASK_NAME, state=State.SUCCESS, date_done=now, expires_at=expires
             )
             self.backend.put(done)
-            self.backend.put(done.model_copy(update={"task_id": last_key(periodic), "value": tick}))
+            # The last tick's record never expires: catch-up starts from it after any outage.
+            last = {"task_id": last_key(periodic), "value": tick, "expires_at": None}
+            self.backend.put(done.model_copy(update=last))
         except (BackendError, TransportError) as exc:
             logger.warning("tick %s of %s not sent yet: %s", int(tick), periodic.name, exc)
             return BEAT_RETRY_SECONDS
@@ -134,7 +141,7 @@ class Beat:
     def run(self, stop: threading.Event | None = None) -> None:
         """Send ticks until ``stop`` is set."""
         stop = stop or threading.Event()
-        now = self.clock()
+        now = self.clock.time()
         periodic_tasks = self.app.periodic_tasks
         #: (periodic name, tick) → when to try it
         pending: dict[tuple[str, float], float] = {
@@ -147,7 +154,7 @@ class Beat:
             ", ".join(f"{p.name} {p.schedule.expression}" for p in periodic_tasks.values()),
         )
         while not stop.is_set():
-            now = self.clock()
+            now = self.clock.time()
             for name, tick in list(upcoming.items()):
                 while tick <= now:
                     pending[(name, tick)] = tick
@@ -159,6 +166,6 @@ class Beat:
                     if later is None:
                         del pending[(name, tick)]
                     else:
-                        pending[(name, tick)] = self.clock() + later
+                        pending[(name, tick)] = self.clock.time() + later
             wake = min([*upcoming.values(), *pending.values()])
-            stop.wait(min(max(wake - self.clock(), 0.0), MAX_SLEEP_SECONDS))
+            stop.wait(min(max(wake - self.clock.time(), 0.0), MAX_SLEEP_SECONDS))

@@ -21,7 +21,6 @@ import enum
 import logging
 import math
 import socket
-import time
 import traceback
 import uuid
 from dataclasses import dataclass, replace
@@ -244,9 +243,9 @@ class Executor:
     def execute(self, received: ReceivedMessage | Prepared) -> Outcome:
         """Never raises for a bad message: every failure becomes an outcome (logged)."""
         prepared = received if isinstance(received, Prepared) else self.prepare(received)
-        started, started_at = time.monotonic(), time.time()
+        started, started_at = self.app.clock.monotonic(), self.app.clock.time()
         outcome = self._execute(prepared)
-        seconds = time.monotonic() - started
+        seconds = self.app.clock.monotonic() - started
         log_outcome(prepared, outcome, seconds)
         if self.metrics is not None:
             self.metrics.record(prepared, outcome, seconds, started_at)
@@ -260,7 +259,7 @@ class Executor:
         note = DeadLetterNote.from_attributes(received.attributes)
         if note is not None:
             return self._returned(message, note)
-        now = time.time()
+        now = self.app.clock.time()
         if message.eta is not None and message.eta > now:  # never early, by any fraction
             return self._hop(message, received, message.eta - now)
         if message.expires is not None and message.expires < now:
@@ -345,7 +344,7 @@ class Executor:
         backend = self.app.backend
         if backend is not None and self._claims(task):
             lease = (task.timeout or DEFAULT_LEASE_SECONDS) + LEASE_MARGIN_SECONDS
-            now = time.time()
+            now = self.app.clock.time()
             try:
                 delivery = Delivery(message_id=received.message_id, receive_count=received.receive_count)
                 claim = backend.claim(
@@ -389,7 +388,7 @@ class Executor:
     def _run(
         self, task: Task[Any, Any], message: Message, received: ReceivedMessage, request: Request
     ) -> Outcome:
-        started = time.time()
+        started = self.app.clock.time()
         try:
             with run_span(task.name, message.traceparent) as traceparent:  # cloudq.tracing
                 if traceparent is not None:
@@ -402,7 +401,7 @@ class Executor:
             if task.policy.retries(exc):
                 return self._retry_or_fail(task, message, received, request.attempt, exc, None)
             return self._fail(task, message, request.attempt, type(exc).__name__, str(exc), _tb(exc))
-        elapsed = time.time() - started
+        elapsed = self.app.clock.time() - started
         if task.timeout is not None and elapsed > task.timeout:
             # Past its time limit the broker may already have handed the message to another
             # worker (the heartbeat stopped at the timeout): this late result is not trusted.
@@ -451,7 +450,7 @@ class Executor:
         # Longer than the broker can hold a message: re-send with the attempts made so far
         # and an eta; it hops until then.
         again = message.model_copy(
-            update={"retries": message.retries + received.receive_count, "eta": time.time() + delay}
+            update={"retries": message.retries + received.receive_count, "eta": self.app.clock.time() + delay}
         )
         resend = Outcome(
             Action.RESEND,
@@ -511,7 +510,7 @@ class Executor:
         value: Any = None,
         error: tuple[str, str, str] | None = None,
     ) -> ResultRecord:
-        now = time.time()
+        now = self.app.clock.time()
         error_type, text, trace = error or (None, None, None)
         text = None if text is None else clip(text, MAX_ERROR_MESSAGE_CHARS)
         trace = None if trace is None else clip(trace, MAX_TRACEBACK_CHARS)

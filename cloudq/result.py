@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cloudq.backends.base import ResultRecord, State
@@ -67,24 +66,25 @@ class AsyncResult(Generic[R]):
     def get(self, timeout: float | None = None, interval: float = 0.05) -> R:
         """Wait for the value. Raises ``TimeoutError`` after ``timeout`` seconds, and
         ``TaskError`` (remote type, message, traceback) if the task failed."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        clock = self.app.clock
+        deadline = None if timeout is None else clock.monotonic() + timeout
         backend = self._backend()
         while True:
             record = backend.get(self.id)
             if record is not None and record.state.ready:
                 return self._value(record)
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline is not None and clock.monotonic() >= deadline:
                 state = State.PENDING if record is None else record.state
                 raise TimeoutError(f"task {self.id} not ready after {timeout} s (state {state.value})")
-            pause = interval if deadline is None else min(interval, max(deadline - time.monotonic(), 0))
-            time.sleep(pause)
+            pause = interval if deadline is None else min(interval, max(deadline - clock.monotonic(), 0))
+            clock.sleep(pause)
             interval = min(interval * 2, MAX_POLL_INTERVAL)
 
     def revoke(self) -> bool:
         """Revoke the task: if it has not started (or waits for a retry), it never runs: its
         message is acknowledged without running when it arrives. ``False`` when it had
         already finished. A running task is not stopped. Needs a result backend."""
-        return self._backend().revoke(self.id, time.time(), self.app.result_expiry()) is None
+        return self._backend().revoke(self.id, self.app.clock.time(), self.app.result_expiry()) is None
 
     def _value(self, record: ResultRecord) -> R:
         if record.state is State.REVOKED:
@@ -146,7 +146,8 @@ class GroupResult:
     def get(self, timeout: float | None = None, interval: float = 0.05) -> list[Any]:
         """Every member's value, in order (one batched read per poll). Raises ``TaskError``
         for the first member that failed, ``TimeoutError`` after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        clock = self.app.clock
+        deadline = None if timeout is None else clock.monotonic() + timeout
         while True:
             records = self._records()
             done = [records.get(result.id) for result in self.results]
@@ -154,8 +155,8 @@ class GroupResult:
                 return [
                     result._value(record) for result, record in zip(self.results, done, strict=True) if record
                 ]
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline is not None and clock.monotonic() >= deadline:
                 finished = sum(1 for record in done if record is not None and record.state.ready)
                 raise TimeoutError(f"group not ready after {timeout} s ({finished} of {len(done)} finished)")
-            time.sleep(interval if deadline is None else min(interval, max(deadline - time.monotonic(), 0)))
+            clock.sleep(interval if deadline is None else min(interval, max(deadline - clock.monotonic(), 0)))
             interval = min(interval * 2, MAX_POLL_INTERVAL)

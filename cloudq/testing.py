@@ -35,12 +35,13 @@ def drain(
 
     Returns how many messages were processed. Raises ``TaskError`` for the first message
     dead-lettered (a final failure, a bad message) when ``raise_failures``, after draining.
-    Raises ``TimeoutError`` if the queues are not empty after ``timeout`` seconds.
+    Raises ``TimeoutError`` if the queues are not empty after ``timeout`` seconds of the app's
+    clock: on a ``ManualClock`` (``cloudq.clock``) the waits for delayed messages move it.
     """
     names = list(queues or sorted(app.queue_names()))
     executor = Executor(app)
-    transport = app.transport
-    deadline = time.monotonic() + timeout
+    transport, clock = app.transport, app.clock
+    deadline = clock.monotonic() + timeout
     processed = 0
     first_failure: TaskError | None = None
     while True:
@@ -55,10 +56,10 @@ def drain(
                     first_failure = TaskError(message.message_id, "DeadLettered", outcome.reason)
         if not busy and _empty(app, names):
             break
-        if time.monotonic() > deadline:
+        if clock.monotonic() > deadline:
             raise TimeoutError(f"queues {names} not drained after {timeout} s")
         if not busy:
-            time.sleep(0.01)
+            clock.sleep(0.01)
     executor.flush_metrics()
     if first_failure is not None and raise_failures:
         raise first_failure
@@ -101,7 +102,7 @@ def sqs_event(
             "ApproximateReceiveCount": str(message.receive_count),
             "SentTimestamp": str(message.sent_timestamp_ms),
             "SenderId": "000000000000",
-            "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
+            "ApproximateFirstReceiveTimestamp": str(int(app.clock.time() * 1000)),
         }
         if message.group_id:
             attributes["MessageGroupId"] = message.group_id

@@ -18,7 +18,6 @@ Every step is idempotent by task id, so the executor retries the message when a 
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from cloudq.backends.base import ResultRecord, State
@@ -77,7 +76,7 @@ def fail_links(app: CloudQ, links: list[Link], parent_id: str, state: State, err
     error_type = error[0] or ("TaskRevokedError" if state is State.REVOKED else "Error")
     text = f"{parent_id} {'was revoked' if state is State.REVOKED else 'failed'}: {error[1]}".rstrip(": ")
     pending = list(links)
-    now = time.time()
+    now = app.clock.time()
     while pending:
         link = pending.pop()
         backend.put(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cloudq.backends.base import Claim, ClaimStatus, ResultBackend, ResultRecord, State
+from cloudq.clock import SYSTEM_CLOCK, Clock
 from cloudq.infra.naming import queue_prefix, results_table_name
 from cloudq.urls import parse_url
 
@@ -16,13 +17,14 @@ __all__ = [
 ]
 
 
-def backend_from_url(url: str, app_name: str) -> ResultBackend:
-    """Build the engine a backend URL names."""
+def backend_from_url(url: str, app_name: str, *, clock: Clock = SYSTEM_CLOCK) -> ResultBackend:
+    """Build the engine a backend URL names; ``clock`` is the time it compares expiry and
+    leases with."""
     parsed = parse_url(url, ("dynamodb", "memory", "redis"), "result backend")
     if parsed.scheme == "memory":
         from cloudq.backends.memory import MemoryBackend
 
-        return MemoryBackend()
+        return MemoryBackend(clock=clock)
     if parsed.scheme == "dynamodb":
         from cloudq.backends.dynamodb import DynamoDBBackend
 
@@ -30,7 +32,8 @@ def backend_from_url(url: str, app_name: str) -> ResultBackend:
             table=parsed.location or results_table_name(app_name),
             endpoint_url=parsed.options.get("endpoint_url"),
             region_name=parsed.options.get("region"),
+            clock=clock,
         )
     from cloudq.backends.redis import RedisBackend
 
-    return RedisBackend.from_url(url, prefix=queue_prefix(app_name))
+    return RedisBackend.from_url(url, prefix=queue_prefix(app_name), clock=clock)

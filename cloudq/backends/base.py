@@ -8,7 +8,6 @@ conditional claim, the counter); state transitions, polling and backoff live in
 from __future__ import annotations
 
 import enum
-import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -178,10 +177,6 @@ class ResultBackend(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
-
-
-def now() -> float:
-    return time.time()
 
 
 def ttl_from(now_seconds: float, ttl_seconds: int | None) -> int | None:

@@ -9,7 +9,6 @@ conditional ``PutItem``. Every botocore error is mapped to ``BackendError`` in `
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +25,7 @@ from cloudq.backends.base import (
     State,
     claim_decision,
 )
+from cloudq.clock import SYSTEM_CLOCK, Clock
 from cloudq.errors import BackendError, ResultTooLargeError
 from cloudq.payloads.base import PayloadPointer
 
@@ -150,8 +150,11 @@ class DynamoDBBackend:
         client: Any = None,
         endpoint_url: str | None = None,
         region_name: str | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.table = table
+        #: The time expiry and leases are compared with (DynamoDB's own TTL sweep uses AWS's).
+        self.clock = clock
         self._client = client or default_client(endpoint_url, region_name)
 
     @contextmanager
@@ -183,7 +186,7 @@ class DynamoDBBackend:
             item = self._client.get_item(
                 TableName=self.table, Key={"task_id": {"S": task_id}}, ConsistentRead=True
             ).get("Item")
-        return None if item is None else self._live(from_item(item), time.time())
+        return None if item is None else self._live(from_item(item), self.clock.time())
 
     def get_many(self, task_ids: Sequence[str]) -> dict[str, ResultRecord]:
         found: dict[str, ResultRecord] = {}
@@ -195,7 +198,7 @@ class DynamoDBBackend:
                 with self._mapped():
                     response = self._client.batch_get_item(RequestItems=request)
                 for item in response.get("Responses", {}).get(self.table, []):
-                    record = self._live(from_item(item), time.time())
+                    record = self._live(from_item(item), self.clock.time())
                     if record is not None:
                         found[record.task_id] = record
                 keys = response.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
@@ -208,7 +211,7 @@ class DynamoDBBackend:
 
     def put_unless_superseded(self, record: ResultRecord, attempt: int) -> ResultRecord | None:
         item = _checked_item(record)
-        now = time.time()
+        now = self.clock.time()
         try:
             with self._mapped():
                 self._client.put_item(

@@ -4,7 +4,6 @@ lease, TTL, counters)."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 
 from cloudq.backends.base import (
@@ -18,12 +17,15 @@ from cloudq.backends.base import (
     revoked_record,
     superseded,
 )
+from cloudq.clock import SYSTEM_CLOCK, Clock
 
 
 class MemoryBackend:
-    """Thread-safe dict of records. Expired records (``expires_at`` passed) read as missing."""
+    """Thread-safe dict of records. Expired records (``expires_at`` passed on ``clock``) read
+    as missing."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self._records: dict[str, ResultRecord] = {}
         self._counters: dict[str, int] = {}
         self._sets: dict[str, set[str]] = {}
@@ -31,7 +33,7 @@ class MemoryBackend:
 
     def _live(self, task_id: str) -> ResultRecord | None:
         record = self._records.get(task_id)
-        if record is not None and record.expires_at is not None and record.expires_at < time.time():
+        if record is not None and record.expires_at is not None and record.expires_at < self.clock.time():
             del self._records[task_id]
             return None
         return record
@@ -52,7 +54,7 @@ class MemoryBackend:
     def put_unless_superseded(self, record: ResultRecord, attempt: int) -> ResultRecord | None:
         with self._lock:
             found = self._live(record.task_id)
-            if found is not None and superseded(found, attempt, time.time()):
+            if found is not None and superseded(found, attempt, self.clock.time()):
                 return found
             self._records[record.task_id] = record.model_copy()
             return None

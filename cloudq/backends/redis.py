@@ -9,7 +9,6 @@ counted once (``redis_count_once.lua``); a revoke one script (``redis_revoke.lua
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +23,7 @@ from cloudq.backends.base import (
     claimed_record,
     revoked_record,
 )
+from cloudq.clock import SYSTEM_CLOCK, Clock
 from cloudq.errors import BackendError, MissingExtraError
 from cloudq.redis_scripts import load_scripts
 
@@ -45,26 +45,28 @@ def mapped(what: str) -> Iterator[None]:
 class RedisBackend:
     """Result records under ``<prefix>result:<task id>``."""
 
-    def __init__(self, client: Any, prefix: str = "") -> None:
+    def __init__(self, client: Any, prefix: str = "", *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.client = client
+        #: The time expiry and leases are compared with (``EXPIREAT`` uses the server's).
+        self.clock = clock
         self.prefix = prefix
         self._scripts = load_scripts(
             client, "cloudq.backends", ("claim", "put_unless_superseded", "count_once", "revoke"), "redis_"
         )
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "") -> RedisBackend:
-        return cls(redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5), prefix)
+    def from_url(cls, url: str, prefix: str = "", *, clock: Clock = SYSTEM_CLOCK) -> RedisBackend:
+        client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        return cls(client, prefix, clock=clock)
 
     def _key(self, task_id: str) -> str:
         return f"{self.prefix}result:{task_id}"
 
-    @staticmethod
-    def _live(raw: bytes | None) -> ResultRecord | None:
+    def _live(self, raw: bytes | None) -> ResultRecord | None:
         if raw is None:
             return None
         record = ResultRecord.model_validate_json(raw)
-        expired = record.expires_at is not None and record.expires_at < time.time()
+        expired = record.expires_at is not None and record.expires_at < self.clock.time()
         return None if expired else record
 
     def get(self, task_id: str) -> ResultRecord | None:
@@ -90,7 +92,7 @@ class RedisBackend:
             pipe.execute()
 
     def put_unless_superseded(self, record: ResultRecord, attempt: int) -> ResultRecord | None:
-        args = [record.model_dump_json(), attempt, repr(time.time()), _expire_at(record)]
+        args = [record.model_dump_json(), attempt, repr(self.clock.time()), _expire_at(record)]
         with mapped("put_unless_superseded"):
             raw = self._scripts["put_unless_superseded"](keys=[self._key(record.task_id)], args=args)
         return None if raw is None else ResultRecord.model_validate_json(raw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cloudq.clock import SYSTEM_CLOCK, Clock
 from cloudq.config import Settings
 from cloudq.infra.naming import queue_prefix
 from cloudq.transports.base import (
@@ -29,16 +30,17 @@ __all__ = [
 ]
 
 
-def transport_from_url(url: str, app_name: str, settings: Settings) -> Transport:
-    """Build the engine a broker URL names. Queue names get the app name as prefix."""
+def transport_from_url(
+    url: str, app_name: str, settings: Settings, *, clock: Clock = SYSTEM_CLOCK
+) -> Transport:
+    """Build the engine a broker URL names. Queue names get the app name as prefix; the
+    in-process engine keeps time by ``clock``."""
     limits = {"max_message_bytes": settings.max_message_bytes} if settings.max_message_bytes else {}
     parsed = parse_url(url, ("sqs", "memory", "redis", "amqp", "amqps"), "broker")
     if parsed.scheme == "memory":
         from cloudq.transports.memory import MemoryTransport
 
-        if settings.max_message_bytes:
-            return MemoryTransport(max_message_bytes=settings.max_message_bytes)
-        return MemoryTransport()
+        return MemoryTransport(**limits, clock=clock)
     if parsed.scheme == "sqs":
         from cloudq.transports.sqs import SQSTransport
 

@@ -12,14 +12,15 @@ import pytest
 from cloudq import CloudQ
 from cloudq.backends.base import ResultBackend
 from cloudq.beat import BEAT_LEASE_SECONDS, LOCK_TASK_NAME, Beat, tick_key
+from cloudq.clock import SYSTEM_CLOCK, Clock, ManualClock
 from tests.conformance.test_backend import ENGINES_NOT_ATOMIC_ACROSS_THREADS
 from tests.tasks import make_app
 
 TICK = 1_800_000_000.0
 
 
-def _app(backend: ResultBackend) -> CloudQ:
-    app = make_app("lock", broker="memory://", result_backend=backend)
+def _app(backend: ResultBackend, clock: Clock = SYSTEM_CLOCK) -> CloudQ:
+    app = make_app("lock", broker="memory://", result_backend=backend, clock=clock)
     app.add_periodic(app.tasks["add"], 10, args=[1, 2], name="adder")
     return app
 
@@ -50,13 +51,13 @@ def test_of_racing_beats_one_sends_each_tick(backend: ResultBackend, request: py
 
 
 def test_a_tick_left_by_a_dead_claimer_is_sent_after_the_lease(backend: ResultBackend) -> None:
-    app = _app(backend)
+    # The engines' own clocks (Redis EXPIREAT, DynamoDB TTL) are real: the beat's starts at now.
+    clock = ManualClock(time.time())
+    app = _app(backend, clock)
     periodic = app.periodic_tasks["adder"]
-    now = time.time()
-    backend.claim(tick_key(periodic, TICK), LOCK_TASK_NAME, "dead-beat", BEAT_LEASE_SECONDS, now)
-    clock = [now]
-    survivor = Beat(app, owner="survivor", clock=lambda: clock[0])
+    backend.claim(tick_key(periodic, TICK), LOCK_TASK_NAME, "dead-beat", BEAT_LEASE_SECONDS, clock.time())
+    survivor = Beat(app, owner="survivor")
     assert survivor.send_tick(periodic, TICK) == pytest.approx(BEAT_LEASE_SECONDS, abs=0.5)
-    clock[0] = now + BEAT_LEASE_SECONDS + 0.5
+    clock.advance(BEAT_LEASE_SECONDS + 0.5)
     assert survivor.send_tick(periodic, TICK) is None and _sent(app) == 1
     assert Beat(app, owner="late").send_tick(periodic, TICK) is None and _sent(app) == 0

@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from cloudq import CloudQ
-from cloudq.backends.memory import MemoryBackend
 from cloudq.beat import BEAT_LEASE_SECONDS, Beat, tick_key
+from cloudq.clock import ManualClock
 from cloudq.errors import ConfigurationError, TaskRegistrationError
 from cloudq.schedules import parse_schedule
 from tests.cli_helpers import cloudq
@@ -91,20 +91,23 @@ def test_periodic_arguments_that_do_not_fit_are_refused_when_the_app_loads() -> 
         app.add_periodic(app.tasks["add"], "rate(2 hours)", args=[1, 2])
 
 
-def _beat_app(backend: MemoryBackend) -> CloudQ:
-    app = make_app("beat", broker="memory://", result_backend=backend)
+def _beat_app(clock: ManualClock) -> CloudQ:
+    """An app whose beat, broker and result backend share ``clock`` (one timeline)."""
+    app = make_app("beat", broker="memory://", backend="memory://", clock=clock)
     app.add_periodic(app.tasks["add"], 10, args=[1, 2], name="adder")
     return app
 
 
 def _sent(app: CloudQ) -> list[str]:
-    got = app.transport.receive("default", 10, wait_seconds=0)
-    return [json.loads(message.body)["id"] for message in got]
+    """The task ids of every message on the default queue (received, so each is seen once)."""
+    ids: list[str] = []
+    while got := app.transport.receive("default", 10, wait_seconds=0):
+        ids += [json.loads(message.body)["id"] for message in got]
+    return ids
 
 
 def test_two_beats_send_each_tick_once() -> None:
-    backend = MemoryBackend()
-    app = _beat_app(backend)
+    app = _beat_app(ManualClock(NOON))
     first, second = Beat(app, owner="a"), Beat(app, owner="b")
     periodic = app.periodic_tasks["adder"]
     for tick in (NOON, NOON + 10, NOON + 20):
@@ -114,31 +117,64 @@ def test_two_beats_send_each_tick_once() -> None:
 
 
 def test_a_tick_claimed_by_a_beat_that_died_is_sent_by_another_after_the_lease() -> None:
-    backend = MemoryBackend()
-    app = _beat_app(backend)
+    clock = ManualClock(NOON)
+    app = _beat_app(clock)
     periodic = app.periodic_tasks["adder"]
-    now = [NOON]
-    survivor = Beat(app, owner="b", clock=lambda: now[0])
+    survivor = Beat(app, owner="b")
     # Given beat "a" claimed the tick and died before sending it
-    backend.claim(tick_key(periodic, NOON), "cloudq.beat", "a", BEAT_LEASE_SECONDS, NOON)
+    survivor.backend.claim(tick_key(periodic, NOON), "cloudq.beat", "a", BEAT_LEASE_SECONDS, NOON)
     # When the survivor tries: it waits for the lease
     assert survivor.send_tick(periodic, NOON) == pytest.approx(BEAT_LEASE_SECONDS)
     assert _sent(app) == []
     # Then after the lease it sends the tick
-    now[0] = NOON + BEAT_LEASE_SECONDS + 0.1
+    clock.advance(BEAT_LEASE_SECONDS + 0.1)
     assert survivor.send_tick(periodic, NOON) is None
     assert _sent(app) == [f"adder@{int(NOON)}"]
 
 
 def test_missed_ticks_are_sent_only_when_asked() -> None:
-    backend = MemoryBackend()
-    app = _beat_app(backend)
+    # Given a beat that sent the tick at NOON (beat, broker and results on one clock)
+    clock = ManualClock(NOON)
+    app = _beat_app(clock)
     periodic = app.periodic_tasks["adder"]
-    Beat(app, clock=lambda: NOON).send_tick(periodic, NOON)
-    later = NOON + 35  # ticks NOON+10, +20, +30 were missed
-    assert Beat(app, clock=lambda: later).first_ticks(later) == {"adder": []}
-    caught_up = Beat(app, catch_up=True, clock=lambda: later).first_ticks(later)
+    Beat(app).send_tick(periodic, NOON)
+    # When no beat runs for 35 s: ticks NOON+10, +20, +30 are missed
+    clock.advance(35)
+    later = clock.time()
+    # Then a beat sends them only with catch-up
+    assert Beat(app).first_ticks(later) == {"adder": []}
+    caught_up = Beat(app, catch_up=True).first_ticks(later)
     assert caught_up == {"adder": [NOON + 10, NOON + 20, NOON + 30]}
+
+
+def _run_until_sent(beat: Beat, count: int) -> None:
+    """Run ``beat`` in a thread until it has sent ``count`` ticks (at most 5 s), then stop it."""
+    stop = threading.Event()
+    thread = threading.Thread(target=beat.run, args=(stop,))
+    thread.start()
+    for _ in range(500):
+        if beat.sent >= count:
+            break
+        threading.Event().wait(0.01)
+    stop.set()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+def test_catch_up_after_a_three_day_outage_sends_exactly_the_72_missed_hourly_ticks() -> None:
+    # Given an hourly task whose beat sent the tick at NOON (everything on one clock)
+    clock = ManualClock(NOON)
+    app = make_app("catchup", broker="memory://", backend="memory://", clock=clock)
+    app.add_periodic(app.tasks["add"], "rate(1 hour)", args=[1, 2], name="hourly")
+    Beat(app).send_tick(app.periodic_tasks["hourly"], NOON)
+    assert _sent(app) == [f"hourly@{int(NOON)}"]
+    # When no beat runs for 3 days, and one then starts with --catch-up half an hour later
+    clock.advance(3 * 86_400 + 1_800)
+    beat = Beat(app, catch_up=True)
+    _run_until_sent(beat, 72)
+    # Then exactly the 72 missed ticks were sent, once each, and nothing else
+    assert sorted(_sent(app)) == [f"hourly@{int(NOON) + 3600 * hour}" for hour in range(1, 73)]
+    assert beat.sent == 72
 
 
 def test_a_beat_runs_until_stopped_and_its_tasks_run() -> None:
