@@ -100,7 +100,7 @@ def make_app(name: str = "tests", **settings: Any) -> CloudQ:
     @app.task(name="overrun", timeout=1, max_retries=1)
     def overrun(seconds: float, tag: str = "") -> str:
         _record("overrun", tag)
-        time.sleep(seconds)
+        app.clock.sleep(seconds)  # a ManualClock's moves at once
         return tag
 
     @app.task(name="hang", timeout=1, max_retries=0)

@@ -124,10 +124,14 @@ def test_extend_visibility_extends_a_batch_and_ignores_stale_handles(transport: 
 
 
 def test_a_stale_receipt_handle_is_ignored(transport: Transport) -> None:
+    # Given a message received and deleted
     send(transport, "stale")
     [got] = receive_all(transport)
     transport.ack(Q, [got.receipt_handle])
-    transport.change_visibility(Q, got.receipt_handle, 0)  # no error
+    # When its stale handle is made visible again: no error
+    transport.change_visibility(Q, got.receipt_handle, 0)
+    # Then the deleted message does not come back
+    assert transport.receive(Q, 10, wait_seconds=1) == []
 
 
 def test_delay_seconds_hide_a_message_until_then(transport: Transport) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cloudq import CloudQ, Message, State, TaskError
+from cloudq.clock import ManualClock
 from cloudq.execution import Action, Executor, apply_outcome
 from cloudq.testing import drain
 from cloudq.transports import OutgoingMessage
@@ -301,8 +302,11 @@ def test_a_run_cut_off_by_a_crash_is_an_attempt(app: CloudQ) -> None:
         result.get(timeout=1)
 
 
-def test_a_task_past_its_timeout_is_a_time_limit_failure_under_its_retry_policy(app: CloudQ) -> None:
-    # Given a task with timeout=1 that runs 1.3 s and max_retries=1
+def test_a_task_past_its_timeout_is_a_time_limit_failure_under_its_retry_policy() -> None:
+    # Given a task with timeout=1 that runs 1.3 s and max_retries=1 (on a clock that moves
+    # when the task sleeps and while drain waits for the retry)
+    clock = ManualClock()
+    app = make_app("overrun", broker="memory://", backend="memory://", clock=clock)
     result = app.tasks["overrun"].delay(1.3, "slow")
     # When it is drained (two attempts, both too slow)
     drain(app, raise_failures=False, timeout=30)
@@ -329,7 +333,8 @@ def test_a_result_backend_outage_is_one_line_when_it_starts_and_one_when_it_ends
     from cloudq_emulator.provision import provision
 
     # Given results in a DynamoDB table that does not exist yet (the backend is "down")
-    app = make_app("outage", broker="memory://", backend="dynamodb://outage-results")
+    clock = ManualClock()
+    app = make_app("outage", broker="memory://", backend="dynamodb://outage-results", clock=clock)
     results = [app.tasks["add"].delay(i, 1) for i in range(5)]
     executor = Executor(app)
     with caplog.at_level("WARNING", logger="cloudq.health"):
@@ -340,7 +345,8 @@ def test_a_result_backend_outage_is_one_line_when_it_starts_and_one_when_it_ends
             apply_outcome(app.transport, message, outcome)
         # And the table then appears
         provision(app_resources(app))
-        time.sleep(5.1)  # the retry delay of the kept messages
+        assert app.transport.receive("default", 10, wait_seconds=0) == []  # kept out of sight
+        clock.advance(5.1)  # the retry delay of the kept messages
         for message in app.transport.receive("default", 10, wait_seconds=0):
             apply_outcome(app.transport, message, executor.execute(message))
     # Then the outage was logged once, its end once, and no result was lost

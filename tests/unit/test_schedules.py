@@ -99,10 +99,11 @@ def _beat_app(clock: ManualClock) -> CloudQ:
 
 
 def _sent(app: CloudQ) -> list[str]:
-    """The task ids of every message on the default queue (received, so each is seen once)."""
+    """The task ids of every message on the default queue (received and deleted: each is seen once)."""
     ids: list[str] = []
     while got := app.transport.receive("default", 10, wait_seconds=0):
         ids += [json.loads(message.body)["id"] for message in got]
+        app.transport.ack("default", [message.receipt_handle for message in got])
     return ids
 
 
