@@ -195,3 +195,52 @@ def test_the_acker_deletes_what_the_ledger_acknowledged_and_counts_it() -> None:
     # Then both are deleted on the broker and counted
     assert transport.stats("default").in_flight == 0
     assert ledger.stats.acked == 2
+
+
+def beats_for(heartbeat: Heartbeat, clock: ManualClock, seconds: float) -> None:
+    """Beat every ``heartbeat.interval`` for ``seconds``, as the worker's heartbeat thread does."""
+    beats = int(seconds / heartbeat.interval)
+    for _ in range(beats):
+        clock.advance(heartbeat.interval)
+        heartbeat.beat(now=clock.monotonic())
+
+
+def test_the_heartbeat_keeps_a_task_3x_longer_than_visibility_from_running_twice() -> None:
+    # Given a task running for 3 s whose message was received with a 1 s visibility timeout
+    clock = ManualClock()
+    transport = MemoryTransport(clock=clock)
+    message = one_received(transport, visibility_timeout=1)
+    ledger = Ledger(transport.batch_size)
+    ledger.accept([message], at_most=10, timeout=0, stopping=NOT_STOPPING)
+    ledger.start(message, now=clock.monotonic())
+    heartbeat = Heartbeat(transport, ledger, visibility_timeout=1)
+    # When the heartbeat beats through those 3 s, a second worker polling all along
+    seen_by_another = []
+    for _ in range(3):
+        beats_for(heartbeat, clock, 1.0)
+        seen_by_another += transport.receive("default", 1, 0, 1)
+    # Then no other worker got it, and once acknowledged it is gone
+    assert seen_by_another == []
+    ledger.finish(message, acknowledged=True)
+    Acker(transport, ledger).flush()
+    clock.advance(2)
+    assert transport.receive("default", 1, 0, 1) == []
+
+
+def test_the_heartbeat_stops_at_the_task_timeout_so_the_message_reappears() -> None:
+    # Given a task with timeout=1 that hangs, its message received with a 1 s visibility timeout
+    clock = ManualClock()
+    transport = MemoryTransport(clock=clock)
+    message = one_received(transport, visibility_timeout=1)
+    ledger = Ledger(transport.batch_size)
+    ledger.accept([message], at_most=10, timeout=0, stopping=NOT_STOPPING)
+    running = ledger.start(message, now=clock.monotonic())
+    assert running is not None
+    running.timeout = 1.0
+    heartbeat = Heartbeat(transport, ledger, visibility_timeout=1)
+    # When the heartbeat beats for 2.5 s
+    beats_for(heartbeat, clock, 2.5)
+    # Then it was not extended past the timeout: another worker receives it again
+    again = transport.receive("default", 1, 0, 1)
+    assert [m.message_id for m in again] == [message.message_id]
+    assert again[0].receive_count == 2

@@ -51,34 +51,6 @@ def test_the_worker_fetches_no_more_than_it_can_start(app: CloudQ) -> None:
         assert worker.stats.received == 2
 
 
-def test_heartbeat_keeps_a_task_3x_longer_than_visibility_from_running_twice(
-    app: CloudQ, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("CLOUDQ_TEST_LOG_DIR", str(tmp_path))
-    # Given a 3 s task, a 1 s visibility timeout, and two workers competing for it
-    result = app.tasks["sleep"].delay(3.0, "long")
-    first = Worker(app, concurrency=1, visibility_timeout=1, wait_seconds=0.1)
-    second = Worker(app, concurrency=1, visibility_timeout=1, wait_seconds=0.1)
-    with running(first), running(second):
-        assert result.get(timeout=10) == "long"
-    # Then it ran exactly once
-    assert (tmp_path / "sleep").read_text().splitlines() == ["long"]
-
-
-def test_heartbeat_stops_at_the_task_timeout_so_the_message_reappears(
-    app: CloudQ, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("CLOUDQ_TEST_LOG_DIR", str(tmp_path))
-    # Given a task with timeout=1 that hangs for 3.5 s, and a 1 s visibility timeout
-    app.tasks["overrun"].delay(3.5, "hung")
-    first = Worker(app, concurrency=1, visibility_timeout=1, wait_seconds=0.1, grace=5)
-    second = Worker(app, concurrency=1, visibility_timeout=1, wait_seconds=0.1, grace=5)
-    with running(first), running(second):
-        time.sleep(3.0)
-    # Then the message was not extended past the timeout and another run started
-    assert (tmp_path / "overrun").read_text().splitlines() == ["hung", "hung"]
-
-
 def test_without_heartbeat_the_message_would_reappear(app: CloudQ) -> None:
     # The control for the test above: a received, unextended message comes back after 1 s.
     app.tasks["noop"].delay()
