@@ -1,28 +1,24 @@
-"""The app: settings, the task registry, routing, and sending."""
+"""The app: settings, engines, the task registry and periodic tasks; sending is
+``cloudq.sending``'s, behind the same methods."""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from pydantic import ValidationError
-
-from cloudq.arguments import is_json
 from cloudq.backends.base import ttl_from
 from cloudq.clock import SYSTEM_CLOCK, Clock
 from cloudq.config import UNSET, Settings, SettingsSource, load_settings
 from cloudq.errors import ArgumentError, ConfigurationError, TaskRegistrationError
 from cloudq.hooks import Hooks
 from cloudq.infra.naming import physical_queue_name, results_table_name
-from cloudq.message import Message, new_task_id
+from cloudq.message import Message
 from cloudq.retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from cloudq.sending import Outgoing, Sender, SendKeywords
 from cloudq.task import Task
-from cloudq.tracing import send_span
-from cloudq.transports.base import OutgoingMessage, SendResult, is_fifo, require_sent
+from cloudq.transports.base import SendResult, require_sent
 
 if TYPE_CHECKING:
     from cloudq.backends.base import ResultBackend
@@ -36,16 +32,6 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One envelope to send, and where: its queue and SQS's message group and deduplication ids."""
-
-    message: Message
-    queue: str
-    message_group_id: str | None = None
-    deduplication_id: str | None = None
 
 
 class CloudQ:
@@ -95,6 +81,8 @@ class CloudQ:
         self._lock = threading.Lock()
         #: Task lifecycle hooks (``cloudq.hooks``): ``@app.hooks.before_task`` …
         self.hooks = Hooks()
+        #: What sends this app's task calls (``cloudq.sending``).
+        self.sender = Sender(self)
 
     def __repr__(self) -> str:
         return f"<CloudQ {self.name} broker={self.settings.broker}>"
@@ -278,7 +266,7 @@ class CloudQ:
 
         return register
 
-    # -- sending -------------------------------------------------------------------------
+    # -- sending (cloudq.sending) ---------------------------------------------------------
 
     def send_task(
         self,
@@ -307,33 +295,8 @@ class CloudQ:
         same id within 5 minutes (SQS; other engines ignore it). These keyword options build
         one ``SendOptions`` (``cloudq.options``); pass ``options=`` to give the object itself.
         """
-        from cloudq.result import AsyncResult
-
-        keywords = (countdown, eta, expires, queue, task_id, message_group_id, deduplication_id)
-        if options is None:
-            from cloudq.options import SendOptions  # sending only: not at import (issue 14)
-
-            options = SendOptions(
-                countdown=countdown,
-                eta=eta,
-                expires=expires,
-                queue=queue,
-                task_id=task_id,
-                message_group_id=message_group_id,
-                deduplication_id=deduplication_id,
-            )
-        elif any(value is not None for value in keywords):
-            raise ArgumentError(
-                f"send_task({name!r}): give send options as options= or as keywords, not both"
-            )
-        now = self.clock.time()
-        outgoing = self.outgoing(name, args, kwargs, options, now=now)
-        with send_span(name) as traceparent:
-            if traceparent is not None:
-                outgoing = replace(outgoing, message=outgoing.message.traced(traceparent))
-            [result] = self.send_messages([outgoing], now=now)
-        require_sent(outgoing.queue, [result])
-        return AsyncResult(outgoing.message.id, self, task=task)
+        keywords = SendKeywords(countdown, eta, expires, queue, task_id, message_group_id, deduplication_id)
+        return self.sender.send_task(name, args, kwargs, keywords, options, task=task)
 
     def outgoing(
         self,
@@ -345,41 +308,8 @@ class CloudQ:
         now: float | None = None,
         **workflow: Any,
     ) -> Outgoing:
-        """The envelope of one task call and where it goes (``options``: ``SendOptions``),
-        checked (JSON arguments, a valid envelope, no delay on a FIFO queue); ``workflow`` are
-        the envelope's version-5 fields."""
-        from cloudq.options import SendOptions, resolve_queue  # sending only: not at import (issue 14)
-
-        if options is None:
-            options = SendOptions()
-        args, kwargs = list(args), dict(kwargs or {})
-        if not is_json(args) or not is_json(kwargs):
-            raise ArgumentError(f"send_task({name!r}): arguments must be JSON values; pass ids")
-        now = self.clock.time() if now is None else now
-        run_at = options.run_at(now)
-        try:
-            message = Message(
-                id=options.task_id or new_task_id(),
-                task=name,
-                args=args,
-                kwargs=kwargs,
-                eta=run_at,
-                expires=options.expires_at(),
-                **{key: value for key, value in workflow.items() if value},
-            )
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise ArgumentError(f"send_task({name!r}): {where}: {first['msg']}") from None
-        target = resolve_queue(options, self.tasks[name].queue if name in self.tasks else None, self.settings)
-        if run_at is not None and is_fifo(target):
-            # SQS does not delay single messages of a FIFO queue, and re-sending one to wait
-            # would break its order (and could be dropped by content deduplication).
-            raise ArgumentError(
-                f"queue {target!r} is a FIFO queue: SQS cannot delay one of its messages; "
-                "send delayed tasks to a standard queue"
-            )
-        return Outgoing(message, target, options.message_group_id, options.deduplication_id)
+        """The envelope of one task call and where it goes (``cloudq.sending.Sender.outgoing``)."""
+        return self.sender.outgoing(name, args, kwargs, options, now=now, **workflow)
 
     def encode(self, message: Message) -> str:
         """The body of ``message`` (``cloudq.codec``): arguments offloaded past the payload
@@ -394,30 +324,8 @@ class CloudQ:
         require_sent(queue, self.send_messages([Outgoing(message, queue, group_id)], now=now))
 
     def send_messages(self, messages: Sequence[Outgoing], *, now: float | None = None) -> list[SendResult]:
-        """Send many envelopes, batched per queue by the transport (SQS: 10 per call); one
-        ``SendResult`` per envelope, in order. Every body is encoded before anything is sent."""
-        transport = self.transport
-        now = self.clock.time() if now is None else now
-        bodies: list[OutgoingMessage] = []
-        for out in messages:
-            delay = 0
-            if out.message.eta is not None:
-                # Whole seconds on every broker: rounded up, so the task never arrives early.
-                delay = min(math.ceil(max(out.message.eta - now, 0)), transport.max_delay_seconds)
-            group = out.message_group_id or _group(out.queue)
-            body = self.encode(out.message)
-            bodies.append(OutgoingMessage(body, delay, group_id=group, deduplication_id=out.deduplication_id))
-        if len({out.queue for out in messages}) == 1:  # one queue (a single send, most often)
-            return list(transport.send(messages[0].queue, bodies))
-        by_queue: dict[str, list[int]] = {}
-        for index, out in enumerate(messages):
-            by_queue.setdefault(out.queue, []).append(index)
-        results: list[SendResult] = [SendResult(error="not sent")] * len(messages)
-        for queue, indexes in by_queue.items():
-            sent = transport.send(queue, [bodies[i] for i in indexes])
-            for index, result in zip(indexes, sent, strict=True):
-                results[index] = result
-        return results
+        """Send many envelopes, batched per queue (``cloudq.sending.Sender.send``)."""
+        return self.sender.send(messages, now=now)
 
     def send_many(self, signatures: Iterable[Signature[Any]]) -> list[AsyncResult[Any]]:
         """Send many task calls at once (SQS: 10 per call): ``app.send_many([add.s(1, 2), …])``.
@@ -446,11 +354,6 @@ class CloudQ:
         from cloudq.result import AsyncResult
 
         return AsyncResult(task_id, self)
-
-
-def _group(queue: str) -> str | None:
-    # FIFO queues need a message group; one group per queue keeps strict order by default.
-    return "default" if is_fifo(queue) else None
 
 
 def _pick(value: Any, default: Any) -> Any:

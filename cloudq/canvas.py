@@ -28,7 +28,8 @@ from cloudq.options import SendOptions
 from cloudq.result import AsyncResult, GroupResult
 
 if TYPE_CHECKING:
-    from cloudq.app import CloudQ, Outgoing
+    from cloudq.app import CloudQ
+    from cloudq.sending import Outgoing
     from cloudq.task import Task
 
 R = TypeVar("R")

@@ -26,8 +26,9 @@ from cloudq.message import Link, Message, chord_member_id
 from cloudq.transports.base import require_sent
 
 if TYPE_CHECKING:
-    from cloudq.app import CloudQ, Outgoing
+    from cloudq.app import CloudQ
     from cloudq.backends.base import ResultBackend
+    from cloudq.sending import Outgoing
 
 
 def chord_key(chord_id: str) -> str:
