@@ -1,0 +1,10 @@
+"""The ``cloudq`` command line. Thin: parse, call, print; one module per command group.
+
+Exit codes: 0 success, 1 a task failed, 2 a usage or configuration error. A user mistake is
+one line on stderr, no traceback (``--debug`` shows it).
+"""
+
+from cloudq.cli import beat, demo, dlq, infra, results, status, worker  # noqa: F401 - registers the commands
+from cloudq.cli.root import friendly_errors, main
+
+__all__ = ["friendly_errors", "main"]
