@@ -9,7 +9,8 @@ import pytest
 
 from cloudq import CloudQ, Message, State, TaskError
 from cloudq.clock import ManualClock
-from cloudq.execution import Action, Executor, apply_outcome
+from cloudq.runtime.executor import Executor
+from cloudq.runtime.outcome import Action, apply_outcome
 from cloudq.testing import drain
 from cloudq.transports import OutgoingMessage
 from cloudq.transports.base import DeadLetterNote
