@@ -4,12 +4,8 @@ decode → verify → find the task → wait for eta (hop) → check attempts �
 claim the task id → run → store the result → outcome. The long-polling worker and the Lambda
 handler only *apply* outcomes; nothing about retries, states or results is written elsewhere.
 
-Attempts: with a result backend, the claim counts them: each claim adds one to the record's
-``attempts``, so runs cut off by a crash count, and deliveries handed back unstarted (graceful
-shutdown, a Lambda deadline, a held FIFO group) do not. Without a backend, a retry changes the
-visibility of the *same* broker message, so its receive count stands in for attempts. A message
-re-sent instead (a retry longer than the broker's delay limit) carries the attempts already made
-in ``Message.retries``. A hop (re-sent only to wait for an eta) is not an attempt.
+Attempts (what counts as one, what a hop and a handed-back delivery do not count, a replayed
+message's base) are counted by ``Attempts`` (``cloudq.runtime.attempts``), and only there.
 
 A message moved back from the dead-letter queue by the broker (cloudq's dead-letter note still
 on it) is re-sent as ``cloudq dlq replay`` sends it: a new life with its whole retry budget.
@@ -44,6 +40,7 @@ from cloudq.health import Health
 from cloudq.message import Message
 from cloudq.metrics import EmfMetrics
 from cloudq.request import Request
+from cloudq.runtime.attempts import Attempts
 from cloudq.runtime.outcome import BACKEND_RETRY_SECONDS, Action, Outcome, Prepared, clip, log_outcome
 from cloudq.task import Task
 from cloudq.tracing import run_span
@@ -118,23 +115,25 @@ class Executor:
         note = DeadLetterNote.from_attributes(received.attributes)
         if note is not None:
             return self._returned(message, note)
+        attempts = Attempts.of_delivery(message, received)
         now = self.app.clock.time()
         if message.eta is not None and message.eta > now:  # never early, by any fraction
-            return self._hop(message, received, message.eta - now)
+            return self._hop(message, attempts, message.eta - now)
         if message.expires is not None and message.expires < now:
-            return self._fail(task, message, 0, "Expired", "task expired before it could run")
-        attempt = message.retries + received.receive_count
-        if not self._claims(task) and attempt > task.max_retries + 1:
-            return self._give_up(task, message, attempt)
+            return self._fail(
+                task, message, attempts.not_run(), "Expired", "task expired before it could run"
+            )
+        if not self._claims(task) and attempts.exhausted(task.max_retries):
+            return self._give_up(task, message, attempts)
         if message.payload is not None:  # a pointer's arguments are read once the task is claimed
-            return self._claim_and_run(task, message, received, attempt, None)
-        arguments = self._arguments(task, message, attempt)
+            return self._claim_and_run(task, message, received, attempts, None)
+        arguments = self._arguments(task, message, attempts)
         if isinstance(arguments, Outcome):
             return arguments
-        return self._claim_and_run(task, message, received, attempt, arguments)
+        return self._claim_and_run(task, message, received, attempts, arguments)
 
     def _arguments(
-        self, task: Task[Any, Any], message: Message, attempt: int
+        self, task: Task[Any, Any], message: Message, attempts: Attempts
     ) -> tuple[tuple[Any, ...], dict[str, Any]] | Outcome:
         """The task's arguments (read from the payload store for a pointer), or the outcome
         of arguments that cannot be had: a failure (they do not fit, the object is gone or
@@ -145,23 +144,24 @@ class Executor:
                 self.health.ok("payload store")
             return task.arguments.decode(json_args, json_kwargs)
         except ArgumentError as exc:
-            return self._fail(task, message, attempt, "ArgumentError", str(exc))
+            return self._fail(task, message, attempts, "ArgumentError", str(exc))
         except PayloadStoreError as exc:
             self.health.failed("payload store", exc)
             return Outcome.retry(BACKEND_RETRY_SECONDS, reason="arguments not read (payload store down)")
         except (MessageError, ConfigurationError) as exc:  # gone, altered, or no store here
-            return self._fail(task, message, attempt, type(exc).__name__, str(exc))
+            return self._fail(task, message, attempts, type(exc).__name__, str(exc))
 
     def _claims(self, task: Task[Any, Any]) -> bool:
         """Whether runs of ``task`` claim its id first (exactly-once effect); without a claim
         the broker's receive count stands in for attempts."""
         return self.app.backend is not None and task.deduplicate
 
-    def _give_up(self, task: Task[Any, Any], message: Message, attempt: int) -> Outcome:
-        """Earlier runs ended without an outcome (the worker died, or the task overran)."""
-        text = f"gave up after {attempt - 1} attempts (the worker died or the task timed out)"
-        held = attempt + (message.attempt_base or 0)
-        return self._fail(task, message, attempt - 1, "MaxRetriesExceeded", text, held=held)
+    def _give_up(self, task: Task[Any, Any], message: Message, attempts: Attempts) -> Outcome:
+        """Earlier runs ended without an outcome (the worker died, or the task overran). This
+        delivery does not run; its failure is stored over the attempt it holds."""
+        ran = attempts.before()
+        text = f"gave up after {ran.number} attempts (the worker died or the task timed out)"
+        return self._fail(task, message, ran, "MaxRetriesExceeded", text, held=attempts.recorded)
 
     def _decode(self, received: ReceivedMessage) -> Message:
         return self.app.codec.decode(received.body, received.message_id)
@@ -179,13 +179,12 @@ class Executor:
         reason = "back from the dead-letter queue: re-sent as a new life"
         return Outcome(Action.RESEND, reason=reason, body=self._encode(again))
 
-    def _hop(self, message: Message, received: ReceivedMessage, wait: float) -> Outcome:
+    def _hop(self, message: Message, attempts: Attempts, wait: float) -> Outcome:
         """Re-send a message that came before its eta (beyond the broker's longest delay, or
         early by a fraction of a second); not an attempt. Delays are whole seconds: rounded
         up, so the next delivery is never early."""
         delay = min(math.ceil(wait), self.app.transport.max_delay_seconds)
-        done = message.retries + received.receive_count - 1
-        hopped = message.model_copy(update={"retries": done})
+        hopped = message.model_copy(update={"retries": attempts.for_hop()})
         body = self._encode(hopped)
         return Outcome(Action.RESEND, delay_seconds=delay, body=body)
 
@@ -197,55 +196,67 @@ class Executor:
         task: Task[Any, Any],
         message: Message,
         received: ReceivedMessage,
-        attempt: int,
+        attempts: Attempts,
         arguments: tuple[tuple[Any, ...], dict[str, Any]] | None,
     ) -> Outcome:
-        backend = self.app.backend
-        if backend is not None and self._claims(task):
-            lease = (task.timeout or DEFAULT_LEASE_SECONDS) + LEASE_MARGIN_SECONDS
-            now = self.app.clock.time()
-            try:
-                delivery = Delivery(message_id=received.message_id, receive_count=received.receive_count)
-                claim = backend.claim(
-                    message.id, task.name, self.worker_id, lease, now, self._expiry(now), delivery
-                )
-            except BackendError as exc:
-                self.health.failed("result backend (claim)", exc)
-                return Outcome.retry(BACKEND_RETRY_SECONDS, reason="not claimed (backend unavailable)")
-            self.health.ok("result backend (claim)")
-            if claim.status is ClaimStatus.ALREADY_SUCCEEDED:
-                value = claim.record.value if claim.record else None
-                return self._workflow(message, Outcome.ack(), State.SUCCESS, value=value, redelivered=True)
-            if claim.status is ClaimStatus.REVOKED:
-                revoked = Outcome(Action.ACK, reason="revoked: acknowledged without running")
-                return self._workflow(message, revoked, State.REVOKED, error=("TaskRevokedError", "revoked"))
-            if claim.status is ClaimStatus.LEASED:
-                return Outcome.retry(claim.lease_remaining, reason="running elsewhere (lease held)")
-            if claim.record is not None:
-                # Runs actually started, crashes included; a delivery handed back unstarted
-                # (shutdown, Lambda deadline, FIFO hold) is not an attempt. A replayed message
-                # starts a new life: the runs before its replay are its base.
-                attempt = claim.record.attempts - (message.attempt_base or 0)
-            if attempt > task.max_retries + 1:
-                return self._give_up(task, message, attempt)
-        loaded = self._arguments(task, message, attempt) if arguments is None else arguments
+        if self._claims(task):
+            claimed = self._claim(task, message, received, attempts)
+            if isinstance(claimed, Outcome):
+                return claimed
+            attempts = claimed
+            if attempts.exhausted(task.max_retries):
+                return self._give_up(task, message, attempts)
+        loaded = self._arguments(task, message, attempts) if arguments is None else arguments
         if isinstance(loaded, Outcome):
             return loaded
         args, kwargs = loaded
         request = Request(
             id=message.id,
             task=task.name,
-            attempt=attempt,
+            attempt=attempts.number,
             args=args,
             kwargs=kwargs,
             queue=received.queue,
             parent_id=message.parent_id,
             root_id=message.root_id,
         )
-        return self._run(task, message, received, request)
+        return self._run(task, message, received, request, attempts)
+
+    def _claim(
+        self, task: Task[Any, Any], message: Message, received: ReceivedMessage, attempts: Attempts
+    ) -> Attempts | Outcome:
+        """Claim the task id for this run: the attempts the claim counted, or the outcome of a
+        claim that does not run the task (done already, revoked, running elsewhere, no backend)."""
+        backend = self.app.backend
+        assert backend is not None  # only a task that claims gets here
+        lease = (task.timeout or DEFAULT_LEASE_SECONDS) + LEASE_MARGIN_SECONDS
+        now = self.app.clock.time()
+        try:
+            delivery = Delivery(message_id=received.message_id, receive_count=received.receive_count)
+            claim = backend.claim(
+                message.id, task.name, self.worker_id, lease, now, self._expiry(now), delivery
+            )
+        except BackendError as exc:
+            self.health.failed("result backend (claim)", exc)
+            return Outcome.retry(BACKEND_RETRY_SECONDS, reason="not claimed (backend unavailable)")
+        self.health.ok("result backend (claim)")
+        if claim.status is ClaimStatus.ALREADY_SUCCEEDED:
+            value = claim.record.value if claim.record else None
+            return self._workflow(message, Outcome.ack(), State.SUCCESS, value=value, redelivered=True)
+        if claim.status is ClaimStatus.REVOKED:
+            revoked = Outcome(Action.ACK, reason="revoked: acknowledged without running")
+            return self._workflow(message, revoked, State.REVOKED, error=("TaskRevokedError", "revoked"))
+        if claim.status is ClaimStatus.LEASED:
+            return Outcome.retry(claim.lease_remaining, reason="running elsewhere (lease held)")
+        return attempts if claim.record is None else attempts.claimed(claim.record.attempts)
 
     def _run(
-        self, task: Task[Any, Any], message: Message, received: ReceivedMessage, request: Request
+        self,
+        task: Task[Any, Any],
+        message: Message,
+        received: ReceivedMessage,
+        request: Request,
+        attempts: Attempts,
     ) -> Outcome:
         started = self.app.clock.time()
         try:
@@ -255,28 +266,28 @@ class Executor:
                 value = self.app.hooks.run(task, request)  # before_task, the task, after_task
         except Retry as retry:
             cause = retry.exc or retry
-            return self._retry_or_fail(task, message, received, request.attempt, cause, retry.countdown)
+            return self._retry_or_fail(task, message, received, attempts, cause, retry.countdown)
         except Exception as exc:  # the task's own failure, whatever it is
             if task.policy.retries(exc):
-                return self._retry_or_fail(task, message, received, request.attempt, exc, None)
-            return self._fail(task, message, request.attempt, type(exc).__name__, str(exc), _tb(exc))
+                return self._retry_or_fail(task, message, received, attempts, exc, None)
+            return self._fail(task, message, attempts, type(exc).__name__, str(exc), _tb(exc))
         elapsed = self.app.clock.time() - started
         if task.timeout is not None and elapsed > task.timeout:
             # Past its time limit the broker may already have handed the message to another
             # worker (the heartbeat stopped at the timeout): this late result is not trusted.
             overrun = TimeLimitExceeded(f"ran {elapsed:.1f} s, over its {task.timeout:g} s limit")
-            return self._retry_or_fail(task, message, received, request.attempt, overrun, None)
+            return self._retry_or_fail(task, message, received, attempts, overrun, None)
         try:
             stored = task.arguments.result_to_json(value)
         except ArgumentError as exc:  # deterministic: retrying would return the same value
-            return self._fail(task, message, request.attempt, "ResultError", str(exc))
-        success = Outcome(Action.ACK, state=State.SUCCESS, attempt=request.attempt)
+            return self._fail(task, message, attempts, "ResultError", str(exc))
+        success = Outcome(Action.ACK, state=State.SUCCESS, attempt=attempts.number)
         if (task.ignore_result or self.app.backend is None) and not message.has_workflow:
             # Nothing to store, so no record is built; a workflow's link always records (its
             # chain or chord reads the value).
             self.app.codec.release(message)
             return success
-        record = self._record(task, message, State.SUCCESS, request.attempt, value=stored)
+        record = self._record(task, message, State.SUCCESS, attempts, value=stored)
         record = record.model_copy(update={"date_started": started})
         outcome = self._store(record, success)
         if outcome.state is State.SUCCESS:
@@ -288,16 +299,17 @@ class Executor:
         task: Task[Any, Any],
         message: Message,
         received: ReceivedMessage,
-        attempt: int,
+        attempts: Attempts,
         exc: BaseException,
         countdown: float | None,
     ) -> Outcome:
         error_type, text, trace = type(exc).__name__, str(exc), _tb(exc)
-        if attempt > task.max_retries:
+        attempt = attempts.number
+        if not attempts.may_retry(task.max_retries):
             text = f"{text} (gave up after {attempt} attempts)"
-            return self._fail(task, message, attempt, error_type, text, trace)
+            return self._fail(task, message, attempts, error_type, text, trace)
         delay = task.policy.delay_for(attempt) if countdown is None else countdown
-        record = self._record(task, message, State.RETRY, attempt, error=(error_type, text, trace))
+        record = self._record(task, message, State.RETRY, attempts, error=(error_type, text, trace))
         if is_fifo(received.queue):
             # A FIFO message is never re-sent (that would break its group's order): it waits
             # in place, as long as the broker's longest delay at most.
@@ -309,7 +321,7 @@ class Executor:
         # Longer than the broker can hold a message: re-send with the attempts made so far
         # and an eta; it hops until then.
         again = message.model_copy(
-            update={"retries": message.retries + received.receive_count, "eta": self.app.clock.time() + delay}
+            update={"retries": attempts.for_resend(), "eta": self.app.clock.time() + delay}
         )
         resend = Outcome(
             Action.RESEND,
@@ -325,16 +337,16 @@ class Executor:
         self,
         task: Task[Any, Any],
         message: Message,
-        attempt: int,
+        attempts: Attempts,
         error_type: str,
         text: str,
         trace: str = "",
         held: int | None = None,
     ) -> Outcome:
         """A final failure: FAILURE recorded, message to the dead-letter queue."""
-        self.app.hooks.failed(task, message, attempt, (error_type, text))
-        record = self._record(task, message, State.FAILURE, attempt, error=(error_type, text, trace))
-        failure = Outcome.dead_letter(f"{error_type}: {text}").of_run(State.FAILURE, attempt)
+        self.app.hooks.failed(task, message, attempts.number, (error_type, text))
+        record = self._record(task, message, State.FAILURE, attempts, error=(error_type, text, trace))
+        failure = Outcome.dead_letter(f"{error_type}: {text}").of_run(State.FAILURE, attempts.number)
         outcome = self._store(record, failure, held=held)
         return self._workflow(message, outcome, outcome.state, error=(error_type, text))
 
@@ -365,7 +377,7 @@ class Executor:
         task: Task[Any, Any],
         message: Message,
         state: State,
-        attempt: int,
+        attempts: Attempts,
         value: Any = None,
         error: tuple[str, str, str] | None = None,
     ) -> ResultRecord:
@@ -381,7 +393,7 @@ class Executor:
             error_type=error_type,
             error_message=text,
             traceback=trace,
-            attempts=attempt + (message.attempt_base or 0),
+            attempts=attempts.recorded,
             date_done=now if state.ready else None,
             expires_at=self._expiry(now),
             history=message.history,
