@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from cloudq import workflow
-from cloudq.backends.base import ClaimStatus, Delivery, ResultRecord, State
+from cloudq.backends.base import ClaimStatus, Delivery, State
 from cloudq.dead_letters import new_life
 from cloudq.errors import (
     ArgumentError,
@@ -32,7 +32,6 @@ from cloudq.errors import (
     DecodeError,
     MessageError,
     PayloadStoreError,
-    ResultTooLargeError,
     Retry,
     SignatureError,
 )
@@ -42,6 +41,7 @@ from cloudq.metrics import EmfMetrics
 from cloudq.request import Request
 from cloudq.runtime.attempts import Attempts
 from cloudq.runtime.outcome import BACKEND_RETRY_SECONDS, Action, Outcome, Prepared, clip, log_outcome
+from cloudq.runtime.results import ResultWriter
 from cloudq.task import Task
 from cloudq.tracing import run_span
 from cloudq.transports.base import MAX_REASON_CHARS, DeadLetterNote, ReceivedMessage, is_fifo
@@ -55,10 +55,6 @@ logger = logging.getLogger("cloudq.execution")
 #: A claim's lease outlives the task's timeout by this much (or lasts this long untimed).
 LEASE_MARGIN_SECONDS = 30.0
 DEFAULT_LEASE_SECONDS = 300.0
-#: Error texts are clipped so that a failure record always fits a backend (DynamoDB: 400 KB):
-#: their start and their end are kept.
-MAX_ERROR_MESSAGE_CHARS = 16_384
-MAX_TRACEBACK_CHARS = 49_152
 
 
 class TimeLimitExceeded(Exception):  # noqa: N818 - named like Celery's
@@ -76,6 +72,8 @@ class Executor:
         self.app = app
         self.worker_id = worker_id or new_worker_id()
         self.health = Health()
+        #: Builds and stores the result records (the flow is decided here, written there).
+        self.results = ResultWriter(app, self.health)
         #: Per-run EMF lines (``cloudq.metrics``) when ``settings.metrics`` is on.
         self.metrics = EmfMetrics(app.name) if app.settings.metrics else None
 
@@ -234,7 +232,7 @@ class Executor:
         try:
             delivery = Delivery(message_id=received.message_id, receive_count=received.receive_count)
             claim = backend.claim(
-                message.id, task.name, self.worker_id, lease, now, self._expiry(now), delivery
+                message.id, task.name, self.worker_id, lease, now, self.app.result_expiry(now), delivery
             )
         except BackendError as exc:
             self.health.failed("result backend (claim)", exc)
@@ -277,6 +275,13 @@ class Executor:
             # worker (the heartbeat stopped at the timeout): this late result is not trusted.
             overrun = TimeLimitExceeded(f"ran {elapsed:.1f} s, over its {task.timeout:g} s limit")
             return self._retry_or_fail(task, message, received, attempts, overrun, None)
+        return self._succeeded(task, message, attempts, value, started)
+
+    def _succeeded(
+        self, task: Task[Any, Any], message: Message, attempts: Attempts, value: Any, started: float
+    ) -> Outcome:
+        """A run that returned ``value`` in time: its result stored (if kept), then its
+        workflow's next steps."""
         try:
             stored = task.arguments.result_to_json(value)
         except ArgumentError as exc:  # deterministic: retrying would return the same value
@@ -287,9 +292,9 @@ class Executor:
             # chain or chord reads the value).
             self.app.codec.release(message)
             return success
-        record = self._record(task, message, State.SUCCESS, attempts, value=stored)
+        record = self.results.record(task, message, State.SUCCESS, attempts, value=stored)
         record = record.model_copy(update={"date_started": started})
-        outcome = self._store(record, success)
+        outcome = self.results.store(record, success)
         if outcome.state is State.SUCCESS:
             self.app.codec.release(message)
         return self._workflow(message, outcome, outcome.state, value=stored, error=_error_of(outcome))
@@ -309,7 +314,7 @@ class Executor:
             text = f"{text} (gave up after {attempt} attempts)"
             return self._fail(task, message, attempts, error_type, text, trace)
         delay = task.policy.delay_for(attempt) if countdown is None else countdown
-        record = self._record(task, message, State.RETRY, attempts, error=(error_type, text, trace))
+        record = self.results.record(task, message, State.RETRY, attempts, error=(error_type, text, trace))
         if is_fifo(received.queue):
             # A FIFO message is never re-sent (that would break its group's order): it waits
             # in place, as long as the broker's longest delay at most.
@@ -317,7 +322,7 @@ class Executor:
         why = clip(f"{error_type}: {text}", MAX_REASON_CHARS)
         self.app.hooks.retrying(task, message, attempt, delay, (error_type, text))
         if delay <= self.app.transport.max_delay_seconds:
-            return self._store(record, Outcome.retry(delay, why).of_run(State.RETRY, attempt))
+            return self.results.store(record, Outcome.retry(delay, why).of_run(State.RETRY, attempt))
         # Longer than the broker can hold a message: re-send with the attempts made so far
         # and an eta; it hops until then.
         again = message.model_copy(
@@ -331,7 +336,7 @@ class Executor:
             state=State.RETRY,
             attempt=attempt,
         )
-        return self._store(record, resend)
+        return self.results.store(record, resend)
 
     def _fail(
         self,
@@ -345,9 +350,9 @@ class Executor:
     ) -> Outcome:
         """A final failure: FAILURE recorded, message to the dead-letter queue."""
         self.app.hooks.failed(task, message, attempts.number, (error_type, text))
-        record = self._record(task, message, State.FAILURE, attempts, error=(error_type, text, trace))
+        record = self.results.record(task, message, State.FAILURE, attempts, error=(error_type, text, trace))
         failure = Outcome.dead_letter(f"{error_type}: {text}").of_run(State.FAILURE, attempts.number)
-        outcome = self._store(record, failure, held=held)
+        outcome = self.results.store(record, failure, held=held)
         return self._workflow(message, outcome, outcome.state, error=(error_type, text))
 
     def _workflow(
@@ -371,111 +376,6 @@ class Executor:
             logger.warning("task %s: workflow step not done (%s); its message comes back", message.id, exc)
             return Outcome.retry(BACKEND_RETRY_SECONDS, reason=f"workflow step not done: {exc}")
         return outcome
-
-    def _record(
-        self,
-        task: Task[Any, Any],
-        message: Message,
-        state: State,
-        attempts: Attempts,
-        value: Any = None,
-        error: tuple[str, str, str] | None = None,
-    ) -> ResultRecord:
-        now = self.app.clock.time()
-        error_type, text, trace = error or (None, None, None)
-        text = None if text is None else clip(text, MAX_ERROR_MESSAGE_CHARS)
-        trace = None if trace is None else clip(trace, MAX_TRACEBACK_CHARS)
-        return ResultRecord(
-            task_id=message.id,
-            task_name=task.name,
-            state=state,
-            value=value,
-            error_type=error_type,
-            error_message=text,
-            traceback=trace,
-            attempts=attempts.recorded,
-            date_done=now if state.ready else None,
-            expires_at=self._expiry(now),
-            history=message.history,
-        )
-
-    def _expiry(self, now: float) -> int | None:
-        return self.app.result_expiry(now)
-
-    def _store(self, record: ResultRecord, outcome: Outcome, held: int | None = None) -> Outcome:
-        """Store the record, then return ``outcome``. If the store fails the message is kept
-        (retried shortly) so that no result is lost.
-
-        A failure of a run that lost its message (it overran its timeout, or its heartbeat
-        failed) while a later attempt claimed the task is stale: it is not stored over the
-        later attempt's record, and its message is left to that attempt. ``held`` is the
-        attempt this delivery claimed (the record's own by default)."""
-        backend = self.app.backend
-        if backend is None:
-            return outcome
-        try:
-            if record.state is State.SUCCESS or record.attempts <= 0:
-                backend.put(record)
-            else:
-                held = record.attempts if held is None else held
-                # One conditional write: a read, then a write, would let a later attempt's
-                # claim land between the two and be overwritten.
-                later = backend.put_unless_superseded(record, held)
-                if later is not None:
-                    logger.warning(
-                        "task %s attempt %d ended (%s) after attempt %d took it over; outcome dropped",
-                        record.task_id,
-                        held,
-                        record.error_type,
-                        later.attempts,
-                    )
-                    return Outcome.retry(BACKEND_RETRY_SECONDS, reason="a later attempt took over")
-        except ResultTooLargeError as exc:
-            if record.state is State.SUCCESS and record.value_pointer is None:
-                offloaded = self._offload(record, outcome, held)
-                if offloaded is not None:
-                    return offloaded
-            # Deterministic: the same record would be refused again, so it is never retried.
-            logger.error("task %s: %s", record.task_id, exc)
-            if record.state is State.SUCCESS:
-                # The task ran, but its value cannot be kept: a failure, recorded and
-                # dead-lettered with the reason.
-                failure = record.model_copy(
-                    update={
-                        "state": State.FAILURE,
-                        "value": None,
-                        "error_type": type(exc).__name__,
-                        "error_message": str(exc),
-                        "traceback": "",
-                    }
-                )
-                reason = Outcome.dead_letter(f"{type(exc).__name__}: {exc}")
-                return self._store(failure, reason.of_run(State.FAILURE, outcome.attempt))
-            if record.traceback:  # error texts are clipped to fit, so this is a last resort
-                slim = record.model_copy(
-                    update={"traceback": "", "error_message": (record.error_message or "")[:1024]}
-                )
-                return self._store(slim, outcome, held)
-            return outcome  # nothing smaller to store; the outcome itself still holds
-        except BackendError as exc:
-            # The message is kept: it comes back until its result can be stored.
-            self.health.failed("result backend (store)", exc)
-            return Outcome.retry(BACKEND_RETRY_SECONDS, reason="result not stored (backend unavailable)")
-        self.health.ok("result backend (store)")
-        return outcome
-
-    def _offload(self, record: ResultRecord, outcome: Outcome, held: int | None) -> Outcome | None:
-        """Store a value too large for the backend in the payload store, and the record with
-        a pointer to it; ``None`` when the app has no payload store."""
-        try:
-            pointer = self.app.codec.offload_value(record.task_id, record.value)
-        except PayloadStoreError as exc:
-            self.health.failed("payload store", exc)
-            return Outcome.retry(BACKEND_RETRY_SECONDS, reason="result not stored (payload store down)")
-        if pointer is None:
-            return None
-        self.health.ok("payload store")
-        return self._store(record.model_copy(update={"value": None, "value_pointer": pointer}), outcome, held)
 
 
 def _error_of(outcome: Outcome) -> tuple[str, str]:
