@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cloudq.deadlines import seconds_needed
 from cloudq.errors import CloudQError, ConfigurationError
-from cloudq.execution import Action, Executor, Prepared, apply_outcome
 from cloudq.infra.naming import logical_queue_from_arn
+from cloudq.runtime.executor import Executor
+from cloudq.runtime.outcome import Action, Prepared, apply_outcome
 from cloudq.transports.base import ReceivedMessage
 
 if TYPE_CHECKING:

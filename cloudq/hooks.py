@@ -1,5 +1,5 @@
 """Task lifecycle hooks: functions an app calls around each task run, on the worker and in the
-Lambda handler alike (both go through the one executor, ``cloudq.execution``).
+Lambda handler alike (both go through the one executor, ``cloudq.runtime.executor``).
 
 ::
 

@@ -30,7 +30,7 @@ from cloudq.backends.base import State
 from cloudq.lines import PendingLines
 
 if TYPE_CHECKING:
-    from cloudq.execution import Outcome, Prepared
+    from cloudq.runtime.outcome import Outcome, Prepared
 
 NAMESPACE = "cloudq"
 DIMENSIONS = ("App", "Queue", "Task")

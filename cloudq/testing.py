@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cloudq.errors import TaskError
-from cloudq.execution import Action, Executor, apply_outcome
+from cloudq.runtime.executor import Executor
+from cloudq.runtime.outcome import Action, apply_outcome
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -11,7 +11,8 @@ this does what it does: receive from the dead-letter queue, send to the source q
 from __future__ import annotations
 
 from cloudq import CloudQ
-from cloudq.execution import Action, Executor, apply_outcome
+from cloudq.runtime.executor import Executor
+from cloudq.runtime.outcome import Action, apply_outcome
 from cloudq.transports import OutgoingMessage
 from cloudq.transports.base import ReceivedMessage, dead_letter_queue_name, require_sent
 

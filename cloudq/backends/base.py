@@ -2,7 +2,7 @@
 
 Engines store; the layer above decides. An engine makes a few primitives atomic (the
 conditional claim, the counter); state transitions, polling and backoff live in
-``cloudq/execution.py`` and ``cloudq/result.py``, written once for every engine.
+``cloudq/runtime/executor.py`` and ``cloudq/result.py``, written once for every engine.
 """
 
 from __future__ import annotations

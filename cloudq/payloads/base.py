@@ -2,7 +2,7 @@
 record carries instead of a large value.
 
 Engines store bytes under keys; what is offloaded, when, and how it is checked is decided
-once above them, in ``cloudq/codec.py`` (arguments) and ``cloudq/execution.py`` (results).
+once above them, in ``cloudq/codec.py`` (arguments) and ``cloudq/runtime/results.py`` (results).
 An object is JSON text; its pointer names the key, the object's SHA-256 and its size, so a
 reader refuses an object that is not the one written (and HMAC signing of a message covers
 the pointer, hence the hash).

@@ -47,11 +47,12 @@ from typing import TYPE_CHECKING, Any
 
 from cloudq.config import WORKER_CONCURRENCY, WORKER_GRACE_SECONDS
 from cloudq.errors import CloudQError
-from cloudq.execution import Action, Executor, Prepared, apply_outcome
 from cloudq.options import WorkerOptions, resolve_worker_options
 from cloudq.runtime.acker import ACKERS, Acker
+from cloudq.runtime.executor import Executor
 from cloudq.runtime.heartbeat import Heartbeat
 from cloudq.runtime.ledger import Ledger, Running, WorkerStats
+from cloudq.runtime.outcome import Action, Prepared, apply_outcome
 from cloudq.runtime.receivers import RECEIVERS_PER_QUEUE, Receivers
 from cloudq.transports.base import ReceivedMessage
 

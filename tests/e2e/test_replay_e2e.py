@@ -9,7 +9,8 @@ import sys
 
 from cloudq import CloudQ, State
 from cloudq.dead_letters import list_dead_letters
-from cloudq.execution import Action, Executor, apply_outcome
+from cloudq.runtime.executor import Executor
+from cloudq.runtime.outcome import Action, apply_outcome
 from cloudq.transports import OutgoingMessage
 from tests.e2e.conftest import WorkerFactory, side_effects
 from tests.processes import wait_until

@@ -8,7 +8,8 @@ import pytest
 
 from cloudq import CloudQ, State
 from cloudq.dead_letters import list_dead_letters, replay_dead_letters
-from cloudq.execution import Action, Executor, apply_outcome
+from cloudq.runtime.executor import Executor
+from cloudq.runtime.outcome import Action, apply_outcome
 from cloudq.testing import drain
 from cloudq.transports import OutgoingMessage
 from tests.redrive import dead_letter_with_a_duplicate, move_back_as_aws_does

@@ -9,7 +9,8 @@ import pytest
 
 from cloudq import CloudQ, Message, State, TaskError
 from cloudq.clock import ManualClock
-from cloudq.execution import Action, Executor, apply_outcome
+from cloudq.runtime.executor import Executor
+from cloudq.runtime.outcome import Action, apply_outcome
 from cloudq.testing import drain
 from cloudq.transports import OutgoingMessage
 from cloudq.transports.base import DeadLetterNote
@@ -447,3 +448,18 @@ def _write(path: Path, tag: str) -> None:
 
 def _fail() -> None:
     raise ValueError("boom")
+
+
+def test_outcome_lines_keep_the_logger_name_the_readme_documents(caplog: pytest.LogCaptureFixture) -> None:
+    # Given a task that succeeds and one that fails for good, on the in-process broker
+    app = make_app("logged", broker="memory://", backend="memory://")
+    done = app.tasks["add"].delay(1, 2)
+    app.tasks["fails_loudly"].delay(10)
+    # When they run, with the lines of the documented logger captured
+    with caplog.at_level("INFO", logger="cloudq.execution"):
+        drain(app, raise_failures=False)
+    # Then both outcome lines come from ``cloudq.execution`` (README: Running a worker)
+    lines = [record.getMessage() for record in caplog.records if record.name == "cloudq.execution"]
+    assert any(line.startswith(f"add[{done.id}] SUCCESS in ") for line in lines), lines
+    # (drain applies outcomes to the received message, so the line names the broker message)
+    assert any("FAILURE (attempt 1) → dead-letter queue of default" in line for line in lines), lines

@@ -50,7 +50,7 @@ def test_rendering_a_lambda_deployment_does_not_load_the_lambda_handler() -> Non
         "assert resources.function is not None"
     )
     # When a fresh interpreter builds its AWS resources
-    loaded = _loaded_after(statement, ("cloudq.aws_lambda", "cloudq.execution"))
+    loaded = _loaded_after(statement, ("cloudq.aws_lambda", "cloudq.runtime.executor"))
     # Then neither the handler nor the executor it runs is loaded (deploying is not running)
     assert loaded == []
 

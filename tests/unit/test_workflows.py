@@ -24,7 +24,7 @@ from cloudq import (
     group,
 )
 from cloudq.errors import DecodeError
-from cloudq.execution import Executor
+from cloudq.runtime.executor import Executor
 from cloudq.testing import drain
 from cloudq.transports.base import SendResult
 from cloudq.transports.memory import MemoryTransport
