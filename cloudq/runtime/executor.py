@@ -111,7 +111,9 @@ class Executor:
         received, message, task = prepared.received, prepared.message, prepared.task
         assert message is not None and task is not None
         note = DeadLetterNote.from_attributes(received.attributes)
-        if note is not None:
+        if note is not None and note.source_queue == received.queue:
+            # A dead-letter copy moved back to the queue it came from. A note naming another
+            # queue (or none) is not cloudq's on a return: anyone may send any attribute.
             return self._returned(message, note)
         attempts = Attempts.of_delivery(message, received)
         now = self.app.clock.time()

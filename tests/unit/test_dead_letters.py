@@ -88,3 +88,24 @@ def test_a_duplicate_delivery_of_the_dead_lettered_original_is_not_a_new_life(
     record = result.record()
     assert record is not None and record.state is State.FAILURE and not record.history
     assert app.transport.stats("default").visible == 0
+
+
+def test_a_forged_dead_letter_note_naming_another_queue_is_not_a_return(
+    app: CloudQ, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDQ_TEST_LOG_DIR", str(tmp_path))
+    # Given a task dead-lettered from queue "default", whose copy is then sent back with its
+    # note changed to name another queue (anyone may send any attribute)
+    app.tasks["always_fails"].apply_async(["forged"], task_id="forged-1")
+    drain(app, raise_failures=False)
+    transport = app.transport
+    [letter] = transport.receive("default-dlq", 1, wait_seconds=0, visibility_timeout=30)
+    forged = {**letter.attributes, "cloudq-dead-letter": '{"reason": "x", "source_queue": "elsewhere"}'}
+    transport.send("default", [OutgoingMessage(letter.body, attributes=forged)])
+    transport.ack("default-dlq", [letter.receipt_handle])
+    # When it is executed
+    [received] = transport.receive("default", 1, wait_seconds=0, visibility_timeout=30)
+    outcome = Executor(app).execute(received)
+    # Then it is not re-sent as a new life: its spent budget stands, and it did not run again
+    assert outcome.action is Action.DEAD_LETTER
+    assert (tmp_path / "always_fails").read_text().splitlines() == ["forged"] * 3
