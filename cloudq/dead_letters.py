@@ -14,12 +14,12 @@ original send. A body that is not a cloudq message is sent back as it is.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cloudq.errors import DecodeError
+from cloudq.runtime.replay import new_life
 from cloudq.transports.base import (
     DeadLetterNote,
     OutgoingMessage,
@@ -30,7 +30,6 @@ from cloudq.transports.base import (
 
 if TYPE_CHECKING:
     from cloudq.app import CloudQ
-    from cloudq.message import Message
     from cloudq.transports.base import Transport
 
 #: Seconds a listed message stays hidden while it is being read (then handed back).
@@ -118,15 +117,3 @@ def _replay_body(app: CloudQ, letter: DeadLetter) -> str:
     except DecodeError:
         return letter.body
     return app.encode(new_life(app, message, letter.reason))
-
-
-def new_life(app: CloudQ, message: Message, reason: str) -> Message:
-    """``message`` back from the dead-letter queue, by ``cloudq dlq replay`` or moved back by
-    the broker (``Executor``): a fresh retry budget (the attempts spent so far become its
-    base), and the final error of the life that ended (``reason``) added to its history.
-    Raises ``BackendError`` when the attempts cannot be read."""
-    record = app.backend.get(message.id) if app.backend is not None else None
-    attempts = record.attempts if record is not None else (message.attempt_base or 0)
-    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    note = f"{reason} (dead-lettered after {attempts} attempt(s); replayed {when})"
-    return message.replayed(attempts, note)

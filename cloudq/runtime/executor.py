@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from cloudq import workflow
 from cloudq.backends.base import ClaimStatus, Delivery, State
-from cloudq.dead_letters import new_life
 from cloudq.errors import (
     ArgumentError,
     BackendError,
@@ -41,6 +40,7 @@ from cloudq.metrics import EmfMetrics
 from cloudq.request import Request
 from cloudq.runtime.attempts import Attempts
 from cloudq.runtime.outcome import BACKEND_RETRY_SECONDS, Action, Outcome, Prepared, clip, log_outcome
+from cloudq.runtime.replay import new_life
 from cloudq.runtime.results import ResultWriter
 from cloudq.task import Task
 from cloudq.tracing import run_span

@@ -79,6 +79,7 @@ __all__ = [
     "is_fifo",
 ]
 
+
 @dataclass(frozen=True)
 class EngineLimits:
     """A broker's limits as one value. An engine exposes them as the ``Transport`` attributes
@@ -101,7 +102,10 @@ class EngineLimits:
 #: engines keep them too, so that what works on them works on SQS; they live here so that
 #: those engines need not import the SQS engine (and botocore).
 SQS_LIMITS = EngineLimits(
-    max_delay_seconds=900, max_message_bytes=1024 * 1024, max_visibility_seconds=43_200, batch_size=10,
+    max_delay_seconds=900,
+    max_message_bytes=1024 * 1024,
+    max_visibility_seconds=43_200,
+    batch_size=10,
     deduplication_seconds=300,
 )
 
