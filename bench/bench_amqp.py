@@ -44,7 +44,7 @@ import amqp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import cloudq_drain, latencies, p  # noqa: E402
-from cloudq.app import CloudQ  # noqa: E402
+from cloudq.app.base import CloudQ  # noqa: E402
 from cloudq.transports.amqp_topology import DELIVERY_LIMIT, Topology  # noqa: E402
 
 URL = "amqp://guest:guest@127.0.0.1:5672//"

@@ -110,7 +110,7 @@ import cloudq.aws_lambda as entry
 imported = time.perf_counter()
 assert entry.handler({"Records": []}, Context()) == {"batchItemFailures": []}  # loads CLOUDQ_APP
 loaded = time.perf_counter()
-from cloudq.loading import load_app
+from cloudq.app.loading import load_app
 load_app(os.environ["CLOUDQ_APP"]).backend  # the app the handler loaded: its DynamoDB client
 backend = time.perf_counter()
 spent.update(http=0.0, requests=0, clients=0)

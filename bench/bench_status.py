@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.counting_proxy import CountingProxy, counted_emulator  # noqa: E402
 from cloudq import CloudQ  # noqa: E402
 from cloudq.infra import app_resources  # noqa: E402
-from cloudq.status import StatusReader  # noqa: E402
+from cloudq.ops.status import StatusReader  # noqa: E402
 from cloudq.transports import OutgoingMessage  # noqa: E402
 from cloudq.worker import Worker  # noqa: E402
 from cloudq_emulator.provision import provision  # noqa: E402

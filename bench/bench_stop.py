@@ -34,8 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cloudq import CloudQ  # noqa: E402
-from cloudq.config import WORKER_WAIT_SECONDS  # noqa: E402
-from cloudq.errors import TransportError  # noqa: E402
+from cloudq.core.config import WORKER_WAIT_SECONDS  # noqa: E402
+from cloudq.core.errors import TransportError  # noqa: E402
 
 app = CloudQ(os.environ.get("BENCH_STOP_APP", "stop"), backend=None)
 

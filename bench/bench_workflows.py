@@ -26,8 +26,8 @@ import boto3  # noqa: E402
 
 from bench.counting_proxy import CountingProxy, counted_emulator  # noqa: E402
 from cloudq import CloudQ, chord, group  # noqa: E402
+from cloudq.core.message import Message  # noqa: E402
 from cloudq.infra import app_resources  # noqa: E402
-from cloudq.message import Message  # noqa: E402
 from cloudq.worker import Worker  # noqa: E402
 from cloudq_emulator.provision import provision  # noqa: E402
 

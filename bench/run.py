@@ -171,7 +171,7 @@ def floor_writes(dynamodb: Any, table: str, message_id: str) -> None:
 def consume_worker(app_name: str, count: int, concurrency: int, backend: str | None, mode: str) -> None:
     """One cloudq worker with ``concurrency`` threads, run until ``count`` tasks are acked."""
     from cloudq import CloudQ
-    from cloudq.logs import configure_logging
+    from cloudq.runtime.logs import configure_logging
     from cloudq.worker import Worker
 
     configure_logging(batched=True)  # as `cloudq worker` does
@@ -374,7 +374,7 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
     # process would compile cloudq from source, while boto3's bytecode came with its wheel.
     child_env.pop("PYTHONDONTWRITEBYTECODE", None)
     child_env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="cloudq-bench-bytecode-")
-    warm = "import boto3, cloudq, cloudq.worker, cloudq.logs, cloudq.backends.dynamodb, bench.run"
+    warm = "import boto3, cloudq, cloudq.worker, cloudq.runtime.logs, cloudq.backends.dynamodb, bench.run"
     subprocess.run([sys.executable, "-c", warm], env=child_env, check=True)
     sqs = boto3.client("sqs")
 

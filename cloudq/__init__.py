@@ -11,10 +11,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from cloudq.app import CloudQ
+from cloudq.app.base import CloudQ
+from cloudq.app.hooks import Hook, Hooks, TaskEvent
+from cloudq.app.loading import load_app
+from cloudq.app.task import Task
 from cloudq.backends.base import ResultRecord, State
-from cloudq.distribution import VERSION
-from cloudq.errors import (
+from cloudq.core.distribution import VERSION
+from cloudq.core.errors import (
     ArgumentError,
     BackendError,
     CloudQError,
@@ -27,16 +30,13 @@ from cloudq.errors import (
     TaskRevokedError,
     TransportError,
 )
-from cloudq.hooks import Hook, Hooks, TaskEvent
-from cloudq.loading import load_app
-from cloudq.message import Message
-from cloudq.request import Request
-from cloudq.retry import RetryPolicy
-from cloudq.task import Task
+from cloudq.core.message import Message
+from cloudq.core.request import Request
+from cloudq.core.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from cloudq.canvas import Signature, chain, chord, group
-    from cloudq.result import AsyncResult, GroupResult
+    from cloudq.app.canvas import Signature, chain, chord, group
+    from cloudq.app.result import AsyncResult, GroupResult
 
 __version__ = VERSION
 
@@ -73,12 +73,12 @@ __all__ = [
 
 #: Public names imported on first use, and their modules.
 _LAZY = {
-    "AsyncResult": "cloudq.result",
-    "GroupResult": "cloudq.result",
-    "Signature": "cloudq.canvas",
-    "chain": "cloudq.canvas",
-    "chord": "cloudq.canvas",
-    "group": "cloudq.canvas",
+    "AsyncResult": "cloudq.app.result",
+    "GroupResult": "cloudq.app.result",
+    "Signature": "cloudq.app.canvas",
+    "chain": "cloudq.app.canvas",
+    "chord": "cloudq.app.canvas",
+    "group": "cloudq.app.canvas",
 }
 
 

@@ -9,7 +9,7 @@ def main() -> None:
     try:
         import click  # noqa: F401
     except ImportError:
-        from cloudq.distribution import DISTRIBUTION
+        from cloudq.core.distribution import DISTRIBUTION
 
         sys.stderr.write(f"cloudq: the command line needs click; pip install '{DISTRIBUTION}[cli]'\n")
         raise SystemExit(2) from None

@@ -25,15 +25,15 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
-from cloudq.deadlines import seconds_needed
-from cloudq.errors import CloudQError, ConfigurationError
-from cloudq.infra.naming import logical_queue_from_arn
+from cloudq.core.deadlines import seconds_needed
+from cloudq.core.errors import CloudQError, ConfigurationError
+from cloudq.core.naming import logical_queue_from_arn
 from cloudq.runtime.executor import Executor
 from cloudq.runtime.outcome import Action, Prepared, apply_outcome
 from cloudq.transports.base import ReceivedMessage
 
 if TYPE_CHECKING:
-    from cloudq.app import CloudQ
+    from cloudq.app.base import CloudQ
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, A
         reference = os.environ.get("CLOUDQ_APP")
         if not reference:
             raise ConfigurationError("set CLOUDQ_APP=module:app for cloudq.aws_lambda.handler")
-        from cloudq.loading import load_app
+        from cloudq.app.loading import load_app
 
         _app = load_app(reference)
         _freeze_startup_objects()

@@ -8,7 +8,7 @@
 
 Neither reads settings: an unset field (``None``) is filled from the app's settings by the
 resolvers at the end of this module (``resolve_queue``, ``resolve_worker_options``), the one
-place options meet settings (``cloudq.config`` resolves the settings themselves).
+place options meet settings (``cloudq.core.config`` resolves the settings themselves).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from cloudq.config import MAX_WAIT_SECONDS, WORKER_CONCURRENCY, WORKER_GRACE_SECONDS
-from cloudq.errors import ArgumentError, ConfigurationError
-from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT
+from cloudq.core.config import MAX_WAIT_SECONDS, WORKER_CONCURRENCY, WORKER_GRACE_SECONDS
+from cloudq.core.errors import ArgumentError, ConfigurationError
+from cloudq.core.naming import DEFAULT_VISIBILITY_TIMEOUT
 
 if TYPE_CHECKING:
-    from cloudq.config import Settings
+    from cloudq.core.config import Settings
     from cloudq.transports.base import Transport
 
 #: A point in time: a timezone-aware datetime or epoch seconds.

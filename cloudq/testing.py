@@ -15,14 +15,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cloudq.errors import TaskError
+from cloudq.core.errors import TaskError
 from cloudq.runtime.executor import Executor
 from cloudq.runtime.outcome import Action, apply_outcome
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from cloudq.app import CloudQ
+    from cloudq.app.base import CloudQ
 
 
 def drain(
@@ -37,7 +37,7 @@ def drain(
     Returns how many messages were processed. Raises ``TaskError`` for the first message
     dead-lettered (a final failure, a bad message) when ``raise_failures``, after draining.
     Raises ``TimeoutError`` if the queues are not empty after ``timeout`` seconds of the app's
-    clock: on a ``ManualClock`` (``cloudq.clock``) the waits for delayed messages move it.
+    clock: on a ``ManualClock`` (``cloudq.core.clock``) the waits for delayed messages move it.
     """
     names = list(queues or sorted(app.queue_names()))
     executor = Executor(app)

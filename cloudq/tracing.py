@@ -26,8 +26,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
-from cloudq.request import current_request
-from cloudq.traceparent import child, is_traceparent, new_traceparent, trace_id
+from cloudq.core.request import current_request
+from cloudq.core.traceparent import child, is_traceparent, new_traceparent, trace_id
 
 __all__ = ["current_traceparent", "run_span", "send_span", "trace_context", "trace_id"]
 
@@ -41,7 +41,7 @@ def trace_context(traceparent: str | None = None) -> Iterator[str]:
     ``with trace_context(request.headers["traceparent"]): send_welcome.delay(42)``"""
     value = traceparent or new_traceparent()
     if not is_traceparent(value):
-        from cloudq.errors import ConfigurationError
+        from cloudq.core.errors import ConfigurationError
 
         raise ConfigurationError(f"not a W3C traceparent: {value!r} (00-<32 hex>-<16 hex>-<2 hex>)")
     token = _context.set(value)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from cloudq.backends.base import Claim, ClaimStatus, ResultBackend, ResultRecord, State
-from cloudq.clock import SYSTEM_CLOCK, Clock
-from cloudq.infra.naming import queue_prefix, results_table_name
-from cloudq.urls import parse_url
+from cloudq.core.clock import SYSTEM_CLOCK, Clock
+from cloudq.core.naming import queue_prefix, results_table_name
+from cloudq.core.urls import parse_url
 
 __all__ = [
     "Claim",

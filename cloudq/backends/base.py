@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from cloudq.payloads.base import PayloadPointer
+from cloudq.core.pointer import PayloadPointer
 
 #: The models of this module are built on first use, not at ``import cloudq`` (issue 14:
 #: a Lambda cold start or a producer without results never needs them).

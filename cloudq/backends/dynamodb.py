@@ -15,7 +15,6 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cloudq.aws import aws_client
 from cloudq.backends.base import (
     Claim,
     ClaimStatus,
@@ -25,9 +24,10 @@ from cloudq.backends.base import (
     State,
     claim_decision,
 )
-from cloudq.clock import SYSTEM_CLOCK, Clock
-from cloudq.errors import BackendError, ResultTooLargeError
-from cloudq.payloads.base import PayloadPointer
+from cloudq.core.aws import aws_client
+from cloudq.core.clock import SYSTEM_CLOCK, Clock
+from cloudq.core.errors import BackendError, ResultTooLargeError
+from cloudq.core.pointer import PayloadPointer
 
 #: BatchGetItem takes at most 100 keys.
 BATCH_GET = 100

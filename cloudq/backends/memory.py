@@ -17,7 +17,7 @@ from cloudq.backends.base import (
     revoked_record,
     superseded,
 )
-from cloudq.clock import SYSTEM_CLOCK, Clock
+from cloudq.core.clock import SYSTEM_CLOCK, Clock
 
 
 class MemoryBackend:

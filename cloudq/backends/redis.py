@@ -23,9 +23,9 @@ from cloudq.backends.base import (
     claimed_record,
     revoked_record,
 )
-from cloudq.clock import SYSTEM_CLOCK, Clock
-from cloudq.errors import BackendError, MissingExtraError
-from cloudq.redis_scripts import load_scripts
+from cloudq.core.clock import SYSTEM_CLOCK, Clock
+from cloudq.core.errors import BackendError, MissingExtraError
+from cloudq.core.redis_scripts import load_scripts
 
 try:
     import redis

@@ -7,7 +7,7 @@ import logging
 import click
 
 from cloudq.cli.root import APP_OPTION, LOG_FORMAT_OPTION, friendly_errors, main
-from cloudq.logs import configure_logging
+from cloudq.runtime.logs import configure_logging
 
 
 @main.command()
@@ -26,8 +26,8 @@ def beat(flags: dict[str, bool], app_reference: str, catch_up: bool, log_format:
     import signal
     import threading
 
-    from cloudq.beat import Beat
-    from cloudq.loading import load_app
+    from cloudq.app.loading import load_app
+    from cloudq.runtime.beat import Beat
 
     configure_logging(**flags, log_format=log_format)
     runner = Beat(load_app(app_reference), catch_up=catch_up)

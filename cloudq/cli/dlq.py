@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from cloudq.cli.root import APP_OPTION, friendly_errors, main
-from cloudq.errors import ConfigurationError
-from cloudq.infra.naming import dead_letter_queue_name
+from cloudq.core.errors import ConfigurationError
+from cloudq.core.naming import dead_letter_queue_name
 
 
 @main.group()
@@ -25,8 +25,8 @@ def dlq_list(queue: str, app_reference: str, limit: int, as_json: bool) -> None:
     import dataclasses
     import json
 
-    from cloudq.dead_letters import list_dead_letters
-    from cloudq.loading import load_app
+    from cloudq.app.loading import load_app
+    from cloudq.ops.dead_letters import list_dead_letters
 
     letters = list_dead_letters(load_app(app_reference), queue, limit)
     for letter in letters:
@@ -49,8 +49,8 @@ def dlq_list(queue: str, app_reference: str, limit: int, as_json: bool) -> None:
 @friendly_errors
 def dlq_replay(queue: str, app_reference: str, ids: tuple[str, ...]) -> None:
     """Send dead letters of QUEUE back onto the queue they came from."""
-    from cloudq.dead_letters import replay_dead_letters
-    from cloudq.loading import load_app
+    from cloudq.app.loading import load_app
+    from cloudq.ops.dead_letters import replay_dead_letters
 
     replayed = replay_dead_letters(load_app(app_reference), queue, ids)
     missing = set(ids) - {i for letter in replayed for i in (letter.message_id, letter.task_id)}

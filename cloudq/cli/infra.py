@@ -27,9 +27,9 @@ def infra_render(app_reference: str, format_name: str, output: str | None) -> No
     """Render the AWS resources of MODULE:APP: queues, DLQs, table, Lambda, ECS workers, IAM."""
     from pathlib import Path
 
+    from cloudq.app.loading import load_app
     from cloudq.infra import app_resources
     from cloudq.infra.render import render
-    from cloudq.loading import load_app
 
     text = render(app_resources(load_app(app_reference), app_reference), format_name)
     if output is None:

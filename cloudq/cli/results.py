@@ -7,7 +7,7 @@ import sys
 import click
 
 from cloudq.cli.root import APP_OPTION, friendly_errors, main
-from cloudq.errors import ConfigurationError
+from cloudq.core.errors import ConfigurationError
 
 
 @main.command()
@@ -17,7 +17,7 @@ from cloudq.errors import ConfigurationError
 def revoke(task_ids: tuple[str, ...], app_reference: str) -> None:
     """Revoke tasks by id: one that has not started (or waits for a retry) is acknowledged
     without running when its message arrives. Exit 1 if one had already finished."""
-    from cloudq.loading import load_app
+    from cloudq.app.loading import load_app
 
     app = load_app(app_reference)
     finished = []

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 import click
 
-from cloudq.distribution import DISTRIBUTION
-from cloudq.errors import CloudQError, ConfigurationError, CredentialsError, QueueNotFoundError
-from cloudq.logs import LOG_FORMATS, configure_logging
+from cloudq.core.distribution import DISTRIBUTION
+from cloudq.core.errors import CloudQError, ConfigurationError, CredentialsError, QueueNotFoundError
+from cloudq.runtime.logs import LOG_FORMATS, configure_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
 

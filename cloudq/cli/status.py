@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cloudq.cli.root import APP_OPTION, friendly_errors, main
-from cloudq.errors import ConfigurationError
+from cloudq.core.errors import ConfigurationError
 
 
 @main.command()
@@ -37,8 +37,8 @@ def status(
     """Queue depths, dead letters, consumers, age of the oldest message and recent outcomes."""
     import json
 
-    from cloudq.loading import load_app
-    from cloudq.status import StatusReader
+    from cloudq.app.loading import load_app
+    from cloudq.ops.status import StatusReader
 
     if watch and as_json:
         raise ConfigurationError("--watch and --json do not go together; choose one")
@@ -46,7 +46,7 @@ def status(
     if as_json:
         click.echo(json.dumps(reader.read().as_json()))
         return
-    from cloudq import status_view
+    from cloudq.ops import status_view
 
     if not watch:
         status_view.show(reader.read())

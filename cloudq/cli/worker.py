@@ -8,9 +8,9 @@ from typing import Any
 import click
 
 from cloudq.cli.root import LOG_FORMAT_OPTION, friendly_errors, main, split_option
-from cloudq.config import MAX_WAIT_SECONDS, WORKER_CONCURRENCY, WORKER_GRACE_SECONDS, WORKER_WAIT_SECONDS
-from cloudq.errors import ConfigurationError
-from cloudq.logs import configure_logging
+from cloudq.core.config import MAX_WAIT_SECONDS, WORKER_CONCURRENCY, WORKER_GRACE_SECONDS, WORKER_WAIT_SECONDS
+from cloudq.core.errors import ConfigurationError
+from cloudq.runtime.logs import configure_logging
 
 # The worker's start-up line goes to the worker's logger.
 logger = logging.getLogger("cloudq.worker")
@@ -62,11 +62,11 @@ def worker(
     log_format: str,
 ) -> None:
     """Run a long-polling worker for MODULE:APP (e.g. shop.tasks:app)."""
-    from cloudq.loading import load_app
+    from cloudq.app.loading import load_app
     from cloudq.options import WorkerOptions
     from cloudq.worker import Worker
 
-    # A line per task: written in batches (cloudq.logs.BatchedStreamHandler).
+    # A line per task: written in batches (cloudq.runtime.logs.BatchedStreamHandler).
     logging_options: dict[str, Any] = {**flags, "log_format": log_format, "batched": True}
     configure_logging(**logging_options)
 
@@ -99,7 +99,7 @@ def worker(
         # raising their delivery count (a closing connection would).
         app.transport.close()
         return
-    from cloudq.supervisor import Supervisor
+    from cloudq.runtime.supervisor import Supervisor
 
     app.transport.check_queues(runner.queues)  # one clear error here, not one per child
     Supervisor(app_reference, processes, options, logging_options=logging_options).run()

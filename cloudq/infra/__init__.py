@@ -1,6 +1,6 @@
 """The app's AWS resources as one model, read by provisioning (emulator) and rendering.
 
-The model is imported on first use: ``cloudq.infra.naming`` is on every send and receive
+The model is imported on first use: ``cloudq.core.naming`` is on every send and receive
 path (``import cloudq``, a Lambda cold start), the resource models are not (issue 14).
 """
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloudq.errors import ConfigurationError
+from cloudq.core.errors import ConfigurationError
 from cloudq.infra import iam
 from cloudq.infra.dashboard import dashboard
 from cloudq.infra.ecs import WORKER_CONDITION, worker_parameters, worker_service

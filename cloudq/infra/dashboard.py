@@ -1,4 +1,4 @@
-"""The app's CloudWatch dashboard: the EMF task metrics (``cloudq.metrics``) and each queue's
+"""The app's CloudWatch dashboard: the EMF task metrics (``cloudq.runtime.metrics``) and each queue's
 SQS metrics, one template resource.
 
 Task metrics are found by SEARCH expressions on the app's dimension value, so tasks added later
@@ -11,7 +11,7 @@ import json
 
 from cloudq.infra.intrinsics import Template, sub
 from cloudq.infra.model import Resources
-from cloudq.metrics import COUNT_METRICS, DIMENSIONS, DURATION_METRIC, NAMESPACE, QUEUE_WAIT_METRIC
+from cloudq.runtime.metrics import COUNT_METRICS, DIMENSIONS, DURATION_METRIC, NAMESPACE, QUEUE_WAIT_METRIC
 
 WIDTH, HEIGHT = 12, 6
 PERIOD_SECONDS = 60

@@ -20,7 +20,7 @@ Where each action comes from (a batch API is authorised by its single action):
   ``dynamodb:UpdateItem``: results, claims (conditional writes), a chord's member count.
 - ``s3:PutObject``, ``s3:GetObject``, ``s3:DeleteObject`` (the payload bucket, under its
   prefix): producers write large arguments and read large results; workers read arguments,
-  write large results and delete argument objects after success (``cloudq.codec``).
+  write large results and delete argument objects after success (``cloudq.core.codec``).
 - The scheduler role: ``sqs:SendMessage`` to the queues of periodic tasks, for EventBridge
   Scheduler (not called by cloudq).
 - ``dynamodb:BatchGetItem``: ``GroupResult.get()``; a chord's callback reads its members'

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from cloudq.deadlines import seconds_needed
-from cloudq.errors import ConfigurationError
-from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT, dead_letter_queue_name, is_fifo
-from cloudq.payloads.base import ARGUMENTS_FOLDER, RESULTS_FOLDER
+from cloudq.core.deadlines import seconds_needed
+from cloudq.core.errors import ConfigurationError
+from cloudq.core.naming import DEFAULT_VISIBILITY_TIMEOUT, dead_letter_queue_name, is_fifo
+from cloudq.core.pointer import ARGUMENTS_FOLDER, RESULTS_FOLDER
 
 if TYPE_CHECKING:
-    from cloudq.app import CloudQ
+    from cloudq.app.base import CloudQ
 
 #: DynamoDB result table layout, shared by the backend and provisioning.
 TABLE_KEY = "task_id"

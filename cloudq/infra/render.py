@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cloudq.errors import ConfigurationError
+from cloudq.core.errors import ConfigurationError
 from cloudq.infra.model import Resources
 
 FORMATS = ("cloudformation", "serverless", "iam")

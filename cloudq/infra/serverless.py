@@ -49,7 +49,7 @@ def function_events(resources: Resources) -> list[Template]:
 
 def serverless(resources: Resources) -> Template:
     """The whole ``serverless.yml``; the app must have ``lambda_queues``."""
-    from cloudq.errors import ConfigurationError
+    from cloudq.core.errors import ConfigurationError
 
     spec = resources.function
     if spec is None:

@@ -3,8 +3,8 @@ imported only when used."""
 
 from __future__ import annotations
 
+from cloudq.core.urls import parse_url
 from cloudq.payloads.base import PayloadPointer, PayloadStore, digest
-from cloudq.urls import parse_url
 
 __all__ = ["PayloadPointer", "PayloadStore", "digest", "payload_store_from_url"]
 
@@ -25,7 +25,7 @@ def payload_store_from_url(url: str, app_name: str) -> PayloadStore:
 
         bucket, _, prefix = parsed.location.partition("/")
         if not bucket:
-            from cloudq.errors import ConfigurationError
+            from cloudq.core.errors import ConfigurationError
 
             raise ConfigurationError(f"payload store URL {url!r} names no bucket: use s3://bucket/prefix")
         return S3PayloadStore(

@@ -10,33 +10,11 @@ the pointer, hence the hash).
 
 from __future__ import annotations
 
-import hashlib
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from cloudq.core.pointer import ARGUMENTS_FOLDER, RESULTS_FOLDER, PayloadPointer, digest
 
-#: Where the codec puts objects under a store's prefix; the bucket's lifecycle rules
-#: (``cloudq.infra.model``) expire each folder on its own schedule.
-ARGUMENTS_FOLDER = "args/"
-RESULTS_FOLDER = "results/"
-
-
-class PayloadPointer(BaseModel):
-    """Where an offloaded value is, and what it must hash to."""
-
-    # Built on first use, like the models that hold it (issue 14: not at ``import cloudq``).
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-
-    #: The object's key in the store (the store's prefix included).
-    key: str = Field(min_length=1)
-    #: Hex SHA-256 of the object's bytes.
-    sha256: str = Field(min_length=64, max_length=64)
-    size: int = Field(ge=0)
-
-
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
+__all__ = ["ARGUMENTS_FOLDER", "RESULTS_FOLDER", "PayloadPointer", "PayloadStore", "digest"]
 
 @runtime_checkable
 class PayloadStore(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from cloudq.errors import PayloadMissingError
+from cloudq.core.errors import PayloadMissingError
 
 
 class MemoryPayloadStore:

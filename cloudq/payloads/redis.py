@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloudq.errors import MissingExtraError, PayloadMissingError, PayloadStoreError
+from cloudq.core.errors import MissingExtraError, PayloadMissingError, PayloadStoreError
 
 try:
     import redis

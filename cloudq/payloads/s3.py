@@ -10,8 +10,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cloudq.aws import aws_client
-from cloudq.errors import PayloadMissingError, PayloadStoreError
+from cloudq.core.aws import aws_client
+from cloudq.core.errors import PayloadMissingError, PayloadStoreError
 
 MISSING_CODES = ("NoSuchKey", "404", "NotFound")
 

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from cloudq.errors import CloudQError
-from cloudq.health import Health
+from cloudq.core.errors import CloudQError
+from cloudq.runtime.health import Health
 from cloudq.runtime.ledger import Ledger
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cloudq.message import Message
+    from cloudq.core.message import Message
     from cloudq.transports.base import ReceivedMessage
 
 

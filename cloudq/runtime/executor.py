@@ -21,9 +21,9 @@ import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from cloudq import workflow
+from cloudq.app.task import Task
 from cloudq.backends.base import ClaimStatus, Delivery, State
-from cloudq.errors import (
+from cloudq.core.errors import (
     ArgumentError,
     BackendError,
     CloudQError,
@@ -34,20 +34,20 @@ from cloudq.errors import (
     Retry,
     SignatureError,
 )
-from cloudq.health import Health
-from cloudq.message import Message
-from cloudq.metrics import EmfMetrics
-from cloudq.request import Request
+from cloudq.core.message import Message
+from cloudq.core.request import Request
+from cloudq.runtime import workflow
 from cloudq.runtime.attempts import Attempts
+from cloudq.runtime.health import Health
+from cloudq.runtime.metrics import EmfMetrics
 from cloudq.runtime.outcome import BACKEND_RETRY_SECONDS, Action, Outcome, Prepared, clip, log_outcome
 from cloudq.runtime.replay import new_life
 from cloudq.runtime.results import ResultWriter
-from cloudq.task import Task
 from cloudq.tracing import run_span
 from cloudq.transports.base import MAX_REASON_CHARS, DeadLetterNote, ReceivedMessage, is_fifo
 
 if TYPE_CHECKING:
-    from cloudq.app import CloudQ
+    from cloudq.app.base import CloudQ
 
 # The README documents this logger's name (``cloudq.execution``: the executor's lines).
 logger = logging.getLogger("cloudq.execution")
@@ -74,11 +74,11 @@ class Executor:
         self.health = Health()
         #: Builds and stores the result records (the flow is decided here, written there).
         self.results = ResultWriter(app, self.health)
-        #: Per-run EMF lines (``cloudq.metrics``) when ``settings.metrics`` is on.
+        #: Per-run EMF lines (``cloudq.runtime.metrics``) when ``settings.metrics`` is on.
         self.metrics = EmfMetrics(app.name) if app.settings.metrics else None
 
     def flush_metrics(self) -> None:
-        """Hand on the EMF lines written so far (``cloudq.metrics``); adapters call it."""
+        """Hand on the EMF lines written so far (``cloudq.runtime.metrics``); adapters call it."""
         if self.metrics is not None:
             self.metrics.flush()
 

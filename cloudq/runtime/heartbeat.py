@@ -13,8 +13,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from cloudq.errors import CloudQError
-from cloudq.health import Health
+from cloudq.core.errors import CloudQError
+from cloudq.runtime.health import Health
 from cloudq.runtime.ledger import Ledger
 
 if TYPE_CHECKING:

@@ -16,9 +16,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cloudq.app.task import Task
 from cloudq.backends.base import State
-from cloudq.message import Message
-from cloudq.task import Task
+from cloudq.core.message import Message
 from cloudq.tracing import trace_id
 from cloudq.transports.base import MAX_REASON_CHARS, OutgoingMessage, ReceivedMessage, require_sent
 

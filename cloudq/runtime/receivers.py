@@ -19,8 +19,8 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from cloudq.errors import CloudQError
-from cloudq.health import Health
+from cloudq.core.errors import CloudQError
+from cloudq.runtime.health import Health
 from cloudq.runtime.ledger import Ledger
 from cloudq.transports.base import ReceivedMessage, is_fifo
 

@@ -7,8 +7,8 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cloudq.app import CloudQ
-    from cloudq.message import Message
+    from cloudq.app.base import CloudQ
+    from cloudq.core.message import Message
 
 
 def new_life(app: CloudQ, message: Message, reason: str) -> Message:

@@ -20,16 +20,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cloudq.backends.base import ResultRecord, State
-from cloudq.errors import BackendError, PayloadStoreError, ResultTooLargeError
+from cloudq.core.errors import BackendError, PayloadStoreError, ResultTooLargeError
 from cloudq.runtime.outcome import BACKEND_RETRY_SECONDS, Outcome, clip
 
 if TYPE_CHECKING:
-    from cloudq.app import CloudQ
+    from cloudq.app.base import CloudQ
+    from cloudq.app.task import Task
     from cloudq.backends.base import ResultBackend
-    from cloudq.health import Health
-    from cloudq.message import Message
+    from cloudq.core.message import Message
     from cloudq.runtime.attempts import Attempts
-    from cloudq.task import Task
+    from cloudq.runtime.health import Health
 
 # The README documents this logger's name (``cloudq.execution``: the executor's lines).
 logger = logging.getLogger("cloudq.execution")

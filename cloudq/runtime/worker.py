@@ -27,7 +27,7 @@
   tasks finish, all within ``grace`` seconds, and flushes the acks. A poll is never abandoned
   on a normal stop: SQS does not cancel a receive whose client went away, and would hand the
   next message to it, hidden for the visibility timeout from the workers still polling. An
-  idle worker so stops within the long-poll wait (``cloudq.config.WORKER_WAIT_SECONDS`` by
+  idle worker so stops within the long-poll wait (``cloudq.core.config.WORKER_WAIT_SECONDS`` by
   default).
 - The end of the grace, or a second signal, abandons what is left: a poll in flight (a
   message it receives reappears after the visibility timeout) and the tasks still running
@@ -45,8 +45,8 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from cloudq.config import WORKER_CONCURRENCY, WORKER_GRACE_SECONDS
-from cloudq.errors import CloudQError
+from cloudq.core.config import WORKER_CONCURRENCY, WORKER_GRACE_SECONDS
+from cloudq.core.errors import CloudQError
 from cloudq.options import WorkerOptions, resolve_worker_options
 from cloudq.runtime.acker import ACKERS, Acker
 from cloudq.runtime.executor import Executor
@@ -57,8 +57,8 @@ from cloudq.runtime.receivers import RECEIVERS_PER_QUEUE, Receivers
 from cloudq.transports.base import ReceivedMessage
 
 if TYPE_CHECKING:
-    from cloudq.app import CloudQ
-    from cloudq.task import Task
+    from cloudq.app.base import CloudQ
+    from cloudq.app.task import Task
 
 __all__ = ["Worker", "WorkerStats"]
 
@@ -90,7 +90,7 @@ class Worker:
         options: WorkerOptions | None = None,
     ) -> None:
         """``options`` (``cloudq.options.WorkerOptions``), or the same as keywords, which
-        build it; settings fill what it leaves unset (``cloudq.config``)."""
+        build it; settings fill what it leaves unset (``cloudq.core.config``)."""
         if options is None:
             options = WorkerOptions.build(
                 queues,

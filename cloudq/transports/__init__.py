@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from cloudq.clock import SYSTEM_CLOCK, Clock
-from cloudq.config import Settings
-from cloudq.infra.naming import queue_prefix
+from cloudq.core.clock import SYSTEM_CLOCK, Clock
+from cloudq.core.config import Settings
+from cloudq.core.naming import queue_prefix
+from cloudq.core.urls import parse_url
 from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,
@@ -15,7 +16,6 @@ from cloudq.transports.base import (
     is_fifo,
     require_sent,
 )
-from cloudq.urls import parse_url
 
 __all__ = [
     "OutgoingMessage",

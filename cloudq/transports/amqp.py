@@ -58,8 +58,8 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from cloudq.errors import ConfigurationError, TransportError
-from cloudq.ids import random_uuid
+from cloudq.core.errors import ConfigurationError, TransportError
+from cloudq.core.ids import random_uuid
 from cloudq.transports.amqp_consumer import BATCH_SIZE, Consumer, Delivery, Held
 from cloudq.transports.amqp_topology import DELIVERY_LIMIT, Topology, amqp
 from cloudq.transports.base import (

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cloudq.errors import MissingExtraError
-from cloudq.infra.naming import dead_letter_queue_name, delay_queue_name, is_dead_letter_queue, is_fifo
+from cloudq.core.errors import MissingExtraError
+from cloudq.core.naming import dead_letter_queue_name, delay_queue_name, is_dead_letter_queue, is_fifo
 
 try:
     import amqp  # the transport imports the client from here: one guard

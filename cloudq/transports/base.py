@@ -58,10 +58,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from cloudq.errors import MessageTooLargeError, TransportError
+from cloudq.core.errors import MessageTooLargeError, TransportError
 
-# Names are owned by cloudq.infra.naming; engines import them from here as before.
-from cloudq.infra.naming import dead_letter_queue_name, is_fifo
+# Names are owned by cloudq.core.naming; engines import them from here as before.
+from cloudq.core.naming import dead_letter_queue_name, is_fifo
 
 __all__ = [
     "DEAD_LETTER_ATTRIBUTE",

@@ -17,9 +17,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cloudq.clock import SYSTEM_CLOCK, Clock
-from cloudq.ids import random_uuid
-from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT
+from cloudq.core.clock import SYSTEM_CLOCK, Clock
+from cloudq.core.ids import random_uuid
+from cloudq.core.naming import DEFAULT_VISIBILITY_TIMEOUT
 from cloudq.transports.base import (
     SQS_LIMITS,
     OutgoingMessage,

@@ -32,9 +32,9 @@ from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
-from cloudq.errors import MissingExtraError, TransportError
-from cloudq.infra.naming import DEFAULT_VISIBILITY_TIMEOUT
-from cloudq.redis_scripts import load_scripts
+from cloudq.core.errors import MissingExtraError, TransportError
+from cloudq.core.naming import DEFAULT_VISIBILITY_TIMEOUT
+from cloudq.core.redis_scripts import load_scripts
 from cloudq.transports.base import (
     SQS_LIMITS,
     OutgoingMessage,

@@ -20,9 +20,9 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from cloudq.aws import aws_client
-from cloudq.config import SEND_ATTEMPTS, SEND_TIMEOUT_SECONDS
-from cloudq.errors import CredentialsError, QueueNotFoundError, TransportError
+from cloudq.core.aws import aws_client
+from cloudq.core.config import SEND_ATTEMPTS, SEND_TIMEOUT_SECONDS
+from cloudq.core.errors import CredentialsError, QueueNotFoundError, TransportError
 from cloudq.transports.base import (
     SQS_LIMITS,
     OutgoingMessage,

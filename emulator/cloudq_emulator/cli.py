@@ -103,8 +103,8 @@ def _provision_app(app_reference: str, endpoint_url: str) -> Monitor:
 
 
 def _provision(app_reference: str, endpoint_url: str) -> Monitor:
+    from cloudq.app.loading import load_app
     from cloudq.infra import app_resources
-    from cloudq.loading import load_app
     from cloudq_emulator.monitor import Monitor
     from cloudq_emulator.provision import provision
 

@@ -23,10 +23,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cloudq.app import CloudQ
+from cloudq.app.base import CloudQ
+from cloudq.app.loading import load_app
 from cloudq.backends.base import State
 from cloudq.infra import app_resources
-from cloudq.loading import load_app
 from cloudq_emulator.provision import provision
 from cloudq_emulator.server import MinistackServer
 

@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from cloudq.errors import ConfigurationError
+from cloudq.core.errors import ConfigurationError
 
 #: Settings of the deploying environment the function gets too (the app reads them at import).
 PASSED_PREFIXES = ("CLOUDQ_",)

@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from cloudq.errors import CloudQError
+from cloudq.core.errors import CloudQError
 
 START_TIMEOUT_SECONDS = 60.0
 FAKE_CREDENTIALS = {

@@ -21,8 +21,8 @@ import boto3
 import pytest
 
 from cloudq import CloudQ, State
+from cloudq.core.message import Message
 from cloudq.infra import app_resources
-from cloudq.message import Message
 from cloudq.transports.base import OutgoingMessage
 from cloudq_emulator.provision import provision
 from cloudq_emulator.server import MinistackServer

@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from cloudq.message import Message
+from cloudq.core.message import Message
 
 #: Reasons by what the body is (a dead-letter reason starts with one of them).
 DECODE = ("DecodeError", "SignatureError")  # random text may happen to be a bare envelope

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from cloudq import CloudQ
-from cloudq.errors import TransportError
+from cloudq.core.errors import TransportError
 from tests.chaos.fault_proxy import FaultProxy
 from tests.tasks import make_app
 

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from cloudq import CloudQ, State
-from cloudq.message import Message
+from cloudq.core.message import Message
 from tests.chaos.conftest import (
     SQS_MAX_MESSAGE_BYTES,
     Scale,

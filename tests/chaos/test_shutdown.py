@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from cloudq import CloudQ, State
-from cloudq.config import WORKER_WAIT_SECONDS
+from cloudq.core.config import WORKER_WAIT_SECONDS
 from tests.chaos.conftest import (
     WorkerFactory,
     enqueue,

@@ -15,7 +15,7 @@ import pytest
 from botocore.config import Config
 
 from cloudq import CloudQ
-from cloudq.errors import TransportError
+from cloudq.core.errors import TransportError
 from cloudq.transports.base import OutgoingMessage, ReceivedMessage, Transport
 from cloudq.transports.sqs import SQSTransport
 from tests.chaos.fault_proxy import FaultProxy

@@ -164,7 +164,7 @@ AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 def amqp_transport_or_fail(prefix: str, **options: Any) -> Transport:
     """An ``AMQPTransport`` on the real RabbitMQ; fails, never skips, when it is down."""
-    from cloudq.errors import TransportError
+    from cloudq.core.errors import TransportError
     from cloudq.transports.amqp import AMQPTransport
 
     transport = AMQPTransport.from_url(AMQP_URL, prefix, connect_timeout=3, **options)

@@ -9,7 +9,7 @@ from botocore.config import Config
 
 from cloudq.backends.base import ResultRecord, State
 from cloudq.backends.dynamodb import DynamoDBBackend
-from cloudq.errors import (
+from cloudq.core.errors import (
     BackendError,
     CredentialsError,
     QueueNotFoundError,
@@ -101,9 +101,9 @@ def test_a_queue_looked_up_in_the_wrong_region_names_the_region_and_endpoint(
 
 
 def test_a_region_aws_does_not_have_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
-    from cloudq.aws import aws_client
+    from cloudq.core.aws import aws_client
 
-    with caplog.at_level("WARNING", logger="cloudq.aws"):
+    with caplog.at_level("WARNING", logger="cloudq.core.aws"):
         aws_client("sqs", "http://127.0.0.1:9", "us-east1", read_timeout=1)
         aws_client("sqs", "http://127.0.0.1:9", "eu-west-1", read_timeout=1)
     warnings = [record.getMessage() for record in caplog.records]

@@ -1,4 +1,4 @@
-"""The beat's lock (``cloudq.beat``: the backend's claim on a tick's key) on every result
+"""The beat's lock (``cloudq.runtime.beat``: the backend's claim on a tick's key) on every result
 engine: of racing beats one sends each tick, and a tick whose claimer died is sent by
 another once the lease ends."""
 
@@ -11,8 +11,8 @@ import pytest
 
 from cloudq import CloudQ
 from cloudq.backends.base import ResultBackend
-from cloudq.beat import BEAT_LEASE_SECONDS, LOCK_TASK_NAME, Beat, tick_key
-from cloudq.clock import SYSTEM_CLOCK, Clock, ManualClock
+from cloudq.core.clock import SYSTEM_CLOCK, Clock, ManualClock
+from cloudq.runtime.beat import BEAT_LEASE_SECONDS, LOCK_TASK_NAME, Beat, tick_key
 from tests.conformance.test_backend import ENGINES_NOT_ATOMIC_ACROSS_THREADS
 from tests.tasks import make_app
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from cloudq.errors import PayloadMissingError
+from cloudq.core.errors import PayloadMissingError
 from cloudq.payloads.base import PayloadStore
 
 

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from cloudq import CloudQ
-from cloudq.clock import ManualClock
-from cloudq.dead_letters import list_dead_letters
-from cloudq.errors import ConfigurationError, MessageTooLargeError
+from cloudq.core.clock import ManualClock
+from cloudq.core.errors import ConfigurationError, MessageTooLargeError
+from cloudq.ops.dead_letters import list_dead_letters
 from cloudq.transports.base import (
     REASON_ATTRIBUTE,
     SOURCE_QUEUE_ATTRIBUTE,

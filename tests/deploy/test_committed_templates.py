@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from cloudq.app.loading import load_app
 from cloudq.infra import app_resources
 from cloudq.infra.render import render
-from cloudq.loading import load_app
 from tests.deploy.conftest import ROOT
 from tests.unit.test_infra_render import cfn_lint
 

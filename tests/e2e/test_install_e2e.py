@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudq.distribution import DISTRIBUTION
+from cloudq.core.distribution import DISTRIBUTION
 from cloudq_emulator.server import free_port
 from tests.processes import wait_until
 

@@ -12,8 +12,8 @@ import boto3
 import pytest
 
 from cloudq import CloudQ, State, TaskError
-from cloudq.dead_letters import list_dead_letters
-from cloudq.message import Message
+from cloudq.core.message import Message
+from cloudq.ops.dead_letters import list_dead_letters
 from cloudq.transports.base import OutgoingMessage
 from tests.e2e.conftest import LambdaFactory, side_effects
 

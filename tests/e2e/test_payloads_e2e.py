@@ -13,8 +13,8 @@ import boto3
 import pytest
 
 from cloudq import CloudQ, TaskError
-from cloudq.dead_letters import list_dead_letters
 from cloudq.infra import app_resources
+from cloudq.ops.dead_letters import list_dead_letters
 from cloudq_emulator.provision import provision
 from cloudq_emulator.server import MinistackServer
 from tests.e2e.conftest import LambdaFactory, WorkerFactory

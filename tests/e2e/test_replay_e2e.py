@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from cloudq import CloudQ, State
-from cloudq.dead_letters import list_dead_letters
+from cloudq.ops.dead_letters import list_dead_letters
 from cloudq.runtime.executor import Executor
 from cloudq.runtime.outcome import Action, apply_outcome
 from cloudq.transports import OutgoingMessage

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from cloudq import CloudQ
-from cloudq.config import WORKER_WAIT_SECONDS
-from cloudq.result import AsyncResult
+from cloudq.app.result import AsyncResult
+from cloudq.core.config import WORKER_WAIT_SECONDS
 from tests.e2e.conftest import WorkerFactory
 from tests.processes import wait_until, worker_log
 

@@ -19,7 +19,7 @@ import pytest
 
 from cloudq import CloudQ
 from cloudq.backends.base import State
-from cloudq.metrics import emf_line
+from cloudq.runtime.metrics import emf_line
 from cloudq.testing import drain
 from tests.processes import wait_until
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudq import CloudQ
-from cloudq.dead_letters import list_dead_letters
+from cloudq.ops.dead_letters import list_dead_letters
 from tests.e2e.conftest import WorkerFactory
 from tests.processes import wait_until, worker_log
 

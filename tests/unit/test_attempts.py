@@ -6,7 +6,7 @@ carried it.
 
 from __future__ import annotations
 
-from cloudq.message import Message
+from cloudq.core.message import Message
 from cloudq.runtime.attempts import Attempts
 from cloudq.transports.base import ReceivedMessage
 

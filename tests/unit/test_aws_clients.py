@@ -7,7 +7,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from cloudq.aws import ENDPOINT_PREFIXES, aws_client
+from cloudq.core.aws import ENDPOINT_PREFIXES, aws_client
 
 #: Regions of the standard, China and GovCloud partitions.
 REGIONS = ("us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1")
@@ -38,7 +38,7 @@ def test_the_shared_loader_knows_only_cloudq_services_and_loads_their_latest_mod
     # Given cloudq's loader, which skips botocore's listing of every service (issue 14); a new
     # one: the process's shared one caches models that botocore amends on a first S3 call
     # (``authPath``), as its own loader's cache is amended within a session
-    from cloudq.aws import _FileLoader, _Loader
+    from cloudq.core.aws import _FileLoader, _Loader
 
     loader = _Loader(file_loader=_FileLoader())
     plain = boto3.session.Session()._loader

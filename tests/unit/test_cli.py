@@ -98,8 +98,8 @@ def test_without_the_emulator_its_commands_say_how_to_install_it(command: list[s
 
 
 def test_the_version_and_install_hints_name_the_distribution() -> None:
-    from cloudq.distribution import DISTRIBUTION
-    from cloudq.errors import MissingExtraError
+    from cloudq.core.distribution import DISTRIBUTION
+    from cloudq.core.errors import MissingExtraError
 
     done = cloudq("--version")
     assert done.returncode == 0

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cloudq import CloudQ, ConfigurationError
-from cloudq.config import load_settings
+from cloudq.core.config import load_settings
 
 
 def test_defaults_name_the_sqs_broker_and_the_app_result_table() -> None:

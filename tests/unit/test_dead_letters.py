@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cloudq import CloudQ, State
-from cloudq.dead_letters import list_dead_letters, replay_dead_letters
+from cloudq.ops.dead_letters import list_dead_letters, replay_dead_letters
 from cloudq.runtime.executor import Executor
 from cloudq.runtime.outcome import Action, apply_outcome
 from cloudq.testing import drain

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from cloudq.errors import DecodeError
-from cloudq.message import ENVELOPE_VERSION, Message
+from cloudq.core.errors import DecodeError
+from cloudq.core.message import ENVELOPE_VERSION, Message
 
 
 def test_an_ordinary_message_is_version_1_with_no_field_a_version_1_worker_lacks() -> None:

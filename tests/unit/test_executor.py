@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cloudq import CloudQ, Message, State, TaskError
-from cloudq.clock import ManualClock
+from cloudq.core.clock import ManualClock
 from cloudq.runtime.executor import Executor
 from cloudq.runtime.outcome import Action, apply_outcome
 from cloudq.testing import drain
@@ -338,7 +338,7 @@ def test_a_result_backend_outage_is_one_line_when_it_starts_and_one_when_it_ends
     app = make_app("outage", broker="memory://", backend="dynamodb://outage-results", clock=clock)
     results = [app.tasks["add"].delay(i, 1) for i in range(5)]
     executor = Executor(app)
-    with caplog.at_level("WARNING", logger="cloudq.health"):
+    with caplog.at_level("WARNING", logger="cloudq.runtime.health"):
         # When every message meets the outage
         for message in app.transport.receive("default", 10, wait_seconds=0):
             outcome = executor.execute(message)

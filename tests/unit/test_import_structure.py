@@ -10,7 +10,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "cloudq"
 #: The one documented up-call: ``CloudQ.lambda_handler`` runs the Lambda adapter.
-ALLOWED_UP_CALLS = {("cloudq.app", "cloudq.aws_lambda")}
+ALLOWED_UP_CALLS = {("cloudq.app.base", "cloudq.aws_lambda")}
 
 
 def _loaded_after(statement: str, modules: tuple[str, ...]) -> list[str]:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from cloudq import CloudQ, Message
-from cloudq.errors import ConfigurationError
+from cloudq.core.errors import ConfigurationError
 from cloudq.infra import app_resources
 from cloudq.infra.render import render
 from tests.tasks import make_app

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cloudq.logs import LOG_FLUSH_LINES, TEXT_FORMAT, BatchedStreamHandler, TextFormatter
+from cloudq.runtime.logs import LOG_FLUSH_LINES, TEXT_FORMAT, BatchedStreamHandler, TextFormatter
 from tests.processes import wait_until
 
 
@@ -71,7 +71,7 @@ def test_a_full_batch_is_written_at_once(batched: tuple[logging.Logger, io.Strin
 def test_a_process_that_exits_writes_every_line_first() -> None:
     code = (
         "import logging\n"
-        "from cloudq.logs import configure_logging\n"
+        "from cloudq.runtime.logs import configure_logging\n"
         "configure_logging(batched=True)\n"
         "for n in range(500):\n"
         "    logging.getLogger('cloudq.test').info('line %d', n)\n"

@@ -12,7 +12,7 @@ import pytest
 from cloudq import CloudQ, Message, State, TaskError
 from cloudq.backends.base import ResultRecord
 from cloudq.backends.memory import MemoryBackend
-from cloudq.errors import MessageTooLargeError, ResultTooLargeError
+from cloudq.core.errors import MessageTooLargeError, ResultTooLargeError
 from cloudq.payloads.memory import MemoryPayloadStore
 from cloudq.testing import drain
 from tests.tasks import make_app

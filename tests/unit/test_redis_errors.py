@@ -10,7 +10,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from cloudq.backends.redis import RedisBackend
-from cloudq.errors import BackendError, TransportError
+from cloudq.core.errors import BackendError, TransportError
 from cloudq.transports import OutgoingMessage
 from cloudq.transports.redis import RedisTransport
 from cloudq_emulator.server import free_port

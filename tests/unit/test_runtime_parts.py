@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from cloudq.clock import ManualClock
+from cloudq.core.clock import ManualClock
 from cloudq.runtime.acker import Acker
 from cloudq.runtime.heartbeat import Heartbeat
 from cloudq.runtime.ledger import Ledger

@@ -9,10 +9,10 @@ import threading
 import pytest
 
 from cloudq import CloudQ
-from cloudq.beat import BEAT_LEASE_SECONDS, Beat, tick_key
-from cloudq.clock import ManualClock
-from cloudq.errors import ConfigurationError, TaskRegistrationError
-from cloudq.schedules import parse_schedule
+from cloudq.core.clock import ManualClock
+from cloudq.core.errors import ConfigurationError, TaskRegistrationError
+from cloudq.core.schedules import parse_schedule
+from cloudq.runtime.beat import BEAT_LEASE_SECONDS, Beat, tick_key
 from tests.cli_helpers import cloudq
 from tests.tasks import make_app
 
@@ -123,7 +123,7 @@ def test_a_tick_claimed_by_a_beat_that_died_is_sent_by_another_after_the_lease()
     periodic = app.periodic_tasks["adder"]
     survivor = Beat(app, owner="b")
     # Given beat "a" claimed the tick and died before sending it
-    survivor.backend.claim(tick_key(periodic, NOON), "cloudq.beat", "a", BEAT_LEASE_SECONDS, NOON)
+    survivor.backend.claim(tick_key(periodic, NOON), "cloudq.runtime.beat", "a", BEAT_LEASE_SECONDS, NOON)
     # When the survivor tries: it waits for the lease
     assert survivor.send_tick(periodic, NOON) == pytest.approx(BEAT_LEASE_SECONDS)
     assert _sent(app) == []

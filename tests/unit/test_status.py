@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
-from cloudq.cloudwatch import cloudwatch_client
-from cloudq.errors import ConfigurationError
-from cloudq.status import StatusReader, read_status
+from cloudq.core.errors import ConfigurationError
+from cloudq.ops.cloudwatch import cloudwatch_client
+from cloudq.ops.status import StatusReader, read_status
 from tests.tasks import make_app
 
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from cloudq import ArgumentError, CloudQ, ConfigurationError, Message, MessageTooLargeError
-from cloudq.errors import TaskRegistrationError
+from cloudq.core.errors import TaskRegistrationError
 from cloudq.testing import drain
 from tests.tasks import Point
 

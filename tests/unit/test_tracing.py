@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from cloudq import CloudQ, Message
-from cloudq.errors import ConfigurationError
-from cloudq.logs import JsonFormatter, TaskContext
+from cloudq.core.errors import ConfigurationError
+from cloudq.runtime.logs import JsonFormatter, TaskContext
 from cloudq.testing import drain
 from cloudq.tracing import trace_context, trace_id
 
@@ -160,10 +160,10 @@ def test_signatures_of_untraced_messages_are_what_cloudq_before_tracing_made() -
     import hashlib
     import hmac
 
-    from cloudq.errors import SignatureError
+    from cloudq.core.errors import SignatureError
 
     # Given a message signed as a producer of the last release (version 1 fields only) signs it
-    from cloudq.message import NEWER_FIELDS
+    from cloudq.core.message import NEWER_FIELDS
 
     message = Message(task="add", args=[1, 2])
     before = message.model_dump(mode="json", exclude={"signature", *NEWER_FIELDS})

@@ -23,7 +23,7 @@ from cloudq import (
     chord,
     group,
 )
-from cloudq.errors import DecodeError
+from cloudq.core.errors import DecodeError
 from cloudq.runtime.executor import Executor
 from cloudq.testing import drain
 from cloudq.transports.base import SendResult
@@ -64,7 +64,7 @@ def test_a_worker_that_reads_only_versions_1_and_2_refuses_a_chain_instead_of_dr
 ) -> None:
     # Given a chain's first message (version 5), and a worker of a cloudq before workflows
     chain(app.tasks["record"].si("first"), app.tasks["record"].si("second")).delay()
-    monkeypatch.setattr("cloudq.message.SUPPORTED_VERSIONS", (1, 2))
+    monkeypatch.setattr("cloudq.core.message.SUPPORTED_VERSIONS", (1, 2))
     # When it drains the queue
     drain(app, raise_failures=False)
     # Then the message is dead-lettered with the reason, and nothing of the chain ran

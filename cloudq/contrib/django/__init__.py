@@ -20,7 +20,7 @@
 
 - Settings: ``settings.CLOUDQ`` is a dict with the constructor's keys (``broker``, ``backend``,
   ``default_queue``, …). Precedence: constructor arguments, then ``settings.CLOUDQ``, then
-  ``CLOUDQ_*`` variables, then defaults (resolved by ``cloudq.config``, which never imports
+  ``CLOUDQ_*`` variables, then defaults (resolved by ``cloudq.core.config``, which never imports
   Django: ``DjangoSettings`` is the settings source handed to it).
 - Worker start: whenever ``DJANGO_SETTINGS_MODULE`` is set, ``cloudq worker`` (and every
   command or Lambda handler that loads an app) calls ``setup()`` first: ``django.setup()``, then
@@ -45,11 +45,11 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from cloudq.app import CloudQ
-from cloudq.errors import ConfigurationError, MissingExtraError
-from cloudq.message import new_task_id
-from cloudq.result import AsyncResult
-from cloudq.task import Task
+from cloudq.app.base import CloudQ
+from cloudq.app.result import AsyncResult
+from cloudq.app.task import Task
+from cloudq.core.errors import ConfigurationError, MissingExtraError
+from cloudq.core.message import new_task_id
 
 try:
     import django
@@ -61,7 +61,7 @@ except ModuleNotFoundError as exc:
     raise MissingExtraError("django", "django") from None
 
 if TYPE_CHECKING:
-    from cloudq.hooks import TaskEvent
+    from cloudq.app.hooks import TaskEvent
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -4,7 +4,7 @@ A ``Signature`` is a task call not sent yet (``add.s(1)``, ``add.si(1, 2)``). It
 are checked when it is made; where it gets another's result (a chain link, a chord
 callback), it is checked again with that argument's place, when the workflow is made.
 
-How a workflow travels (the envelope's version-5 fields, ``cloudq.message``):
+How a workflow travels (the envelope's version-5 fields, ``cloudq.core.message``):
 
 - ``chain(a, b, c)`` sends ``a`` with ``callbacks=[b → c]``; when ``a`` succeeds the executor
   sends ``b`` with ``a``'s result first in its arguments, and ``b`` carries ``c``. Every id is
@@ -22,15 +22,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from cloudq.errors import ArgumentError, ConfigurationError, PartialSendError
-from cloudq.message import ChordLink, Link, chord_member_id, new_task_id
+from cloudq.app.result import AsyncResult, GroupResult
+from cloudq.core.errors import ArgumentError, ConfigurationError, PartialSendError
+from cloudq.core.message import ChordLink, Link, chord_member_id, new_task_id
 from cloudq.options import SendOptions
-from cloudq.result import AsyncResult, GroupResult
 
 if TYPE_CHECKING:
-    from cloudq.app import CloudQ
-    from cloudq.sending import Outgoing
-    from cloudq.task import Task
+    from cloudq.app.base import CloudQ
+    from cloudq.app.sending import Outgoing
+    from cloudq.app.task import Task
 
 R = TypeVar("R")
 

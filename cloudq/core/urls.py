@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
-from cloudq.errors import ConfigurationError
+from cloudq.core.errors import ConfigurationError
 
 
 @dataclass(frozen=True)

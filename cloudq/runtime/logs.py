@@ -20,8 +20,8 @@ import traceback
 import weakref
 from typing import TextIO
 
-from cloudq.lines import PendingLines
-from cloudq.request import current_request
+from cloudq.core.request import current_request
+from cloudq.runtime.lines import PendingLines
 from cloudq.tracing import trace_id
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -89,7 +89,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class BatchedStreamHandler(logging.StreamHandler[TextIO]):
-    """A stream handler writing its lines in batches (``cloudq.lines.PendingLines``): each
+    """A stream handler writing its lines in batches (``cloudq.runtime.lines.PendingLines``): each
     record is formatted when it is logged; the lines waiting are written together, in order,
     at most ``LOG_FLUSH_SECONDS`` later, at once when a record of WARNING or above arrives
     (with the lines before it) or ``LOG_FLUSH_LINES`` wait, and on ``flush()`` (at exit, and

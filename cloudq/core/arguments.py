@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import PydanticSchemaGenerationError, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from cloudq.errors import ArgumentError
+from cloudq.core.errors import ArgumentError
 
 JSON_SCALARS = (str, int, float, bool, type(None))
 

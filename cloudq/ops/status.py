@@ -25,13 +25,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from cloudq.cloudwatch import MetricsUnavailableError, TaskOutcomes, cloudwatch_client, is_aws_endpoint, read
-from cloudq.errors import ConfigurationError
+from cloudq.core.errors import ConfigurationError
+from cloudq.core.urls import parse_url
+from cloudq.ops.cloudwatch import (
+    MetricsUnavailableError,
+    TaskOutcomes,
+    cloudwatch_client,
+    is_aws_endpoint,
+    read,
+)
 from cloudq.transports.base import dead_letter_queue_name
-from cloudq.urls import parse_url
 
 if TYPE_CHECKING:
-    from cloudq.app import CloudQ
+    from cloudq.app.base import CloudQ
 
 METRICS_SOURCES = ("auto", "cloudwatch", "none")
 DEFAULT_WINDOW_SECONDS = 900

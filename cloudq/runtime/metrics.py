@@ -15,7 +15,7 @@ One line per run (SUCCESS, RETRY or FAILURE; duplicates, hops and refused bodies
 - ``QueueWaitTime`` (ms): start − enqueue (the broker's sent timestamp); for a retried message
   its earlier attempts and backoff are part of it. Left out when the broker gave no timestamp.
 
-``cloudq status`` reads these back with GetMetricData (``cloudq.cloudwatch``), and
+``cloudq status`` reads these back with GetMetricData (``cloudq.ops.cloudwatch``), and
 ``cloudq infra render`` adds a dashboard of them.
 """
 
@@ -27,7 +27,7 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from cloudq.backends.base import State
-from cloudq.lines import PendingLines
+from cloudq.runtime.lines import PendingLines
 
 if TYPE_CHECKING:
     from cloudq.runtime.outcome import Outcome, Prepared
@@ -76,7 +76,7 @@ class EmfMetrics:
     printed there is a log event of its own; the logging module would prefix it and break the
     JSON) on ``flush``, or once ``MAX_PENDING_LINES`` wait.
 
-    Not a write and a flush per line (``cloudq.lines.PendingLines``). The worker flushes with
+    Not a write and a flush per line (``cloudq.runtime.lines.PendingLines``). The worker flushes with
     its batched deletes (every 50 ms) and when it stops, the Lambda handler at the end of each
     invocation (before the environment may be frozen), ``cloudq.testing.drain`` when the
     queues are empty."""

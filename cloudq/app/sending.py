@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import ValidationError
 
-from cloudq.arguments import is_json
-from cloudq.errors import ArgumentError
-from cloudq.message import Message, new_task_id
+from cloudq.core.arguments import is_json
+from cloudq.core.errors import ArgumentError
+from cloudq.core.message import Message, new_task_id
 from cloudq.tracing import send_span
 from cloudq.transports.base import OutgoingMessage, SendResult, is_fifo, require_sent
 
 if TYPE_CHECKING:
-    from cloudq.app import CloudQ
+    from cloudq.app.base import CloudQ
+    from cloudq.app.result import AsyncResult
+    from cloudq.app.task import Task
     from cloudq.options import SendOptions
-    from cloudq.result import AsyncResult
-    from cloudq.task import Task
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Sender:
     ) -> AsyncResult[Any]:
         """Send one call by name (``CloudQ.send_task``): options as an object or as keywords,
         not both; traced when a trace is on; a refused send raises."""
-        from cloudq.result import AsyncResult
+        from cloudq.app.result import AsyncResult
 
         if options is None:
             from cloudq.options import SendOptions  # sending only: not at import (issue 14)

@@ -13,9 +13,9 @@ import botocore.loaders
 import botocore.session
 from botocore.config import Config
 
-from cloudq.distribution import VERSION
+from cloudq.core.distribution import VERSION
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("cloudq.aws")  # its name before the move
 
 DEFAULT_REGION = "us-east-1"
 _checked_regions: set[str] = set()
@@ -117,7 +117,7 @@ def aws_client(
     large enough for a worker's threads. ``AWS_ENDPOINT_URL`` (the emulator) is honoured by
     boto3 itself when ``endpoint_url`` is not given."""
     if service not in ENDPOINT_PREFIXES:  # a mistake in cloudq itself, not the user's
-        raise ValueError(f"add {service!r} and its endpoints.json name to cloudq.aws.ENDPOINT_PREFIXES")
+        raise ValueError(f"add {service!r} and its endpoints.json name to cloudq.core.aws.ENDPOINT_PREFIXES")
     region = (
         region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     )

@@ -18,7 +18,7 @@ since the last one any beat recorded are sent, the oldest first, at most ``MAX_C
 per task; past those the beat goes on from now. The record of the last tick
 (``beat:<periodic task>:last``) never expires, so catch-up reaches back over any outage.
 
-The beat reads the time from the app's clock (``app.clock``, ``cloudq.clock``).
+The beat reads the time from the app's clock (``app.clock``, ``cloudq.core.clock``).
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ import uuid
 from typing import TYPE_CHECKING
 
 from cloudq.backends.base import ClaimStatus, ResultRecord, State
-from cloudq.errors import BackendError, ConfigurationError, TransportError
-from cloudq.message import Message
+from cloudq.core.errors import BackendError, ConfigurationError, TransportError
+from cloudq.core.message import Message
 
 if TYPE_CHECKING:
-    from cloudq.app import CloudQ
+    from cloudq.app.base import CloudQ
     from cloudq.backends.base import ResultBackend
-    from cloudq.schedules import PeriodicTask
+    from cloudq.core.schedules import PeriodicTask
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("cloudq.beat")  # its name before the move
 
 #: How long a beat's claim on a tick holds off the others: sending takes milliseconds.
 BEAT_LEASE_SECONDS = 5.0
@@ -50,7 +50,7 @@ BEAT_RETRY_SECONDS = 2.0
 MAX_SLEEP_SECONDS = 1.0
 #: At most this many missed ticks of one periodic task are sent at start (``catch_up``).
 MAX_CATCH_UP_TICKS = 100
-LOCK_TASK_NAME = "cloudq.beat"
+LOCK_TASK_NAME = "cloudq.runtime.beat"
 
 
 def tick_key(periodic: PeriodicTask, tick: float) -> str:

@@ -18,21 +18,21 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from cloudq.errors import (
+from cloudq.core.errors import (
     ConfigurationError,
     DecodeError,
     PayloadStoreError,
     SignatureError,
 )
-from cloudq.message import Message
-from cloudq.payloads.base import ARGUMENTS_FOLDER, RESULTS_FOLDER, PayloadPointer, digest
+from cloudq.core.message import Message
+from cloudq.core.pointer import ARGUMENTS_FOLDER, RESULTS_FOLDER, PayloadPointer, digest
 
 if TYPE_CHECKING:
-    from cloudq.app import CloudQ
+    from cloudq.app.base import CloudQ
+    from cloudq.core.schedules import PeriodicTask
     from cloudq.payloads.base import PayloadStore
-    from cloudq.schedules import PeriodicTask
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("cloudq.codec")  # its name before the move
 
 #: Room left under the broker's limit by the default threshold, for what a message gains in
 #: flight: a signature, retry counts, an eta, a replay's history.

@@ -21,14 +21,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cloudq.backends.base import ResultRecord, State
-from cloudq.errors import ConfigurationError
-from cloudq.message import Link, Message, chord_member_id
+from cloudq.core.errors import ConfigurationError
+from cloudq.core.message import Link, Message, chord_member_id
 from cloudq.transports.base import require_sent
 
 if TYPE_CHECKING:
-    from cloudq.app import CloudQ
+    from cloudq.app.base import CloudQ
+    from cloudq.app.sending import Outgoing
     from cloudq.backends.base import ResultBackend
-    from cloudq.sending import Outgoing
 
 
 def chord_key(chord_id: str) -> str:

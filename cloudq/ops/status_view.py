@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from cloudq.status import Status, StatusReader
+    from cloudq.ops.status import Status, StatusReader
 
 NOT_AVAILABLE = "n/a"
 

@@ -31,13 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from cloudq.request import Request, run_with_request
+from cloudq.core.request import Request, run_with_request
 
 if TYPE_CHECKING:
-    from cloudq.message import Message
-    from cloudq.task import Task
+    from cloudq.app.task import Task
+    from cloudq.core.message import Message
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("cloudq.hooks")  # its name before the move
 
 
 @dataclass(frozen=True)

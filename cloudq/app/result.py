@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cloudq.backends.base import ResultRecord, State
-from cloudq.errors import ConfigurationError, TaskError, TaskRevokedError
+from cloudq.core.errors import ConfigurationError, TaskError, TaskRevokedError
 
 if TYPE_CHECKING:
-    from cloudq.app import CloudQ
+    from cloudq.app.base import CloudQ
+    from cloudq.app.task import Task
     from cloudq.backends.base import ResultBackend
-    from cloudq.task import Task
 
 R = TypeVar("R")
 

@@ -8,15 +8,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
 
-from cloudq.arguments import Arguments
-from cloudq.errors import ConfigurationError, Retry
-from cloudq.request import Request, current_request
-from cloudq.retry import RetryPolicy
+from cloudq.core.arguments import Arguments
+from cloudq.core.errors import ConfigurationError, Retry
+from cloudq.core.request import Request, current_request
+from cloudq.core.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from cloudq.app import CloudQ
-    from cloudq.canvas import Signature
-    from cloudq.result import AsyncResult
+    from cloudq.app.base import CloudQ
+    from cloudq.app.canvas import Signature
+    from cloudq.app.result import AsyncResult
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -108,13 +108,13 @@ class Task(Generic[P, R]):
     def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
         """A call to send later (``chain``, ``group``, ``chord``); in a chain or as a chord
         callback it gets the previous result as its first argument. Checked now."""
-        from cloudq.canvas import Signature
+        from cloudq.app.canvas import Signature
 
         return Signature(self, args, kwargs)
 
     def si(self, *args: Any, **kwargs: Any) -> Signature[R]:
         """An immutable ``s()``: sent with exactly these arguments (fully checked now)."""
-        from cloudq.canvas import Signature
+        from cloudq.app.canvas import Signature
 
         return Signature(self, args, kwargs, immutable=True)
 
@@ -123,7 +123,7 @@ class Task(Generic[P, R]):
         positional arguments of its call, any other value its single argument. Every call is
         checked before anything is sent; ``options`` as ``apply_async``. See
         ``CloudQ.send_many`` for a partial failure."""
-        from cloudq.canvas import require_all
+        from cloudq.app.canvas import require_all
         from cloudq.options import SendOptions
 
         send = SendOptions.of(options)
@@ -145,8 +145,8 @@ class Task(Generic[P, R]):
         **options: Any,
     ) -> AsyncResult[R]:
         """``apply_async`` for asyncio code (same options): the send runs on a thread of
-        ``cloudq.aio``'s pool while the event loop goes on."""
-        from cloudq.aio import run_in_thread
+        ``cloudq.app.aio``'s pool while the event loop goes on."""
+        from cloudq.app.aio import run_in_thread
 
         return await run_in_thread(functools.partial(self.apply_async, args, kwargs, **options))
 

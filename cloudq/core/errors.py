@@ -45,7 +45,7 @@ class MissingExtraError(ConfigurationError, ImportError):
     """An optional dependency is missing; the message says which extra to install."""
 
     def __init__(self, module: str, extra: str) -> None:
-        from cloudq.distribution import DISTRIBUTION
+        from cloudq.core.distribution import DISTRIBUTION
 
         super().__init__(
             f"{module!r} is not installed; install it with: pip install '{DISTRIBUTION}[{extra}]'"

@@ -18,7 +18,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cloudq.errors import DecodeError
+from cloudq.core.errors import DecodeError
 from cloudq.runtime.replay import new_life
 from cloudq.transports.base import (
     DeadLetterNote,
@@ -29,7 +29,7 @@ from cloudq.transports.base import (
 )
 
 if TYPE_CHECKING:
-    from cloudq.app import CloudQ
+    from cloudq.app.base import CloudQ
     from cloudq.transports.base import Transport
 
 #: Seconds a listed message stays hidden while it is being read (then handed back).
@@ -47,7 +47,7 @@ class DeadLetter:
 
     @classmethod
     def from_received(cls, message: ReceivedMessage, queue: str) -> DeadLetter:
-        from cloudq.codec import Codec
+        from cloudq.core.codec import Codec
 
         task_id, task = Codec.describe(message.body)
         note = DeadLetterNote.from_attributes(message.attributes)

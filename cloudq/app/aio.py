@@ -3,7 +3,7 @@ event loop.
 
 boto3 is synchronous, so ``task.adelay()`` / ``task.aapply_async()`` run the ordinary send on
 a thread of one process-wide pool and await it. The pool is as large as the AWS clients'
-connection pools (``cloudq.aws``: 64), not the event loop's default executor (at most 32
+connection pools (``cloudq.core.aws``: 64), not the event loop's default executor (at most 32
 threads, 6 on a 2-core machine), so concurrent requests send concurrently.
 """
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cloudq.task import Task
+    from cloudq.app.task import Task
 
 #: Seconds kept in hand after a task's timeout before the function's deadline.
 DEADLINE_MARGIN_SECONDS = 1.0

@@ -1,4 +1,4 @@
-"""Reading back what CloudWatch holds for an app: the EMF task metrics (``cloudq.metrics``) and
+"""Reading back what CloudWatch holds for an app: the EMF task metrics (``cloudq.runtime.metrics``) and
 SQS's ApproximateAgeOfOldestMessage, in as few GetMetricData calls as possible (one for up to
 500 queries: five per task, one per queue).
 
@@ -17,10 +17,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cloudq.aws import aws_client
 from cloudq.backends.base import State
-from cloudq.errors import CloudQError
-from cloudq.metrics import COUNT_METRICS, DURATION_METRIC, NAMESPACE
+from cloudq.core.aws import aws_client
+from cloudq.core.errors import CloudQError
+from cloudq.runtime.metrics import COUNT_METRICS, DURATION_METRIC, NAMESPACE
 
 #: GetMetricData takes at most 500 queries per call.
 MAX_QUERIES_PER_CALL = 500

@@ -1,5 +1,5 @@
 """The app: settings, engines, the task registry and periodic tasks; sending is
-``cloudq.sending``'s, behind the same methods."""
+``cloudq.app.sending``'s, behind the same methods."""
 
 from __future__ import annotations
 
@@ -8,26 +8,26 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
+from cloudq.app.hooks import Hooks
+from cloudq.app.sending import Outgoing, Sender, SendKeywords
+from cloudq.app.task import Task
 from cloudq.backends.base import ttl_from
-from cloudq.clock import SYSTEM_CLOCK, Clock
-from cloudq.config import UNSET, Settings, SettingsSource, load_settings
-from cloudq.errors import ArgumentError, ConfigurationError, TaskRegistrationError
-from cloudq.hooks import Hooks
-from cloudq.infra.naming import physical_queue_name, results_table_name
-from cloudq.message import Message
-from cloudq.retry import DEFAULT_RETRY_POLICY, RetryPolicy
-from cloudq.sending import Outgoing, Sender, SendKeywords
-from cloudq.task import Task
+from cloudq.core.clock import SYSTEM_CLOCK, Clock
+from cloudq.core.config import UNSET, Settings, SettingsSource, load_settings
+from cloudq.core.errors import ArgumentError, ConfigurationError, TaskRegistrationError
+from cloudq.core.message import Message
+from cloudq.core.naming import physical_queue_name, results_table_name
+from cloudq.core.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from cloudq.transports.base import SendResult, require_sent
 
 if TYPE_CHECKING:
+    from cloudq.app.canvas import Signature
+    from cloudq.app.result import AsyncResult
     from cloudq.backends.base import ResultBackend
-    from cloudq.canvas import Signature
-    from cloudq.codec import Codec
+    from cloudq.core.codec import Codec
+    from cloudq.core.schedules import PeriodicTask
     from cloudq.options import SendOptions
     from cloudq.payloads.base import PayloadStore
-    from cloudq.result import AsyncResult
-    from cloudq.schedules import PeriodicTask
     from cloudq.transports.base import Transport
 
 P = ParamSpec("P")
@@ -41,7 +41,7 @@ class CloudQ:
     ``sqs://``, results in DynamoDB table ``shop-results``. Pass ``transport=``,
     ``result_backend=`` or ``payloads=`` (a ``PayloadStore``) to inject an engine (tests,
     custom clients), ``settings_source=`` to read settings from a framework's configuration
-    (``cloudq.contrib.django``), ``clock=`` (``cloudq.clock``) for the time everything of this
+    (``cloudq.contrib.django``), ``clock=`` (``cloudq.core.clock``) for the time everything of this
     app reads (sending, the executor, results, beat, the memory engines it builds).
     """
 
@@ -64,7 +64,7 @@ class CloudQ:
         if not name or not name.replace("-", "").replace("_", "").isalnum():
             raise ConfigurationError(f"app name {name!r} must be letters, digits, '-' or '_'")
         self.name = name
-        #: The time this app's parts read (``cloudq.clock``); a test gives a ``ManualClock``.
+        #: The time this app's parts read (``cloudq.core.clock``); a test gives a ``ManualClock``.
         self.clock = clock
         unknown = set(settings) - set(Settings.model_fields)
         if unknown:
@@ -79,9 +79,9 @@ class CloudQ:
         self._payload_store = payloads
         self._codec: Codec | None = None
         self._lock = threading.Lock()
-        #: Task lifecycle hooks (``cloudq.hooks``): ``@app.hooks.before_task`` …
+        #: Task lifecycle hooks (``cloudq.app.hooks``): ``@app.hooks.before_task`` …
         self.hooks = Hooks()
-        #: What sends this app's task calls (``cloudq.sending``).
+        #: What sends this app's task calls (``cloudq.app.sending``).
         self.sender = Sender(self)
 
     def __repr__(self) -> str:
@@ -126,9 +126,9 @@ class CloudQ:
 
     @property
     def codec(self) -> Codec:
-        """The one encoder and decoder of this app's message bodies (``cloudq.codec``)."""
+        """The one encoder and decoder of this app's message bodies (``cloudq.core.codec``)."""
         if self._codec is None:
-            from cloudq.codec import Codec
+            from cloudq.core.codec import Codec
 
             self._codec = Codec(self)
         return self._codec
@@ -229,8 +229,8 @@ class CloudQ:
         (``rate(5 minutes)``, ``cron(0 12 * * ? *)``) in ``timezone``, or seconds (``cloudq
         beat`` only). EventBridge Scheduler sends it on AWS (``cloudq infra render``);
         ``cloudq beat`` elsewhere. Arguments that do not fit the task are refused here."""
-        from cloudq.message import MAX_TASK_ID_CHARS
-        from cloudq.schedules import PeriodicTask, parse_schedule
+        from cloudq.core.message import MAX_TASK_ID_CHARS
+        from cloudq.core.schedules import PeriodicTask, parse_schedule
 
         label = name or task.name
         if label in self.periodic_tasks:
@@ -266,7 +266,7 @@ class CloudQ:
 
         return register
 
-    # -- sending (cloudq.sending) ---------------------------------------------------------
+    # -- sending (cloudq.app.sending) ---------------------------------------------------------
 
     def send_task(
         self,
@@ -308,11 +308,11 @@ class CloudQ:
         now: float | None = None,
         **workflow: Any,
     ) -> Outgoing:
-        """The envelope of one task call and where it goes (``cloudq.sending.Sender.outgoing``)."""
+        """The envelope of one task call and where it goes (``cloudq.app.sending.Sender.outgoing``)."""
         return self.sender.outgoing(name, args, kwargs, options, now=now, **workflow)
 
     def encode(self, message: Message) -> str:
-        """The body of ``message`` (``cloudq.codec``): arguments offloaded past the payload
+        """The body of ``message`` (``cloudq.core.codec``): arguments offloaded past the payload
         threshold, signed with the first signing key (if any), within the broker's limit."""
         return self.codec.encode(message)
 
@@ -324,7 +324,7 @@ class CloudQ:
         require_sent(queue, self.send_messages([Outgoing(message, queue, group_id)], now=now))
 
     def send_messages(self, messages: Sequence[Outgoing], *, now: float | None = None) -> list[SendResult]:
-        """Send many envelopes, batched per queue (``cloudq.sending.Sender.send``)."""
+        """Send many envelopes, batched per queue (``cloudq.app.sending.Sender.send``)."""
         return self.sender.send(messages, now=now)
 
     def send_many(self, signatures: Iterable[Signature[Any]]) -> list[AsyncResult[Any]]:
@@ -334,7 +334,7 @@ class CloudQ:
         per signature, in order; when the broker refuses some, ``PartialSendError`` says
         which (``.failed``) and holds the handles of those sent (``.sent``): none is dropped
         silently."""
-        from cloudq.canvas import send_signatures
+        from cloudq.app.canvas import send_signatures
 
         return send_signatures(self, list(signatures))
 
@@ -351,7 +351,7 @@ class CloudQ:
 
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:  # noqa: N802 - Celery's name
         """A handle on a result by id."""
-        from cloudq.result import AsyncResult
+        from cloudq.app.result import AsyncResult
 
         return AsyncResult(task_id, self)
 

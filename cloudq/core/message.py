@@ -14,10 +14,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cloudq.errors import DecodeError, MessageTooLargeError, SignatureError
-from cloudq.ids import random_uuid
-from cloudq.payloads.base import PayloadPointer
-from cloudq.traceparent import TRACEPARENT_PATTERN
+from cloudq.core.errors import DecodeError, MessageTooLargeError, SignatureError
+from cloudq.core.ids import random_uuid
+from cloudq.core.pointer import PayloadPointer
+from cloudq.core.traceparent import TRACEPARENT_PATTERN
 
 #: Version 1: every message. Version 2 adds what a replay from the dead-letter queue carries
 #: (``attempt_base``, ``history``); only replayed messages are written as version 2, so

@@ -23,7 +23,7 @@ from typing import Any
 
 from cloudq.options import WorkerOptions
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("cloudq.supervisor")  # its name before the move
 
 REPORT_SECONDS = 1.0
 #: A child that has not reported for this long is hung (GIL held, deadlock) and is replaced.
@@ -36,8 +36,8 @@ def _child_main(
     app_reference: str, options: WorkerOptions, logging_options: dict[str, Any], conn: Connection
 ) -> None:
     """A child process: one ordinary worker plus a reporter thread."""
-    from cloudq.loading import load_app
-    from cloudq.logs import configure_logging
+    from cloudq.app.loading import load_app
+    from cloudq.runtime.logs import configure_logging
     from cloudq.worker import Worker
 
     configure_logging(**logging_options)

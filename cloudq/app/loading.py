@@ -8,8 +8,8 @@ import importlib
 import os
 import sys
 
-from cloudq.app import CloudQ
-from cloudq.errors import ConfigurationError
+from cloudq.app.base import CloudQ
+from cloudq.core.errors import ConfigurationError
 
 
 def _import_failure(module_name: str, exc: Exception) -> str:
@@ -26,6 +26,19 @@ def _import_failure(module_name: str, exc: Exception) -> str:
     return text
 
 
+#: Frameworks to set up before an app's module is imported, by the variable that says one is
+#: in use, named as ``module:function`` (Celery's loader aliases habit): the integration lives
+#: in ``cloudq.contrib``, above this layer, which so depends on it only by name.
+FRAMEWORK_SETUPS = {"DJANGO_SETTINGS_MODULE": "cloudq.contrib.django:setup"}
+
+
+def _start_frameworks() -> None:
+    for variable, target in FRAMEWORK_SETUPS.items():
+        if os.environ.get(variable):
+            module, _, function = target.partition(":")
+            getattr(importlib.import_module(module), function)()
+
+
 def load_app(reference: str) -> CloudQ:
     """Import ``module:attribute`` (``shop.tasks:app``); the current directory is importable.
 
@@ -39,10 +52,7 @@ def load_app(reference: str) -> CloudQ:
     if "" not in sys.path:
         sys.path.insert(0, "")
     try:
-        if os.environ.get("DJANGO_SETTINGS_MODULE"):
-            from cloudq.contrib.django import setup
-
-            setup()
+        _start_frameworks()
         module = importlib.import_module(module_name)
     except ConfigurationError:
         raise
