@@ -9,6 +9,7 @@ SDK's wire logs (hundreds of lines a second while polling) off; ``--debug-aws`` 
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
 import logging
@@ -170,6 +171,18 @@ def _after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork)
+
+
+def _flush_batched() -> None:
+    """At exit, write what waits: ``logging.shutdown`` flushes only the handlers it still
+    knows, and a ``logging.config.dictConfig`` (``django.setup()`` runs one) forgets every
+    handler made before it, ours too, though the root logger keeps using it: the worker's
+    final ``worker stopped`` line was lost (issue 31)."""
+    for handler in list(_batched_handlers):
+        handler.flush()
+
+
+atexit.register(_flush_batched)  # after logging's own hook, so it runs before it
 
 
 def configure_logging(
