@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml emulator/pyproject.toml
 $(WHEELS): pyproject.toml emulator/pyproject.toml | $(STAMP)
 	$(BIN)/python -m pip wheel --quiet -w $(WHEELHOUSE) '.[cli]' ./emulator 'setuptools>=68'
 	rm -f $(WHEELHOUSE)/cloudq_aws-*.whl $(WHEELHOUSE)/cloudq_aws_emulator-*.whl
+	# pydantic for Lambda's platform, which `cloudq infra package` installs in the e2e test (offline)
+	$(BIN)/python -m pip download --quiet -d $(WHEELHOUSE) --only-binary=:all: \
+	  --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp \
+	  "pydantic==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("pydantic"))')"
 	touch $(WHEELS)
 
 demo: $(STAMP)

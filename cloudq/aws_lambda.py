@@ -29,6 +29,7 @@ from cloudq.core.deadlines import seconds_needed
 from cloudq.core.errors import CloudQError, ConfigurationError
 from cloudq.core.naming import logical_queue_from_arn
 from cloudq.runtime.executor import Executor
+from cloudq.runtime.lambda_logging import configure_lambda_logging, reset_request_id, set_request_id
 from cloudq.runtime.outcome import Action, Prepared, apply_outcome
 from cloudq.transports.base import ReceivedMessage
 
@@ -91,6 +92,15 @@ def _seconds_needed(prepared: Prepared) -> float:
 
 def handle_sqs_event(app: CloudQ, event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
     """Run an SQS event's records; return the partial batch response."""
+    configure_lambda_logging()
+    token = set_request_id(context.aws_request_id if context is not None else None)
+    try:
+        return _handle_records(app, event, context)
+    finally:
+        reset_request_id(token)
+
+
+def _handle_records(app: CloudQ, event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
     failures: list[str] = []
     failed_groups: set[str] = set()
     executor = _executor(app)
@@ -151,6 +161,8 @@ def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, A
         if not reference:
             raise ConfigurationError("set CLOUDQ_APP=module:app for cloudq.aws_lambda.handler")
         from cloudq.app.loading import load_app
+
+        configure_lambda_logging()  # before the app's import: its own lines are formatted too
 
         _app = load_app(reference)
         _freeze_startup_objects()

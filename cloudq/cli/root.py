@@ -111,7 +111,7 @@ APP_OPTION = click.option(
     envvar="CLOUDQ_APP",
     required=True,
     metavar="MODULE:APP",
-    help="The app whose queue this is (or CLOUDQ_APP).",
+    help="The app, as module:attribute, e.g. shop.tasks:app (or CLOUDQ_APP).",
 )
 
 

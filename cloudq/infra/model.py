@@ -166,9 +166,9 @@ class Resources(BaseModel):
 
 
 def app_resources(app: CloudQ, app_reference: str | None = None) -> Resources:
-    """The resources ``app`` uses: one queue per logical queue of its tasks (and the default
-    queue), the DynamoDB result table when its backend is ``dynamodb://``, and the Lambda
-    worker when ``lambda_queues`` is set (``app_reference`` is its ``CLOUDQ_APP``)."""
+    """The resources ``app`` uses: one queue per queue it uses (``used_queues``), the DynamoDB
+    result table when its backend is ``dynamodb://``, and the Lambda worker when
+    ``lambda_queues`` is set (``app_reference`` is its ``CLOUDQ_APP``)."""
     unknown = set(app.settings.lambda_queues) - app.queue_names()
     if unknown:
         raise ConfigurationError(
@@ -176,7 +176,7 @@ def app_resources(app: CloudQ, app_reference: str | None = None) -> Resources:
             f"app queues: {', '.join(sorted(app.queue_names()))}"
         )
     queues = []
-    for logical in sorted(app.queue_names()):
+    for logical in sorted(used_queues(app)):
         attempts = max(
             (task.max_retries + 1 for task in app.tasks.values() if task.queue == logical),
             default=app.settings.max_retries + 1,
@@ -205,6 +205,15 @@ def app_resources(app: CloudQ, app_reference: str | None = None) -> Resources:
         bucket=_bucket(app),
         schedules=_schedules(app),
     )
+
+
+def used_queues(app: CloudQ) -> set[str]:
+    """The queues its tasks route to, periodic tasks send to, or ``lambda_queues`` names; the
+    default queue only when one of these is it, or the app has no task at all (a producer
+    sending by name): a Lambda-only app gets no idle ``default`` queue and no worker service."""
+    used = {task.queue for task in app.tasks.values()} | set(app.settings.lambda_queues)
+    used |= {periodic.queue for periodic in app.periodic_tasks.values()}
+    return used or {app.settings.default_queue}
 
 
 def _bucket(app: CloudQ) -> BucketResource | None:

@@ -2,9 +2,9 @@
 events, and under ``resources:`` the same queues, table, alarms and IAM as the CloudFormation
 template (``cloudq.infra.cloudformation``). Long-polling ECS workers are left to that template.
 
-The package ships the app's top-level package, cloudq and pydantic (with its dependencies;
-install them next to ``serverless.yml`` for the Lambda platform, see ``infra/README.md``).
-boto3 is in the Lambda runtime. Never ``.venv/`` or ``node_modules/``.
+The function's code is the zip ``cloudq infra package`` builds (``package: artifact:``, at
+``default_artifact``): serverless uploads it as it is, so nothing depends on what lies next to
+``serverless.yml``.
 """
 
 from __future__ import annotations
@@ -14,18 +14,9 @@ from typing import Any
 from cloudq.infra import cloudformation as cfn
 from cloudq.infra.intrinsics import Template, get_att, sub
 from cloudq.infra.model import Resources
+from cloudq.infra.package import default_artifact
 
 FRAMEWORK_VERSION = "3"
-#: pydantic and what it imports, installed for the Lambda platform next to serverless.yml.
-PYDANTIC_PACKAGES = ["annotated_types", "pydantic", "pydantic_core", "typing_inspection"]
-PYDANTIC_MODULES = ["typing_extensions.py"]
-
-
-def package_patterns(resources: Resources) -> list[str]:
-    app_package = resources.app_reference.partition(":")[0].split(".")[0]
-    included = [f"{name}/**" for name in ["cloudq", app_package, *PYDANTIC_PACKAGES]]
-    excluded = ["!**/__pycache__/**", "!**/*.pyc", "!.venv/**", "!node_modules/**"]
-    return ["!./**", *included, *PYDANTIC_MODULES, *excluded]
 
 
 def function_events(resources: Resources) -> list[Template]:
@@ -82,7 +73,7 @@ def serverless(resources: Resources) -> Template:
         "service": resources.app,
         "frameworkVersion": FRAMEWORK_VERSION,
         "provider": {"name": "aws", "runtime": spec.runtime, "region": "${opt:region, 'us-east-1'}"},
-        "package": {"patterns": package_patterns(resources)},
+        "package": {"artifact": default_artifact(resources.app)},
         "functions": {"worker": function},
         "resources": {
             "Parameters": parameters,

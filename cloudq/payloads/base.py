@@ -16,6 +16,7 @@ from cloudq.core.pointer import ARGUMENTS_FOLDER, RESULTS_FOLDER, PayloadPointer
 
 __all__ = ["ARGUMENTS_FOLDER", "RESULTS_FOLDER", "PayloadPointer", "PayloadStore", "digest"]
 
+
 @runtime_checkable
 class PayloadStore(Protocol):
     """Objects by key. Every method is safe to call from several threads at once.

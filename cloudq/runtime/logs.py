@@ -9,6 +9,7 @@ SDK's wire logs (hundreds of lines a second while polling) off; ``--debug-aws`` 
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
 import logging
@@ -29,7 +30,7 @@ LOG_FORMATS = ("text", "json")
 #: The AWS SDK's loggers: quiet unless ``debug_aws``.
 AWS_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
 #: Record attributes that JSON lines carry when present.
-CONTEXT_FIELDS = ("task_id", "task_name", "message_id", "trace_id")
+CONTEXT_FIELDS = ("task_id", "task_name", "attempt", "message_id", "trace_id", "function_request_id")
 #: A worker's lines below WARNING reach the stream at most this late (``BatchedStreamHandler``).
 LOG_FLUSH_SECONDS = 0.1
 #: ... or as soon as this many are waiting.
@@ -37,7 +38,7 @@ LOG_FLUSH_LINES = 1000
 
 
 class TaskContext(logging.Filter):
-    """Adds the running task's id and name, and its trace id when it has one, to records
+    """Adds the running task's id, name and attempt, and its trace id when it has one, to records
     that do not carry them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -45,6 +46,7 @@ class TaskContext(logging.Filter):
         if request is not None and not hasattr(record, "task_id"):
             record.task_id = request.id
             record.task_name = request.task
+            record.attempt = request.attempt
             if request.traceparent is not None:
                 record.trace_id = trace_id(request.traceparent)
         return True
@@ -71,7 +73,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and the task's context."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = {
+        line: dict[str, object] = {
             "time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(
                 timespec="milliseconds"
             ),
@@ -82,7 +84,7 @@ class JsonFormatter(logging.Formatter):
         for name in CONTEXT_FIELDS:
             value = getattr(record, name, None)
             if value is not None:
-                line[name] = str(value)
+                line[name] = value if isinstance(value, int) else str(value)
         if record.exc_info:
             line["traceback"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)
@@ -169,6 +171,18 @@ def _after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork)
+
+
+def _flush_batched() -> None:
+    """At exit, write what waits: ``logging.shutdown`` flushes only the handlers it still
+    knows, and a ``logging.config.dictConfig`` (``django.setup()`` runs one) forgets every
+    handler made before it, ours too, though the root logger keeps using it: the worker's
+    final ``worker stopped`` line was lost (issue 31)."""
+    for handler in list(_batched_handlers):
+        handler.flush()
+
+
+atexit.register(_flush_batched)  # after logging's own hook, so it runs before it
 
 
 def configure_logging(

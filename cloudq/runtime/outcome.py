@@ -136,15 +136,23 @@ def apply_outcome(transport: Transport, prepared: Prepared | ReceivedMessage, ou
             received.queue,
             copy_id,
             outcome.reason,
-            extra=prepared.log_fields(),
+            extra=outcome_fields(prepared, outcome),
         )
+
+
+def outcome_fields(prepared: Prepared, outcome: Outcome) -> dict[str, object]:
+    """The structured fields of an outcome's line: the message's, and the attempt of a run."""
+    fields: dict[str, object] = dict(prepared.log_fields())
+    if outcome.attempt:
+        fields["attempt"] = outcome.attempt
+    return fields
 
 
 def log_outcome(prepared: Prepared, outcome: Outcome, seconds: float) -> None:
     """One line per outcome (dead-letterings are logged by ``apply_outcome`` when done)."""
     if outcome.action is Action.DEAD_LETTER or not logger.isEnabledFor(logging.INFO):
         return
-    fields = prepared.log_fields()
+    fields: dict[str, object] = dict(prepared.log_fields())
     where = prepared.describe()
     if outcome.state is None:
         if outcome.action is Action.ACK:
@@ -158,6 +166,7 @@ def log_outcome(prepared: Prepared, outcome: Outcome, seconds: float) -> None:
             logger.debug("%s waits for its eta: re-sent", where, extra=fields)
         return
     detail = f" in {seconds:.3f} s (attempt {outcome.attempt})"
+    fields = outcome_fields(prepared, outcome)
     if outcome.state is State.RETRY:
         # A re-sent retry waits longer than the broker's longest delay, its first hop.
         later = outcome.delay_seconds if outcome.action is Action.RETRY else f"> {outcome.delay_seconds}"

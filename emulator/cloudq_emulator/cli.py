@@ -27,9 +27,14 @@ def emulator() -> None:
     metavar="MODULE:APP",
     help="Deploy this app's rendered template (queues, table, Lambda worker) as a stack.",
 )
+@click.option(
+    "--artifact",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Deploy this zip of `cloudq infra package` as the function [default: build it now].",
+)
 @click.option("--port", default=4566, show_default=True, type=click.IntRange(1, 65535))
 @friendly_errors
-def up(app_reference: str | None, port: int) -> None:
+def up(app_reference: str | None, artifact: str | None, port: int) -> None:
     """Start the emulator and keep it running until Ctrl-C. Its state is in memory: stopping it
     forgets every queue, message, table and function.
 
@@ -43,7 +48,7 @@ def up(app_reference: str | None, port: int) -> None:
     server = MinistackServer(port=port)
     if app_reference and server.running():
         os.environ.update(server.environment())
-        _provision_app(app_reference, server.endpoint_url)
+        _provision_app(app_reference, server.endpoint_url, artifact)
         click.echo(f"updated the stack of {app_reference} in the emulator at {server.endpoint_url}")
         return
 
@@ -58,7 +63,7 @@ def up(app_reference: str | None, port: int) -> None:
     os.environ.update(server.environment())
     try:
         click.echo(f"emulator: {server.endpoint_url} (state in memory: Ctrl-C forgets it)")
-        monitor = _provision_app(app_reference, server.endpoint_url) if app_reference else None
+        monitor = _provision_app(app_reference, server.endpoint_url, artifact) if app_reference else None
         click.echo(
             f"point boto3 at it: export AWS_ENDPOINT_URL={server.endpoint_url} "
             "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1"
@@ -91,25 +96,25 @@ def _watch(monitor: Monitor | None) -> None:
         shown = line
 
 
-def _provision_app(app_reference: str, endpoint_url: str) -> Monitor:
+def _provision_app(app_reference: str, endpoint_url: str, artifact: str | None) -> Monitor:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from cloudq_emulator.server import EmulatorError
 
     try:
-        return _provision(app_reference, endpoint_url)
+        return _provision(app_reference, endpoint_url, artifact)
     except (BotoCoreError, ClientError) as exc:
         raise EmulatorError(f"could not set up {app_reference} in the emulator: {exc}") from exc
 
 
-def _provision(app_reference: str, endpoint_url: str) -> Monitor:
+def _provision(app_reference: str, endpoint_url: str, artifact: str | None) -> Monitor:
     from cloudq.app.loading import load_app
     from cloudq.infra import app_resources
     from cloudq_emulator.monitor import Monitor
     from cloudq_emulator.provision import provision
 
     resources = app_resources(load_app(app_reference), app_reference)
-    deployment = provision(resources, endpoint_url=endpoint_url)
+    deployment = provision(resources, endpoint_url=endpoint_url, artifact=artifact)
     click.echo(f"  stack {deployment.stack_name}: {len(deployment.physical_ids)} resources")
     function = resources.function
     for queue in resources.queues:

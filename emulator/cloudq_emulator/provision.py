@@ -6,9 +6,10 @@ What the emulator is given that AWS is not:
 - ``WorkerService=false``: the ECS workers and their scaling stay off (ministack lacks
   Application Auto Scaling and runs no containers; moto lacks it too). Workers run as
   ``cloudq worker`` processes instead.
-- ``CodeS3Bucket``/``CodeS3Key``: the app's package zipped (``package_app``) into the
-  emulator's S3; ``EndpointUrl``: where the function's boto3 clients go; the deploying
-  environment's ``CLOUDQ_*`` settings in the function's environment.
+- ``CodeS3Bucket``/``CodeS3Key``: the function's zip (``cloudq infra package``'s, given as
+  ``artifact`` or built by ``package_app``) in the emulator's S3; ``EndpointUrl``: where
+  the function's boto3 clients go; the deploying environment's ``CLOUDQ_*`` settings in the
+  function's environment.
 
 What the emulator's CloudFormation does not apply is finished by one named step,
 ``finish_unapplied``: the result table's TTL (neither ministack nor moto applies a
@@ -27,6 +28,7 @@ import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -68,11 +70,12 @@ def provision(
     environment: Mapping[str, str] | None = None,
     function_endpoint_url: str | None = None,
     client_options: Mapping[str, Any] | None = None,
+    artifact: str | Path | None = None,
 ) -> Deployment:
     """Create or update the app's stack from its rendered template and wait for it; then
     ``finish_unapplied``. ``endpoint_url=None`` uses boto3's own (moto in-process, or
     ``AWS_ENDPOINT_URL``). ``function_endpoint_url`` (default ``endpoint_url``) is where the
-    function's clients go. Idempotent."""
+    function's clients go. ``artifact``: the function's zip (default: built now). Idempotent."""
 
     def client(service: str) -> Any:
         options = client_options or {}
@@ -83,7 +86,7 @@ def provision(
     variables = None
     if resources.function is not None:
         variables = function_environment(environment)
-        parameters.update(_upload_code(client("s3"), resources))
+        parameters.update(_upload_code(client("s3"), resources, artifact))
         parameters["EndpointUrl"] = function_endpoint_url or endpoint_url or ""
     body = render(resources, "cloudformation", environment=variables)
     cloudformation = client("cloudformation")
@@ -92,9 +95,9 @@ def provision(
     return Deployment(resources.stack_name, physical_ids(cloudformation, resources.stack_name), warnings)
 
 
-def _upload_code(s3: Any, resources: Resources) -> dict[str, str]:
+def _upload_code(s3: Any, resources: Resources, artifact: str | Path | None) -> dict[str, str]:
     assert resources.function is not None
-    code = package_app(resources.function.app_reference)
+    code = Path(artifact).read_bytes() if artifact else package_app(resources.function.app_reference)
     # A new key for new code, so that a stack update sees the change and updates the function.
     key = f"{resources.function.function_name}/{hashlib.sha256(code).hexdigest()[:16]}.zip"
     try:

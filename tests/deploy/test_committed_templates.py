@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from cloudq.app.loading import load_app
 from cloudq.infra import app_resources
+from cloudq.infra.package import build_package, default_artifact
 from cloudq.infra.render import render
 from tests.deploy.conftest import ROOT
 from tests.unit.test_infra_render import cfn_lint
@@ -41,9 +43,14 @@ def test_committed_files_are_a_fresh_render(
 
 
 def test_serverless_package_succeeds_and_its_template_passes_cfn_lint(
-    serverless_cli: Path, tmp_path: Path
+    serverless_cli: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the committed serverless.yml and the Serverless Framework v3, with no network use
+    # Given the committed serverless.yml, the zip it names (built from the wheelhouse, offline)
+    # and the Serverless Framework v3, with no network use
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(ROOT / ".wheelhouse"))
+    artifact = ROOT / default_artifact("shop")
+    build_package(EXAMPLE, artifact)
     env = {
         **os.environ,
         "HOME": str(tmp_path / "home"),
@@ -65,16 +72,11 @@ def test_serverless_package_succeeds_and_its_template_passes_cfn_lint(
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "Service packaged" in output and "Warning" not in output, output
-    # And the artifact has the app and cloudq, and nothing of .venv or node_modules
-    listing = subprocess.run(
-        ["python3", "-m", "zipfile", "-l", str(tmp_path / "package" / "shop.zip")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "cloudq/aws_lambda.py" in listing and "examples/shop/tasks.py" in listing
-    assert ".venv/" not in listing and "node_modules/" not in listing
-    # And cfn-lint reports nothing on the CloudFormation template serverless generated
+    # And the function's code is that zip, with the app and cloudq
     generated = tmp_path / "package" / "cloudformation-template-update-stack.json"
+    assert f'/{artifact.name}"' in generated.read_text()
+    listing = zipfile.ZipFile(artifact).namelist()
+    assert "cloudq/aws_lambda.py" in listing and "examples/shop/tasks.py" in listing
+    # And cfn-lint reports nothing on the CloudFormation template serverless generated
     linted = cfn_lint(generated)
     assert (linted.returncode, linted.stdout, linted.stderr) == (0, "", "")

@@ -463,3 +463,14 @@ def test_outcome_lines_keep_the_logger_name_the_readme_documents(caplog: pytest.
     assert any(line.startswith(f"add[{done.id}] SUCCESS in ") for line in lines), lines
     # (drain applies outcomes to the received message, so the line names the broker message)
     assert any("FAILURE (attempt 1) → dead-letter queue of default" in line for line in lines), lines
+
+
+def test_an_outcome_line_carries_the_attempt_as_a_field(caplog: pytest.LogCaptureFixture) -> None:
+    # Given a task that succeeds, run outside any task's context (as the Lambda handler logs it)
+    app = make_app("attempted", broker="memory://", backend="memory://")
+    done = app.tasks["add"].delay(1, 2)
+    with caplog.at_level("INFO", logger="cloudq.execution"):
+        drain(app)
+    # Then its SUCCESS line has the task's id and the attempt as structured fields
+    [line] = [r for r in caplog.records if r.getMessage().startswith(f"add[{done.id}] SUCCESS")]
+    assert (getattr(line, "task_id", None), getattr(line, "attempt", None)) == (done.id, 1)

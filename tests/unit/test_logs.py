@@ -88,3 +88,24 @@ def test_text_lines_read_as_the_standard_formatter_writes_them_across_seconds() 
         record = logging.LogRecord("cloudq", logging.INFO, __file__, 1, "add[%s] SUCCESS", ("1",), None)
         record.created, record.msecs = created, (created - int(created)) * 1000
         assert ours.format(record) == standard.format(record)
+
+
+#: What a worker with DJANGO_SETTINGS_MODULE does: cloudq's logging, then django.setup()'s
+#: dictConfig (Django's default LOGGING), then its last line at INFO as the process exits.
+LAST_LINE_AFTER_DICTCONFIG = """
+import logging, logging.config
+from cloudq.runtime.logs import configure_logging
+configure_logging(batched=True)
+logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+logging.getLogger("cloudq.worker").info("worker stopped: 3 tasks")
+"""
+
+
+def test_the_last_line_is_written_at_exit_after_a_dictconfig() -> None:
+    # Given batched logging, then a dictConfig as django.setup() runs one
+    # When the process logs its last line at INFO and exits at once
+    done = subprocess.run(
+        [sys.executable, "-c", LAST_LINE_AFTER_DICTCONFIG], capture_output=True, text=True, timeout=30
+    )
+    # Then the line is written (it was lost: logging.shutdown no longer knew the handler)
+    assert done.returncode == 0 and "worker stopped: 3 tasks" in done.stderr, done.stderr
