@@ -298,19 +298,6 @@ class CloudQ:
         keywords = SendKeywords(countdown, eta, expires, queue, task_id, message_group_id, deduplication_id)
         return self.sender.send_task(name, args, kwargs, keywords, options, task=task)
 
-    def outgoing(
-        self,
-        name: str,
-        args: list[Any] | tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-        options: SendOptions | None = None,
-        *,
-        now: float | None = None,
-        **workflow: Any,
-    ) -> Outgoing:
-        """The envelope of one task call and where it goes (``cloudq.app.sending.Sender.outgoing``)."""
-        return self.sender.outgoing(name, args, kwargs, options, now=now, **workflow)
-
     def encode(self, message: Message) -> str:
         """The body of ``message`` (``cloudq.core.codec``): arguments offloaded past the payload
         threshold, signed with the first signing key (if any), within the broker's limit."""

@@ -105,7 +105,7 @@ class Signature(Generic[R]):
         send = SendOptions.of({key: value for key, value in options.items() if key in names})
         workflow = {key: value for key, value in options.items() if key not in names}
         send = replace(send, queue=send.queue or self.task.queue)
-        return self.app.outgoing(self.task.name, json_args, json_kwargs, send, **workflow)
+        return self.app.sender.outgoing(self.task.name, json_args, json_kwargs, send, **workflow)
 
     def delay(self, *args: Any) -> AsyncResult[R]:
         """Send it, with ``args`` put first (a mutable signature's missing arguments)."""

@@ -131,7 +131,7 @@ class Task(Generic[P, R]):
         outs = []
         for item in items:
             args, kwargs = self.arguments.encode(item if isinstance(item, tuple) else (item,), {})
-            outs.append(self.app.outgoing(self.name, args, kwargs, send))
+            outs.append(self.app.sender.outgoing(self.name, args, kwargs, send))
         return require_all(self.app, outs, [self] * len(outs))
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:

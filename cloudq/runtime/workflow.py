@@ -65,7 +65,7 @@ def _link_outgoing(app: CloudQ, link: Link, before: list[Any]) -> Outgoing:
     from cloudq.options import SendOptions  # sending only: not at import (issue 14)
 
     options = SendOptions(queue=link.queue, task_id=link.id)
-    return app.outgoing(link.task, args, link.kwargs, options, callbacks=link.callbacks)
+    return app.sender.outgoing(link.task, args, link.kwargs, options, callbacks=link.callbacks)
 
 
 def fail_links(app: CloudQ, links: list[Link], parent_id: str, state: State, error: tuple[str, str]) -> None:
