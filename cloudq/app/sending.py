@@ -149,7 +149,7 @@ class Sender:
                 # Whole seconds on every broker: rounded up, so the task never arrives early.
                 delay = min(math.ceil(max(out.message.eta - now, 0)), transport.max_delay_seconds)
             group = out.message_group_id or _group(out.queue)
-            body = self.app.encode(out.message)
+            body = self.app.encode(out.message, out.queue)
             bodies.append(OutgoingMessage(body, delay, group_id=group, deduplication_id=out.deduplication_id))
         if len({out.queue for out in messages}) == 1:  # one queue (a single send, most often)
             return list(transport.send(messages[0].queue, bodies))

@@ -51,6 +51,7 @@ def transport_from_url(
             **limits,
             send_timeout=settings.send_timeout,
             send_attempts=settings.send_attempts,
+            celery_queues=settings.celery_queues,
         )
     if parsed.scheme in ("amqp", "amqps"):
         from cloudq.transports.amqp import AMQPTransport
