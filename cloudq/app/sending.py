@@ -145,7 +145,9 @@ class Sender:
         bodies: list[OutgoingMessage] = []
         for out in messages:
             delay = 0
-            if out.message.eta is not None:
+            # A Celery queue gets messages as Celery sends them: the eta in the message, no
+            # broker delay (a Celery worker holds it; a cloudq worker hops it).
+            if out.message.eta is not None and not self.app.codec.is_celery(out.queue):
                 # Whole seconds on every broker: rounded up, so the task never arrives early.
                 delay = min(math.ceil(max(out.message.eta - now, 0)), transport.max_delay_seconds)
             group = out.message_group_id or _group(out.queue)

@@ -59,4 +59,4 @@ def transport_from_url(
         return AMQPTransport.from_url(url, prefix=queue_prefix(app_name), **limits)
     from cloudq.transports.redis import RedisTransport
 
-    return RedisTransport.from_url(url, prefix=queue_prefix(app_name))
+    return RedisTransport.from_url(url, prefix=queue_prefix(app_name), celery_queues=settings.celery_queues)
