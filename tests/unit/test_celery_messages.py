@@ -220,3 +220,30 @@ def test_a_pickled_celery_message_is_refused_with_the_setting_to_change(queue_ur
     # Then it is refused, unread, with what to set on the Celery side
     [letter] = list_dead_letters(app, QUEUE)
     assert "task_serializer='json'" in letter.reason
+
+
+def test_a_celery_queue_and_its_dead_letter_queue_are_provisioned_under_celerys_names() -> None:
+    # Given an app serving Celery's queue "celery"
+    from cloudq.infra import app_resources
+
+    app = cloudq_app()
+    # When its resources are modelled (what emulator up and infra render deploy)
+    queues = {(queue.name, queue.dead_letter_name) for queue in app_resources(app).queues}
+    # Then the Celery queue keeps its name, and so does its dead-letter queue
+    assert ("celery", "celery-dlq") in queues and ("unit-default", "unit-default-dlq") in queues
+
+
+def test_cloudq_sends_to_a_celery_queue_in_celerys_format(queue_urls: dict[str, str]) -> None:
+    # Given a cloudq app serving the Celery queue
+    app = cloudq_app()
+    # When it sends a task there, with a countdown
+    sent = app.send_task("proj.tasks.add", args=(4, 5), queue=QUEUE, countdown=30)
+    # Then SQS holds kombu's base64 body, undelayed, with Celery's headers and the eta in it
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    [raw] = sqs.receive_message(QueueUrl=queue_urls[QUEUE])["Messages"]
+    import base64
+
+    envelope = json.loads(base64.b64decode(raw["Body"]))
+    assert envelope["headers"]["id"] == sent.id and envelope["headers"]["eta"] is not None
+    args = json.loads(base64.b64decode(envelope["body"]))
+    assert args[:2] == [[4, 5], {}]
