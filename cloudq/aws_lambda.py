@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cloudq.core.deadlines import seconds_needed
 from cloudq.core.errors import CloudQError, ConfigurationError
-from cloudq.core.naming import logical_queue_from_arn
+from cloudq.core.naming import is_celery_queue, logical_queue_from_arn
 from cloudq.runtime.executor import Executor
 from cloudq.runtime.lambda_logging import configure_lambda_logging, reset_request_id, set_request_id
 from cloudq.runtime.outcome import Action, Prepared, apply_outcome
+from cloudq.transports import kombu_forms
 from cloudq.transports.base import ReceivedMessage
 
 if TYPE_CHECKING:
@@ -72,11 +73,15 @@ def to_received(app: CloudQ, record: dict[str, Any]) -> ReceivedMessage:
         for name, value in record.get("messageAttributes", {}).items()
         if isinstance(value, dict)
     }
+    queue = _logical_queue(app, record.get("eventSourceARN", ""))
+    body = record.get("body", "")
+    if is_celery_queue(queue, app.settings.celery_queues):
+        body = kombu_forms.from_sqs(body)  # as the SQS transport hands it to the codec
     return ReceivedMessage(
-        queue=_logical_queue(app, record.get("eventSourceARN", "")),
+        queue=queue,
         message_id=record["messageId"],
         receipt_handle=record["receiptHandle"],
-        body=record.get("body", ""),
+        body=body,
         receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
         sent_timestamp_ms=int(attributes.get("SentTimestamp", 0)),
         attributes=message_attributes,

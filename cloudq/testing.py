@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cloudq.core.errors import TaskError
+from cloudq.core.naming import is_celery_queue
 from cloudq.runtime.executor import Executor
 from cloudq.runtime.outcome import Action, apply_outcome
+from cloudq.transports import kombu_forms
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -89,6 +91,11 @@ class FakeLambdaContext:
         return max(0, int((self.started + self.timeout_seconds - time.monotonic()) * 1000))
 
 
+def body_as_sent(app: CloudQ, queue: str, body: str) -> str:
+    """A received body as SQS holds it (a Celery queue's is kombu's base64: ``kombu_forms``)."""
+    return kombu_forms.to_sqs(body) if is_celery_queue(queue, app.settings.celery_queues) else body
+
+
 def sqs_event(
     app: CloudQ, queue: str | None = None, count: int = 10, region: str = "us-east-1"
 ) -> dict[str, Any]:
@@ -107,17 +114,18 @@ def sqs_event(
         }
         if message.group_id:
             attributes["MessageGroupId"] = message.group_id
+        body = body_as_sent(app, queue, message.body)
         records.append(
             {
                 "messageId": message.message_id,
                 "receiptHandle": message.receipt_handle,
-                "body": message.body,
+                "body": body,
                 "attributes": attributes,
                 "messageAttributes": {
                     name: {"stringValue": value, "dataType": "String"}
                     for name, value in message.attributes.items()
                 },
-                "md5OfBody": hashlib.md5(message.body.encode()).hexdigest(),
+                "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
                 "eventSource": "aws:sqs",
                 "eventSourceARN": arn,
                 "awsRegion": region,

@@ -148,12 +148,32 @@ def make_app(name: str = "tests", **settings: Any) -> CloudQ:
         return object()
 
     _register_workflow_tasks(app)
+    _register_celery_tasks(app)
     schedule = os.environ.get("CLOUDQ_TEST_PERIODIC")  # seconds (cloudq beat only) or rate(…)
     if schedule:
         app.add_periodic(
             record, int(schedule) if schedule.isdigit() else schedule, args=["tick"], name="ticker"
         )
     return app
+
+
+def _register_celery_tasks(app: CloudQ) -> None:
+    """Tasks under the names a Celery project gives them (``proj.tasks``), for the messages a
+    real Celery producer sends (issue 25)."""
+
+    @app.task(name="proj.tasks.add")
+    def celery_add(x: int, y: int) -> int:
+        _record("celery_add", f"{x}+{y}")
+        return x + y
+
+    @app.task(name="proj.tasks.lineage", bind=True)
+    def lineage(self: Task[Any, Any]) -> list[Any]:
+        return [self.request.id, self.request.root_id, self.request.parent_id, self.request.attempt]
+
+    @app.task(name="proj.tasks.flaky", max_retries=2, retry_delay=0.0, retry_jitter=False)
+    def flaky(tag: str) -> None:
+        _record("celery_flaky", tag)
+        raise FlakyError(f"failing on purpose {tag}")
 
 
 def _register_workflow_tasks(app: CloudQ) -> None:

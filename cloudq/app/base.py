@@ -136,8 +136,8 @@ class CloudQ:
     # -- names ---------------------------------------------------------------------------
 
     def physical_queue_name(self, queue: str) -> str:
-        """``emails`` of app ``shop`` is SQS queue ``shop-emails``."""
-        return physical_queue_name(self.name, queue)
+        """``emails`` of app ``shop`` is SQS queue ``shop-emails``; a Celery queue keeps its name."""
+        return physical_queue_name(self.name, queue, self.settings.celery_queues)
 
     def result_table_name(self) -> str:
         backend = self.settings.backend or ""
@@ -145,8 +145,10 @@ class CloudQ:
         return table or results_table_name(self.name)
 
     def queue_names(self) -> set[str]:
-        """Every logical queue a task of this app is routed to, and the default queue."""
-        return {task.queue for task in self.tasks.values()} | {self.settings.default_queue}
+        """Every logical queue a task of this app is routed to, the default queue and the
+        Celery queues it serves."""
+        tasks = {task.queue for task in self.tasks.values()}
+        return tasks | {self.settings.default_queue, *self.settings.celery_queues}
 
     # -- registry ------------------------------------------------------------------------
 
@@ -298,10 +300,11 @@ class CloudQ:
         keywords = SendKeywords(countdown, eta, expires, queue, task_id, message_group_id, deduplication_id)
         return self.sender.send_task(name, args, kwargs, keywords, options, task=task)
 
-    def encode(self, message: Message) -> str:
+    def encode(self, message: Message, queue: str | None = None) -> str:
         """The body of ``message`` (``cloudq.core.codec``): arguments offloaded past the payload
-        threshold, signed with the first signing key (if any), within the broker's limit."""
-        return self.codec.encode(message)
+        threshold, signed with the first signing key (if any), within the broker's limit; in
+        Celery's format for a Celery queue."""
+        return self.codec.encode(message, queue)
 
     def send_message(
         self, message: Message, queue: str, *, now: float | None = None, group_id: str | None = None

@@ -145,11 +145,13 @@ class Sender:
         bodies: list[OutgoingMessage] = []
         for out in messages:
             delay = 0
-            if out.message.eta is not None:
+            # A Celery queue gets messages as Celery sends them: the eta in the message, no
+            # broker delay (a Celery worker holds it; a cloudq worker hops it).
+            if out.message.eta is not None and not self.app.codec.is_celery(out.queue):
                 # Whole seconds on every broker: rounded up, so the task never arrives early.
                 delay = min(math.ceil(max(out.message.eta - now, 0)), transport.max_delay_seconds)
             group = out.message_group_id or _group(out.queue)
-            body = self.app.encode(out.message)
+            body = self.app.encode(out.message, out.queue)
             bodies.append(OutgoingMessage(body, delay, group_id=group, deduplication_id=out.deduplication_id))
         if len({out.queue for out in messages}) == 1:  # one queue (a single send, most often)
             return list(transport.send(messages[0].queue, bodies))

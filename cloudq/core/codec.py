@@ -18,6 +18,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from cloudq.core import celery_protocol
 from cloudq.core.errors import (
     ConfigurationError,
     DecodeError,
@@ -25,6 +26,7 @@ from cloudq.core.errors import (
     SignatureError,
 )
 from cloudq.core.message import Message
+from cloudq.core.naming import is_celery_queue
 from cloudq.core.pointer import ARGUMENTS_FOLDER, RESULTS_FOLDER, PayloadPointer, digest
 
 if TYPE_CHECKING:
@@ -60,10 +62,17 @@ class Codec:
 
     # -- messages ------------------------------------------------------------------------
 
-    def encode(self, message: Message) -> str:
+    def is_celery(self, queue: str | None) -> bool:
+        """Whether ``queue``'s bodies are Celery's (setting ``celery_queues``)."""
+        return queue is not None and is_celery_queue(queue, self.app.settings.celery_queues)
+
+    def encode(self, message: Message, queue: str | None = None) -> str:
         """The body of ``message``: its arguments offloaded when the body would be over the
         threshold (and a store is configured), signed with the first signing key (if any),
-        within the broker's size limit (else ``MessageTooLargeError``)."""
+        within the broker's size limit (else ``MessageTooLargeError``). For a Celery queue,
+        Celery's protocol 2 instead (never offloaded nor signed: Celery reads neither)."""
+        if queue is not None and self.is_celery(queue):
+            return celery_protocol.encode(message, queue, self._limit())
         store = self.store
         if store is not None and message.payload is None:
             size = len(self._signed(message).model_dump_json(exclude_none=True).encode())
@@ -78,15 +87,28 @@ class Codec:
             return message
         return message.model_copy(update={"signature": None}).signed(keys[0])
 
-    def parse(self, body: str, broker_message_id: str | None = None) -> Message:
-        """The envelope of ``body``, unverified (``DecodeError`` if it is not one)."""
-        return Message.decode(body, broker_message_id)
+    def parse(self, body: str, broker_message_id: str | None = None, queue: str | None = None) -> Message:
+        """The envelope of ``body`` (received from ``queue``), unverified (``DecodeError`` if
+        it is not one). A Celery queue's bodies are Celery's (``cloudq.core.celery_protocol``);
+        the others are cloudq's, and a Celery body there is refused saying so."""
+        if self.is_celery(queue):
+            return celery_protocol.decode(body)
+        try:
+            return Message.decode(body, broker_message_id)
+        except DecodeError as exc:
+            if queue is not None and celery_protocol.looks_like_celery(body):
+                raise DecodeError(
+                    f"a Celery message on queue {queue!r}, which is not one of celery_queues: "
+                    f"add it there (CLOUDQ_CELERY_QUEUES) to run Celery's messages on it"
+                ) from exc
+            raise
 
-    def decode(self, body: str, broker_message_id: str | None = None) -> Message:
-        """The envelope of a received body, its signature verified when the app signs.
+    def decode(self, body: str, broker_message_id: str | None = None, queue: str | None = None) -> Message:
+        """The envelope of a body received from ``queue``, its signature verified when the app
+        signs, except on a Celery queue: Celery does not sign (README, Moving from Celery).
         A version 3 message keeps its pointer: see ``load_arguments``."""
-        message = self.parse(body, broker_message_id)
-        if self.app.settings.signing_keys:
+        message = self.parse(body, broker_message_id, queue)
+        if self.app.settings.signing_keys and not self.is_celery(queue):
             message.verify(self.app.settings.signing_keys)
         return message
 
@@ -106,6 +128,8 @@ class Codec:
             return None, None  # poison bodies are listed as they are
         if not isinstance(envelope, dict):
             return None, None
+        if isinstance(envelope.get("headers"), dict):  # kombu's form (a Celery queue's)
+            envelope = envelope["headers"]
         task_id, task = envelope.get("id"), envelope.get("task")
         return (task_id if isinstance(task_id, str) else None, task if isinstance(task, str) else None)
 

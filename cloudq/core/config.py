@@ -77,6 +77,10 @@ class Settings(BaseModel):
     #: Logical queues consumed by the app's Lambda function (SQS event source mappings);
     #: the others are for long-polling workers.
     lambda_queues: tuple[str, ...] = ()
+    #: Queues Celery also uses (issue 25): named as Celery names them (no ``<app>-`` prefix,
+    #: dead letters in ``<queue>-dlq``), holding Celery's task protocol 2 (JSON) in the
+    #: broker's kombu form, read and written as such, and unsigned even when the app signs.
+    celery_queues: tuple[str, ...] = ()
     lambda_timeout: int = 30
     lambda_memory_mb: int = 256
     lambda_batch_size: int = 10
@@ -141,7 +145,7 @@ def _from_env(name: str, environ: Mapping[str, str]) -> Any:
         return UNSET
     if name in ("backend", "payload_store") and raw.strip().lower() in ("", "none"):
         return None
-    if name in ("signing_keys", "lambda_queues"):
+    if name in ("signing_keys", "lambda_queues", "celery_queues"):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw
 

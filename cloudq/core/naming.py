@@ -5,6 +5,8 @@ a name. No imports from the rest of cloudq: everything may import this module.""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 #: A queue whose name ends in ``.fifo`` is a FIFO queue (as on SQS).
 FIFO_SUFFIX = ".fifo"
 DEAD_LETTER_SUFFIX = "-dlq"
@@ -33,14 +35,34 @@ def is_dead_letter_queue(queue: str) -> bool:
     return base.endswith(DEAD_LETTER_SUFFIX)
 
 
+def is_celery_queue(queue: str, celery_queues: Collection[str]) -> bool:
+    """Whether ``queue`` is one of ``celery_queues`` (a queue Celery keeps under its own name,
+    setting ``celery_queues``) or the dead-letter queue of one."""
+    if queue in celery_queues:
+        return True
+    if not is_dead_letter_queue(queue):
+        return False
+    base = queue[: -len(FIFO_SUFFIX)] if is_fifo(queue) else queue
+    served = base[: -len(DEAD_LETTER_SUFFIX)] + (FIFO_SUFFIX if is_fifo(queue) else "")
+    return served in celery_queues
+
+
+def physical_name(prefix: str, queue: str, celery_queues: Collection[str] = ()) -> str:
+    """What an engine calls ``queue``: its name with the app's prefix (``shop-emails``),
+    except a Celery queue and its dead-letter queue, which keep their own names (``celery``,
+    ``celery-dlq``) so that cloudq and Celery workers serve the same queue."""
+    return queue if is_celery_queue(queue, celery_queues) else prefix + queue
+
+
 def queue_prefix(app_name: str) -> str:
     """What every physical queue name of app ``shop`` starts with: ``shop-``."""
     return f"{app_name}-"
 
 
-def physical_queue_name(app_name: str, queue: str) -> str:
-    """``emails`` of app ``shop`` is queue ``shop-emails`` (SQS, Redis keys, RabbitMQ)."""
-    return queue_prefix(app_name) + queue
+def physical_queue_name(app_name: str, queue: str, celery_queues: Collection[str] = ()) -> str:
+    """``emails`` of app ``shop`` is queue ``shop-emails`` (SQS, Redis keys, RabbitMQ); a
+    Celery queue keeps its name (``physical_name``)."""
+    return physical_name(queue_prefix(app_name), queue, celery_queues)
 
 
 def results_table_name(app_name: str) -> str:

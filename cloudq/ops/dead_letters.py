@@ -113,7 +113,7 @@ def _replay_body(app: CloudQ, letter: DeadLetter) -> str:
     """The body a dead letter is replayed with: a new life for a cloudq message (a payload
     pointer kept as it is), the body unchanged for anything else."""
     try:
-        message = app.codec.parse(letter.body, letter.message_id)
+        message = app.codec.parse(letter.body, letter.message_id, letter.source_queue)
     except DecodeError:
         return letter.body
-    return app.encode(new_life(app, message, letter.reason))
+    return app.encode(new_life(app, message, letter.reason), letter.source_queue)

@@ -114,11 +114,11 @@ class Executor:
         if note is not None and note.source_queue == received.queue:
             # A dead-letter copy moved back to the queue it came from. A note naming another
             # queue (or none) is not cloudq's on a return: anyone may send any attribute.
-            return self._returned(message, note)
+            return self._returned(message, received.queue, note)
         attempts = Attempts.of_delivery(message, received)
         now = self.app.clock.time()
         if message.eta is not None and message.eta > now:  # never early, by any fraction
-            return self._hop(message, attempts, message.eta - now)
+            return self._hop(message, received.queue, attempts, message.eta - now)
         if message.expires is not None and message.expires < now:
             return self._fail(
                 task, message, attempts.not_run(), "Expired", "task expired before it could run"
@@ -164,9 +164,9 @@ class Executor:
         return self._fail(task, message, ran, "MaxRetriesExceeded", text, held=attempts.recorded)
 
     def _decode(self, received: ReceivedMessage) -> Message:
-        return self.app.codec.decode(received.body, received.message_id)
+        return self.app.codec.decode(received.body, received.message_id, received.queue)
 
-    def _returned(self, message: Message, note: DeadLetterNote) -> Outcome:
+    def _returned(self, message: Message, queue: str, note: DeadLetterNote) -> Outcome:
         """A message moved back from the dead-letter queue as it was (the SQS console's "Start
         DLQ redrive", StartMessageMoveTask): cloudq's dead-letter note is still on it, which no
         delivery of the original message carries. Its body still holds the spent attempts, so
@@ -177,19 +177,20 @@ class Executor:
             self.health.failed("result backend (read)", exc)
             return Outcome.retry(BACKEND_RETRY_SECONDS, reason="not replayed (backend unavailable)")
         reason = "back from the dead-letter queue: re-sent as a new life"
-        return Outcome(Action.RESEND, reason=reason, body=self._encode(again))
+        return Outcome(Action.RESEND, reason=reason, body=self._encode(again, queue))
 
-    def _hop(self, message: Message, attempts: Attempts, wait: float) -> Outcome:
+    def _hop(self, message: Message, queue: str, attempts: Attempts, wait: float) -> Outcome:
         """Re-send a message that came before its eta (beyond the broker's longest delay, or
         early by a fraction of a second); not an attempt. Delays are whole seconds: rounded
         up, so the next delivery is never early."""
         delay = min(math.ceil(wait), self.app.transport.max_delay_seconds)
         hopped = message.model_copy(update={"retries": attempts.for_hop()})
-        body = self._encode(hopped)
+        body = self._encode(hopped, queue)
         return Outcome(Action.RESEND, delay_seconds=delay, body=body)
 
-    def _encode(self, message: Message) -> str:
-        return self.app.encode(message)
+    def _encode(self, message: Message, queue: str) -> str:
+        """The body re-sent to ``queue`` (the one it came from: in Celery's format there)."""
+        return self.app.encode(message, queue)
 
     def _claim_and_run(
         self,
@@ -334,7 +335,7 @@ class Executor:
             Action.RESEND,
             delay_seconds=self.app.transport.max_delay_seconds,
             reason=why,
-            body=self._encode(again),
+            body=self._encode(again, received.queue),
             state=State.RETRY,
             attempt=attempt,
         )

@@ -51,6 +51,7 @@ def transport_from_url(
             **limits,
             send_timeout=settings.send_timeout,
             send_attempts=settings.send_attempts,
+            celery_queues=settings.celery_queues,
         )
     if parsed.scheme in ("amqp", "amqps"):
         from cloudq.transports.amqp import AMQPTransport
@@ -58,4 +59,4 @@ def transport_from_url(
         return AMQPTransport.from_url(url, prefix=queue_prefix(app_name), **limits)
     from cloudq.transports.redis import RedisTransport
 
-    return RedisTransport.from_url(url, prefix=queue_prefix(app_name))
+    return RedisTransport.from_url(url, prefix=queue_prefix(app_name), celery_queues=settings.celery_queues)

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
 from cloudq.core.errors import MissingExtraError, TransportError
-from cloudq.core.naming import DEFAULT_VISIBILITY_TIMEOUT
+from cloudq.core.naming import DEFAULT_VISIBILITY_TIMEOUT, physical_name
 from cloudq.core.redis_scripts import load_scripts
 from cloudq.transports.base import (
     SQS_LIMITS,
@@ -62,7 +62,14 @@ PARTS = ("seq", "msgs", "vis", "counts", "tokens", "notify", "group", "order", "
 #: ``stats`` finds the oldest message by scanning the queue's ids (O(n) on the server): up to
 #: this depth; deeper queues report no age.
 OLDEST_SCAN_MAX_MESSAGES = 100_000
-SCRIPTS = ("send", "receive", "settle", "dead_letter", "stats")
+SCRIPTS = ("send", "receive", "settle", "dead_letter", "stats", "import")
+#: A Celery queue's long poll looks at kombu's lists this often (a Celery producer pushes no
+#: wake-up): a Celery message waits this long at most before a waiting receive takes it.
+CELERY_POLL_SECONDS = 0.2
+#: Kombu's Redis priority lists of a queue: ``<queue>`` for priority 0, ``<queue>\x06\x16<n>``
+#: for the others of its steps (0, 3, 6, 9), highest priority (lowest number) first.
+KOMBU_PRIORITY_SEPARATOR = "\x06\x16"
+KOMBU_PRIORITY_STEPS = (3, 6, 9)
 
 
 @contextmanager
@@ -83,8 +90,20 @@ def _flag(queue: str) -> str:
     return "1" if is_fifo(queue) else "0"
 
 
+def kombu_lists(physical: str) -> list[str]:
+    """The lists kombu keeps queue ``physical`` in (its Redis transport), highest priority first."""
+    return [physical] + [f"{physical}{KOMBU_PRIORITY_SEPARATOR}{step}" for step in KOMBU_PRIORITY_STEPS]
+
+
 class RedisTransport:
-    """Queues in one Redis database, named ``<prefix><logical name>``."""
+    """Queues in one Redis database, named ``<prefix><logical name>``.
+
+    A Celery queue (``celery_queues``) keeps its own name, and is bridged: Celery's producers
+    push kombu's message JSON on kombu's lists (``kombu_lists``), and each receive first
+    moves what is there into the queue's own keys (``redis_import.lua``, atomic), so visibility,
+    receive counts and dead letters work as on any queue. A send without delay pushes on
+    kombu's list, where a Celery worker finds it too; a delayed one (a hop: Celery's own
+    producers send no delay, the eta travels in the message) stays in the queue's keys."""
 
     max_delay_seconds = SQS_LIMITS.max_delay_seconds
     max_visibility_seconds = SQS_LIMITS.max_visibility_seconds
@@ -102,9 +121,11 @@ class RedisTransport:
         *,
         visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
         max_message_bytes: int = SQS_LIMITS.max_message_bytes,
+        celery_queues: Collection[str] = (),
     ) -> None:
         self.client = client
         self.prefix = prefix
+        self.celery_queues = frozenset(celery_queues)
         self.visibility_timeout = visibility_timeout
         self.max_message_bytes = max_message_bytes
         self._scripts = _load_scripts(client)
@@ -121,10 +142,13 @@ class RedisTransport:
         client = redis.Redis.from_url(url, socket_timeout=MAX_BLOCK_SECONDS + 10, socket_connect_timeout=5)
         return cls(client, prefix, **options)
 
+    def _physical(self, queue: str) -> str:
+        return physical_name(self.prefix, queue, self.celery_queues)
+
     def _keys(self, queue: str) -> list[str]:
         keys = self._key_cache.get(queue)
         if keys is None:
-            keys = self._key_cache[queue] = [f"{self.prefix}{queue}:{part}" for part in PARTS]
+            keys = self._key_cache[queue] = [f"{self._physical(queue)}:{part}" for part in PARTS]
         return keys
 
     def _run(self, script: str, what: str, keys: list[str], args: list[Any]) -> Any:
@@ -136,10 +160,16 @@ class RedisTransport:
         with mapped("ping"):
             self.client.ping()
 
+    def _bridged(self, queue: str) -> bool:
+        """Whether ``queue`` is a Celery queue read from kombu's lists (not its DLQ)."""
+        return queue in self.celery_queues
+
     def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         for message in messages:
             check_size(message.body, self.max_message_bytes)
         results = [SendResult(error=refused_body(message.body)) for message in messages]
+        if self._bridged(queue) and not any(message.delay_seconds for message in messages):
+            return self._push_to_kombu(queue, messages, results)
         to_send = [i for i, result in enumerate(results) if result.error is None]
         keys = list(self._keys(queue))
         args: list[Any] = [_flag(queue), SQS_LIMITS.deduplication_seconds * 1000]
@@ -149,15 +179,31 @@ class RedisTransport:
             delay_ms = min(max(message.delay_seconds, 0), SQS_LIMITS.max_delay_seconds) * 1000
             args += [json.dumps(entry), message.group_id or "", delay_ms]
             if is_fifo(queue):
-                keys.append(f"{self.prefix}{queue}:dedup:{fifo_deduplication_id(message)}")
+                keys.append(f"{self._physical(queue)}:dedup:{fifo_deduplication_id(message)}")
         if to_send:
             ids = self._run("send", f"send to {queue}", keys, args)
             for i, raw in zip(to_send, ids, strict=True):
                 results[i] = SendResult(self._message_id(queue, _text(raw)))
         return results
 
+    def _push_to_kombu(
+        self, queue: str, messages: Sequence[OutgoingMessage], results: list[SendResult]
+    ) -> list[SendResult]:
+        """Push on kombu's priority-0 list, as a Celery producer does (LPUSH; one pipeline)."""
+        to_send = [i for i, result in enumerate(results) if result.error is None]
+        [kombu_list, *_] = kombu_lists(self._physical(queue))
+        with mapped(f"send to {queue}"):
+            with self.client.pipeline(transaction=True) as pipe:
+                for i in to_send:
+                    pipe.lpush(kombu_list, messages[i].body)
+                pipe.execute()
+        for i in to_send:
+            tag = json.loads(messages[i].body).get("properties", {}).get("delivery_tag")
+            results[i] = SendResult(f"{kombu_list}/{tag or i}")
+        return results
+
     def _message_id(self, queue: str, local_id: str) -> str:
-        return f"{self.prefix}{queue}/{local_id}"
+        return f"{self._physical(queue)}/{local_id}"
 
     def receive(
         self,
@@ -167,17 +213,25 @@ class RedisTransport:
         visibility_timeout: int | None = None,
     ) -> list[ReceivedMessage]:
         hide = self.visibility_timeout if visibility_timeout is None else visibility_timeout
-        args = [max(1, min(max_messages, SQS_LIMITS.batch_size)), int(hide * 1000), _flag(queue)]
+        limit = max(1, min(max_messages, SQS_LIMITS.batch_size))
+        args = [limit, int(hide * 1000), _flag(queue)]
         keys = self._keys(queue)
         deadline = time.monotonic() + wait_seconds
         while True:
+            if self._bridged(queue):
+                self._import(queue, limit)
             found = self._run("receive", f"receive from {queue}", keys, args)
             if not isinstance(found, int):
                 return [self._received(queue, row) for row in json.loads(found)]
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            self._wait(queue, min(remaining, found / 1000 if found >= 0 else remaining))
+            wait = min(remaining, found / 1000 if found >= 0 else remaining)
+            self._wait(queue, min(wait, CELERY_POLL_SECONDS) if self._bridged(queue) else wait)
+
+    def _import(self, queue: str, limit: int) -> None:
+        keys = self._keys(queue) + kombu_lists(self._physical(queue))
+        self._run("import", f"import from kombu's lists of {queue}", keys, [limit])
 
     def _wait(self, queue: str, seconds: float) -> None:
         """Block until a sender pushes a wake-up, or for ``seconds`` (capped)."""
@@ -194,7 +248,7 @@ class RedisTransport:
             body=entry["b"],
             receive_count=count,
             sent_timestamp_ms=entry["t"],
-            attributes=entry["a"] or {},
+            attributes=entry.get("a") or {},  # none on a message imported from kombu
             group_id=entry["g"],
         )
 
@@ -225,6 +279,10 @@ class RedisTransport:
     def stats(self, queue: str) -> QueueStats:
         args = [OLDEST_SCAN_MAX_MESSAGES]
         visible, in_flight, delayed, age_ms = self._run("stats", f"stats of {queue}", self._keys(queue), args)
+        if self._bridged(queue):  # not imported yet, but there
+            with mapped(f"stats of {queue}"):
+                names = kombu_lists(self._physical(queue))
+                visible = int(visible) + sum(self.client.llen(name) for name in names)
         oldest = int(age_ms) / 1000 if int(age_ms) >= 0 else None
         return QueueStats(int(visible), int(in_flight), int(delayed), oldest)
 

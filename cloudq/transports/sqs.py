@@ -8,9 +8,10 @@ botocore error is mapped to a cloudq error in ``_mapped``; none reaches the call
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import (
@@ -23,6 +24,8 @@ from botocore.exceptions import (
 from cloudq.core.aws import aws_client
 from cloudq.core.config import SEND_ATTEMPTS, SEND_TIMEOUT_SECONDS
 from cloudq.core.errors import CredentialsError, QueueNotFoundError, TransportError
+from cloudq.core.naming import is_celery_queue, physical_name
+from cloudq.transports import kombu_forms
 from cloudq.transports.base import (
     SQS_LIMITS,
     OutgoingMessage,
@@ -101,7 +104,8 @@ def _attribute_values(attributes: dict[str, str]) -> dict[str, dict[str, str]]:
 
 
 class SQSTransport:
-    """SQS queues named ``<prefix><logical name>``."""
+    """SQS queues named ``<prefix><logical name>``, but for Celery queues (``celery_queues``):
+    those keep their names and hold kombu's form, base64 of the message JSON the codec reads."""
 
     max_delay_seconds = SQS_MAX_DELAY_SECONDS
     max_visibility_seconds = SQS_MAX_VISIBILITY_SECONDS
@@ -122,8 +126,10 @@ class SQSTransport:
         max_message_bytes: int = SQS_MAX_MESSAGE_BYTES,
         send_timeout: float = SEND_TIMEOUT_SECONDS,
         send_attempts: int = SEND_ATTEMPTS,
+        celery_queues: Collection[str] = (),
     ) -> None:
         self.prefix = prefix
+        self.celery_queues = frozenset(celery_queues)
         self.max_message_bytes = min(max_message_bytes, SQS_MAX_MESSAGE_BYTES)
         #: Made on first use: a web process sends only, a worker mostly receives. Sends go
         #: through their own client (an injected client serves both).
@@ -155,7 +161,13 @@ class SQSTransport:
         return self._get_client("send")
 
     def physical_name(self, queue: str) -> str:
-        return self.prefix + queue
+        return physical_name(self.prefix, queue, self.celery_queues)
+
+    def _wire(self, queue: str, messages: Sequence[OutgoingMessage]) -> Sequence[OutgoingMessage]:
+        """The messages as SQS keeps them: for a Celery queue, kombu's base64 of the body."""
+        if not is_celery_queue(queue, self.celery_queues):
+            return messages
+        return [replace(m, body=kombu_forms.to_sqs(m.body)) for m in messages]
 
     def describe(self) -> str:
         made = self._clients.get("receive") or self._send_client
@@ -216,6 +228,7 @@ class SQSTransport:
 
     def send(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         url = self._url(queue, sending=True)
+        messages = self._wire(queue, messages)
         for message in messages:  # before anything is sent: all of it, or an error
             check_size(message.body, self.max_message_bytes)
         results: list[SendResult] = [SendResult(error=refused_body(m.body)) for m in messages]
@@ -295,7 +308,10 @@ class SQSTransport:
             request["VisibilityTimeout"] = int(visibility_timeout)
         with _mapped(self.physical_name(queue)):
             response = self._client.receive_message(**request)
-        return [self._received(queue, raw) for raw in response.get("Messages", [])]
+        received = [self._received(queue, raw) for raw in response.get("Messages", [])]
+        if is_celery_queue(queue, self.celery_queues):
+            return [replace(message, body=kombu_forms.from_sqs(message.body)) for message in received]
+        return received
 
     @staticmethod
     def _received(queue: str, raw: dict[str, Any]) -> ReceivedMessage:
