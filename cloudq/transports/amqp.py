@@ -3,16 +3,8 @@
 The client is ``amqp`` (py-amqp), the one Celery and kombu use: maintained with them, pure
 Python, synchronous (no I/O loop thread to own), with publisher confirms.
 
-Topology of a logical queue ``emails`` of app ``shop`` (names from ``amqp_names``):
-
-- ``shop-emails``: a durable *quorum* queue, ``x-delivery-limit`` redeliveries (a crashed
-  consumer's messages come back with the broker's delivery count raised), then dead-lettered
-  at least once (``x-dead-letter-strategy``) through the default exchange to
-- ``shop-emails-dlq``: the dead-letter queue (quorum). cloudq's own dead-lettering publishes
-  there with the reason as the ``cloudq-dead-letter`` header (``dead_letter_attributes``).
-- ``shop-emails.delay-<N>s``: one quorum queue per delay in use, with a message TTL of N
-  seconds, dead-lettering back to ``shop-emails``: delays without the delayed-message plugin.
-  Each expires (``x-expires``) when unused for a while after its TTL.
+The queues of a logical queue (quorum, with a dead-letter queue and delay queues) are drawn
+in amqp_topology.py.
 
 RabbitMQ clients declare their queues: ``check_queues`` and the first send or receive of a
 queue declare it when missing (a queue that exists with other arguments is used as it is).
@@ -53,15 +45,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from cloudq.core.errors import ConfigurationError, TransportError
 from cloudq.core.ids import random_uuid
-from cloudq.transports.amqp_consumer import BATCH_SIZE, Consumer, Delivery, Held
+from cloudq.transports.amqp_consumer import BATCH_SIZE, Consumer, Delivery
+from cloudq.transports.amqp_errors import CONNECTION_ERRORS, Mapped
+from cloudq.transports.amqp_headers import GROUP_HEADER, RECEIVES_HEADER, SENT_HEADER, own_headers
 from cloudq.transports.amqp_topology import DELIVERY_LIMIT, Topology, amqp
+from cloudq.transports.amqp_url import parse_amqp_url
 from cloudq.transports.base import (
     OutgoingMessage,
     QueueStats,
@@ -88,15 +81,6 @@ DRAIN_SLICE_SECONDS = 0.02
 FIRST_SLICE_SECONDS = 0.001
 #: How long a receive without waiting lets the broker push (a consumer's first deliveries).
 SHORT_POLL_SECONDS = 0.02
-RECEIVES_HEADER = "cloudq-receives"
-GROUP_HEADER = "cloudq-group-id"
-#: Written by older senders (it deduplicated nothing); still kept out of a message's attributes.
-DEDUPLICATION_HEADER = "cloudq-deduplication-id"
-#: When the message was sent (epoch milliseconds): ``ReceivedMessage.sent_timestamp_ms``.
-SENT_HEADER = "cloudq-sent-ms"
-OWN_HEADERS = frozenset({RECEIVES_HEADER, GROUP_HEADER, DEDUPLICATION_HEADER, SENT_HEADER})
-#: Connection-level failures: the connection is dropped and made again on the next call.
-CONNECTION_ERRORS = (OSError, amqp.exceptions.ConnectionError, amqp.exceptions.RecoverableConnectionError)
 
 
 class AMQPTransport:
@@ -155,37 +139,21 @@ class AMQPTransport:
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "", **options: Any) -> AMQPTransport:
-        """``amqp://user:password@host:5672/vhost?delivery_limit=10``; ``amqps://`` uses TLS
-        (port 5671, as Amazon MQ). The vhost is the path: ``//`` or none is ``/``."""
-        parts = urlsplit(url)
-        secure = parts.scheme == "amqps"
-        try:
-            port = parts.port or (5671 if secure else 5672)
-        except ValueError as exc:
-            raise ConfigurationError(f"bad port in broker URL {url!r}") from exc
-        vhost = unquote(parts.path[1:]) if parts.path not in ("", "/") else "/"
-        query = dict(pair.split("=", 1) for pair in parts.query.split("&") if "=" in pair)
-        if "delivery_limit" in query:
-            options.setdefault("delivery_limit", _int_option(url, query["delivery_limit"]))
-        return cls(
-            f"{parts.hostname or '127.0.0.1'}:{port}",
-            prefix,
-            userid=unquote(parts.username or "guest"),
-            password=unquote(parts.password or "guest"),
-            virtual_host=vhost,
-            ssl=secure,
-            **options,
-        )
+        """From a broker URL (``parse_amqp_url``): ``amqp://user:password@host:5672/vhost``."""
+        host, keywords = parse_amqp_url(url)
+        if "delivery_limit" in keywords:  # an explicit option wins over the URL's
+            options.setdefault("delivery_limit", keywords.pop("delivery_limit"))
+        return cls(host, prefix, **keywords, **options)
 
     def describe(self) -> str:
         return f"RabbitMQ at {self.host} vhost {self.virtual_host}"
 
     # -- connection ----------------------------------------------------------------------
 
-    def _mapped(self, what: str) -> _Mapped:
+    def _mapped(self, what: str) -> Mapped:
         """The one boundary where amqp and socket errors become ``TransportError``: holds the
         connection's lock, and sends the acks queued while another thread had it."""
-        return _Mapped(self, what)
+        return Mapped(self, what)
 
     def _main(self) -> Any:
         if self._channel is None:
@@ -275,7 +243,7 @@ class AMQPTransport:
         channel = self._main()
         routing_key = self._topology.ensure_delay(queue, delay) if delay else self._topology.ensure(queue)
         # The send time is the SENT_HEADER alone (AMQP's ``timestamp`` property, whole seconds,
-        # is not set: ``_on_delivery`` still reads it from messages of older senders).
+        # is not set: ``Consumer.on_delivery`` still reads it from messages of older senders).
         payload = amqp.Message(
             body,
             message_id=message_id,
@@ -303,105 +271,34 @@ class AMQPTransport:
         # delivery for that ack), up to DRAIN_SLICE_SECONDS otherwise (an idle queue, long
         # tasks: few wake-ups). A short poll (no wait) still gives the broker a moment to push.
         slice_seconds = FIRST_SLICE_SECONDS
+        consumer = self._consumer(queue)
         while True:
             with self._mapped(f"receive from {queue}"):
                 self._consume(queue, limit)
-                got = self._take(queue, limit)
+                got = consumer.take(limit, self._unacked)
                 remaining = deadline - time.monotonic()
                 if not got:
                     wait = min(slice_seconds, remaining) if remaining > 0 else SHORT_POLL_SECONDS
-                    self._drain(queue, limit, wait)
-                    got = self._take(queue, limit)
-                acks_flowing = self._holding(queue) > 0 and self._consumer(queue).acks_flowing()
+                    consumer.drain(self._connection, limit, wait, self._send_acks)
+                    got = consumer.take(limit, self._unacked)
+                acks_flowing = consumer.holding(self._unacked) > 0 and consumer.acks_flowing()
             if got or remaining <= 0:
                 return got
             if not acks_flowing:
                 slice_seconds = min(2 * slice_seconds, DRAIN_SLICE_SECONDS)
 
-    def _drain(self, queue: str, limit: int, seconds: float) -> None:
-        """Wait up to ``seconds`` for a delivery, then take what else has arrived (until
-        ``limit`` are buffered for ``queue``)."""
-        consumer = self._consumer(queue)
-        while len(consumer.buffer) < limit:
-            self._send_acks()
-            try:
-                self._connection.drain_events(timeout=seconds)
-            except TimeoutError:  # nothing (more) arrived
-                return
-            seconds = 0.0001
-
-    def _holding(self, queue: str) -> int:
-        """Deliveries of ``queue`` handed out and not settled yet."""
-        buffered = {id(item.delivery) for item in self._consumer(queue).buffer}
-        return sum(1 for d in self._unacked.values() if d.queue == queue and id(d) not in buffered)
-
     def _consume(self, queue: str, limit: int) -> None:
-        """Consume ``queue`` with a prefetch of the messages the caller holds (handed out, not
-        settled) plus ``limit``, plus one batch ahead while acks keep coming (the module's
-        docstring): the broker pushes no more than the caller asked for beyond what it has
-        (the worker asks for its free threads and look-ahead, and acks each message as its
-        task ends). A consumer is made again when that prefetch is too small, or far too big
-        (a burst is over); the deliveries already here stay."""
+        """Make sure ``queue`` is declared and consumed (``Consumer.consume``): its deliveries
+        are booked under this connection's handles as they arrive."""
         physical = self._ensure(queue)
         consumer = self._consumer(queue)
-        ahead = BATCH_SIZE if consumer.acks_flowing() else 0
-        wanted = self._holding(queue) + limit + ahead
-        if consumer.keeps_prefetch(wanted):
-            return
-        if consumer.tag is not None:
-            self._channel.basic_cancel(consumer.tag)
-        self._channel.basic_qos(0, wanted, False)  # per consumer: quorum queues have no global qos
-        consumer.tag = self._channel.basic_consume(
+        consumer.consume(
+            self._channel,
             physical,
-            callback=lambda raw: self._on_delivery(queue, raw),
-            on_cancel=lambda tag: consumer.cancelled(),
+            limit,
+            self._unacked,
+            lambda raw: consumer.on_delivery(raw, self._generation, self._unacked),
         )
-        consumer.prefetch = wanted
-
-    def _on_delivery(self, queue: str, raw: Any) -> None:
-        properties = dict(raw.properties)
-        headers = dict(properties.get("application_headers") or {})
-        handle = f"{self._generation}.{raw.delivery_tag}"
-        body = raw.body.decode() if isinstance(raw.body, bytes) else raw.body
-        received = ReceivedMessage(
-            queue=queue,
-            message_id=str(properties.get("message_id") or handle),
-            receipt_handle=handle,
-            body=body,
-            receive_count=int(headers.get(RECEIVES_HEADER, 0)) + int(headers.get("x-delivery-count", 0)) + 1,
-            sent_timestamp_ms=int(headers.get(SENT_HEADER) or properties.get("timestamp", 0) * 1000),
-            attributes=_attributes(headers),
-            group_id=_text(headers[GROUP_HEADER]) if GROUP_HEADER in headers else None,
-        )
-        delivery = Delivery(queue, raw.delivery_tag, body, properties, received)
-        self._unacked[handle] = delivery
-        self._consumer(queue).buffer.append(Held(delivery))
-
-    def _take(self, queue: str, limit: int) -> list[ReceivedMessage]:
-        """Hand out buffered deliveries in order; on a FIFO queue never two of one group at
-        once (the others stay buffered, in order, until the group is free)."""
-        now = time.time()
-        consumer = self._consumer(queue)
-        buffered = consumer.buffer
-        busy: set[str | None] = set()
-        if is_fifo(queue):
-            inside = {id(item.delivery) for item in buffered}
-            handed_out = [d for d in self._unacked.values() if d.queue == queue and id(d) not in inside]
-            busy = {delivery.received.group_id for delivery in handed_out}
-        got: list[ReceivedMessage] = []
-        keep: list[Held] = []
-        for item in buffered:
-            group = item.delivery.received.group_id
-            if len(got) >= limit or item.visible_at > now or group in busy:
-                keep.append(item)
-                if is_fifo(queue):
-                    busy.add(group)
-                continue
-            if is_fifo(queue):
-                busy.add(group)
-            got.append(item.delivery.received)
-        consumer.buffer = keep
-        return got
 
     # -- settling ------------------------------------------------------------------------
 
@@ -409,8 +306,7 @@ class AMQPTransport:
         """Take a delivery out of this transport's books; ``None`` when the handle is stale."""
         delivery = self._unacked.pop(handle, None)
         if delivery is not None:
-            consumer = self._consumer(delivery.queue)
-            consumer.buffer = [item for item in consumer.buffer if item.delivery is not delivery]
+            self._consumer(delivery.queue).discard(delivery)
         return delivery
 
     def ack(self, queue: str, receipt_handles: Sequence[str]) -> None:
@@ -443,7 +339,7 @@ class AMQPTransport:
             if delivery is None:
                 return
             if is_fifo(queue):
-                self._hold_in_place(delivery, visibility_timeout)
+                self._consumer(queue).hold_in_place(delivery, visibility_timeout, self._unacked)
                 return
             self._republish(delivery, delivery.received.receive_count, visibility_timeout)
 
@@ -451,19 +347,9 @@ class AMQPTransport:
         """Send a copy (same message id, ``receives`` so far) and ack the original: unlike a
         requeue, this does not raise the broker's delivery count."""
         self._settle(delivery.received.receipt_handle)
-        headers = {**_own_headers(delivery.properties), RECEIVES_HEADER: receives}
+        headers = {**own_headers(delivery.properties), RECEIVES_HEADER: receives}
         self._publish(delivery.queue, delivery.body, delivery.received.message_id, headers, delay)
         self._channel.basic_ack(delivery.delivery_tag)
-
-    def _hold_in_place(self, delivery: Delivery, seconds: int) -> None:
-        received = delivery.received
-        # A new handle: the old one is stale, as on SQS; the next receive counts one more.
-        handle = f"{received.receipt_handle}+"
-        again = replace(received, receipt_handle=handle, receive_count=received.receive_count + 1)
-        self._settle(received.receipt_handle)
-        moved = Delivery(delivery.queue, delivery.delivery_tag, delivery.body, delivery.properties, again)
-        self._unacked[handle] = moved
-        self._consumer(delivery.queue).buffer.insert(0, Held(moved, time.time() + seconds))
 
     def extend_visibility(self, queue: str, receipt_handles: Sequence[str], visibility_timeout: int) -> None:
         """Nothing to do: a received message stays unacked until it is settled."""
@@ -485,13 +371,7 @@ class AMQPTransport:
         with self._mapped(f"stats of {queue}"):
             visible = self._topology.ready_count(self._ensure(queue)) or 0
             in_flight = sum(1 for delivery in self._unacked.values() if delivery.queue == queue)
-            delayed = 0
-            delay_queues = self._topology.delay_queues.get(queue, set())
-            for name in sorted(delay_queues):
-                count = self._topology.ready_count(name)
-                if count is None:
-                    delay_queues.discard(name)  # expired
-                delayed += count or 0
+            delayed = self._topology.delayed_count(queue)
         return QueueStats(visible, in_flight, delayed)
 
     def close(self) -> None:
@@ -519,59 +399,3 @@ class AMQPTransport:
             for item in list(consumer.buffer):
                 delivery = item.delivery
                 self._republish(delivery, delivery.received.receive_count - 1, 0)
-
-
-class _Mapped:
-    """The context of ``AMQPTransport._mapped``: a class, not a generator-based context
-    manager, which would cost every send, receive and ack ~3 µs more."""
-
-    __slots__ = ("transport", "what")
-
-    def __init__(self, transport: AMQPTransport, what: str) -> None:
-        self.transport, self.what = transport, what
-
-    def __enter__(self) -> None:
-        self.transport._lock.acquire()
-        try:
-            self.transport._send_acks()
-        except BaseException as exc:
-            self.__exit__(type(exc), exc, exc.__traceback__)  # maps it, releases the lock
-            raise
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        transport = self.transport
-        try:
-            if isinstance(exc, CONNECTION_ERRORS):
-                transport._drop()
-                raise TransportError(f"RabbitMQ at {transport.host} failed ({self.what}): {exc}") from exc
-            if isinstance(exc, amqp.exceptions.AMQPError):
-                transport._drop()  # a channel error closed a channel: start again cleanly
-                raise TransportError(f"RabbitMQ refused {self.what}: {exc}") from exc
-        finally:
-            transport._lock.release()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _attributes(headers: Mapping[str, Any]) -> dict[str, str]:
-    """A message's own attributes: its headers, less the broker's (``x-``) and cloudq's."""
-    return {
-        name: _text(value)
-        for name, value in headers.items()
-        if not name.startswith("x-") and name not in OWN_HEADERS
-    }
-
-
-def _own_headers(properties: Mapping[str, Any]) -> dict[str, Any]:
-    """The headers to re-publish with: the message's own, without the broker's history."""
-    headers = dict(properties.get("application_headers") or {})
-    return {name: value for name, value in headers.items() if not name.startswith("x-")}
-
-
-def _int_option(url: str, raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigurationError(f"delivery_limit in {url!r} must be a whole number") from exc

@@ -1,4 +1,15 @@
-"""The queues ``AMQPTransport`` declares on RabbitMQ, and their arguments (see amqp.py).
+"""The queues ``AMQPTransport`` declares on RabbitMQ, and their arguments (amqp.py).
+
+Topology of a logical queue ``emails`` of app ``shop`` (names from core/naming.py):
+
+- ``shop-emails``: a durable *quorum* queue, ``x-delivery-limit`` redeliveries (a crashed
+  consumer's messages come back with the broker's delivery count raised), then dead-lettered
+  at least once (``x-dead-letter-strategy``) through the default exchange to
+- ``shop-emails-dlq``: the dead-letter queue (quorum). cloudq's own dead-lettering publishes
+  there with the reason as the ``cloudq-dead-letter`` header (``dead_letter_attributes``).
+- ``shop-emails.delay-<N>s``: one quorum queue per delay in use, with a message TTL of N
+  seconds, dead-lettering back to ``shop-emails``: delays without the delayed-message plugin.
+  Each expires (``x-expires``) when unused for a while after its TTL.
 
 ``Topology`` declares each queue once per connection (a passive check first, so a queue that
 exists with other arguments is used as it is), and re-declares delay queues often enough that
@@ -104,6 +115,17 @@ class Topology:
             return int(self._channel().queue_declare(physical, passive=True).message_count)
         except amqp.exceptions.NotFound:
             return None
+
+    def delayed_count(self, queue: str) -> int:
+        """The ready messages in ``queue``'s delay queues (those this transport has used)."""
+        delayed = 0
+        delay_queues = self.delay_queues.get(queue, set())
+        for name in sorted(delay_queues):
+            count = self.ready_count(name)
+            if count is None:
+                delay_queues.discard(name)  # expired
+            delayed += count or 0
+        return delayed
 
     def forget(self) -> None:
         """A new connection declares again."""
