@@ -169,6 +169,11 @@ def _register_flow_tasks(app: CloudQ) -> None:
     def paced(customer: str, tag: str = "") -> float:
         return app.clock.time()
 
+    @app.task(name="fleet_paced", rate_limit="50/s", max_retries=0)
+    def fleet_paced(tag: str = "") -> float:
+        """``bench/bench_flow.py``: when it ran (epoch seconds), across worker processes."""
+        return time.time()
+
     @app.task(name="capped", max_concurrency=1, max_retries=0)
     def capped(seconds: float = 0) -> float:
         app.clock.sleep(seconds)

@@ -230,10 +230,10 @@ class Message(BaseModel):
         """This message carrying ``traceparent`` (version 4, or its own if higher)."""
         return self.model_copy(update={"v": max(self.v, TRACE_ENVELOPE_VERSION), "traceparent": traceparent})
 
-    def holding_rate_slot(self, slot: float) -> Message:
-        """This message re-sent to run at ``slot``, the rate-limit slot it holds (version 6,
-        or its own if higher)."""
-        update = {"v": max(self.v, FLOW_ENVELOPE_VERSION), "eta": slot, "rate_slot": slot}
+    def holding_rate_slot(self, slot: float, eta: float) -> Message:
+        """This message re-sent to run at ``slot``, the rate-limit slot it holds, delivered
+        from ``eta`` (version 6, or its own if higher)."""
+        update = {"v": max(self.v, FLOW_ENVELOPE_VERSION), "eta": eta, "rate_slot": slot}
         return self.model_copy(update=update)
 
     def canonical(self) -> bytes:

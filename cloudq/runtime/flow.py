@@ -42,6 +42,9 @@ logger = logging.getLogger("cloudq.execution")
 #: A message refused by a concurrency cap comes back after this long (the shortest SQS
 #: delay): a slot's end cannot be known in advance.
 CAP_RETRY_SECONDS = 1
+#: The longest a task thread waits for the slot its message holds (the broker's delay
+#: granularity: one second).
+SLOT_WAIT_SECONDS = 1.0
 #: A lease's length where nothing renews it and no timeout is known: Lambda's longest timeout.
 DEFAULT_LEASE_SECONDS = 900.0
 
@@ -91,6 +94,12 @@ class Flow:
         # The first delivery of a message re-sent for its slot holds it; a later delivery
         # (a retry, a crash) takes another.
         holds_slot = message.rate_slot is not None and received.receive_count == 1
+        if holds_slot and message.rate_slot is not None and message.rate_slot > now:
+            # Broker delays are whole seconds, so it came up to a second early (sent with the
+            # delay rounded down): the rest is waited here, or the slots of a second would run
+            # together at its end.
+            self.app.clock.sleep(min(message.rate_slot - now, SLOT_WAIT_SECONDS))
+            now = self.app.clock.time()
         try:
             if flow.rate is not None and not holds_slot:
                 key = flow_key(task.name, flow.rate_key, signature, args, kwargs)
@@ -118,8 +127,14 @@ class Flow:
         """Re-send ``message`` to run at ``slot`` (a hop: not an attempt)."""
         now = self.app.clock.time()
         later = message.model_copy(update={"retries": attempts.for_hop()})
-        later = later.holding_rate_slot(slot) if holds_slot else later.model_copy(update={"eta": slot})
-        delay = min(math.ceil(slot - now), self.app.transport.max_delay_seconds)
+        if holds_slot:
+            # Delivered up to a second before its slot (whole-second delays, rounded down),
+            # then waited for in ``admit``.
+            delay = min(math.floor(slot - now), self.app.transport.max_delay_seconds)
+            later = later.holding_rate_slot(slot, eta=now + delay)
+        else:
+            delay = min(math.ceil(slot - now), self.app.transport.max_delay_seconds)
+            later = later.model_copy(update={"eta": slot})
         reason = f"{why}: re-sent to run in {slot - now:.2f} s"
         return Outcome(Action.RESEND, delay_seconds=delay, reason=reason, body=self.app.encode(later))
 
