@@ -134,6 +134,8 @@ def _process(
             if remaining < _seconds_needed(prepared):
                 _hand_back(app, received)
                 return False
+            # No heartbeat renews a concurrency lease here: it lasts the invocation.
+            executor.flow.lease_seconds = remaining
         outcome = executor.execute(prepared)
         if outcome.action is Action.ACK:
             return True  # the event source mapping deletes what is not listed

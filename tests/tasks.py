@@ -149,6 +149,7 @@ def make_app(name: str = "tests", **settings: Any) -> CloudQ:
 
     _register_workflow_tasks(app)
     _register_celery_tasks(app)
+    _register_flow_tasks(app)
     schedule = os.environ.get("CLOUDQ_TEST_PERIODIC")  # seconds (cloudq beat only) or rate(…)
     if schedule:
         app.add_periodic(
@@ -174,6 +175,34 @@ def _register_celery_tasks(app: CloudQ) -> None:
     def flaky(tag: str) -> None:
         _record("celery_flaky", tag)
         raise FlakyError(f"failing on purpose {tag}")
+
+
+def _register_flow_tasks(app: CloudQ) -> None:
+    """Tasks under flow control (README "Flow control"): each returns when it ran, on the
+    app's clock."""
+
+    @app.task(name="limited", rate_limit="100/m", rate_burst=100, max_retries=0)
+    def limited(tag: str = "") -> float:
+        return app.clock.time()
+
+    @app.task(name="paced", rate_limit="10/s", rate_key="customer", max_retries=0)
+    def paced(customer: str, tag: str = "") -> float:
+        return app.clock.time()
+
+    @app.task(name="fleet_paced", rate_limit="50/s", max_retries=0)
+    def fleet_paced(tag: str = "") -> float:
+        """``bench/bench_flow.py``: when it ran (epoch seconds), across worker processes."""
+        return time.time()
+
+    @app.task(name="capped", max_concurrency=1, max_retries=0)
+    def capped(seconds: float = 0) -> float:
+        app.clock.sleep(seconds)
+        return app.clock.time()
+
+    @app.task(name="capped_per_customer", max_concurrency=2, concurrency_key="customer")
+    def capped_per_customer(customer: str, seconds: float = 0) -> float:
+        time.sleep(seconds)
+        return app.clock.time()
 
 
 def _register_workflow_tasks(app: CloudQ) -> None:

@@ -15,6 +15,7 @@ from cloudq.backends.base import ttl_from
 from cloudq.core.clock import SYSTEM_CLOCK, Clock
 from cloudq.core.config import UNSET, Settings, SettingsSource, load_settings
 from cloudq.core.errors import ArgumentError, ConfigurationError, TaskRegistrationError
+from cloudq.core.flow import FlowOptions
 from cloudq.core.message import Message
 from cloudq.core.naming import physical_queue_name, results_table_name
 from cloudq.core.retry import DEFAULT_RETRY_POLICY, RetryPolicy
@@ -172,6 +173,11 @@ class CloudQ:
         bind: bool = False,
         ignore_result: bool = False,
         deduplicate: bool = True,
+        rate_limit: str | None = None,
+        rate_key: str | Callable[..., Any] | None = None,
+        rate_burst: int = 1,
+        max_concurrency: int | None = None,
+        concurrency_key: str | Callable[..., Any] | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(self, fn: Callable[..., Any] | None = None, **options: Any) -> Any:
@@ -182,6 +188,11 @@ class CloudQ:
         task); ``deduplicate=False`` skips the idempotency claim (one write less; delivery is
         then at least once, a redelivered message runs again). The name defaults to
         ``module.function``, as in Celery.
+
+        Flow control (``cloudq.core.flow``, README "Flow control"): ``rate_limit="100/m"``
+        (``rate_burst`` tokens at once, ``rate_key`` a bucket per key) and
+        ``max_concurrency=N`` (``concurrency_key`` a cap per key) hold across every worker
+        and the Lambda function, through the result backend.
         """
         if fn is not None:
             return self._register(fn, options)
@@ -210,6 +221,7 @@ class CloudQ:
             ignore_result=options.pop("ignore_result", False),
             deduplicate=options.pop("deduplicate", True),
         )
+        task.flow = FlowOptions.build(task.arguments, options)
         if options:
             raise TaskRegistrationError(f"unknown task option(s): {', '.join(sorted(options))}")
         self.tasks[name] = task

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
 
 from cloudq.core.arguments import Arguments
 from cloudq.core.errors import ConfigurationError, Retry
+from cloudq.core.flow import FlowOptions
 from cloudq.core.request import Request, current_request
 from cloudq.core.retry import RetryPolicy
 
@@ -50,6 +51,8 @@ class Task(Generic[P, R]):
         self.ignore_result = ignore_result
         self.deduplicate = deduplicate
         self.arguments = Arguments(fn, skip_first=bind)
+        #: Rate limit and concurrency cap (``cloudq.core.flow``), set by ``@app.task``.
+        self.flow = FlowOptions()
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 

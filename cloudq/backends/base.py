@@ -25,6 +25,8 @@ class State(str, enum.Enum):
 
     PENDING = "PENDING"
     STARTED = "STARTED"
+    #: Running, with a progress report (``set_progress``); the claim is kept.
+    PROGRESS = "PROGRESS"
     RETRY = "RETRY"
     SUCCESS = "SUCCESS"
     FAILURE = "FAILURE"
@@ -38,6 +40,16 @@ class State(str, enum.Enum):
     @property
     def ready(self) -> bool:
         return self in (State.SUCCESS, State.FAILURE, State.REVOKED)
+
+
+class Progress(BaseModel):
+    """How far a running task is (``set_progress``): ``done`` of ``total``, and a note."""
+
+    model_config = LAZY
+
+    done: float
+    total: float | None = None
+    message: str | None = None
 
 
 class ResultRecord(BaseModel):
@@ -69,6 +81,9 @@ class ResultRecord(BaseModel):
     #: The final errors of the task id's earlier lives (replayed from the dead-letter queue),
     #: one line each, oldest first.
     history: list[str] | None = None
+    #: The last progress report of a running task (state PROGRESS). The last field: the
+    #: Redis progress script splices it at the end of the stored JSON.
+    progress: Progress | None = None
 
 
 class Delivery(BaseModel):
@@ -172,6 +187,32 @@ class ResultBackend(Protocol):
         FAILURE or REVOKED): ``None`` when revoked, else the finished record (unchanged).
         A record is created for an id without one (a task not started yet); ``attempts``
         is kept. One conditional write."""
+        ...
+
+    # -- flow control: each rule is written once, in ``cloudq.backends.flow`` ---------------
+
+    def reserve_rate(self, key: str, interval: float, burst: int, now: float) -> float:
+        """Reserve the next slot of the rate bucket ``key`` (``burst`` tokens, one more every
+        ``interval`` seconds; the rule is ``flow.rate_decision``): ``0.0`` when the caller
+        may run now, else the seconds until its reserved slot. One atomic write: every call
+        reserves a slot of its own, however many race. An idle bucket's state expires."""
+        ...
+
+    def acquire_lease(self, key: str, holder: str, limit: int, lease_seconds: float, now: float) -> float:
+        """Take or renew ``holder``'s lease on ``key`` until ``now + lease_seconds`` while
+        fewer than ``limit`` live leases of others are held (the rule is
+        ``flow.lease_decision``): ``0.0`` when held, else the seconds until the first live
+        lease ends (nothing changes). One atomic write: ``limit`` is never exceeded."""
+        ...
+
+    def release_lease(self, key: str, holder: str) -> None:
+        """Drop ``holder``'s lease on ``key`` (nothing happens if it has none)."""
+        ...
+
+    def put_progress(self, task_id: str, owner: str, progress: Progress, now: float) -> bool:
+        """Store ``progress`` on the record of ``task_id`` (state PROGRESS) while ``owner``
+        holds its claim, which is kept (the rule is ``flow.progress_allowed``); ``False``
+        when it does not hold it (nothing changes). One conditional write."""
         ...
 
     def close(self) -> None:

@@ -15,11 +15,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cloudq.backends import dynamodb_flow
 from cloudq.backends.base import (
     Claim,
     ClaimStatus,
     Counted,
     Delivery,
+    Progress,
     ResultRecord,
     State,
     claim_decision,
@@ -104,6 +106,8 @@ def to_item(record: ResultRecord) -> dict[str, Any]:
             item[name] = {"N": repr(value)}
     if record.history:
         item["history_json"] = {"S": json.dumps(record.history, ensure_ascii=False)}
+    if record.progress is not None:
+        item["progress_json"] = {"S": record.progress.model_dump_json()}
     if record.value_pointer is not None:
         item["value_pointer_json"] = {"S": record.value_pointer.model_dump_json()}
     return item
@@ -135,6 +139,8 @@ def from_item(item: dict[str, Any]) -> ResultRecord:
             fields[name] = int(number) if name in INTEGER_FIELDS else number
     if "history_json" in item:
         fields["history"] = json.loads(item["history_json"]["S"])
+    if "progress_json" in item:
+        fields["progress"] = Progress.model_validate_json(item["progress_json"]["S"])
     if "value_pointer_json" in item:
         fields["value_pointer"] = PayloadPointer.model_validate_json(item["value_pointer_json"]["S"])
     return ResultRecord(**fields)
@@ -155,10 +161,10 @@ class DynamoDBBackend:
         self.table = table
         #: The time expiry and leases are compared with (DynamoDB's own TTL sweep uses AWS's).
         self.clock = clock
-        self._client = client or default_client(endpoint_url, region_name)
+        self.client = client or default_client(endpoint_url, region_name)
 
     @contextmanager
-    def _mapped(self) -> Iterator[None]:
+    def mapped(self) -> Iterator[None]:
         """The one boundary where botocore errors become ``BackendError``."""
         try:
             yield
@@ -182,8 +188,8 @@ class DynamoDBBackend:
         return None if expired else record
 
     def get(self, task_id: str) -> ResultRecord | None:
-        with self._mapped():
-            item = self._client.get_item(
+        with self.mapped():
+            item = self.client.get_item(
                 TableName=self.table, Key={"task_id": {"S": task_id}}, ConsistentRead=True
             ).get("Item")
         return None if item is None else self._live(from_item(item), self.clock.time())
@@ -195,8 +201,8 @@ class DynamoDBBackend:
             keys: list[dict[str, Any]] = [{"task_id": {"S": i}} for i in unique[start : start + BATCH_GET]]
             while keys:
                 request = {self.table: {"Keys": keys, "ConsistentRead": True}}
-                with self._mapped():
-                    response = self._client.batch_get_item(RequestItems=request)
+                with self.mapped():
+                    response = self.client.batch_get_item(RequestItems=request)
                 for item in response.get("Responses", {}).get(self.table, []):
                     record = self._live(from_item(item), self.clock.time())
                     if record is not None:
@@ -206,15 +212,15 @@ class DynamoDBBackend:
 
     def put(self, record: ResultRecord) -> None:
         item = _checked_item(record)
-        with self._mapped():
-            self._client.put_item(TableName=self.table, Item=item)
+        with self.mapped():
+            self.client.put_item(TableName=self.table, Item=item)
 
     def put_unless_superseded(self, record: ResultRecord, attempt: int) -> ResultRecord | None:
         item = _checked_item(record)
         now = self.clock.time()
         try:
-            with self._mapped():
-                self._client.put_item(
+            with self.mapped():
+                self.client.put_item(
                     TableName=self.table,
                     Item=item,
                     ConditionExpression=NOT_SUPERSEDED_CONDITION,
@@ -222,7 +228,7 @@ class DynamoDBBackend:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
         except BackendError as exc:
-            if not _condition_failed(exc):
+            if not dynamodb_flow.condition_failed(exc):
                 raise
             return self._superseding(exc, record.task_id)
         return None
@@ -269,8 +275,8 @@ class DynamoDBBackend:
             values[":expires"] = {"N": str(expires_at)}
         for _ in range(CLAIM_ATTEMPTS):
             try:
-                with self._mapped():
-                    response = self._client.update_item(
+                with self.mapped():
+                    response = self.client.update_item(
                         TableName=self.table,
                         Key={"task_id": {"S": task_id}},
                         UpdateExpression=update,
@@ -281,7 +287,7 @@ class DynamoDBBackend:
                     )
                 return Claim(status=ClaimStatus.CLAIMED, record=from_item(response["Attributes"]))
             except BackendError as exc:
-                if not _condition_failed(exc):
+                if not dynamodb_flow.condition_failed(exc):
                     raise
             refused = claim_decision(self.get(task_id), owner, now, delivery)
             if refused is not None:
@@ -290,8 +296,8 @@ class DynamoDBBackend:
         return Claim(status=ClaimStatus.LEASED, lease_remaining=1.0)
 
     def increment(self, key: str, amount: int = 1) -> int:
-        with self._mapped():
-            response = self._client.update_item(
+        with self.mapped():
+            response = self.client.update_item(
                 TableName=self.table,
                 Key={"task_id": {"S": f"counter#{key}"}},
                 UpdateExpression="ADD #counter :amount",
@@ -312,8 +318,8 @@ class DynamoDBBackend:
             values[":expires"] = {"N": str(expires_at)}
         key_item = {"task_id": {"S": f"set#{key}"}}
         try:
-            with self._mapped():
-                response = self._client.update_item(
+            with self.mapped():
+                response = self.client.update_item(
                     TableName=self.table,
                     Key=key_item,
                     UpdateExpression=update,
@@ -322,10 +328,10 @@ class DynamoDBBackend:
                     ReturnValues="UPDATED_NEW",
                 )
         except BackendError as exc:
-            if not _condition_failed(exc):
+            if not dynamodb_flow.condition_failed(exc):
                 raise
-            with self._mapped():
-                item = self._client.get_item(TableName=self.table, Key=key_item, ConsistentRead=True)["Item"]
+            with self.mapped():
+                item = self.client.get_item(TableName=self.table, Key=key_item, ConsistentRead=True)["Item"]
             return Counted(False, int(item["member_count"]["N"]))
         return Counted(True, int(response["Attributes"]["member_count"]["N"]))
 
@@ -341,8 +347,8 @@ class DynamoDBBackend:
             update += ", expires_at = :expires"
             values[":expires"] = {"N": str(expires_at)}
         try:
-            with self._mapped():
-                self._client.update_item(
+            with self.mapped():
+                self.client.update_item(
                     TableName=self.table,
                     Key={"task_id": {"S": task_id}},
                     UpdateExpression=update + " REMOVE lease_owner, lease_expires_at",
@@ -351,13 +357,27 @@ class DynamoDBBackend:
                     ExpressionAttributeValues=values,
                 )
         except BackendError as exc:
-            if not _condition_failed(exc):
+            if not dynamodb_flow.condition_failed(exc):
                 raise
             return self._superseding(exc, task_id)
         return None
 
+    # The flow-control primitives: cloudq/backends/dynamodb_flow.py.
+
+    def reserve_rate(self, key: str, interval: float, burst: int, now: float) -> float:
+        return dynamodb_flow.reserve_rate(self, key, interval, burst, now)
+
+    def acquire_lease(self, key: str, holder: str, limit: int, lease_seconds: float, now: float) -> float:
+        return dynamodb_flow.acquire_lease(self, key, holder, limit, lease_seconds, now)
+
+    def release_lease(self, key: str, holder: str) -> None:
+        dynamodb_flow.release_lease(self, key, holder)
+
+    def put_progress(self, task_id: str, owner: str, progress: Progress, now: float) -> bool:
+        return dynamodb_flow.put_progress(self, task_id, owner, progress, now)
+
     def close(self) -> None:
-        self._client.close()
+        self.client.close()
 
 
 def _checked_item(record: ResultRecord) -> dict[str, Any]:
@@ -371,11 +391,3 @@ def _checked_item(record: ResultRecord) -> dict[str, Any]:
             "data in S3 or your database"
         )
     return item
-
-
-def _condition_failed(exc: BackendError) -> bool:
-    cause = exc.__cause__
-    return (
-        isinstance(cause, ClientError)
-        and cause.response["Error"]["Code"] == "ConditionalCheckFailedException"
-    )

@@ -11,12 +11,15 @@ from cloudq.backends.base import (
     ClaimStatus,
     Counted,
     Delivery,
+    Progress,
     ResultRecord,
+    State,
     claim_decision,
     claimed_record,
     revoked_record,
     superseded,
 )
+from cloudq.backends.flow import lease_decision, progress_allowed, rate_decision
 from cloudq.core.clock import SYSTEM_CLOCK, Clock
 
 
@@ -29,6 +32,8 @@ class MemoryBackend:
         self._records: dict[str, ResultRecord] = {}
         self._counters: dict[str, int] = {}
         self._sets: dict[str, set[str]] = {}
+        self._buckets: dict[str, float] = {}
+        self._leases: dict[str, dict[str, float]] = {}
         self._lock = threading.Lock()
 
     def _live(self, task_id: str) -> ResultRecord | None:
@@ -100,6 +105,32 @@ class MemoryBackend:
                 return found
             self._records[task_id] = revoked_record(found, task_id, now, expires_at)
             return None
+
+    def reserve_rate(self, key: str, interval: float, burst: int, now: float) -> float:
+        with self._lock:
+            decision = rate_decision(self._buckets.get(key), now, interval, burst)
+            self._buckets[key] = decision.tat
+            return decision.wait
+
+    def acquire_lease(self, key: str, holder: str, limit: int, lease_seconds: float, now: float) -> float:
+        with self._lock:
+            decision = lease_decision(self._leases.get(key, {}), holder, limit, lease_seconds, now)
+            if decision.holders is not None:
+                self._leases[key] = decision.holders
+            return decision.retry_after
+
+    def release_lease(self, key: str, holder: str) -> None:
+        with self._lock:
+            self._leases.get(key, {}).pop(holder, None)
+
+    def put_progress(self, task_id: str, owner: str, progress: Progress, now: float) -> bool:
+        with self._lock:
+            found = self._live(task_id)
+            if found is None or not progress_allowed(found, owner, now):
+                return False
+            update = {"state": State.PROGRESS, "progress": progress.model_copy()}
+            self._records[task_id] = found.model_copy(update=update)
+            return True
 
     def close(self) -> None:
         """Nothing to release."""

@@ -4,7 +4,10 @@ Records expire with the key (``EXPIREAT`` from ``expires_at``), and reads also t
 ``expires_at`` as missing. The claim is one Lua script (``redis_claim.lua``) with the rule of
 ``backends.base.claim_decision``; the guarded store another (``redis_put_unless_superseded.lua``,
 the rule of ``backends.base.superseded``); counters are ``INCRBY``; a chord's members a set
-counted once (``redis_count_once.lua``); a revoke one script (``redis_revoke.lua``).
+counted once (``redis_count_once.lua``); a revoke one script (``redis_revoke.lua``). The
+flow-control primitives are one script each, with the rules of ``backends.flow``: a rate bucket
+is a number (``redis_reserve_rate.lua``), a concurrency cap a hash of leases
+(``redis_acquire_lease.lua``, released with ``HDEL``), a progress write ``redis_put_progress.lua``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from cloudq.backends.base import (
     ClaimStatus,
     Counted,
     Delivery,
+    Progress,
     ResultRecord,
     claim_decision,
     claimed_record,
@@ -31,6 +35,17 @@ try:
     import redis
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise MissingExtraError("redis", "redis") from exc
+
+
+SCRIPTS = (
+    "claim",
+    "put_unless_superseded",
+    "count_once",
+    "revoke",
+    "reserve_rate",
+    "acquire_lease",
+    "put_progress",
+)
 
 
 @contextmanager
@@ -50,9 +65,7 @@ class RedisBackend:
         #: The time expiry and leases are compared with (``EXPIREAT`` uses the server's).
         self.clock = clock
         self.prefix = prefix
-        self._scripts = load_scripts(
-            client, "cloudq.backends", ("claim", "put_unless_superseded", "count_once", "revoke"), "redis_"
-        )
+        self._scripts = load_scripts(client, "cloudq.backends", SCRIPTS, "redis_")
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "", *, clock: Clock = SYSTEM_CLOCK) -> RedisBackend:
@@ -141,6 +154,27 @@ class RedisBackend:
         with mapped("revoke"):
             raw = self._scripts["revoke"](keys=[self._key(task_id)], args=args)
         return None if raw is None else ResultRecord.model_validate_json(raw)
+
+    def reserve_rate(self, key: str, interval: float, burst: int, now: float) -> float:
+        args = [repr(now), repr(interval), burst]
+        with mapped("reserve_rate"):
+            wait = self._scripts["reserve_rate"](keys=[f"{self.prefix}rate:{key}"], args=args)
+        return float(wait)
+
+    def acquire_lease(self, key: str, holder: str, limit: int, lease_seconds: float, now: float) -> float:
+        args = [holder, limit, repr(lease_seconds), repr(now)]
+        with mapped("acquire_lease"):
+            retry_after = self._scripts["acquire_lease"](keys=[f"{self.prefix}lease:{key}"], args=args)
+        return float(retry_after)
+
+    def release_lease(self, key: str, holder: str) -> None:
+        with mapped("release_lease"):
+            self.client.hdel(f"{self.prefix}lease:{key}", holder)
+
+    def put_progress(self, task_id: str, owner: str, progress: Progress, now: float) -> bool:
+        args = [owner, repr(now), progress.model_dump_json()]
+        with mapped("put_progress"):
+            return bool(self._scripts["put_progress"](keys=[self._key(task_id)], args=args))
 
     def close(self) -> None:
         self.client.close()

@@ -37,16 +37,20 @@ TRACE_ENVELOPE_VERSION = 4
 #: 5, so a worker that cannot run them refuses them (dead-letter, with the reason) instead of
 #: dropping the callbacks.
 WORKFLOW_ENVELOPE_VERSION = 5
+#: Version 6 adds ``rate_slot``: the message was re-sent holding a slot of its task's rate
+#: limit (``cloudq.runtime.flow``); only such messages are written as version 6.
+FLOW_ENVELOPE_VERSION = 6
 SUPPORTED_VERSIONS = (
     ENVELOPE_VERSION,
     REPLAY_ENVELOPE_VERSION,
     PAYLOAD_ENVELOPE_VERSION,
     TRACE_ENVELOPE_VERSION,
     WORKFLOW_ENVELOPE_VERSION,
+    FLOW_ENVELOPE_VERSION,
 )
 #: Optional fields added after version 1, left out of the signed bytes when unset, so that a
 #: message without them signs as version 1 senders signed it (rolling upgrades).
-NEWER_FIELDS = ("attempt_base", "history", "payload", "traceparent", "chord")
+NEWER_FIELDS = ("attempt_base", "history", "payload", "traceparent", "chord", "rate_slot")
 #: A task id is a key in every result backend (DynamoDB allows 2048 bytes, UTF-8, not empty).
 MAX_TASK_ID_CHARS = 255
 
@@ -136,6 +140,9 @@ class Message(BaseModel):
     payload: PayloadPointer | None = None
     #: Version 4: the W3C trace context of the send (``cloudq.tracing``).
     traceparent: str | None = Field(default=None, pattern=TRACEPARENT_PATTERN)
+    #: Version 6: epoch seconds of the rate-limit slot this message holds (re-sent to wait for
+    #: it); its first delivery runs without taking another.
+    rate_slot: float | None = None
     #: Hex HMAC-SHA256 of the canonical envelope without this field.
     signature: str | None = None
 
@@ -212,6 +219,7 @@ class Message(BaseModel):
                 # The lowest version carrying its fields: a pointer needs version 3.
                 "v": max(self.v, REPLAY_ENVELOPE_VERSION),
                 "retries": 0,
+                "rate_slot": None,
                 "attempt_base": attempts_so_far,
                 "history": [*(self.history or []), final_error],
                 "signature": None,
@@ -221,6 +229,12 @@ class Message(BaseModel):
     def traced(self, traceparent: str) -> Message:
         """This message carrying ``traceparent`` (version 4, or its own if higher)."""
         return self.model_copy(update={"v": max(self.v, TRACE_ENVELOPE_VERSION), "traceparent": traceparent})
+
+    def holding_rate_slot(self, slot: float, eta: float) -> Message:
+        """This message re-sent to run at ``slot``, the rate-limit slot it holds, delivered
+        from ``eta`` (version 6, or its own if higher)."""
+        update = {"v": max(self.v, FLOW_ENVELOPE_VERSION), "eta": eta, "rate_slot": slot}
+        return self.model_copy(update=update)
 
     def canonical(self) -> bytes:
         """Deterministic bytes that the signature covers."""

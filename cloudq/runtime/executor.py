@@ -1,8 +1,9 @@
 """The executor: one received message in, one ``Outcome`` out.
 
 decode → verify → find the task → wait for eta (hop) → check attempts → decode arguments →
-claim the task id → run → store the result → outcome. The long-polling worker and the Lambda
-handler only *apply* outcomes; nothing about retries, states or results is written elsewhere.
+admit (rate limit, concurrency cap: ``cloudq.runtime.flow``) → claim the task id → run →
+store the result → outcome. The long-polling worker and the Lambda handler only *apply*
+outcomes; nothing about retries, states or results is written elsewhere.
 
 Attempts (what counts as one, what a hop and a handed-back delivery do not count, a replayed
 message's base) are counted by ``Attempts`` (``cloudq.runtime.attempts``), and only there.
@@ -38,6 +39,7 @@ from cloudq.core.message import Message
 from cloudq.core.request import Request
 from cloudq.runtime import workflow
 from cloudq.runtime.attempts import Attempts
+from cloudq.runtime.flow import Flow
 from cloudq.runtime.health import Health
 from cloudq.runtime.metrics import EmfMetrics
 from cloudq.runtime.outcome import BACKEND_RETRY_SECONDS, Action, Outcome, Prepared, clip, log_outcome
@@ -76,6 +78,8 @@ class Executor:
         self.results = ResultWriter(app, self.health)
         #: Per-run EMF lines (``cloudq.runtime.metrics``) when ``settings.metrics`` is on.
         self.metrics = EmfMetrics(app.name) if app.settings.metrics else None
+        #: Rate limits and concurrency caps (``cloudq.runtime.flow``).
+        self.flow = Flow(app, self.health, self.worker_id)
 
     def flush_metrics(self) -> None:
         """Hand on the EMF lines written so far (``cloudq.runtime.metrics``); adapters call it."""
@@ -125,12 +129,21 @@ class Executor:
             )
         if not self._claims(task) and attempts.exhausted(task.max_retries):
             return self._give_up(task, message, attempts)
-        if message.payload is not None:  # a pointer's arguments are read once the task is claimed
-            return self._claim_and_run(task, message, received, attempts, None)
-        arguments = self._arguments(task, message, attempts)
-        if isinstance(arguments, Outcome):
-            return arguments
-        return self._claim_and_run(task, message, received, attempts, arguments)
+        arguments: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        # A pointer's arguments are read once the task is claimed, unless a flow key needs them.
+        if message.payload is None or task.flow.needs_arguments:
+            loaded = self._arguments(task, message, attempts)
+            if isinstance(loaded, Outcome):
+                return loaded
+            arguments = loaded
+        # Admitted (rate slot, concurrency lease) before the claim: waiting is not an attempt.
+        admitted = self.flow.admit(task, message, received, attempts, arguments)
+        if isinstance(admitted, Outcome):
+            return admitted
+        try:
+            return self._claim_and_run(task, message, received, attempts, arguments)
+        finally:
+            self.flow.release(admitted)
 
     def _arguments(
         self, task: Task[Any, Any], message: Message, attempts: Attempts
@@ -329,7 +342,7 @@ class Executor:
         # Longer than the broker can hold a message: re-send with the attempts made so far
         # and an eta; it hops until then.
         again = message.model_copy(
-            update={"retries": attempts.for_resend(), "eta": self.app.clock.time() + delay}
+            update={"retries": attempts.for_resend(), "eta": self.app.clock.time() + delay, "rate_slot": None}
         )
         resend = Outcome(
             Action.RESEND,

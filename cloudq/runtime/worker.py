@@ -121,7 +121,12 @@ class Worker:
             stopping=self._stopping,
         )
         self.acker = Acker(app.transport, self.ledger, on_flush=self.executor.flush_metrics)
-        self.heartbeat = Heartbeat(app.transport, self.ledger, self.visibility_timeout)
+        # A concurrency lease lasts as long as a message's visibility: both are renewed by
+        # the heartbeat, and both end within it when the worker dies.
+        self.executor.flow.lease_seconds = self.visibility_timeout
+        self.heartbeat = Heartbeat(
+            app.transport, self.ledger, self.visibility_timeout, renew=self.executor.flow.renew
+        )
         self._receiver_threads: list[threading.Thread] = []
         self._task_threads: list[threading.Thread] = []
         self._acker_threads: list[threading.Thread] = []
@@ -158,8 +163,7 @@ class Worker:
                 self._receiver_threads.append(thread)
         for index in range(ACKERS):
             self._acker_threads.append(_spawn(self.acker.loop, f"cloudq-acker-{index}", index, self._stopped))
-        if self.app.transport.visibility_timeouts:
-            _spawn(self.heartbeat.loop, "cloudq-heartbeat", self._stopped)
+        _spawn(self.heartbeat.loop, "cloudq-heartbeat", self._stopped)
 
     def run(self) -> None:
         """Start, then block until stopped by ``stop()`` or SIGTERM/SIGINT (main thread)."""

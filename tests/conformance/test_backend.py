@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from cloudq.backends.base import ClaimStatus, Delivery, ResultBackend, ResultRecord, State
+from cloudq.backends.base import ClaimStatus, Delivery, Progress, ResultBackend, ResultRecord, State
 
 #: Seen here: 8 threads racing one conditional UpdateItem on moto get 2-3 winners, and
 #: concurrent ADDs fail inside moto with KeyError; the same tests on ministack (and DynamoDB's
@@ -292,3 +292,134 @@ def test_a_finished_task_is_not_revoked(backend: ResultBackend) -> None:
     assert found is not None and found.state is State.SUCCESS
     stored = backend.get("r3")
     assert stored is not None and (stored.state, stored.value) == (State.SUCCESS, 7)
+
+
+# -- flow control (cloudq/backends/flow.py: the rules; each engine makes them atomic) --------
+
+
+def test_a_rate_bucket_runs_its_burst_then_reserves_one_slot_per_interval(backend: ResultBackend) -> None:
+    # Given a bucket of 3 tokens refilling one every 0.5 s
+    now = time.time()
+    # When 5 callers come at once
+    waits = [backend.reserve_rate("api", 0.5, 3, now) for _ in range(5)]
+    # Then the burst runs now and the others each get a slot of their own, one interval apart
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert waits[3:] == pytest.approx([0.5, 1.0])
+
+
+def test_an_idle_rate_bucket_is_full_again(backend: ResultBackend) -> None:
+    now = time.time()
+    for _ in range(4):
+        backend.reserve_rate("idle", 1.0, 2, now)
+    # Once the reserved slots have passed and a burst's worth of intervals more, it is full
+    assert backend.reserve_rate("idle", 1.0, 2, now + 5) == 0.0
+    assert backend.reserve_rate("idle", 1.0, 2, now + 5) == 0.0
+    assert backend.reserve_rate("idle", 1.0, 2, now + 5) == pytest.approx(1.0)
+
+
+def test_rate_buckets_of_different_keys_are_apart(backend: ResultBackend) -> None:
+    now = time.time()
+    assert backend.reserve_rate("customer-1", 60.0, 1, now) == 0.0
+    assert backend.reserve_rate("customer-2", 60.0, 1, now) == 0.0
+    assert backend.reserve_rate("customer-1", 60.0, 1, now) == pytest.approx(60.0)
+
+
+def test_racing_callers_each_reserve_a_slot_of_their_own(
+    backend: ResultBackend, request: pytest.FixtureRequest
+) -> None:
+    if request.node.callspec.params["backend"] in ENGINES_NOT_ATOMIC_ACROSS_THREADS:
+        pytest.skip("moto's in-process DynamoDB does not serialize conditional writes across threads")
+    now = time.time()
+    waits: list[float] = []
+    barrier = threading.Barrier(8)
+
+    def reserve() -> None:
+        barrier.wait()
+        for _ in range(3):
+            waits.append(backend.reserve_rate("race", 0.1, 1, now))
+
+    threads = [threading.Thread(target=reserve) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(waits) == pytest.approx([0.1 * slot for slot in range(24)], abs=1e-4)
+
+
+def test_a_cap_grants_leases_up_to_its_limit(backend: ResultBackend) -> None:
+    now = time.time()
+    assert [backend.acquire_lease("cap", f"h{i}", 2, 30, now) for i in range(2)] == [0.0, 0.0]
+    # The third is refused until the first lease ends
+    assert backend.acquire_lease("cap", "h2", 2, 30, now + 10) == pytest.approx(20.0)
+    # A holder renews its own lease even at the limit
+    assert backend.acquire_lease("cap", "h0", 2, 30, now + 10) == 0.0
+
+
+def test_a_released_lease_frees_its_slot(backend: ResultBackend) -> None:
+    now = time.time()
+    backend.acquire_lease("rel", "a", 1, 30, now)
+    backend.release_lease("rel", "a")
+    backend.release_lease("rel", "a")  # twice: nothing happens
+    backend.release_lease("none", "a")  # never held: nothing happens
+    assert backend.acquire_lease("rel", "b", 1, 30, now) == 0.0
+
+
+def test_an_expired_lease_frees_its_slot_and_cannot_be_renewed_past_a_new_holder(
+    backend: ResultBackend,
+) -> None:
+    # Given a holder that stopped renewing (it crashed)
+    now = time.time()
+    backend.acquire_lease("crash", "dead", 1, 5, now)
+    # Then its slot frees when its lease ends, and it cannot come back over the new holder
+    assert backend.acquire_lease("crash", "alive", 1, 5, now + 4) == pytest.approx(1.0)
+    assert backend.acquire_lease("crash", "alive", 1, 5, now + 6) == 0.0
+    assert backend.acquire_lease("crash", "dead", 1, 5, now + 7) == pytest.approx(4.0)
+
+
+def test_of_holders_racing_for_a_cap_no_more_than_the_limit_win(
+    backend: ResultBackend, request: pytest.FixtureRequest
+) -> None:
+    if request.node.callspec.params["backend"] in ENGINES_NOT_ATOMIC_ACROSS_THREADS:
+        pytest.skip("moto's in-process DynamoDB does not serialize conditional writes across threads")
+    now = time.time()
+    granted: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def acquire(holder: str) -> None:
+        barrier.wait()
+        if backend.acquire_lease("race", holder, 3, 30, now) == 0.0:
+            granted.append(holder)
+
+    threads = [threading.Thread(target=acquire, args=(f"h{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(granted) == 3
+
+
+def test_progress_is_stored_while_the_claim_is_held_and_keeps_it(backend: ResultBackend) -> None:
+    # Given a running task
+    now = time.time()
+    backend.claim("p1", "t", "w1", 60, now, int(now) + 3600)
+    # When it reports progress twice
+    assert backend.put_progress("p1", "w1", Progress(done=1, total=3, message="one"), now + 1)
+    assert backend.put_progress("p1", "w1", Progress(done=2, total=3), now + 2)
+    # Then the record shows the last report, in state PROGRESS, and the claim still holds
+    found = backend.get("p1")
+    assert found is not None and found.state is State.PROGRESS
+    assert found.progress == Progress(done=2, total=3)
+    assert (found.lease_owner, found.attempts) == ("w1", 1)
+    assert backend.claim("p1", "t", "w2", 60, now + 3).status is ClaimStatus.LEASED
+
+
+def test_progress_of_a_run_that_lost_its_claim_is_refused(backend: ResultBackend) -> None:
+    now = time.time()
+    backend.claim("p2", "t", "w1", 10, now)
+    backend.claim("p2", "t", "w2", 60, now + 11)
+    assert not backend.put_progress("p2", "w1", Progress(done=1), now + 12)
+    backend.put(record("p3", state=State.SUCCESS, value=1))
+    assert not backend.put_progress("p3", "w1", Progress(done=1), now)
+    assert not backend.put_progress("nobody", "w1", Progress(done=1), now)
+    found = backend.get("p2")
+    assert found is not None and (found.state, found.progress) == (State.STARTED, None)

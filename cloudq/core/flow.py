@@ -1,0 +1,122 @@
+"""A task's flow-control options, checked once at ``@app.task``: its rate limit and its
+concurrency cap, each optionally per key.
+
+- ``rate_limit="100/m"`` (``/s``, ``/m``, ``/h``): at most that many runs per unit across
+  every worker and the Lambda function, as a bucket of ``rate_burst`` tokens (default 1:
+  runs are spread evenly, one every ``interval``) in the result backend.
+- ``max_concurrency=N``: at most N runs at once, as leases in the result backend.
+- ``rate_key=`` / ``concurrency_key=``: a parameter name, or a function of the task's
+  arguments, whose value picks a bucket (a cap) of its own, e.g. one per customer.
+
+The rules themselves are the backend's (``cloudq.backends.flow``); the executor's
+``cloudq.runtime.flow`` applies them to a message.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cloudq.core.arguments import Arguments
+from cloudq.core.errors import TaskRegistrationError
+
+#: The units of a rate limit, in seconds.
+RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+#: A key option: a parameter name, or a function of the task's arguments.
+KeySpec = str | Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``count`` runs per ``per_seconds``."""
+
+    count: float
+    per_seconds: float
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two runs at this rate (one token refills)."""
+        return self.per_seconds / self.count
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """``"100/m"`` → 100 per 60 s; anything else is a ``TaskRegistrationError``."""
+        count, _, unit = str(text).partition("/")
+        try:
+            number = float(count)
+        except ValueError:
+            number = 0.0
+        if unit not in RATE_UNITS or not number > 0:
+            raise TaskRegistrationError(f"rate_limit {text!r}: write it as N/s, N/m or N/h, N above 0")
+        return cls(number, RATE_UNITS[unit])
+
+
+@dataclass(frozen=True)
+class FlowOptions:
+    """A task's flow-control options (all unset: no flow control, no backend call)."""
+
+    rate: Rate | None = None
+    rate_key: KeySpec | None = None
+    rate_burst: int = 1
+    max_concurrency: int | None = None
+    concurrency_key: KeySpec | None = None
+
+    @property
+    def needs_arguments(self) -> bool:
+        """Whether a key is computed from the task's arguments."""
+        return self.rate_key is not None or self.concurrency_key is not None
+
+    @classmethod
+    def build(cls, arguments: Arguments, options: dict[str, Any]) -> FlowOptions:
+        """Take the flow options out of ``@app.task``'s ``options``, checked against the
+        task's ``arguments`` (its signature is read only for a key that names a parameter)."""
+        rate_text = options.pop("rate_limit", None)
+        flow = cls(
+            rate=None if rate_text is None else Rate.parse(rate_text),
+            rate_key=options.pop("rate_key", None),
+            rate_burst=options.pop("rate_burst", 1),
+            max_concurrency=options.pop("max_concurrency", None),
+            concurrency_key=options.pop("concurrency_key", None),
+        )
+        flow._check(arguments)
+        return flow
+
+    def _check(self, arguments: Arguments) -> None:
+        for name, value in (("rate_burst", self.rate_burst), ("max_concurrency", self.max_concurrency)):
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if value is not None and not (whole and value >= 1):
+                raise TaskRegistrationError(f"{name} must be a whole number of at least 1, not {value!r}")
+        for name, spec, limit, needs in (
+            ("rate_key", self.rate_key, "rate_limit", self.rate),
+            ("concurrency_key", self.concurrency_key, "max_concurrency", self.max_concurrency),
+        ):
+            if spec is None:
+                continue
+            if needs is None:
+                raise TaskRegistrationError(f"{name} is a key of {limit}: set {limit} as well")
+            if isinstance(spec, str) and spec not in arguments.signature.parameters:
+                raise TaskRegistrationError(f"{name} {spec!r} is not a parameter of the task")
+            if not isinstance(spec, str) and not callable(spec):
+                raise TaskRegistrationError(f"{name} must be a parameter name or a function")
+
+
+def flow_key(
+    task_name: str,
+    spec: KeySpec | None,
+    signature: inspect.Signature,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> str:
+    """The bucket (or cap) of one call: the task's name, and the key's value if it has one."""
+    if spec is None:
+        return task_name
+    if isinstance(spec, str):
+        bound = signature.bind_partial(*args, **kwargs)
+        bound.apply_defaults()
+        value = bound.arguments.get(spec)
+    else:
+        value = spec(*args, **kwargs)
+    return f"{task_name}:{value}"

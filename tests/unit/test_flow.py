@@ -1,0 +1,178 @@
+"""Flow control on one app (memory engines, an injected clock): rate limits and concurrency
+caps hold through the result backend, and waiting is never an attempt."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloudq import CloudQ, State
+from cloudq.backends.base import ResultBackend
+from cloudq.core.clock import ManualClock
+from cloudq.core.errors import TaskRegistrationError
+from cloudq.runtime.attempts import Attempts
+from cloudq.runtime.executor import Executor
+from cloudq.runtime.flow import Lease
+from cloudq.runtime.heartbeat import Heartbeat
+from cloudq.runtime.ledger import Ledger
+from cloudq.runtime.outcome import Action, apply_outcome
+from cloudq.testing import drain
+from tests.tasks import make_app
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def app(clock: ManualClock) -> CloudQ:
+    return make_app("flow", broker="memory://", backend="memory://", clock=clock)
+
+
+def _backend(app: CloudQ) -> ResultBackend:
+    backend = app.backend
+    assert backend is not None
+    return backend
+
+
+def test_a_bucket_of_100_a_minute_refuses_the_101st_call_and_resends_it_for_its_slot(
+    app: CloudQ, clock: ManualClock
+) -> None:
+    # Given 101 calls of a task limited to 100 a minute (a burst of 100)
+    start = clock.time()
+    results = [app.tasks["limited"].delay(str(i)) for i in range(101)]
+    executor = Executor(app)
+    outcomes = []
+    # When each is received once, in the same instant
+    received = []
+    while len(received) < 101:
+        received += app.transport.receive("default", 10, wait_seconds=0)
+    for message in received:
+        outcome = executor.execute(message)
+        apply_outcome(app.transport, message, outcome)
+        outcomes.append(outcome)
+    # Then 100 ran, and the 101st is re-sent holding the next slot, 0.6 s ahead (delivered
+    # at once: broker delays are whole seconds, rounded down; the rest is waited for)
+    assert [outcome.action for outcome in outcomes].count(Action.ACK) == 100
+    [later] = [outcome for outcome in outcomes if outcome.action is not Action.ACK]
+    assert (later.action, later.delay_seconds) == (Action.RESEND, 0)
+    assert "over its rate limit: re-sent to run in 0.60 s" in later.reason
+    # And it has not run or spent an attempt: it runs on its next delivery, on its first try
+    waiting = [result for result in results if result.state is State.PENDING]
+    assert len(waiting) == 1
+    drain(app)
+    record = waiting[0].record()
+    assert record is not None and (record.state, record.attempts) == (State.SUCCESS, 1)
+    assert record.value == pytest.approx(clock.time(), abs=1e-3) and record.value >= start + 0.6 - 1e-3
+
+
+def test_a_backlog_drains_at_the_rate_per_key_and_nothing_waits_as_an_attempt(
+    app: CloudQ, clock: ManualClock
+) -> None:
+    # Given 20 calls for each of two customers, limited to 10 a second per customer, with
+    # max_retries=0 (a wait counted as an attempt would dead-letter them)
+    start = clock.time()
+    results = {
+        customer: [app.tasks["paced"].delay(customer, str(i)) for i in range(20)] for customer in ("a", "b")
+    }
+    # When the queue is drained (the clock moves while delayed messages wait)
+    drain(app)
+    # Then every call succeeded at its first attempt, each customer's runs at most 10 a second
+    for customer, sent in results.items():
+        records = [result.record() for result in sent]
+        assert all(r is not None and (r.state, r.attempts) == (State.SUCCESS, 1) for r in records)
+        times = sorted(r.value - start for r in records if r is not None)
+        for index, moment in enumerate(times):
+            assert moment >= index * 0.1 - 1e-3, f"customer {customer}: run {index} at {moment:.2f} s"
+        assert times[-1] < 4.0  # at the rate, not much slower: one re-send per message
+
+
+def test_a_cap_of_1_resends_a_second_run_until_the_first_ends(app: CloudQ, clock: ManualClock) -> None:
+    # Given another run holds the only slot of a singleton
+    backend = _backend(app)
+    assert backend.acquire_lease("capped", "elsewhere", 1, 30, clock.time()) == 0.0
+    result = app.tasks["capped"].delay()
+    [received] = app.transport.receive("default", 1, wait_seconds=0)
+    # When its message is executed
+    outcome = Executor(app).execute(received)
+    # Then it is re-sent to try again in a second, not claimed (no attempt spent)
+    assert (outcome.action, outcome.delay_seconds) == (Action.RESEND, 1)
+    assert "concurrency cap" in outcome.reason and result.record() is None
+    apply_outcome(app.transport, received, outcome)
+    # And once the other run ends it runs, and its own lease is released at its end
+    backend.release_lease("capped", "elsewhere")
+    drain(app)
+    assert result.get(timeout=1) > 0
+    assert backend.acquire_lease("capped", "next", 1, 30, clock.time()) == 0.0
+
+
+def test_a_crashed_holders_slot_frees_when_its_lease_ends(app: CloudQ, clock: ManualClock) -> None:
+    # Given a holder that died holding the slot (its 30 s lease is never renewed or released)
+    _backend(app).acquire_lease("capped", "dead-worker", 1, 30, clock.time())
+    result = app.tasks["capped"].delay()
+    # When the queue is drained (the clock moves while the message is re-sent each second)
+    drain(app, timeout=60)
+    # Then it ran once the dead holder's lease ended, at its first attempt
+    record = result.record()
+    assert record is not None and (record.state, record.attempts) == (State.SUCCESS, 1)
+    assert record.value >= clock.time() - 2 and record.date_started is not None
+
+
+def test_a_cap_per_key_counts_each_key_apart(app: CloudQ, clock: ManualClock) -> None:
+    # Given customer a's 2 slots are held elsewhere
+    backend = _backend(app)
+    for holder in ("x", "y"):
+        backend.acquire_lease("capped_per_customer:a", holder, 2, 300, clock.time())
+    app.tasks["capped_per_customer"].delay("a")
+    app.tasks["capped_per_customer"].delay("b")
+    executor = Executor(app)
+    # When both are received
+    actions = {}
+    for message in app.transport.receive("default", 10, wait_seconds=0):
+        prepared = executor.prepare(message)
+        assert prepared.message is not None
+        actions[prepared.message.args[0]] = executor.execute(prepared).action
+    # Then b runs and a waits
+    assert actions == {"a": Action.RESEND, "b": Action.ACK}
+
+
+def test_the_heartbeat_renews_a_running_tasks_lease(app: CloudQ, clock: ManualClock) -> None:
+    # Given a run admitted under a cap of 1, with 30 s leases
+    executor = Executor(app)
+    executor.flow.lease_seconds = 30
+    app.tasks["capped"].delay()
+    [received] = app.transport.receive("default", 1, wait_seconds=0)
+    prepared = executor.prepare(received)
+    assert prepared.task is not None and prepared.message is not None
+    attempts = Attempts.of_delivery(prepared.message, received)
+    lease = executor.flow.admit(prepared.task, prepared.message, received, attempts, ((), {}))
+    assert isinstance(lease, Lease)
+    heartbeat = Heartbeat(app.transport, Ledger(10), 30, renew=executor.flow.renew)
+    backend = _backend(app)
+    # When the heartbeat beats 20 s later
+    clock.advance(20)
+    heartbeat.beat(clock.monotonic())
+    # Then the lease outlives its first 30 s, and once released the slot is free
+    clock.advance(20)
+    assert backend.acquire_lease("capped", "other", 1, 30, clock.time()) > 0
+    executor.flow.release(lease)
+    assert backend.acquire_lease("capped", "other", 1, 30, clock.time()) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"rate_limit": "100/d"}, "N/s, N/m or N/h"),
+        ({"rate_limit": "0/s"}, "N/s, N/m or N/h"),
+        ({"rate_limit": "5/s", "rate_burst": 0}, "rate_burst must be a whole number"),
+        ({"max_concurrency": 0}, "max_concurrency must be a whole number"),
+        ({"rate_key": "user"}, "rate_key is a key of rate_limit"),
+        ({"max_concurrency": 2, "concurrency_key": "nobody"}, "'nobody' is not a parameter"),
+    ],
+)
+def test_flow_options_are_checked_when_the_task_is_registered(
+    options: dict[str, object], problem: str
+) -> None:
+    app = CloudQ("opts", broker="memory://", backend="memory://")
+    with pytest.raises(TaskRegistrationError, match=problem):
+        app.task(**options)(lambda user: user)  # type: ignore[call-overload]
