@@ -7,6 +7,8 @@ queue), with a 2 s visibility timeout so visibility tests stay short.
 
 from __future__ import annotations
 
+import functools
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +20,7 @@ import pytest
 from cloudq.backends.base import ResultBackend
 from cloudq.backends.dynamodb import DynamoDBBackend
 from cloudq.backends.memory import MemoryBackend
+from cloudq.core.clock import ManualClock
 from cloudq.infra.model import QueueResource, Resources, TableResource
 from cloudq.payloads.base import PayloadStore
 from cloudq.payloads.memory import MemoryPayloadStore
@@ -59,9 +62,27 @@ def _client(service: str, endpoint_url: str | None) -> Any:
     return boto3.client(service, endpoint_url=endpoint_url, region_name="us-east-1", **CREDENTIALS)
 
 
+@functools.cache
+def _moto_session() -> boto3.session.Session:
+    """One boto3 session for every moto engine of the run. moto gives boto3 a new default
+    session at each start, and a new session loads each service model again (0.3 s a client,
+    most of a moto test's set-up); the models are the same every time. Made once moto is
+    imported: a session takes moto's request hook when it is made."""
+    return boto3.session.Session()
+
+
+@contextmanager
+def _moto() -> Iterator[None]:
+    with MotoEngine():
+        # boto3.client() uses it; moto puts the default session back at its stop
+        boto3.DEFAULT_SESSION = _moto_session()
+        yield
+
+
 @contextmanager
 def _memory_transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
-    yield MemoryTransport(visibility_timeout=VISIBILITY_TIMEOUT)
+    # On a manual clock: ``pass_time`` moves it instead of sleeping.
+    yield MemoryTransport(visibility_timeout=VISIBILITY_TIMEOUT, clock=ManualClock())
 
 
 @contextmanager
@@ -74,7 +95,7 @@ def _sqs_on(endpoint_url: str | None) -> Iterator[Transport]:
 
 @contextmanager
 def _sqs_moto(request: pytest.FixtureRequest) -> Iterator[Transport]:
-    with MotoEngine(), _sqs_on(None) as transport:
+    with _moto(), _sqs_on(None) as transport:
         yield transport
 
 
@@ -104,7 +125,7 @@ def _dynamodb_on(endpoint_url: str | None) -> Iterator[ResultBackend]:
 
 @contextmanager
 def _dynamodb_moto(request: pytest.FixtureRequest) -> Iterator[ResultBackend]:
-    with MotoEngine(), _dynamodb_on(None) as backend:
+    with _moto(), _dynamodb_on(None) as backend:
         yield backend
 
 
@@ -235,7 +256,7 @@ def _s3_on(endpoint_url: str | None) -> Iterator[PayloadStore]:
 
 @contextmanager
 def _s3_moto(request: pytest.FixtureRequest) -> Iterator[PayloadStore]:
-    with MotoEngine(), _s3_on(None) as store:
+    with _moto(), _s3_on(None) as store:
         yield store
 
 
@@ -282,6 +303,15 @@ def transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
             if not getattr(engine, capability):
                 pytest.skip(f"{request.param} declares {capability} = False ({marker.kwargs['why']})")
         yield engine
+
+
+@pytest.fixture
+def pass_time(transport: Transport) -> Callable[[float], None]:
+    """Let seconds pass for the transport's messages: the memory engine's manual clock moves;
+    the other engines keep real time (a server's, or moto's), so there the test sleeps."""
+    if isinstance(transport, MemoryTransport) and isinstance(transport.clock, ManualClock):
+        return transport.clock.advance
+    return time.sleep
 
 
 @pytest.fixture(params=sorted(BACKENDS))

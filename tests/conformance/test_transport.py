@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -22,6 +23,8 @@ from cloudq.transports.base import (
 from cloudq.transports.memory import MemoryTransport
 from cloudq.transports.sqs import SQS_MAX_MESSAGE_ATTRIBUTES, SQSTransport
 from tests.conformance.conftest import VISIBILITY_TIMEOUT
+
+PassTime = Callable[[float], None]
 
 Q = "work"
 FIFO = "orders.fifo"
@@ -80,21 +83,25 @@ def test_long_poll_returns_as_soon_as_a_message_arrives(transport: Transport) ->
 @pytest.mark.needs_capability(
     "visibility_timeouts", why="a received message stays with its receiver until settled, no timeout"
 )
-def test_a_received_message_is_hidden_then_comes_back_with_a_higher_count(transport: Transport) -> None:
+def test_a_received_message_is_hidden_then_comes_back_with_a_higher_count(
+    transport: Transport, pass_time: PassTime
+) -> None:
     send(transport, "once")
     [first] = receive_all(transport)
     assert transport.receive(Q, 10, wait_seconds=0) == []
-    time.sleep(VISIBILITY_TIMEOUT + 0.2)
+    pass_time(VISIBILITY_TIMEOUT + 0.2)
     [again] = receive_all(transport)
     assert (again.message_id, again.receive_count) == (first.message_id, 2)
 
 
-def test_an_acked_message_never_comes_back_and_acking_twice_is_fine(transport: Transport) -> None:
+def test_an_acked_message_never_comes_back_and_acking_twice_is_fine(
+    transport: Transport, pass_time: PassTime
+) -> None:
     send(transport, "done")
     [got] = receive_all(transport)
     transport.ack(Q, [got.receipt_handle])
     transport.ack(Q, [got.receipt_handle])
-    time.sleep(VISIBILITY_TIMEOUT + 0.2)
+    pass_time(VISIBILITY_TIMEOUT + 0.2)
     assert transport.receive(Q, 10, wait_seconds=0) == []
 
 
@@ -106,20 +113,24 @@ def test_visibility_zero_hands_a_message_back_at_once(transport: Transport) -> N
     assert again.message_id == got.message_id
 
 
-def test_extending_visibility_keeps_a_message_hidden_past_the_timeout(transport: Transport) -> None:
+def test_extending_visibility_keeps_a_message_hidden_past_the_timeout(
+    transport: Transport, pass_time: PassTime
+) -> None:
     send(transport, "long")
     [got] = receive_all(transport)
     transport.change_visibility(Q, got.receipt_handle, 10)
-    time.sleep(VISIBILITY_TIMEOUT + 0.5)
+    pass_time(VISIBILITY_TIMEOUT + 0.5)
     assert transport.receive(Q, 10, wait_seconds=0) == []
 
 
-def test_extend_visibility_extends_a_batch_and_ignores_stale_handles(transport: Transport) -> None:
+def test_extend_visibility_extends_a_batch_and_ignores_stale_handles(
+    transport: Transport, pass_time: PassTime
+) -> None:
     send(transport, *[f"m{i}" for i in range(12)])
     got = receive_all(transport, expected=12, wait=10)
     transport.ack(Q, [got[0].receipt_handle])
     transport.extend_visibility(Q, [message.receipt_handle for message in got], 10)
-    time.sleep(VISIBILITY_TIMEOUT + 0.5)
+    pass_time(VISIBILITY_TIMEOUT + 0.5)
     assert transport.receive(Q, 10, wait_seconds=0) == []
 
 
@@ -134,15 +145,18 @@ def test_a_stale_receipt_handle_is_ignored(transport: Transport) -> None:
     assert transport.receive(Q, 10, wait_seconds=1) == []
 
 
-def test_delay_seconds_hide_a_message_until_then(transport: Transport) -> None:
+def test_delay_seconds_hide_a_message_until_then(transport: Transport, pass_time: PassTime) -> None:
     send(transport, "later", delay_seconds=2)
     assert transport.receive(Q, 10, wait_seconds=0) == []
     assert transport.stats(Q).delayed == 1
-    [got] = receive_all(transport, wait=6)
+    pass_time(2)
+    [got] = receive_all(transport, wait=4)
     assert got.body == "later"
 
 
-def test_dead_letter_moves_the_body_with_a_reason_and_removes_it(transport: Transport) -> None:
+def test_dead_letter_moves_the_body_with_a_reason_and_removes_it(
+    transport: Transport, pass_time: PassTime
+) -> None:
     send(transport, "poison", attributes={"kind": "bad"})
     [got] = receive_all(transport)
     transport.dead_letter(got, "DecodeError: not a cloudq message")
@@ -152,7 +166,7 @@ def test_dead_letter_moves_the_body_with_a_reason_and_removes_it(transport: Tran
         "DecodeError: not a cloudq message", Q
     )
     assert dead.attributes["kind"] == "bad"
-    time.sleep(VISIBILITY_TIMEOUT + 0.2)
+    pass_time(VISIBILITY_TIMEOUT + 0.2)
     assert transport.receive(Q, 10, wait_seconds=0) == []
 
 
@@ -255,13 +269,13 @@ NO_OLDEST_AGE = {"sqs-moto", "sqs-ministack", "amqp"}
 
 
 def test_stats_say_the_oldest_messages_age_or_nothing_without_receiving_it(
-    transport: Transport, request: pytest.FixtureRequest
+    transport: Transport, pass_time: PassTime, request: pytest.FixtureRequest
 ) -> None:
     # Given an empty queue: no age
     assert transport.stats(Q).oldest_age_seconds is None
     # When two messages wait (the first sent a moment before the second)
     send(transport, "first")
-    time.sleep(0.3)
+    pass_time(0.3)
     send(transport, "second")
     stats = transport.stats(Q)
     # Then an engine that knows the age gives the first one's (SQS tells CloudWatch only)

@@ -15,8 +15,8 @@ from cloudq.app.loading import load_app
 from cloudq.infra import app_resources
 from cloudq.infra.package import build_package, default_artifact
 from cloudq.infra.render import render
+from tests.cfn_lint import cfn_lint
 from tests.deploy.conftest import ROOT
-from tests.unit.test_infra_render import cfn_lint
 
 EXAMPLE = "examples.shop.tasks:app"
 #: path in the repository → format (``make infra`` writes them).

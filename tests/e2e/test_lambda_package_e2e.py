@@ -28,9 +28,9 @@ import boto3
 import pytest
 
 from cloudq_emulator.server import MinistackServer
+from tests.cfn_lint import cfn_lint
 from tests.deploy.conftest import serverless_cli  # noqa: F401, F811 - the fixture, shared
 from tests.e2e.test_install_e2e import ROOT, WHEELHOUSE, run
-from tests.unit.test_infra_render import cfn_lint
 
 TASKS = """\
 from cloudq import CloudQ

@@ -6,7 +6,6 @@ the Scheduler role, and what AWS cannot do refused in one clear error."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -16,7 +15,6 @@ from cloudq.core.errors import ConfigurationError
 from cloudq.infra import app_resources
 from cloudq.infra.render import render
 from tests.tasks import make_app
-from tests.unit.test_infra_render import cfn_lint
 
 
 def _app(**settings: object) -> CloudQ:
@@ -74,13 +72,6 @@ def test_each_periodic_task_is_a_schedule_sending_its_fixed_body_to_its_queue() 
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
         "Service": ["scheduler.amazonaws.com"]
     }
-
-
-def test_cfn_lint_reports_nothing_on_a_template_with_a_bucket_and_schedules(tmp_path: Path) -> None:
-    path = tmp_path / "template.yml"
-    path.write_text(render(app_resources(_app()), "cloudformation"))
-    linted = cfn_lint(path)
-    assert (linted.returncode, linted.stdout, linted.stderr) == (0, "", "")
 
 
 def test_seconds_and_fifo_queues_are_refused_for_aws() -> None:

@@ -1,5 +1,5 @@
-"""``cloudq infra render``: templates cfn-lint accepts as they are, and bad input refused in one
-line with nothing written."""
+"""``cloudq infra render``: templates with every part named from the app, and bad input refused
+in one line with nothing written (cfn-lint checks the templates in tests/deploy)."""
 
 from __future__ import annotations
 
@@ -19,19 +19,6 @@ from tests.tasks import make_app
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = "examples.shop.tasks:app"
-
-
-#: cfn-lint's checks that compare a Lambda runtime's AWS dates (deprecation, create and update
-#: blocks) with today's date: a test running them would fail on a day, not on a change. The
-#: rendered runtime, python3.11, is deprecated on AWS Lambda on 2027-06-30 (cfn-lint's data).
-DATE_DEPENDENT_CHECKS = ("W2531", "E2531", "E2533")
-
-
-def cfn_lint(*paths: Path) -> subprocess.CompletedProcess[str]:
-    """cfn-lint as a user runs it, every check but the ones that depend on today's date."""
-    cli = Path(sys.executable).with_name("cfn-lint")
-    command = [str(cli), "--ignore-checks", *DATE_DEPENDENT_CHECKS, "--", *map(str, paths)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
 def cloudq(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
@@ -58,23 +45,6 @@ def several_queues_app() -> CloudQ:
         return key
 
     return app
-
-
-def test_cfn_lint_reports_nothing_on_the_example_and_a_fifo_lambda_app_without_backend(
-    tmp_path: Path,
-) -> None:
-    # Given the example app's template (rendered by the command) and one of an app with FIFO,
-    # several Lambda and worker queues and no result backend
-    example = tmp_path / "example.yml"
-    done = cloudq("infra", "render", "--app", EXAMPLE, "-o", str(example))
-    assert (done.returncode, done.stderr) == (0, "")
-    other = tmp_path / "several.yml"
-    resources = app_resources(several_queues_app(), "tests.tasks:app")
-    other.write_text(render(resources, "cloudformation"))
-    assert "ResultTable" not in other.read_text()
-    # When cfn-lint checks them, Then it reports nothing
-    linted = cfn_lint(example, other)
-    assert (linted.returncode, linted.stdout, linted.stderr) == (0, "", "")
 
 
 def test_the_template_has_every_part_named_from_the_app() -> None:

@@ -10,7 +10,9 @@ from contextlib import contextmanager
 import pytest
 
 from cloudq import CloudQ
+from cloudq.core.clock import ManualClock
 from cloudq.worker import Worker
+from tests.tasks import make_app
 
 
 @contextmanager
@@ -50,11 +52,13 @@ def test_the_worker_fetches_no_more_than_it_can_start(app: CloudQ) -> None:
         assert worker.stats.received == 2
 
 
-def test_without_heartbeat_the_message_would_reappear(app: CloudQ) -> None:
+def test_without_heartbeat_the_message_would_reappear() -> None:
     # The control for the test above: a received, unextended message comes back after 1 s.
+    clock = ManualClock()
+    app = make_app("unit", broker="memory://", backend="memory://", clock=clock)
     app.tasks["noop"].delay()
     [first] = app.transport.receive("default", 1, wait_seconds=0, visibility_timeout=1)
-    time.sleep(1.2)
+    clock.advance(1.2)
     [again] = app.transport.receive("default", 1, wait_seconds=0)
     assert (first.message_id, again.receive_count) == (again.message_id, 2)
 
