@@ -98,7 +98,17 @@ def test_watch_renders_in_a_terminal(engine_app: CloudQ) -> None:
         "--interval",
         "1",
     ]
-    process = subprocess.Popen(command, stdin=child, stdout=child, stderr=child, env=env, close_fds=True)
+    # A run started in the background (``make test &``) ignores SIGINT, and a child inherits
+    # that: the child gets the default back, as in a terminal, so Ctrl-C reaches it.
+    process = subprocess.Popen(
+        command,
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env=env,
+        close_fds=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     os.close(child)
     screen = b""
     try:
