@@ -28,7 +28,7 @@ from cloudq.core.message import MAX_TASK_ID_CHARS, Message
 JSON_CONTENT_TYPE = "application/json"
 #: What ``embed`` (the third item of the body) holds when the message has no canvas.
 EMPTY_EMBED: dict[str, None] = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
-#: Serializers Celery may be set to, and what to change (never unpickled, issue 25).
+#: What to change when a Celery message is not JSON (its body is never read: issue 25).
 _SERIALIZER_FIX = "set task_serializer='json' (and accept_content=['json']) on the Celery side"
 
 

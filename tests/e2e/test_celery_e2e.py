@@ -52,9 +52,9 @@ def test_a_celery_delay_on_redis_runs_on_cloudq(celery_queue: str) -> None:
 
 
 def test_a_bad_celery_message_on_redis_goes_to_the_dead_letter_queue(celery_queue: str) -> None:
-    # Given a pickled Celery message on kombu's list
+    # Given a Celery message in another serializer than JSON (YAML) on kombu's list
     producer = redis_producer(celery_queue)
-    producer.conf.update(task_serializer="pickle", accept_content=["pickle"])
+    producer.conf.update(task_serializer="yaml", accept_content=["yaml"])
     sent = producer.send_task("proj.tasks.add", args=(1, 2))
     app = redis_cloudq(celery_queue)
     # When cloudq drains the queue

@@ -208,11 +208,12 @@ def test_celery_shaped_garbage_is_dead_lettered_with_its_reason(
     assert expected.lower() in letter.reason.lower()
 
 
-def test_a_pickled_celery_message_is_refused_with_the_setting_to_change(queue_urls: dict[str, str]) -> None:
-    # Given a Celery producer that pickles
+def test_a_celery_message_not_in_json_is_refused_with_the_setting_to_change(queue_urls: dict[str, str]) -> None:
+    # Given a Celery producer set to another serializer than JSON (YAML here; any is refused
+    # unread, whatever it is)
     options = {"region": "us-east-1", "predefined_queues": {QUEUE: {"url": queue_urls[QUEUE]}}}
     celery = Celery("proj", broker="sqs://", broker_transport_options=options)
-    celery.conf.update(task_default_queue=QUEUE, task_serializer="pickle", accept_content=["pickle"])
+    celery.conf.update(task_default_queue=QUEUE, task_serializer="yaml", accept_content=["yaml"])
     celery.send_task("proj.tasks.add", args=(1, 2), eta=dt.datetime.now(dt.timezone.utc))
     app = cloudq_app()
     # When it is run
