@@ -208,7 +208,9 @@ def test_celery_shaped_garbage_is_dead_lettered_with_its_reason(
     assert expected.lower() in letter.reason.lower()
 
 
-def test_a_celery_message_not_in_json_is_refused_with_the_setting_to_change(queue_urls: dict[str, str]) -> None:
+def test_a_celery_message_not_in_json_is_refused_with_the_setting_to_change(
+    queue_urls: dict[str, str],
+) -> None:
     # Given a Celery producer set to another serializer than JSON (YAML here; any is refused
     # unread, whatever it is)
     options = {"region": "us-east-1", "predefined_queues": {QUEUE: {"url": queue_urls[QUEUE]}}}
