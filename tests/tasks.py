@@ -199,6 +199,22 @@ def _register_flow_tasks(app: CloudQ) -> None:
         app.clock.sleep(seconds)
         return app.clock.time()
 
+    @app.task(name="progressing", bind=True, max_retries=0)
+    def progressing(self: Task[Any, Any], steps: int) -> list[Any]:
+        """Reports each step, and returns what a producer read of it meanwhile: the state and
+        the progress, as JSON."""
+        seen = []
+        for step in range(1, steps + 1):
+            self.set_progress(step, steps, message=f"step {step}")
+            handle = app.AsyncResult(self.request.id)
+            report = handle.progress
+            seen.append([handle.state.value, None if report is None else report.model_dump()])
+        return seen
+
+    @app.task(name="bad_progress", bind=True, max_retries=0)
+    def bad_progress(self: Task[Any, Any]) -> None:
+        self.set_progress(float("nan"))
+
     @app.task(name="capped_per_customer", max_concurrency=2, concurrency_key="customer")
     def capped_per_customer(customer: str, seconds: float = 0) -> float:
         time.sleep(seconds)

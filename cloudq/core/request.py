@@ -29,6 +29,9 @@ class Request:
     root_id: str | None = None
     #: The W3C trace context of this run (``cloudq.tracing``), when the message carried one.
     traceparent: str | None = None
+    #: Who holds this run's claim on its task id (the worker), or ``None`` for a run that
+    #: claims nothing (no backend, ``deduplicate=False``): ``set_progress`` writes under it.
+    owner: str | None = None
 
 
 _current_request: contextvars.ContextVar[Request | None] = contextvars.ContextVar(

@@ -233,6 +233,7 @@ class Executor:
             queue=received.queue,
             parent_id=message.parent_id,
             root_id=message.root_id,
+            owner=self.worker_id if self._claims(task) else None,
         )
         return self._run(task, message, received, request, attempts)
 

@@ -176,3 +176,33 @@ def test_flow_options_are_checked_when_the_task_is_registered(
     app = CloudQ("opts", broker="memory://", backend="memory://")
     with pytest.raises(TaskRegistrationError, match=problem):
         app.task(**options)(lambda user: user)  # type: ignore[call-overload]
+
+
+def test_a_running_task_reports_progress_that_the_producer_reads(app: CloudQ) -> None:
+    # Given a task that reports 3 steps and reads its own handle after each
+    result = app.tasks["progressing"].delay(3)
+    # When it runs
+    drain(app)
+    # Then each report was read back while it ran, as PROGRESS
+    assert result.get(timeout=1) == [
+        ["PROGRESS", {"done": float(step), "total": 3.0, "message": f"step {step}"}] for step in (1, 2, 3)
+    ]
+    # And once done the record is SUCCESS, with no progress left to show
+    assert (result.state, result.progress) == (State.SUCCESS, None)
+
+
+def test_progress_that_is_not_json_is_a_clear_error(app: CloudQ) -> None:
+    # Given a task reporting a progress of NaN (not JSON)
+    result = app.tasks["bad_progress"].delay()
+    # When it runs
+    drain(app, raise_failures=False)
+    # Then it fails, saying which value is wrong
+    assert result.failed()
+    assert result.result.startswith("set_progress: done must be a finite number, not nan")
+
+
+def test_set_progress_outside_a_run_is_a_clear_error(app: CloudQ) -> None:
+    # Given a bound task called here, not run by a worker
+    # When it reports progress / Then it is told it runs nowhere
+    with pytest.raises(Exception, match="progressing.request is only available while the task runs"):
+        app.tasks["progressing"](1)
