@@ -211,6 +211,14 @@ def _register_flow_tasks(app: CloudQ) -> None:
             seen.append([handle.state.value, None if report is None else report.model_dump()])
         return seen
 
+    @app.task(name="soft_limited", bind=True, soft_timeout=5, max_retries=0)
+    def soft_limited(self: Task[Any, Any], seconds: float) -> list[Any]:
+        """Its deadline as seconds from its start, and what ``remaining()`` says ``seconds`` later."""
+        started = app.clock.time()
+        deadline = self.request.deadline
+        app.clock.sleep(seconds)
+        return [None if deadline is None else deadline - started, self.request.remaining()]
+
     @app.task(name="bad_progress", bind=True, max_retries=0)
     def bad_progress(self: Task[Any, Any]) -> None:
         self.set_progress(float("nan"))

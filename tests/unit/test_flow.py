@@ -9,13 +9,14 @@ from cloudq import CloudQ, State
 from cloudq.backends.base import ResultBackend
 from cloudq.core.clock import ManualClock
 from cloudq.core.errors import TaskRegistrationError
+from cloudq.core.flow import FlowOptions
 from cloudq.runtime.attempts import Attempts
 from cloudq.runtime.executor import Executor
 from cloudq.runtime.flow import Lease
 from cloudq.runtime.heartbeat import Heartbeat
 from cloudq.runtime.ledger import Ledger
 from cloudq.runtime.outcome import Action, apply_outcome
-from cloudq.testing import drain
+from cloudq.testing import FakeLambdaContext, drain, sqs_event
 from tests.tasks import make_app
 
 
@@ -206,3 +207,40 @@ def test_set_progress_outside_a_run_is_a_clear_error(app: CloudQ) -> None:
     # When it reports progress / Then it is told it runs nowhere
     with pytest.raises(Exception, match="progressing.request is only available while the task runs"):
         app.tasks["progressing"](1)
+
+
+def test_a_soft_timeout_gives_the_run_a_deadline_it_can_read(app: CloudQ, clock: ManualClock) -> None:
+    # Given a task with soft_timeout=5 that works 2 s (on the manual clock)
+    result = app.tasks["soft_limited"].delay(2.0)
+    # When it runs
+    drain(app)
+    # Then its deadline was 5 s after its start, and 3 s remained after its work
+    assert result.get(timeout=1) == [5.0, 3.0]
+
+
+def test_without_a_soft_timeout_a_worker_run_has_no_deadline(app: CloudQ) -> None:
+    # Given a task with no soft_timeout: when it runs, its request has no deadline
+    app.tasks["soft_limited"].flow = FlowOptions()
+    result = app.tasks["soft_limited"].delay(0.0)
+    drain(app)
+    assert result.get(timeout=1) == [None, None]
+
+
+def test_on_lambda_the_invocations_end_bounds_the_deadline(app: CloudQ, clock: ManualClock) -> None:
+    # Given a task with soft_timeout=5 on a Lambda invocation with 4 s left
+    result = app.tasks["soft_limited"].delay(2.0)
+    # When the handler runs it
+    assert app.lambda_handler(sqs_event(app), FakeLambdaContext(timeout_seconds=4)) == {
+        "batchItemFailures": []
+    }
+    # Then its deadline is a margin (1 s) before the invocation ends, not 5 s away
+    deadline, remaining = result.get(timeout=1)
+    assert deadline == pytest.approx(3.0, abs=0.1)
+    assert remaining == pytest.approx(1.0, abs=0.1)
+
+
+def test_a_soft_timeout_must_be_a_positive_number(app: CloudQ) -> None:
+    with pytest.raises(
+        TaskRegistrationError, match="soft_timeout must be a number of seconds above 0, not 0"
+    ):
+        app.task(name="bad_soft", soft_timeout=0)(lambda: None)
