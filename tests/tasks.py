@@ -200,15 +200,16 @@ def _register_flow_tasks(app: CloudQ) -> None:
         return app.clock.time()
 
     @app.task(name="progressing", bind=True, max_retries=0)
-    def progressing(self: Task[Any, Any], steps: int) -> list[Any]:
-        """Reports each step, and returns what a producer read of it meanwhile: the state and
-        the progress, as JSON."""
+    def progressing(self: Task[Any, Any], steps: int, pause: float = 1.0) -> list[Any]:
+        """Reports each step, ``pause`` seconds apart, and returns what a producer read of it
+        meanwhile: the state and the progress, as JSON."""
         seen = []
         for step in range(1, steps + 1):
             self.set_progress(step, steps, message=f"step {step}")
             handle = app.AsyncResult(self.request.id)
             report = handle.progress
             seen.append([handle.state.value, None if report is None else report.model_dump()])
+            app.clock.sleep(pause)
         return seen
 
     @app.task(name="soft_limited", bind=True, soft_timeout=5, max_retries=0)

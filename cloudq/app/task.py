@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import functools
 import math
@@ -19,6 +20,14 @@ if TYPE_CHECKING:
     from cloudq.app.base import CloudQ
     from cloudq.app.canvas import Signature
     from cloudq.app.result import AsyncResult
+
+#: ``set_progress`` writes at most once this often per run (one backend write each).
+PROGRESS_INTERVAL_SECONDS = 1.0
+#: The run (task id, attempt) that last wrote progress on this thread, and when (monotonic):
+#: one entry per thread, so nothing accumulates across runs.
+_last_progress: contextvars.ContextVar[tuple[tuple[str, int], float] | None] = contextvars.ContextVar(
+    "cloudq_last_progress", default=None
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -164,7 +173,9 @@ class Task(Generic[P, R]):
 
     def set_progress(self, done: float, total: float | None = None, message: str | None = None) -> bool:
         """Report how far this run is (``bind=True`` tasks): the record turns PROGRESS and
-        keeps the run's claim; ``AsyncResult.progress`` reads it. ``False`` when the write did
+        keeps the run's claim; ``AsyncResult.progress`` reads it. At most one write per
+        ``PROGRESS_INTERVAL_SECONDS`` per run: a report sooner than that after the last one
+        written is dropped (``True``: the next one supersedes it). ``False`` when the write did
         not land (the claim is lost: its lease ran out, or another run holds it)."""
         from cloudq.backends.base import Progress  # a running task only: not at import
 
@@ -174,6 +185,11 @@ class Task(Generic[P, R]):
             needs = "a run that claims its task id (a result backend, deduplicate=True)"
             raise ConfigurationError(f"{self.name}.set_progress needs {needs}")
         report = _progress(done, total, message)
+        now, run = self.app.clock.monotonic(), (request.id, request.attempt)
+        last = _last_progress.get()
+        if last is not None and last[0] == run and now - last[1] < PROGRESS_INTERVAL_SECONDS:
+            return True
+        _last_progress.set((run, now))
         return backend.put_progress(request.id, request.owner, Progress(**report), self.app.clock.time())
 
     def retry(self, countdown: float | None = None, exc: BaseException | None = None) -> NoReturn:

@@ -244,3 +244,13 @@ def test_a_soft_timeout_must_be_a_positive_number(app: CloudQ) -> None:
         TaskRegistrationError, match="soft_timeout must be a number of seconds above 0, not 0"
     ):
         app.task(name="bad_soft", soft_timeout=0)(lambda: None)
+
+
+def test_progress_is_written_at_most_once_a_second_per_run(app: CloudQ) -> None:
+    # Given a task reporting 3 steps in the same instant (the manual clock does not move)
+    result = app.tasks["progressing"].delay(3, pause=0.0)
+    # When it runs
+    drain(app)
+    # Then only the first report was written; the two after it, within the second, were not
+    first = ["PROGRESS", {"done": 1.0, "total": 3.0, "message": "step 1"}]
+    assert result.get(timeout=1) == [first, first, first]
