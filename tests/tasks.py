@@ -220,6 +220,13 @@ def _register_flow_tasks(app: CloudQ) -> None:
         app.clock.sleep(seconds)
         return [None if deadline is None else deadline - started, self.request.remaining()]
 
+    @app.task(name="late_progress", bind=True, max_retries=0)
+    def late_progress(self: Task[Any, Any], seconds: float) -> list[bool]:
+        """Whether a report lands at its start and again ``seconds`` later (on the app's clock)."""
+        landed = [self.set_progress(0)]
+        app.clock.sleep(seconds)
+        return [*landed, self.set_progress(1)]
+
     @app.task(name="bad_progress", bind=True, max_retries=0)
     def bad_progress(self: Task[Any, Any]) -> None:
         self.set_progress(float("nan"))

@@ -11,7 +11,7 @@ from cloudq.core.clock import ManualClock
 from cloudq.core.errors import TaskRegistrationError
 from cloudq.core.flow import FlowOptions
 from cloudq.runtime.attempts import Attempts
-from cloudq.runtime.executor import Executor
+from cloudq.runtime.executor import DEFAULT_LEASE_SECONDS, LEASE_MARGIN_SECONDS, Executor
 from cloudq.runtime.flow import Lease
 from cloudq.runtime.heartbeat import Heartbeat
 from cloudq.runtime.ledger import Ledger
@@ -254,3 +254,12 @@ def test_progress_is_written_at_most_once_a_second_per_run(app: CloudQ) -> None:
     # Then only the first report was written; the two after it, within the second, were not
     first = ["PROGRESS", {"done": 1.0, "total": 3.0, "message": "step 1"}]
     assert result.get(timeout=1) == [first, first, first]
+
+
+def test_a_progress_report_lands_only_while_the_run_holds_its_claim(app: CloudQ) -> None:
+    # Given a task that reports at its start, and again after its claim's lease has run out
+    result = app.tasks["late_progress"].delay(DEFAULT_LEASE_SECONDS + LEASE_MARGIN_SECONDS + 1)
+    # When it runs
+    drain(app, timeout=1000)  # the manual clock moves past the lease
+    # Then the first report landed and the late one did not (the claim is no longer its)
+    assert result.get(timeout=1) == [True, False]
