@@ -136,6 +136,7 @@ def _process(
                 return False
             # No heartbeat renews a concurrency lease here: it lasts the invocation.
             executor.flow.lease_seconds = remaining
+            executor.invocation_ends = app.clock.time() + remaining  # bounds Request.deadline
         outcome = executor.execute(prepared)
         if outcome.action is Action.ACK:
             return True  # the event source mapping deletes what is not listed

@@ -199,6 +199,38 @@ def _register_flow_tasks(app: CloudQ) -> None:
         app.clock.sleep(seconds)
         return app.clock.time()
 
+    @app.task(name="progressing", bind=True, max_retries=0)
+    def progressing(self: Task[Any, Any], steps: int, pause: float = 1.0) -> list[Any]:
+        """Reports each step, ``pause`` seconds apart, and returns what a producer read of it
+        meanwhile: the state and the progress, as JSON."""
+        seen = []
+        for step in range(1, steps + 1):
+            self.set_progress(step, steps, message=f"step {step}")
+            handle = app.AsyncResult(self.request.id)
+            report = handle.progress
+            seen.append([handle.state.value, None if report is None else report.model_dump()])
+            app.clock.sleep(pause)
+        return seen
+
+    @app.task(name="soft_limited", bind=True, soft_timeout=5, max_retries=0)
+    def soft_limited(self: Task[Any, Any], seconds: float) -> list[Any]:
+        """Its deadline as seconds from its start, and what ``remaining()`` says ``seconds`` later."""
+        started = app.clock.time()
+        deadline = self.request.deadline
+        app.clock.sleep(seconds)
+        return [None if deadline is None else deadline - started, self.request.remaining()]
+
+    @app.task(name="late_progress", bind=True, max_retries=0)
+    def late_progress(self: Task[Any, Any], seconds: float) -> list[bool]:
+        """Whether a report lands at its start and again ``seconds`` later (on the app's clock)."""
+        landed = [self.set_progress(0)]
+        app.clock.sleep(seconds)
+        return [*landed, self.set_progress(1)]
+
+    @app.task(name="bad_progress", bind=True, max_retries=0)
+    def bad_progress(self: Task[Any, Any]) -> None:
+        self.set_progress(float("nan"))
+
     @app.task(name="capped_per_customer", max_concurrency=2, concurrency_key="customer")
     def capped_per_customer(customer: str, seconds: float = 0) -> float:
         time.sleep(seconds)

@@ -178,6 +178,7 @@ class CloudQ:
         rate_burst: int = 1,
         max_concurrency: int | None = None,
         concurrency_key: str | Callable[..., Any] | None = None,
+        soft_timeout: float | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(self, fn: Callable[..., Any] | None = None, **options: Any) -> Any:
@@ -192,7 +193,8 @@ class CloudQ:
         Flow control (``cloudq.core.flow``, README "Flow control"): ``rate_limit="100/m"``
         (``rate_burst`` tokens at once, ``rate_key`` a bucket per key) and
         ``max_concurrency=N`` (``concurrency_key`` a cap per key) hold across every worker
-        and the Lambda function, through the result backend.
+        and the Lambda function, through the result backend. ``soft_timeout=N`` gives each
+        run a deadline it can read (``self.request.deadline`` / ``remaining()``).
         """
         if fn is not None:
             return self._register(fn, options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from cloudq.backends.base import ResultRecord, State
+from cloudq.backends.base import Progress, ResultRecord, State
 from cloudq.core.errors import ConfigurationError, TaskError, TaskRevokedError
 
 if TYPE_CHECKING:
@@ -53,6 +53,12 @@ class AsyncResult(Generic[R]):
     def state(self) -> State:
         record = self.record()
         return State.PENDING if record is None else record.state
+
+    @property
+    def progress(self) -> Progress | None:
+        """The running task's last ``set_progress`` report (state PROGRESS), else ``None``."""
+        record = self.record()
+        return record.progress if record is not None and record.state is State.PROGRESS else None
 
     def ready(self) -> bool:
         return self.state.ready

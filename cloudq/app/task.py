@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import functools
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
@@ -18,6 +20,14 @@ if TYPE_CHECKING:
     from cloudq.app.base import CloudQ
     from cloudq.app.canvas import Signature
     from cloudq.app.result import AsyncResult
+
+#: ``set_progress`` writes at most once this often per run (one backend write each).
+PROGRESS_INTERVAL_SECONDS = 1.0
+#: The run (task id, attempt) that last wrote progress on this thread, and when (monotonic):
+#: one entry per thread, so nothing accumulates across runs.
+_last_progress: contextvars.ContextVar[tuple[tuple[str, int], float] | None] = contextvars.ContextVar(
+    "cloudq_last_progress", default=None
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -161,6 +171,27 @@ class Task(Generic[P, R]):
             raise ConfigurationError(f"{self.name}.request is only available while the task runs")
         return request
 
+    def set_progress(self, done: float, total: float | None = None, message: str | None = None) -> bool:
+        """Report how far this run is (``bind=True`` tasks): the record turns PROGRESS and
+        keeps the run's claim; ``AsyncResult.progress`` reads it. At most one write per
+        ``PROGRESS_INTERVAL_SECONDS`` per run: a report sooner than that after the last one
+        written is dropped (``True``: the next one supersedes it). ``False`` when the write did
+        not land (the claim is lost: its lease ran out, or another run holds it)."""
+        from cloudq.backends.base import Progress  # a running task only: not at import
+
+        request = self.request
+        backend = self.app.backend
+        if backend is None or request.owner is None:
+            needs = "a run that claims its task id (a result backend, deduplicate=True)"
+            raise ConfigurationError(f"{self.name}.set_progress needs {needs}")
+        report = _progress(done, total, message)
+        now, run = self.app.clock.monotonic(), (request.id, request.attempt)
+        last = _last_progress.get()
+        if last is not None and last[0] == run and now - last[1] < PROGRESS_INTERVAL_SECONDS:
+            return True
+        _last_progress.set((run, now))
+        return backend.put_progress(request.id, request.owner, Progress(**report), self.app.clock.time())
+
     def retry(self, countdown: float | None = None, exc: BaseException | None = None) -> NoReturn:
         """Ask for another attempt (``bind=True`` tasks): ``raise self.retry(countdown=10)``.
 
@@ -168,3 +199,16 @@ class Task(Generic[P, R]):
         with ``exc`` (or a ``Retry`` error) and its message goes to the dead-letter queue.
         """
         raise Retry(countdown=countdown, exc=exc)
+
+
+def _progress(done: Any, total: Any, message: Any) -> dict[str, Any]:
+    """A progress report checked as JSON: finite numbers and a string (a clear error, not a
+    record the producer cannot read)."""
+    for name, value in (("done", done), ("total", total)):
+        if value is None and name == "total":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"set_progress: {name} must be a finite number, not {value!r}")
+    if message is not None and not isinstance(message, str):
+        raise ValueError(f"set_progress: message must be a string, not {type(message).__name__}")
+    return {"done": done, "total": total, "message": message}

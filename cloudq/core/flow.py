@@ -5,6 +5,8 @@ concurrency cap, each optionally per key.
   every worker and the Lambda function, as a bucket of ``rate_burst`` tokens (default 1:
   runs are spread evenly, one every ``interval``) in the result backend.
 - ``max_concurrency=N``: at most N runs at once, as leases in the result backend.
+- ``soft_timeout=N``: the run's deadline, N seconds after it starts, which the task reads
+  (``Request.deadline`` / ``remaining()``); the hard ``timeout`` stays as it is.
 - ``rate_key=`` / ``concurrency_key=``: a parameter name, or a function of the task's
   arguments, whose value picks a bucket (a cap) of its own, e.g. one per customer.
 
@@ -63,6 +65,7 @@ class FlowOptions:
     rate_burst: int = 1
     max_concurrency: int | None = None
     concurrency_key: KeySpec | None = None
+    soft_timeout: float | None = None
 
     @property
     def needs_arguments(self) -> bool:
@@ -80,11 +83,15 @@ class FlowOptions:
             rate_burst=options.pop("rate_burst", 1),
             max_concurrency=options.pop("max_concurrency", None),
             concurrency_key=options.pop("concurrency_key", None),
+            soft_timeout=options.pop("soft_timeout", None),
         )
         flow._check(arguments)
         return flow
 
     def _check(self, arguments: Arguments) -> None:
+        soft = self.soft_timeout
+        if soft is not None and (isinstance(soft, bool) or not isinstance(soft, int | float) or not soft > 0):
+            raise TaskRegistrationError(f"soft_timeout must be a number of seconds above 0, not {soft!r}")
         for name, value in (("rate_burst", self.rate_burst), ("max_concurrency", self.max_concurrency)):
             whole = isinstance(value, int) and not isinstance(value, bool)
             if value is not None and not (whole and value >= 1):

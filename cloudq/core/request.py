@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from cloudq.core.clock import SYSTEM_CLOCK, Clock
+
 R = TypeVar("R")
 
 
@@ -29,6 +31,19 @@ class Request:
     root_id: str | None = None
     #: The W3C trace context of this run (``cloudq.tracing``), when the message carried one.
     traceparent: str | None = None
+    #: Who holds this run's claim on its task id (the worker), or ``None`` for a run that
+    #: claims nothing (no backend, ``deduplicate=False``): ``set_progress`` writes under it.
+    owner: str | None = None
+    #: When this run should be done (epoch seconds on the app's clock): its ``soft_timeout``
+    #: after it started, and on Lambda no later than a margin before the invocation ends.
+    #: ``None`` when neither bounds it.
+    deadline: float | None = None
+    #: The app's clock, which ``remaining`` reads (a ``ManualClock`` in tests).
+    clock: Clock = field(default=SYSTEM_CLOCK, repr=False, compare=False)
+
+    def remaining(self) -> float | None:
+        """Seconds left before ``deadline`` (never below 0), or ``None`` without one."""
+        return None if self.deadline is None else max(0.0, self.deadline - self.clock.time())
 
 
 _current_request: contextvars.ContextVar[Request | None] = contextvars.ContextVar(

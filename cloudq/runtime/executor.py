@@ -54,6 +54,9 @@ if TYPE_CHECKING:
 # The README documents this logger's name (``cloudq.execution``: the executor's lines).
 logger = logging.getLogger("cloudq.execution")
 
+#: On Lambda a run's deadline comes this long before the invocation ends: time to clean up
+#: and store the outcome before Lambda stops the function.
+LAMBDA_DEADLINE_MARGIN_SECONDS = 1.0
 #: A claim's lease outlives the task's timeout by this much (or lasts this long untimed).
 LEASE_MARGIN_SECONDS = 30.0
 DEFAULT_LEASE_SECONDS = 300.0
@@ -80,6 +83,9 @@ class Executor:
         self.metrics = EmfMetrics(app.name) if app.settings.metrics else None
         #: Rate limits and concurrency caps (``cloudq.runtime.flow``).
         self.flow = Flow(app, self.health, self.worker_id)
+        #: When the Lambda invocation running this executor ends (epoch seconds on the app's
+        #: clock), set by ``cloudq.aws_lambda`` per record; ``None`` on a worker.
+        self.invocation_ends: float | None = None
 
     def flush_metrics(self) -> None:
         """Hand on the EMF lines written so far (``cloudq.runtime.metrics``); adapters call it."""
@@ -233,8 +239,21 @@ class Executor:
             queue=received.queue,
             parent_id=message.parent_id,
             root_id=message.root_id,
+            owner=self.worker_id if self._claims(task) else None,
+            deadline=self._deadline(task),
+            clock=self.app.clock,
         )
         return self._run(task, message, received, request, attempts)
+
+    def _deadline(self, task: Task[Any, Any]) -> float | None:
+        """The run's deadline: its ``soft_timeout`` from now, and on Lambda no later than
+        ``LAMBDA_DEADLINE_MARGIN_SECONDS`` before the invocation ends."""
+        bounds = []
+        if task.flow.soft_timeout is not None:
+            bounds.append(self.app.clock.time() + task.flow.soft_timeout)
+        if self.invocation_ends is not None:
+            bounds.append(self.invocation_ends - LAMBDA_DEADLINE_MARGIN_SECONDS)
+        return min(bounds) if bounds else None
 
     def _claim(
         self, task: Task[Any, Any], message: Message, received: ReceivedMessage, attempts: Attempts

@@ -40,3 +40,16 @@ def test_garbage_lands_in_the_dlq_with_a_reason(redis_app: CloudQ, start_worker:
     assert dead.body == "{ not a task"
     note = DeadLetterNote.from_attributes(dead.attributes)
     assert note is not None and note.reason.startswith("DecodeError")
+
+
+def test_progress_is_written_under_the_claim_and_read_back_on_redis(
+    redis_app: CloudQ, start_worker: WorkerFactory
+) -> None:
+    # Given a worker process on Redis and a task reporting 3 steps, reading its handle after each
+    start_worker()
+    result = redis_app.tasks["progressing"].delay(3)
+    # When it runs / Then every report landed through the Lua script and was read as PROGRESS
+    assert result.get(timeout=30) == [
+        ["PROGRESS", {"done": float(step), "total": 3.0, "message": f"step {step}"}] for step in (1, 2, 3)
+    ]
+    assert result.progress is None

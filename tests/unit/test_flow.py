@@ -9,13 +9,14 @@ from cloudq import CloudQ, State
 from cloudq.backends.base import ResultBackend
 from cloudq.core.clock import ManualClock
 from cloudq.core.errors import TaskRegistrationError
+from cloudq.core.flow import FlowOptions
 from cloudq.runtime.attempts import Attempts
-from cloudq.runtime.executor import Executor
+from cloudq.runtime.executor import DEFAULT_LEASE_SECONDS, LEASE_MARGIN_SECONDS, Executor
 from cloudq.runtime.flow import Lease
 from cloudq.runtime.heartbeat import Heartbeat
 from cloudq.runtime.ledger import Ledger
 from cloudq.runtime.outcome import Action, apply_outcome
-from cloudq.testing import drain
+from cloudq.testing import FakeLambdaContext, drain, sqs_event
 from tests.tasks import make_app
 
 
@@ -176,3 +177,89 @@ def test_flow_options_are_checked_when_the_task_is_registered(
     app = CloudQ("opts", broker="memory://", backend="memory://")
     with pytest.raises(TaskRegistrationError, match=problem):
         app.task(**options)(lambda user: user)  # type: ignore[call-overload]
+
+
+def test_a_running_task_reports_progress_that_the_producer_reads(app: CloudQ) -> None:
+    # Given a task that reports 3 steps and reads its own handle after each
+    result = app.tasks["progressing"].delay(3)
+    # When it runs
+    drain(app)
+    # Then each report was read back while it ran, as PROGRESS
+    assert result.get(timeout=1) == [
+        ["PROGRESS", {"done": float(step), "total": 3.0, "message": f"step {step}"}] for step in (1, 2, 3)
+    ]
+    # And once done the record is SUCCESS, with no progress left to show
+    assert (result.state, result.progress) == (State.SUCCESS, None)
+
+
+def test_progress_that_is_not_json_is_a_clear_error(app: CloudQ) -> None:
+    # Given a task reporting a progress of NaN (not JSON)
+    result = app.tasks["bad_progress"].delay()
+    # When it runs
+    drain(app, raise_failures=False)
+    # Then it fails, saying which value is wrong
+    assert result.failed()
+    assert result.result.startswith("set_progress: done must be a finite number, not nan")
+
+
+def test_set_progress_outside_a_run_is_a_clear_error(app: CloudQ) -> None:
+    # Given a bound task called here, not run by a worker
+    # When it reports progress / Then it is told it runs nowhere
+    with pytest.raises(Exception, match="progressing.request is only available while the task runs"):
+        app.tasks["progressing"](1)
+
+
+def test_a_soft_timeout_gives_the_run_a_deadline_it_can_read(app: CloudQ, clock: ManualClock) -> None:
+    # Given a task with soft_timeout=5 that works 2 s (on the manual clock)
+    result = app.tasks["soft_limited"].delay(2.0)
+    # When it runs
+    drain(app)
+    # Then its deadline was 5 s after its start, and 3 s remained after its work
+    assert result.get(timeout=1) == [5.0, 3.0]
+
+
+def test_without_a_soft_timeout_a_worker_run_has_no_deadline(app: CloudQ) -> None:
+    # Given a task with no soft_timeout: when it runs, its request has no deadline
+    app.tasks["soft_limited"].flow = FlowOptions()
+    result = app.tasks["soft_limited"].delay(0.0)
+    drain(app)
+    assert result.get(timeout=1) == [None, None]
+
+
+def test_on_lambda_the_invocations_end_bounds_the_deadline(app: CloudQ, clock: ManualClock) -> None:
+    # Given a task with soft_timeout=5 on a Lambda invocation with 4 s left
+    result = app.tasks["soft_limited"].delay(2.0)
+    # When the handler runs it
+    assert app.lambda_handler(sqs_event(app), FakeLambdaContext(timeout_seconds=4)) == {
+        "batchItemFailures": []
+    }
+    # Then its deadline is a margin (1 s) before the invocation ends, not 5 s away
+    deadline, remaining = result.get(timeout=1)
+    assert deadline == pytest.approx(3.0, abs=0.1)
+    assert remaining == pytest.approx(1.0, abs=0.1)
+
+
+def test_a_soft_timeout_must_be_a_positive_number(app: CloudQ) -> None:
+    with pytest.raises(
+        TaskRegistrationError, match="soft_timeout must be a number of seconds above 0, not 0"
+    ):
+        app.task(name="bad_soft", soft_timeout=0)(lambda: None)
+
+
+def test_progress_is_written_at_most_once_a_second_per_run(app: CloudQ) -> None:
+    # Given a task reporting 3 steps in the same instant (the manual clock does not move)
+    result = app.tasks["progressing"].delay(3, pause=0.0)
+    # When it runs
+    drain(app)
+    # Then only the first report was written; the two after it, within the second, were not
+    first = ["PROGRESS", {"done": 1.0, "total": 3.0, "message": "step 1"}]
+    assert result.get(timeout=1) == [first, first, first]
+
+
+def test_a_progress_report_lands_only_while_the_run_holds_its_claim(app: CloudQ) -> None:
+    # Given a task that reports at its start, and again after its claim's lease has run out
+    result = app.tasks["late_progress"].delay(DEFAULT_LEASE_SECONDS + LEASE_MARGIN_SECONDS + 1)
+    # When it runs
+    drain(app, timeout=1000)  # the manual clock moves past the lease
+    # Then the first report landed and the late one did not (the claim is no longer its)
+    assert result.get(timeout=1) == [True, False]
