@@ -21,7 +21,10 @@ from cloudq_emulator.server import MinistackServer
 from examples.fastapi_shop.main import create_api
 from tests.chaos.fault_proxy import FaultProxy
 
-LATENCY = 0.3
+#: Each call through the proxy takes this long: long enough that a send blocking the event loop
+#: (a stall of at least one latency) stands apart from the loop's own pauses while 20 threads
+#: sign and send (up to 0.4 s seen on the shared 2-core machine).
+LATENCY = 0.6
 REQUESTS = 20
 
 
