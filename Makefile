@@ -96,9 +96,9 @@ infra: $(STAMP)
 # The docs site (mkdocs.yml, docs/) into site/, offline. The strict build fails on a broken link
 # or anchor, a page left out of the nav, or an API reference that does not resolve.
 docs: $(STAMP)
-	$(BIN)/mkdocs build --quiet
+	$(BIN)/mkdocs build
 docs-strict: $(STAMP)
-	$(BIN)/mkdocs build --strict --quiet
+	$(BIN)/mkdocs build --strict
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -268,3 +268,16 @@ def test_the_data_samples_parse() -> None:
             json.loads(block.code) if block.lang == "json" else yaml.safe_load(block.code)
         except (ValueError, yaml.YAMLError) as exc:
             raise AssertionError(f"{block.where}: {exc}") from exc
+
+
+def test_the_readme_links_resolve() -> None:
+    """The README is not part of the site (the strict build checks the site's links): its
+    relative links must name files of the repository, and their anchors headings there."""
+    readme = (ROOT / "README.md").read_text()
+    for target in re.findall(r"\]\(([^)#:]+)(?:#([\w-]+))?\)", readme):
+        path, anchor = ROOT / target[0], target[1]
+        assert path.exists(), f"README.md links to {target[0]}, which does not exist"
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", path.read_text(), flags=re.MULTILINE)
+            slugs = {re.sub(r"[^\w\s-]", "", h).strip().lower().replace(" ", "-") for h in headings}
+            assert anchor in slugs, f"README.md links to {target[0]}#{anchor}: no such heading"
