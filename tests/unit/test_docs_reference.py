@@ -60,3 +60,15 @@ def test_the_cli_page_shows_each_command_and_option(reference: ModuleType) -> No
 def test_the_pages_hold_the_markers_the_hook_replaces(reference: ModuleType) -> None:
     assert reference.SETTINGS_MARKER in (ROOT / "docs" / "reference" / "settings.md").read_text()
     assert reference.CLI_MARKER in (ROOT / "docs" / "reference" / "cli.md").read_text()
+
+
+def test_every_public_name_is_on_the_api_page_with_a_docstring() -> None:
+    import cloudq
+
+    page = (ROOT / "docs" / "reference" / "api.md").read_text()
+    for name in cloudq.__all__:
+        obj = getattr(cloudq, name)
+        own = obj.__dict__.get("__doc__") if isinstance(obj, type) else obj.__doc__
+        assert (own or "").strip(), f"cloudq.{name} has no docstring"
+        module = obj.__module__
+        assert f"::: {module}.{name}\n" in page or f"::: {module}\n" in page, f"cloudq.{name} is not on api.md"
