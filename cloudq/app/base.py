@@ -190,7 +190,7 @@ class CloudQ:
         then at least once, a redelivered message runs again). The name defaults to
         ``module.function``, as in Celery.
 
-        Flow control (``cloudq.core.flow``, README "Flow control"): ``rate_limit="100/m"``
+        Flow control (``cloudq.core.flow``, docs/guides/flow-control.md): ``rate_limit="100/m"``
         (``rate_burst`` tokens at once, ``rate_key`` a bucket per key) and
         ``max_concurrency=N`` (``concurrency_key`` a cap per key) hold across every worker
         and the Lambda function, through the result backend. ``soft_timeout=N`` gives each

@@ -105,7 +105,7 @@ class Codec:
 
     def decode(self, body: str, broker_message_id: str | None = None, queue: str | None = None) -> Message:
         """The envelope of a body received from ``queue``, its signature verified when the app
-        signs, except on a Celery queue: Celery does not sign (README, Moving from Celery).
+        signs, except on a Celery queue: Celery does not sign (docs/guides/celery.md).
         A version 3 message keeps its pointer: see ``load_arguments``."""
         message = self.parse(body, broker_message_id, queue)
         if self.app.settings.signing_keys and not self.is_celery(queue):

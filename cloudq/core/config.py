@@ -29,8 +29,8 @@ WORKER_CONCURRENCY = 8
 MAX_WAIT_SECONDS = 20.0
 #: The default long-poll wait. A stopping worker waits for its polls in flight (SQS does not
 #: cancel a poll whose client went away, and would hand it the next message), so this bounds an
-#: idle worker's stop; an idle queue costs one empty receive per wait and worker (README,
-#: Stopping).
+#: idle worker's stop; an idle queue costs one empty receive per wait and worker (docs,
+#: guides/workers.md#stopping).
 WORKER_WAIT_SECONDS = 5.0
 
 

@@ -51,7 +51,7 @@ from cloudq.transports.base import MAX_REASON_CHARS, DeadLetterNote, ReceivedMes
 if TYPE_CHECKING:
     from cloudq.app.base import CloudQ
 
-# The README documents this logger's name (``cloudq.execution``: the executor's lines).
+# The docs (guides/workers.md) show this logger's name (``cloudq.execution``: the executor's lines).
 logger = logging.getLogger("cloudq.execution")
 
 #: On Lambda a run's deadline comes this long before the invocation ends: time to clean up
