@@ -45,7 +45,7 @@ def settings_docs() -> dict[str, str]:
 
 
 def _default(value: Any) -> str:
-    if value is None or value == ():
+    if value is None or value == () or value == {}:
         return "none"
     if isinstance(value, bool):
         return "true" if value else "false"
