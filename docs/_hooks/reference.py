@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,7 +60,10 @@ def settings_markdown() -> str:
     rows = ["| setting | environment | default | |", "| --- | --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
         text = docs.get(name, "").replace("|", "\\|")
-        rows.append(f"| `{name}` | `{ENV_PREFIX}{name.upper()}` | {_default(field.default)} | {text} |")
+        # A default computed when the app is made is named in the comment: "Default: `…`".
+        named = re.search(r"Default: (`[^`]+`)", text)
+        default = named.group(1) if named else _default(field.default)
+        rows.append(f"| `{name}` | `{ENV_PREFIX}{name.upper()}` | {default} | {text} |")
     return "\n".join(rows)
 
 
@@ -101,7 +105,7 @@ def _option_row(option: Any, ctx: Any) -> str:
     )
     default = option.default if option.show_default and not callable(option.default) else None
     text = (option.help or "").replace("|", "\\|")
-    kind = str(kind).replace("|", "\\|")
+    kind = str(kind).replace("|", ", ")  # a choice: a pipe would end the table cell
     if default not in (None, False, ()):
         text += f" Default: `{default}`."
     if option.envvar:
