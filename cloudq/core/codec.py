@@ -66,6 +66,10 @@ class Codec:
         """Whether ``queue``'s bodies are Celery's (setting ``celery_queues``)."""
         return queue is not None and is_celery_queue(queue, self.app.settings.celery_queues)
 
+    def is_stepfunctions(self, queue: str | None) -> bool:
+        """Whether Step Functions sends to ``queue`` (setting ``stepfunctions_queues``)."""
+        return queue is not None and queue in self.app.settings.stepfunctions_queues
+
     def encode(self, message: Message, queue: str | None = None) -> str:
         """The body of ``message``: its arguments offloaded when the body would be over the
         threshold (and a store is configured), signed with the first signing key (if any),
@@ -106,9 +110,21 @@ class Codec:
     def decode(self, body: str, broker_message_id: str | None = None, queue: str | None = None) -> Message:
         """The envelope of a body received from ``queue``, its signature verified when the app
         signs, except on a Celery queue: Celery does not sign (README, Moving from Celery).
-        A version 3 message keeps its pointer: see ``load_arguments``."""
+        A version 3 message keeps its pointer: see ``load_arguments``.
+
+        Step Functions' form (README, Step Functions) is the envelope without ``v`` or ``id``
+        (the SQS message id is its task id), with ``task_token`` and ``heartbeat_seconds``:
+        ``{"task": …, "args": […], "kwargs": {…}, "task_token": …, "heartbeat_seconds": 60}``.
+        It is run only on a queue of ``stepfunctions_queues``, and there unsigned even when the
+        app signs (Step Functions cannot sign): who may send to that queue is the queue
+        policy's to say. A re-sent one (a retry's hop) is signed as any other."""
         message = self.parse(body, broker_message_id, queue)
-        if self.app.settings.signing_keys and not self.is_celery(queue):
+        if message.task_token is not None and not self.is_stepfunctions(queue):
+            raise DecodeError(
+                f"a Step Functions body (it carries a task token) on queue {queue!r}, which is not "
+                "one of stepfunctions_queues: add it there (CLOUDQ_STEPFUNCTIONS_QUEUES)"
+            )
+        if self.app.settings.signing_keys and not self.is_celery(queue) and not _from_stepfunctions(message):
             message.verify(self.app.settings.signing_keys)
         return message
 
@@ -198,3 +214,9 @@ class Codec:
             return json.loads(data)
         except (ValueError, RecursionError) as exc:
             raise DecodeError(f"payload object {pointer.key} is not JSON: {exc}") from exc
+
+
+def _from_stepfunctions(message: Message) -> bool:
+    """An unsigned body carrying a task token: what a ``.waitForTaskToken`` state sends (only
+    accepted on a queue of ``stepfunctions_queues``, ``Codec.decode``)."""
+    return message.task_token is not None and message.signature is None

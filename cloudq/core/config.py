@@ -81,6 +81,10 @@ class Settings(BaseModel):
     #: dead letters in ``<queue>-dlq``), holding Celery's task protocol 2 (JSON) in the
     #: broker's kombu form, read and written as such, and unsigned even when the app signs.
     celery_queues: tuple[str, ...] = ()
+    #: Queues AWS Step Functions sends to (``.waitForTaskToken`` states, README "Step
+    #: Functions"): a body carrying a task token is run only there, unsigned even when the app
+    #: signs, and the worker/Lambda role may report back (``states:SendTask*``).
+    stepfunctions_queues: tuple[str, ...] = ()
     lambda_timeout: int = 30
     lambda_memory_mb: int = 256
     lambda_batch_size: int = 10
@@ -145,7 +149,7 @@ def _from_env(name: str, environ: Mapping[str, str]) -> Any:
         return UNSET
     if name in ("backend", "payload_store") and raw.strip().lower() in ("", "none"):
         return None
-    if name in ("signing_keys", "lambda_queues", "celery_queues"):
+    if name in ("signing_keys", "lambda_queues", "celery_queues", "stepfunctions_queues"):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw
 

@@ -45,6 +45,7 @@ from cloudq.runtime.metrics import EmfMetrics
 from cloudq.runtime.outcome import BACKEND_RETRY_SECONDS, Action, Outcome, Prepared, clip, log_outcome
 from cloudq.runtime.replay import new_life
 from cloudq.runtime.results import ResultWriter
+from cloudq.runtime.task_tokens import TaskTokens
 from cloudq.tracing import run_span
 from cloudq.transports.base import MAX_REASON_CHARS, DeadLetterNote, ReceivedMessage, is_fifo
 
@@ -83,6 +84,8 @@ class Executor:
         self.metrics = EmfMetrics(app.name) if app.settings.metrics else None
         #: Rate limits and concurrency caps (``cloudq.runtime.flow``).
         self.flow = Flow(app, self.health, self.worker_id)
+        #: Reports to Step Functions the runs of messages carrying a task token.
+        self.tokens = TaskTokens()
         #: When the Lambda invocation running this executor ends (epoch seconds on the app's
         #: clock), set by ``cloudq.aws_lambda`` per record; ``None`` on a worker.
         self.invocation_ends: float | None = None
@@ -117,6 +120,8 @@ class Executor:
 
     def _execute(self, prepared: Prepared) -> Outcome:
         if prepared.refused is not None:
+            if prepared.message is not None:  # an unknown task: its state fails now, not at its timeout
+                self.tokens.failed(prepared.message, "UnknownTaskError", prepared.refused.reason)
             return prepared.refused
         received, message, task = prepared.received, prepared.message, prepared.task
         assert message is not None and task is not None
@@ -275,10 +280,10 @@ class Executor:
         self.health.ok("result backend (claim)")
         if claim.status is ClaimStatus.ALREADY_SUCCEEDED:
             value = claim.record.value if claim.record else None
-            return self._workflow(message, Outcome.ack(), State.SUCCESS, value=value, redelivered=True)
+            return self._ended(message, Outcome.ack(), State.SUCCESS, value=value, redelivered=True)
         if claim.status is ClaimStatus.REVOKED:
             revoked = Outcome(Action.ACK, reason="revoked: acknowledged without running")
-            return self._workflow(message, revoked, State.REVOKED, error=("TaskRevokedError", "revoked"))
+            return self._ended(message, revoked, State.REVOKED, error=("TaskRevokedError", "revoked"))
         if claim.status is ClaimStatus.LEASED:
             return Outcome.retry(claim.lease_remaining, reason="running elsewhere (lease held)")
         return attempts if claim.record is None else attempts.claimed(claim.record.attempts)
@@ -293,7 +298,7 @@ class Executor:
     ) -> Outcome:
         started = self.app.clock.time()
         try:
-            with run_span(task.name, message.traceparent) as traceparent:  # cloudq.tracing
+            with run_span(task.name, message.traceparent) as traceparent, self.tokens.beating(message):
                 if traceparent is not None:
                     request = replace(request, traceparent=traceparent)
                 value = self.app.hooks.run(task, request)  # before_task, the task, after_task
@@ -326,13 +331,13 @@ class Executor:
             # Nothing to store, so no record is built; a workflow's link always records (its
             # chain or chord reads the value).
             self.app.codec.release(message)
-            return success
+            return self._ended(message, success, State.SUCCESS, value=stored)
         record = self.results.record(task, message, State.SUCCESS, attempts, value=stored)
         record = record.model_copy(update={"date_started": started})
         outcome = self.results.store(record, success)
         if outcome.state is State.SUCCESS:
             self.app.codec.release(message)
-        return self._workflow(message, outcome, outcome.state, value=stored, error=_error_of(outcome))
+        return self._ended(message, outcome, outcome.state, value=stored, error=_error_of(outcome))
 
     def _retry_or_fail(
         self,
@@ -388,7 +393,26 @@ class Executor:
         record = self.results.record(task, message, State.FAILURE, attempts, error=(error_type, text, trace))
         failure = Outcome.dead_letter(f"{error_type}: {text}").of_run(State.FAILURE, attempts.number)
         outcome = self.results.store(record, failure, held=held)
-        return self._workflow(message, outcome, outcome.state, error=(error_type, text))
+        return self._ended(message, outcome, outcome.state, error=(error_type, text))
+
+    def _ended(
+        self,
+        message: Message,
+        outcome: Outcome,
+        state: State | None,
+        value: Any = None,
+        error: tuple[str, str] = ("", ""),
+        redelivered: bool = False,
+    ) -> Outcome:
+        """A task that ended: its workflow's next steps (``_workflow``), then, once its end is
+        stored, the report to the Step Functions state that sent it (``TaskTokens``)."""
+        outcome = self._workflow(message, outcome, state, value, error, redelivered)
+        if outcome.action in (Action.ACK, Action.DEAD_LETTER):
+            if state is State.SUCCESS:
+                self.tokens.succeeded(message, value)
+            elif state in (State.FAILURE, State.REVOKED):
+                self.tokens.failed(message, *error)
+        return outcome
 
     def _workflow(
         self,
