@@ -212,9 +212,9 @@ def app_resources(app: CloudQ, app_reference: str | None = None) -> Resources:
 
 def used_queues(app: CloudQ) -> set[str]:
     """The queues its tasks route to, periodic tasks send to, ``lambda_queues``,
-    ``celery_queues`` or ``stepfunctions_queues`` name; the default queue only when one of these is it, or the app has no
-    task at all (a producer sending by name): a Lambda-only app gets no idle ``default`` queue
-    and no worker service."""
+    ``celery_queues`` or ``stepfunctions_queues`` name; the default queue only when one of these
+    is it, or the app has no task at all (a producer sending by name): a Lambda-only app gets no
+    idle ``default`` queue and no worker service."""
     used = {task.queue for task in app.tasks.values()} | set(app.settings.lambda_queues)
     used |= {periodic.queue for periodic in app.periodic_tasks.values()}
     used |= set(app.settings.celery_queues)  # served for Celery's producers (issue 25)

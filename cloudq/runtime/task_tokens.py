@@ -146,7 +146,9 @@ class TaskTokens:
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._loop, name="cloudq-task-token-heartbeat", daemon=True)
+            self._thread = threading.Thread(
+                target=self._loop, name="cloudq-task-token-heartbeat", daemon=True
+            )
             self._thread.start()
 
     def _loop(self) -> None:

@@ -6,15 +6,22 @@ ministack records heartbeats but does not enforce ``HeartbeatSeconds``, so the p
 heartbeats is their count, at the HTTP level: the worker process and the Lambda function each
 talk to AWS through a counting proxy (``bench.counting_proxy``), whose calls are also checked
 against the rendered IAM, as in the deploy e2e (``test_deploy_e2e``).
+
+One scenario (one stack, one worker: the default run's budget is tight), checked by the tests
+below: two states in sequence (the worker, then Lambda), a state whose task fails finally, and
+a body whose token Step Functions no longer knows. The task on the worker runs 6 s under
+``HeartbeatSeconds=2``; the one on Lambda 3 s, or 6 s with ``CLOUDQ_STEPFUNCTIONS=full``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -23,16 +30,19 @@ import pytest
 from bench.counting_proxy import CountingProxy
 from cloudq.infra import app_resources
 from cloudq.infra.iam import STEPFUNCTIONS_ACTIONS, iam_documents
+from cloudq_emulator.provision import delete_stack, provision
 from cloudq_emulator.server import MinistackServer
-from tests.e2e.conftest import LambdaFactory
 from tests.e2e.test_deploy_e2e import iam_action
-from tests.processes import WorkerFactory
+from tests.processes import process_env, wait_until, worker_log, worker_processes
+from tests.tasks import make_app
 
 WAIT_FOR_TOKEN = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
 HEARTBEAT = "AWSStepFunctions.SendTaskHeartbeat"
 #: The worker's queue; the Lambda function consumes ``default``.
 WORKER_QUEUE = "sfn"
-TASK_SECONDS = 6
+WORKER_TASK_SECONDS = 6
+LAMBDA_TASK_SECONDS = 6 if os.environ.get("CLOUDQ_STEPFUNCTIONS") == "full" else 3
+GONE_TOKEN_LINE = "SendTaskSuccess not taken, the token is gone (TaskDoesNotExist)"
 
 
 def task_state(queue_url: str, body: dict[str, Any], heartbeat: int | None = None) -> dict[str, Any]:
@@ -44,6 +54,25 @@ def task_state(queue_url: str, body: dict[str, Any], heartbeat: int | None = Non
         body["heartbeat_seconds"] = heartbeat
     state["Parameters"] = {"QueueUrl": queue_url, "MessageBody": body}
     return state
+
+
+def two_steps(urls: dict[str, str]) -> dict[str, Any]:
+    """A 6 s task on the worker, a Choice on its result, a task on Lambda: HeartbeatSeconds=2."""
+    first = {"task": "slow_add", "args.$": "$.numbers", "kwargs": {"seconds": WORKER_TASK_SECONDS}}
+    second = {"task": "slow_add", "args.$": "States.Array($, 10)", "kwargs": {"seconds": LAMBDA_TASK_SECONDS}}
+    return {
+        "StartAt": "Add",
+        "States": {
+            "Add": {**task_state(urls[WORKER_QUEUE], first, heartbeat=2), "Next": "IsFive"},
+            "IsFive": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$", "NumericEquals": 5, "Next": "AddTen"}],
+                "Default": "NotFive",
+            },
+            "NotFive": {"Type": "Fail", "Error": "NotFive", "Cause": "the first result is not 5"},
+            "AddTen": {**task_state(urls["default"], second, heartbeat=2), "End": True},
+        },
+    }
 
 
 def run_machine(definition: dict[str, Any], document: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
@@ -64,109 +93,106 @@ def run_machine(definition: dict[str, Any], document: dict[str, Any], timeout: f
     raise AssertionError(f"execution {execution} still running after {timeout} s")
 
 
-@pytest.fixture
-def proxies(ministack_server: MinistackServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, CountingProxy]]:
-    """A counting proxy for the worker process and one for the Lambda function; the app
-    serves Step Functions on the worker's queue and the Lambda function's."""
-    monkeypatch.setenv("CLOUDQ_STEPFUNCTIONS_QUEUES", f"default,{WORKER_QUEUE}")
-    started = {name: CountingProxy(ministack_server.endpoint_url).start() for name in ("worker", "lambda")}
-    yield started
-    for proxy in started.values():
-        proxy.stop()
+@dataclass
+class Run:
+    app: Any
+    succeeded: dict[str, Any]
+    failed: dict[str, Any]
+    #: The result of the task whose token was gone, and whether the worker logged it.
+    gone_token_result: Any
+    gone_token_logged: bool
+    #: When each heartbeat arrived (time.monotonic()), per caller.
+    beats: dict[str, list[float]]
+    #: X-Amz-Target → count, of the worker and the function together
+    calls: Counter[str]
 
 
-def deploy(
-    lambda_app: LambdaFactory, start_worker: WorkerFactory, proxies: dict[str, CountingProxy], timeout: int = 3
-) -> tuple[Any, dict[str, str]]:
-    """The test app deployed (Lambda on ``default``) and a worker on ``sfn``: the app and the
-    URLs of the two queues."""
-    app = lambda_app(timeout=timeout, function_endpoint_url=proxies["lambda"].endpoint_url)
-    start_worker(
-        "-Q",
-        WORKER_QUEUE,
-        env={
-            "AWS_ENDPOINT_URL": proxies["worker"].endpoint_url,
+@pytest.fixture(scope="module")
+def run(ministack_server: MinistackServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    """Deploy the test app (its Lambda function on ``default``, through a counting proxy),
+    start a worker on ``sfn`` (through another), then play the scenario once."""
+    monkeypatch = pytest.MonkeyPatch()
+    tmp_path = tmp_path_factory.mktemp("stepfunctions")
+    proxies = {name: CountingProxy(ministack_server.endpoint_url).start() for name in ("worker", "lambda")}
+    stack = None
+    try:
+        env = process_env(ministack_server, tmp_path, monkeypatch, "sfn")
+        settings = {
             "CLOUDQ_STEPFUNCTIONS_QUEUES": f"default,{WORKER_QUEUE}",
-        },
-    )
-    sqs = boto3.client("sqs")
-    urls = {
-        queue: sqs.get_queue_url(QueueName=app.physical_queue_name(queue))["QueueUrl"]
-        for queue in ("default", WORKER_QUEUE)
-    }
-    return app, urls
+            "CLOUDQ_LAMBDA_QUEUES": "default",
+            "CLOUDQ_LAMBDA_TIMEOUT": str(LAMBDA_TASK_SECONDS + 6),
+        }
+        for key, value in settings.items():
+            monkeypatch.setenv(key, value)
+        app = make_app(env["CLOUDQ_TEST_APP"])
+        resources = app_resources(app, "tests.tasks:app")
+        stack = resources.stack_name
+        provision(
+            resources,
+            endpoint_url=ministack_server.endpoint_url,
+            function_endpoint_url=proxies["lambda"].endpoint_url,
+        )
+        app.tasks["noop"].delay()  # the function's cold start, out of the way of the second state
+        sqs = boto3.client("sqs")
+        urls = {
+            q: sqs.get_queue_url(QueueName=app.physical_queue_name(q))["QueueUrl"] for q in ("default", "sfn")
+        }
+        with worker_processes({**env, **settings}, tmp_path) as start:
+            start("-Q", WORKER_QUEUE, env={"AWS_ENDPOINT_URL": proxies["worker"].endpoint_url})
+            succeeded = run_machine(two_steps(urls), {"numbers": [2, 3]})
+            failing = {"task": "always_fails", "kwargs": {"tag": "sfn"}}
+            failed = run_machine(
+                {"StartAt": "F", "States": {"F": {**task_state(urls["sfn"], failing), "End": True}}}, {}
+            )
+            gone = {"task": "add", "args": [2, 3], "task_token": "a-token-long-gone"}
+            sent = sqs.send_message(QueueUrl=urls[WORKER_QUEUE], MessageBody=json.dumps(gone))
+            gone_result = app.AsyncResult(sent["MessageId"]).get(timeout=30)
+            logged = wait_until(lambda: GONE_TOKEN_LINE in worker_log(tmp_path), timeout=10)
+        calls: Counter[str] = Counter()
+        for proxy in proxies.values():
+            calls.update(proxy.reset())
+        beats = {name: proxy.times(HEARTBEAT) for name, proxy in proxies.items()}
+        yield Run(app, succeeded, failed, gone_result, logged, beats, calls)
+    finally:
+        if stack is not None:
+            delete_stack(boto3.client("cloudformation"), stack)
+        for proxy in proxies.values():
+            proxy.stop()
+        monkeypatch.undo()
 
 
-def assert_allowed_by_the_rendered_iam(app: Any, proxies: dict[str, CountingProxy]) -> Counter[str]:
-    """Every call of the worker and the function is allowed to the rendered worker role; the
-    Step Functions calls made, by name."""
-    policy = iam_documents(app_resources(app, "tests.tasks:app"))["WorkerRole"]["PolicyDocument"]
-    allowed = {action for statement in policy["Statement"] for action in statement["Action"]}
-    calls: Counter[str] = Counter()
-    for proxy in proxies.values():
-        calls.update(proxy.reset())
-    made = {iam_action(target) for target in calls}
-    assert made <= allowed, sorted(made - allowed)
-    return Counter({iam_action(target): count for target, count in calls.items() if target.startswith("AWS")})
+def test_two_states_run_on_a_worker_then_on_lambda_and_end_with_the_second_result(run: Run) -> None:
+    assert run.succeeded["status"] == "SUCCEEDED", run.succeeded
+    assert json.loads(run.succeeded["output"]) == 15  # add(2, 3), then 5 was chosen: add(5, 10)
 
 
-def assert_beats_every_two_seconds(proxy: CountingProxy) -> None:
-    """At least one SendTaskHeartbeat per 2 s of the 6 s task: 3 or more, none 2 s apart."""
-    beats = proxy.times(HEARTBEAT)
+def test_a_task_that_fails_finally_fails_the_execution_with_its_error_and_cause(run: Run) -> None:
+    assert run.failed["status"] == "FAILED", run.failed
+    assert run.failed["error"] == "FlakyError"
+    assert run.failed["cause"] == "failing on purpose sfn (gave up after 3 attempts)"
+    # reported once, at the end: not for either of its 2 retries
+    assert run.calls["AWSStepFunctions.SendTaskFailure"] == 1
+
+
+@pytest.mark.parametrize(
+    ("caller", "seconds"), [("worker", WORKER_TASK_SECONDS), ("lambda", LAMBDA_TASK_SECONDS)]
+)
+def test_a_running_task_beats_at_least_once_every_two_seconds(run: Run, caller: str, seconds: float) -> None:
+    beats = run.beats[caller]
     gaps = [later - earlier for earlier, later in zip(beats, beats[1:], strict=False)]
-    assert len(beats) >= TASK_SECONDS // 2, beats
-    assert max(gaps) <= 2.0, gaps
+    assert len(beats) >= seconds // 2, beats
+    assert max(gaps, default=0.0) <= 2.0, gaps
 
 
-def test_two_task_states_run_on_a_worker_then_on_lambda_with_heartbeats(
-    lambda_app: LambdaFactory, start_worker: WorkerFactory, proxies: dict[str, CountingProxy]
-) -> None:
-    # Given a worker on one queue and the Lambda function on the other, behind counting proxies
-    app, urls = deploy(lambda_app, start_worker, proxies, timeout=TASK_SECONDS + 6)
-    # And a state machine: a 6 s task on the worker, a Choice on its result, a 6 s task on
-    # Lambda, both under HeartbeatSeconds=2
-    first = {"task": "slow_add", "args.$": "$.numbers", "kwargs": {"seconds": TASK_SECONDS}}
-    second = {"task": "slow_add", "args.$": "States.Array($, 10)", "kwargs": {"seconds": TASK_SECONDS}}
-    definition = {
-        "StartAt": "Add",
-        "States": {
-            "Add": {**task_state(urls[WORKER_QUEUE], first, heartbeat=2), "Next": "IsFive"},
-            "IsFive": {
-                "Type": "Choice",
-                "Choices": [{"Variable": "$", "NumericEquals": 5, "Next": "AddTen"}],
-                "Default": "NotFive",
-            },
-            "NotFive": {"Type": "Fail", "Error": "NotFive", "Cause": "the first result is not 5"},
-            "AddTen": {**task_state(urls["default"], second, heartbeat=2), "End": True},
-        },
-    }
-    # When it runs
-    execution = run_machine(definition, {"numbers": [2, 3]})
-    # Then it succeeds with the second task's result as its output
-    assert execution["status"] == "SUCCEEDED", execution
-    assert json.loads(execution["output"]) == 15
-    # And each task beat at least every 2 s, on the worker and on Lambda
-    assert_beats_every_two_seconds(proxies["worker"])
-    assert_beats_every_two_seconds(proxies["lambda"])
-    # And every call is allowed by the rendered IAM, which grants the Step Functions calls
-    states = assert_allowed_by_the_rendered_iam(app, proxies)
-    assert states["states:SendTaskSuccess"] == 2
-    assert set(states) <= set(STEPFUNCTIONS_ACTIONS)
+def test_a_token_step_functions_no_longer_knows_is_logged_and_the_task_succeeds(run: Run) -> None:
+    assert run.gone_token_result == 5
+    assert run.gone_token_logged
 
 
-def test_a_task_that_fails_finally_fails_the_execution_with_its_error_and_cause(
-    lambda_app: LambdaFactory, start_worker: WorkerFactory, proxies: dict[str, CountingProxy]
-) -> None:
-    # Given a state running a task that fails on each of its 3 attempts (2 retries)
-    app, urls = deploy(lambda_app, start_worker, proxies)
-    body = {"task": "always_fails", "kwargs": {"tag": "sfn"}}
-    definition = {"StartAt": "Fail", "States": {"Fail": {**task_state(urls[WORKER_QUEUE], body), "End": True}}}
-    # When it runs
-    execution = run_machine(definition, {})
-    # Then the execution fails with the task's error type and message
-    assert execution["status"] == "FAILED", execution
-    assert execution["error"] == "FlakyError"
-    assert execution["cause"] == "failing on purpose sfn (gave up after 3 attempts)"
-    # And Step Functions heard of the final failure only, not of the retries
-    states = assert_allowed_by_the_rendered_iam(app, proxies)
-    assert states == Counter({"states:SendTaskFailure": 1})
+def test_the_rendered_iam_allows_every_call_and_each_step_functions_action_is_used(run: Run) -> None:
+    policy = iam_documents(app_resources(run.app, "tests.tasks:app"))["WorkerRole"]["PolicyDocument"]
+    allowed = {action for statement in policy["Statement"] for action in statement["Action"]}
+    made = {iam_action(target) for target in run.calls}
+    assert made <= allowed, sorted(made - allowed)
+    assert {action for action in made if action.startswith("states:")} == set(STEPFUNCTIONS_ACTIONS)
+    assert run.calls["AWSStepFunctions.SendTaskSuccess"] == 3  # two states, and the gone token's

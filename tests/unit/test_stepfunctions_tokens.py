@@ -89,7 +89,9 @@ def test_only_the_final_failure_is_reported_with_its_type_and_message(moto_aws: 
     # Then Step Functions heard once, of the final failure
     assert app.AsyncResult(message_id).state is State.FAILURE
     cause = "failing on purpose x (gave up after 3 attempts)"
-    assert reported.calls == [("SendTaskFailure", {"taskToken": TOKEN, "error": "FlakyError", "cause": cause})]
+    assert reported.calls == [
+        ("SendTaskFailure", {"taskToken": TOKEN, "error": "FlakyError", "cause": cause})
+    ]
 
 
 def test_an_unknown_task_fails_its_state_at_once(moto_aws: object) -> None:
