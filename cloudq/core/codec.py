@@ -25,7 +25,7 @@ from cloudq.core.errors import (
     PayloadStoreError,
     SignatureError,
 )
-from cloudq.core.message import Message
+from cloudq.core.message import MAX_TASK_TOKEN_CHARS, Message
 from cloudq.core.naming import is_celery_queue
 from cloudq.core.pointer import ARGUMENTS_FOLDER, RESULTS_FOLDER, PayloadPointer, digest
 
@@ -134,6 +134,18 @@ class Codec:
         is its SQS message id) and unsigned (a signature would cover an id the body lacks)."""
         message = Message(task=periodic.task, args=periodic.args, kwargs=periodic.kwargs)
         return message.model_dump_json(include={"v", "task", "args", "kwargs"})
+
+    def task_token_of(self, body: str, queue: str | None) -> str | None:
+        """The task token of a body refused on a Step Functions queue (``decode`` failed), so
+        that its state fails at once rather than at its timeout; ``None`` on other queues."""
+        if not self.is_stepfunctions(queue):
+            return None
+        try:
+            envelope = json.loads(body)
+        except (ValueError, RecursionError):
+            return None
+        token = envelope.get("task_token") if isinstance(envelope, dict) else None
+        return token if isinstance(token, str) and 0 < len(token) <= MAX_TASK_TOKEN_CHARS else None
 
     @staticmethod
     def describe(body: str) -> tuple[str | None, str | None]:

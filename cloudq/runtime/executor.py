@@ -120,8 +120,7 @@ class Executor:
 
     def _execute(self, prepared: Prepared) -> Outcome:
         if prepared.refused is not None:
-            if prepared.message is not None:  # an unknown task: its state fails now, not at its timeout
-                self.tokens.failed(prepared.message, "UnknownTaskError", prepared.refused.reason)
+            self._refused(prepared, prepared.refused)
             return prepared.refused
         received, message, task = prepared.received, prepared.message, prepared.task
         assert message is not None and task is not None
@@ -155,6 +154,17 @@ class Executor:
             return self._claim_and_run(task, message, received, attempts, arguments)
         finally:
             self.flow.release(admitted)
+
+    def _refused(self, prepared: Prepared, refused: Outcome) -> None:
+        """The Step Functions state that sent a refused body fails now, not at its timeout."""
+        received = prepared.received
+        if prepared.message is not None:  # read, but not a task of this app
+            self.tokens.failed(prepared.message, "UnknownTaskError", refused.reason)
+            return
+        token = self.app.codec.task_token_of(received.body, received.queue)
+        if token is not None:
+            error_type, _, text = refused.reason.partition(": ")
+            self.tokens.token_failed(token, received.message_id, error_type, text)
 
     def _arguments(
         self, task: Task[Any, Any], message: Message, attempts: Attempts

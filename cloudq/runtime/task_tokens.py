@@ -7,8 +7,8 @@ and on Lambda alike:
 - success: ``SendTaskSuccess`` with the task's JSON result as the output. An output over Step
   Functions' limit (``MAX_OUTPUT_BYTES``) fails the state instead, saying so
   (``RESULT_TOO_LARGE_ERROR``); the task's own result is kept as it is.
-- final failure (never a retry), revocation or a refused body: ``SendTaskFailure``, error the
-  exception type, cause its message.
+- final failure (never a retry), revocation, or a body refused (unreadable, unknown task, bad
+  signature): ``SendTaskFailure``, error the exception type, cause its message.
 - while the task runs: ``SendTaskHeartbeat`` every half of the message's
   ``heartbeat_seconds`` (one thread per executor beats every running token that asks).
 
@@ -104,11 +104,13 @@ class TaskTokens:
     def failed(self, message: Message, error_type: str, text: str) -> None:
         """``SendTaskFailure`` (error: the exception type, cause: its message), if ``message``
         has a token."""
-        token = message.task_token
-        if token is None:
-            return
+        if message.task_token is not None:
+            self.token_failed(message.task_token, message.id, error_type, text)
+
+    def token_failed(self, token: str, task_id: str, error_type: str, text: str) -> None:
+        """``SendTaskFailure`` to ``token`` (also of a body that could not be read)."""
         error, cause = error_type[:MAX_ERROR_CHARS], text[:MAX_CAUSE_CHARS]
-        self._call("SendTaskFailure", message.id, taskToken=token, error=error, cause=cause)
+        self._call("SendTaskFailure", task_id, taskToken=token, error=error, cause=cause)
 
     def _call(self, operation: str, task_id: str, **parameters: str) -> None:
         """One call; when it fails, logged: the task's outcome stands."""

@@ -104,6 +104,19 @@ def test_an_unknown_task_fails_its_state_at_once(moto_aws: object) -> None:
     assert "no_such_task" in params["cause"]
 
 
+def test_a_body_that_cannot_be_read_fails_its_state_at_once(moto_aws: object) -> None:
+    # Given a state whose args.$ gave an object, not a list
+    app = sfn_app()
+    reported = Reported(app)
+    send(app, json.dumps({"task": "add", "args": {"a": 1}, "task_token": TOKEN}))
+    # When it arrives, Then it is dead-lettered and its state fails saying why
+    reported.run_queue()
+    [(operation, params)] = reported.calls
+    assert (operation, params["taskToken"], params["error"]) == ("SendTaskFailure", TOKEN, "DecodeError")
+    assert "args" in params["cause"]
+    assert app.transport.stats("default-dlq").visible == 1
+
+
 def test_a_result_over_the_output_limit_fails_the_state_and_the_task_keeps_its_success(
     moto_aws: object,
 ) -> None:
