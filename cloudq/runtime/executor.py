@@ -414,36 +414,25 @@ class Executor:
         error: tuple[str, str] = ("", ""),
         redelivered: bool = False,
     ) -> Outcome:
-        """A task that ended: its workflow's next steps (``_workflow``), then, once its end is
-        stored, the report to the Step Functions state that sent it (``TaskTokens``)."""
-        outcome = self._workflow(message, outcome, state, value, error, redelivered)
-        if outcome.action in (Action.ACK, Action.DEAD_LETTER):
-            if state is State.SUCCESS:
-                self.tokens.succeeded(message, value)
-            elif state in (State.FAILURE, State.REVOKED):
-                self.tokens.failed(message, *error)
-        return outcome
-
-    def _workflow(
-        self,
-        message: Message,
-        outcome: Outcome,
-        state: State | None,
-        value: Any = None,
-        error: tuple[str, str] = ("", ""),
-        redelivered: bool = False,
-    ) -> Outcome:
-        """The workflow steps of a task that ended (``cloudq/workflow.py``), then
-        ``outcome``; if a step fails, the message is kept and comes back to repeat it."""
-        if not message.has_workflow or state not in (State.SUCCESS, State.FAILURE, State.REVOKED):
+        """The workflow steps of a task that ended (``cloudq/workflow.py``), then the report to
+        the Step Functions state that sent it (``TaskTokens``), then ``outcome``; if a step
+        fails, the message is kept and comes back to repeat it."""
+        if state not in (State.SUCCESS, State.FAILURE, State.REVOKED):
             return outcome
         if outcome.action not in (Action.ACK, Action.DEAD_LETTER):
             return outcome  # the end was not stored: nothing to follow yet
-        try:
-            workflow.finished(self.app, message, state, value, error, redelivered)
-        except CloudQError as exc:
-            logger.warning("task %s: workflow step not done (%s); its message comes back", message.id, exc)
-            return Outcome.retry(BACKEND_RETRY_SECONDS, reason=f"workflow step not done: {exc}")
+        if message.has_workflow:
+            try:
+                workflow.finished(self.app, message, state, value, error, redelivered)
+            except CloudQError as exc:
+                logger.warning(
+                    "task %s: workflow step not done (%s); its message comes back", message.id, exc
+                )
+                return Outcome.retry(BACKEND_RETRY_SECONDS, reason=f"workflow step not done: {exc}")
+        if state is State.SUCCESS:
+            self.tokens.succeeded(message, value)
+        else:
+            self.tokens.failed(message, *error)
         return outcome
 
 
