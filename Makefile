@@ -15,7 +15,7 @@ export PYTHONDONTWRITEBYTECODE :=
 # mkdocs-material's banner about its successor, printed on every build.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: demo test docs docs-strict check check-unit check-conformance chaos bench lint typecheck clean infra workflows
+.PHONY: demo test docs docs-strict check check-unit check-conformance chaos bench lint typecheck clean infra workflows stepfunctions
 
 $(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,10 @@ bench: $(STAMP)
 # The workflow e2e tests at full scale (groups and chords of 1,000; make test runs 100).
 workflows: $(STAMP)
 	CLOUDQ_WORKFLOWS=full $(BIN)/python -m pytest tests/e2e/test_workflows_e2e.py -q
+
+# The Step Functions e2e test with its Lambda task at 6 s under HeartbeatSeconds=2 (make test: 3 s).
+stepfunctions: $(STAMP)
+	CLOUDQ_STEPFUNCTIONS=full $(BIN)/python -m pytest tests/e2e/test_stepfunctions_e2e.py -q
 
 # The example app's deployment files (infra/, serverless.yml), rendered from its task registry;
 # tests/deploy/test_committed_templates.py fails when they differ from a fresh render. CLOUDQ_*

@@ -146,10 +146,11 @@ class CloudQ:
         return table or results_table_name(self.name)
 
     def queue_names(self) -> set[str]:
-        """Every logical queue a task of this app is routed to, the default queue and the
-        Celery queues it serves."""
+        """Every logical queue a task of this app is routed to, the default queue, and the
+        Celery and Step Functions queues it serves."""
         tasks = {task.queue for task in self.tasks.values()}
-        return tasks | {self.settings.default_queue, *self.settings.celery_queues}
+        served = {*self.settings.celery_queues, *self.settings.stepfunctions_queues}
+        return tasks | {self.settings.default_queue} | served
 
     # -- registry ------------------------------------------------------------------------
 

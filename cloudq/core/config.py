@@ -96,6 +96,11 @@ class Settings(BaseModel):
     #: protocol 2 (JSON) in the broker's kombu form, read and written as such, and unsigned
     #: even when the app signs.
     celery_queues: tuple[str, ...] = ()
+    #: Queues AWS Step Functions sends to (``.waitForTaskToken`` states; comma-separated in the
+    #: environment; docs/guides/step-functions.md): a body carrying a task token is run only
+    #: there, unsigned even when the app signs, and the worker/Lambda role may report back
+    #: (``states:SendTask*``).
+    stepfunctions_queues: tuple[str, ...] = ()
     #: The Lambda function's timeout, seconds; its queues get a visibility timeout of 6× it.
     lambda_timeout: int = 30
     #: The Lambda function's memory, MB.
@@ -165,7 +170,7 @@ def _from_env(name: str, environ: Mapping[str, str]) -> Any:
         return UNSET
     if name in ("backend", "payload_store") and raw.strip().lower() in ("", "none"):
         return None
-    if name in ("signing_keys", "lambda_queues", "celery_queues"):
+    if name in ("signing_keys", "lambda_queues", "celery_queues", "stepfunctions_queues"):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw
 
