@@ -96,12 +96,29 @@ def test_stop_waits_for_deletes_already_on_their_way(app: CloudQ, monkeypatch: p
     assert worker.stats.acked == 3
 
 
-def test_stop_waits_for_the_poll_in_flight_and_hands_back_what_it_receives(app: CloudQ) -> None:
+def poll_opened(app: CloudQ, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Set when the worker's first receive (its long poll) has begun: a test that stops an
+    idle worker waits for it, not for a fixed time a loaded machine may not keep."""
+    opened = threading.Event()
+    receive = app.transport.receive
+
+    def receiving(*args: object, **kwargs: object) -> object:
+        opened.set()
+        return receive(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(app.transport, "receive", receiving)
+    return opened
+
+
+def test_stop_waits_for_the_poll_in_flight_and_hands_back_what_it_receives(
+    app: CloudQ, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given an idle worker in a 3 s long poll
     worker = Worker(app, ["default"], concurrency=1, wait_seconds=3)
     thread = threading.Thread(target=worker.run, daemon=True)
+    opened = poll_opened(app, monkeypatch)
     thread.start()
-    time.sleep(0.1)
+    assert opened.wait(5)
     # When it is stopped, and a task is sent 1.2 s later, while that poll is still open
     worker.stop()
     time.sleep(1.2)
@@ -120,14 +137,15 @@ def test_stop_waits_for_the_poll_in_flight_and_hands_back_what_it_receives(app: 
 
 
 def test_the_end_of_the_grace_abandons_a_poll_and_says_how_long_its_messages_may_wait(
-    app: CloudQ, caplog: pytest.LogCaptureFixture
+    app: CloudQ, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a worker whose grace (0.2 s) is shorter than its long-poll wait (3 s)
     worker = Worker(app, ["default"], concurrency=1, wait_seconds=3, grace=0.2, visibility_timeout=30)
     thread = threading.Thread(target=worker.run, daemon=True)
+    opened = poll_opened(app, monkeypatch)
     with caplog.at_level("WARNING", logger="cloudq.worker"):
         thread.start()
-        time.sleep(0.1)
+        assert opened.wait(5)
         # When it is stopped while idle
         stopped_at = time.monotonic()
         worker.stop()
