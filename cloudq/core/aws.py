@@ -20,7 +20,13 @@ logger = logging.getLogger("cloudq.aws")  # its name before the move
 DEFAULT_REGION = "us-east-1"
 _checked_regions: set[str] = set()
 #: The services cloudq makes clients for, and their names in botocore's endpoints.json.
-ENDPOINT_PREFIXES = {"sqs": "sqs", "dynamodb": "dynamodb", "s3": "s3", "cloudwatch": "monitoring"}
+ENDPOINT_PREFIXES = {
+    "sqs": "sqs",
+    "dynamodb": "dynamodb",
+    "s3": "s3",
+    "cloudwatch": "monitoring",
+    "scheduler": "scheduler",
+}
 
 
 class _FileLoader:
@@ -101,6 +107,18 @@ def warn_unknown_region(session: boto3.session.Session, service: str, region: st
             region,
             service,
         )
+
+
+def partition(region: str) -> str:
+    """The ARN partition of ``region`` (``aws``, ``aws-cn``, ``aws-us-gov``…), from botocore's
+    ``partitions.json``; ``aws`` for a region it does not know."""
+    import re
+
+    for found in _loader.load_data("partitions").get("partitions", ()):
+        outputs = found.get("outputs", {})
+        if region in found.get("regions", {}) or re.match(found.get("regionRegex", "^$"), region):
+            return str(outputs.get("name", found.get("id", "aws")))
+    return "aws"
 
 
 def aws_client(

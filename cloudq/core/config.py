@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Literal, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -81,6 +81,12 @@ class Settings(BaseModel):
     #: dead letters in ``<queue>-dlq``), holding Celery's task protocol 2 (JSON) in the
     #: broker's kombu form, read and written as such, and unsigned even when the app signs.
     celery_queues: tuple[str, ...] = ()
+    #: Where ``app.schedules`` keeps run-time schedules: ``scheduler`` (EventBridge Scheduler,
+    #: the app's schedule group) or ``backend`` (the result backend, sent by ``cloudq beat``).
+    #: ``None``: the broker decides, ``scheduler`` for ``sqs://``, ``backend`` otherwise.
+    schedule_store: Literal["scheduler", "backend"] | None = None
+    #: The role EventBridge Scheduler sends with: the SchedulerRoleArn output of the stack.
+    scheduler_role_arn: str | None = None
     lambda_timeout: int = 30
     lambda_memory_mb: int = 256
     lambda_batch_size: int = 10

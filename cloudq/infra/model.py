@@ -15,7 +15,8 @@ from pydantic import BaseModel
 
 from cloudq.core.deadlines import seconds_needed
 from cloudq.core.errors import ConfigurationError
-from cloudq.core.naming import DEFAULT_VISIBILITY_TIMEOUT, dead_letter_queue_name, is_fifo
+from cloudq.app.schedules import store_of
+from cloudq.core.naming import DEFAULT_VISIBILITY_TIMEOUT, dead_letter_queue_name, is_fifo, schedule_group_name
 from cloudq.core.pointer import ARGUMENTS_FOLDER, RESULTS_FOLDER
 
 if TYPE_CHECKING:
@@ -136,6 +137,13 @@ class Resources(BaseModel):
     function: LambdaResource | None = None
     bucket: BucketResource | None = None
     schedules: list[ScheduleResource] = []
+    #: The schedule group of the app's run-time schedules (``app.schedules`` on Scheduler).
+    schedule_group: str | None = None
+
+    @property
+    def has_scheduler_role(self) -> bool:
+        """Whether the stack has the role EventBridge Scheduler sends with."""
+        return bool(self.schedules) or self.schedule_group is not None
 
     @property
     def stack_name(self) -> str:
@@ -204,6 +212,7 @@ def app_resources(app: CloudQ, app_reference: str | None = None) -> Resources:
         function=_function(app, reference),
         bucket=_bucket(app),
         schedules=_schedules(app),
+        schedule_group=schedule_group_name(app.name) if store_of(app) == "scheduler" else None,
     )
 
 
