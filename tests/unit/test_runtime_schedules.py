@@ -117,7 +117,7 @@ def test_an_sqs_app_keeps_its_schedules_in_its_scheduler_group(sqs_app: CloudQ) 
     # And the app lists them back, and deletes them
     listed = {p.name: (p.task, p.queue, p.schedule.expression, p.args, p.kwargs) for p in sqs_app.schedules.list()}
     assert listed == {
-        "once": ("echo", "default", "at(2030-05-06T07:08:09)", [], {"value": "hi"}),
+        "once": ("echo", "default", "at(2030-05-06T07:08:09)", ["hi"], {}),  # as the signature binds them
         "tenant-7": ("add", "default", "rate(5 minutes)", [7, 0], {}),
     }
     with pytest.raises(ScheduleExistsError):
