@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from cloudq.core.errors import ArgumentError, ConfigurationError, ScheduleExistsError
@@ -59,7 +60,7 @@ class Schedules:
         task: Task[Any, Any] | str,
         schedule: str | At,
         *,
-        args: list[Any] | tuple[Any, ...] = (),
+        args: Sequence[Any] = (),
         kwargs: dict[str, Any] | None = None,
         timezone: str = "UTC",
     ) -> PeriodicTask:
@@ -91,13 +92,14 @@ class Schedules:
         name: str,
         task: Task[Any, Any] | str,
         schedule: str | At,
-        args: list[Any] | tuple[Any, ...],
+        args: Sequence[Any],
         kwargs: dict[str, Any] | None,
         timezone: str,
     ) -> PeriodicTask:
         if not isinstance(name, str) or not NAME.match(name):
             raise ConfigurationError(
-                f"schedule name {name!r}: 1-64 letters, digits, '-', '_' or '.' (EventBridge Scheduler's rule)"
+                f"schedule name {name!r}: 1-64 letters, digits, '-', '_' or '.' "
+                "(EventBridge Scheduler's rule)"
             )
         if name in self.app.periodic_tasks:
             raise ScheduleExistsError(f"schedule {name!r} is a periodic task of the app; pick another name")

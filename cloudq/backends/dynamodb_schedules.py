@@ -55,7 +55,12 @@ def delete_schedule(backend: DynamoDBBackend, key: str, name: str, expected: str
         condition = f"{DELETE_CONDITION} AND {DELETE_EXPECTED_CONDITION}"
         values[":expected"] = {"S": expected}
     return _conditional(
-        backend, key, update="REMOVE schedules.#name", condition=condition, names={"#name": name}, values=values
+        backend,
+        key,
+        update="REMOVE schedules.#name",
+        condition=condition,
+        names={"#name": name},
+        values=values,
     )
 
 

@@ -157,7 +157,7 @@ class At:
     def expression(self, timezone: str) -> str:
         """``at(yyyy-mm-ddThh:mm:ss)`` in UTC; a naive moment is read in ``timezone``."""
         moment = self.moment if self.moment.tzinfo else self.moment.replace(tzinfo=_zone(timezone))
-        return f"at({moment.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%M:%S')})"
+        return f"at({moment.astimezone(dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S')})"
 
 
 def at(moment: dt.datetime) -> At:
@@ -185,7 +185,7 @@ def parse_schedule(value: str | float | dt.timedelta | At, timezone: str = "UTC"
         value = value.expression(timezone)
     one_off = AT.match(value.strip()) if isinstance(value, str) else None
     if one_off:
-        moment = dt.datetime.fromisoformat(one_off.group(1)).replace(tzinfo=dt.UTC)
+        moment = dt.datetime.fromisoformat(one_off.group(1)).replace(tzinfo=dt.timezone.utc)
         return Schedule(one_off.group(0), "UTC", at_seconds=moment.timestamp())
     if isinstance(value, dt.timedelta):
         value = value.total_seconds()

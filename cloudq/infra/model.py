@@ -13,10 +13,15 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from cloudq.app.schedules import store_of
 from cloudq.core.deadlines import seconds_needed
 from cloudq.core.errors import ConfigurationError
-from cloudq.app.schedules import store_of
-from cloudq.core.naming import DEFAULT_VISIBILITY_TIMEOUT, dead_letter_queue_name, is_fifo, schedule_group_name
+from cloudq.core.naming import (
+    DEFAULT_VISIBILITY_TIMEOUT,
+    dead_letter_queue_name,
+    is_fifo,
+    schedule_group_name,
+)
 from cloudq.core.pointer import ARGUMENTS_FOLDER, RESULTS_FOLDER
 
 if TYPE_CHECKING:

@@ -87,8 +87,9 @@ class Beat:
         self.runtime = store_of(app) == "backend"
         if not app.periodic_tasks and not self.runtime:
             raise ConfigurationError(
-                f"app {app.name!r} has no periodic tasks: add one with @app.periodic(...) or app.add_periodic "
-                "(its run-time schedules live in EventBridge Scheduler: schedule_store 'scheduler')"
+                f"app {app.name!r} has no periodic tasks: add one with @app.periodic(...) or "
+                "app.add_periodic (its run-time schedules live in EventBridge Scheduler: "
+                "schedule_store 'scheduler')"
             )
         backend = app.backend
         if backend is None:
@@ -203,7 +204,9 @@ class Beat:
         wake = min([*upcoming.values(), *pending.values()], default=math.inf)
         return min(max(wake - self.clock.time(), 0.0), MAX_SLEEP_SECONDS)
 
-    def refresh(self, upcoming: dict[str, float], pending: dict[tuple[str, float], float], now: float) -> None:
+    def refresh(
+        self, upcoming: dict[str, float], pending: dict[tuple[str, float], float], now: float
+    ) -> None:
         """Read the run-time schedules again: drop the deleted or changed ones (with their
         pending ticks), add the new ones from their next tick (a one-off: its one tick)."""
         try:
@@ -229,7 +232,9 @@ class Beat:
             if name not in self.tasks:
                 self.tasks[name] = periodic
                 schedule = periodic.schedule
-                upcoming[name] = schedule.at_seconds if schedule.at_seconds is not None else schedule.next_after(now)
+                upcoming[name] = (
+                    schedule.at_seconds if schedule.at_seconds is not None else schedule.next_after(now)
+                )
         self.definitions = {name: stored[name] for name in current}
 
     def _forget_if_one_off(self, name: str) -> None:

@@ -82,7 +82,7 @@ def test_two_beats_send_each_tick_of_a_run_time_schedule_once_and_an_at_once(bac
         beat.step()
     # When a schedule and a one-off are created while they run
     app.schedules.create("every-10", app.tasks["add"], "rate(10 seconds)", args=[1, 2])
-    once = dt.datetime.fromtimestamp(start + 3, dt.UTC)
+    once = dt.datetime.fromtimestamp(start + 3, dt.timezone.utc)
     app.schedules.create("once", app.tasks["echo"], at(once), kwargs={"value": "hi"})
     # Then within a tick both beats pick them up: three ticks, each sent once, and the at() once
     for offset in (1, 6, 11, 16):

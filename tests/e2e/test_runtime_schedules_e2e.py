@@ -26,6 +26,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+
 from cloudq import CloudQ, at
 from cloudq.infra import app_resources
 from cloudq_emulator.provision import provision
@@ -82,7 +83,7 @@ def test_two_beats_on_redis_send_a_run_time_schedule_once_per_tick_and_an_at_onc
     beats = [start_beat(), start_beat()]
     # When a schedule every 2 s and a one-off 2 s ahead are created through the API
     redis_app.schedules.create("every-2", redis_app.tasks["record"], "rate(2 seconds)", args=["tick"])
-    moment = dt.datetime.fromtimestamp(int(time.time()) + 2, dt.UTC)
+    moment = dt.datetime.fromtimestamp(int(time.time()) + 2, dt.timezone.utc)
     redis_app.schedules.create("once", redis_app.tasks["record"], at(moment), args=["once"])
     # Then the one-off is sent and deleted, and the CLI sees the other
     assert wait_until(lambda: [p.name for p in redis_app.schedules.list()] == ["every-2"], timeout=15)
@@ -97,7 +98,9 @@ def test_two_beats_on_redis_send_a_run_time_schedule_once_per_tick_and_an_at_onc
     sent = _sent_ids(redis_app)
     assert sent.count(f"once@{int(moment.timestamp())}") == 1, sent
     ticks = sorted(int(task_id.rpartition("@")[2]) for task_id in sent if task_id.startswith("every-2@"))
-    assert len(ticks) >= 2 and ticks == list(range(ticks[0], ticks[-1] + 1, 2)), f"a tick sent twice or missed: {ticks}"
+    assert len(ticks) >= 2 and ticks == list(range(ticks[0], ticks[-1] + 1, 2)), (
+        f"a tick sent twice or missed: {ticks}"
+    )
     # And once deleted, it is sent no more (a period later)
     time.sleep(2.2)
     assert _sent_ids(redis_app) == []
@@ -124,7 +127,7 @@ def test_on_ministack_an_at_schedule_fires_once_and_is_deleted_and_a_rate_one_fi
     app, group = _deployed(e2e_env, ministack_server)
     start_worker()
     # When a one-off schedule is created for the next second, and a rate(1 minute) one
-    moment = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    moment = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
     app.schedules.create("once", app.tasks["record"], at(moment), args=["once"])
     app.schedules.create("minutely", app.tasks["record"], "rate(1 minute)", args=["minutely"])
     scheduler = boto3.client("scheduler")
@@ -137,7 +140,9 @@ def test_on_ministack_an_at_schedule_fires_once_and_is_deleted_and_a_rate_one_fi
     assert wait_until(lambda: "once" in side_effects(e2e_env, "record"), timeout=SWEEP_SECONDS * 2 + 5)
     assert [p.name for p in app.schedules.list()] == ["minutely"]
     if FULL:  # and the rate schedule fires a minute after its creation (within a sweep)
-        assert wait_until(lambda: "minutely" in side_effects(e2e_env, "record"), timeout=60 + SWEEP_SECONDS * 2)
+        assert wait_until(
+            lambda: "minutely" in side_effects(e2e_env, "record"), timeout=60 + SWEEP_SECONDS * 2
+        )
     # And deleted, a schedule is gone from Scheduler (full: it fires no more over a period and a sweep)
     assert app.schedules.delete("minutely") and app.schedules.list() == []
     if FULL:

@@ -94,7 +94,9 @@ def test_iam_lists_actions_on_the_apps_own_arns_only() -> None:
         ["iam:PassRole"],
     ]
     # the producers manage the schedules of the app's group only, and pass its role to Scheduler only
-    assert producer[2]["Resource"] == ["arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/shop-cloudq/*"]
+    assert producer[2]["Resource"] == [
+        "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/shop-cloudq/*"
+    ]
     assert producer[3]["Resource"] == [own_role]
     assert producer[3]["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
 

@@ -5,7 +5,6 @@ and what ``cloudq infra render`` adds for them."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 import boto3
@@ -20,12 +19,16 @@ from tests.cli_helpers import cloudq
 from tests.tasks import make_app
 
 ROLE = "arn:aws:iam::123456789012:role/shop-scheduler"
-MOMENT = dt.datetime(2030, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
+MOMENT = dt.datetime(2030, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)
 
 
 def test_at_is_one_tick_in_utc_and_a_naive_moment_is_in_the_time_zone() -> None:
     schedule = parse_schedule(at(MOMENT))
-    assert (schedule.expression, schedule.timezone, schedule.one_off) == ("at(2030-05-06T07:08:09)", "UTC", True)
+    assert (schedule.expression, schedule.timezone, schedule.one_off) == (
+        "at(2030-05-06T07:08:09)",
+        "UTC",
+        True,
+    )
     assert schedule.next_after(MOMENT.timestamp() - 1) == MOMENT.timestamp()
     assert schedule.next_after(MOMENT.timestamp()) == float("inf")
     paris = parse_schedule(at(dt.datetime(2030, 5, 6, 9, 8, 9)), "Europe/Paris")  # UTC+2 in May
@@ -113,9 +116,14 @@ def test_an_sqs_app_keeps_its_schedules_in_its_scheduler_group(sqs_app: CloudQ) 
     body = sqs_app.codec.decode(found["Target"]["Input"], broker_message_id="sqs-message-id")
     assert (body.task, body.args) == ("add", [7, 0])
     once = scheduler.get_schedule(Name="once", GroupName="shop-cloudq")
-    assert (once["ScheduleExpression"], once["ActionAfterCompletion"]) == ("at(2030-05-06T07:08:09)", "DELETE")
+    assert (once["ScheduleExpression"], once["ActionAfterCompletion"]) == (
+        "at(2030-05-06T07:08:09)",
+        "DELETE",
+    )
     # And the app lists them back, and deletes them
-    listed = {p.name: (p.task, p.queue, p.schedule.expression, p.args, p.kwargs) for p in sqs_app.schedules.list()}
+    listed = {
+        p.name: (p.task, p.queue, p.schedule.expression, p.args, p.kwargs) for p in sqs_app.schedules.list()
+    }
     assert listed == {
         "once": ("echo", "default", "at(2030-05-06T07:08:09)", ["hi"], {}),  # as the signature binds them
         "tenant-7": ("add", "default", "rate(5 minutes)", [7, 0], {}),
@@ -160,7 +168,9 @@ def test_render_gives_an_sqs_app_its_schedule_group_and_a_redis_app_none() -> No
         (("schedules", "frobnicate"), "No such command 'frobnicate'"),
     ],
 )
-def test_the_schedules_cli_refuses_bad_input_in_one_line_with_exit_2(args: tuple[str, ...], message: str) -> None:
+def test_the_schedules_cli_refuses_bad_input_in_one_line_with_exit_2(
+    args: tuple[str, ...], message: str
+) -> None:
     done = cloudq(*args)
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
