@@ -21,46 +21,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import boto3
-import pytest
 
 from cloudq import CloudQ, at
 from cloudq.infra import app_resources
 from cloudq_emulator.provision import provision
 from cloudq_emulator.server import MinistackServer
-from tests.e2e.conftest import WorkerFactory
+from tests.e2e.conftest import BeatFactory, WorkerFactory
 from tests.processes import side_effects, wait_until
 from tests.tasks import make_app
 
 FULL = os.environ.get("CLOUDQ_SCHEDULES") == "full"
 #: ministack's Scheduler sweep (``ministack/services/scheduler.py``: ``_SCHEDULE_TICK_INTERVAL``).
 SWEEP_SECONDS = 10
-
-
-@pytest.fixture
-def start_beat(e2e_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[str]]]:
-    processes: list[subprocess.Popen[str]] = []
-
-    def start() -> subprocess.Popen[str]:
-        log = open(tmp_path / f"beat-{len(processes)}.log", "w")  # noqa: SIM115
-        command = [sys.executable, "-m", "cloudq", "beat", "--app", "tests.tasks:app"]
-        process = subprocess.Popen(command, env=e2e_env, stdout=log, stderr=subprocess.STDOUT, text=True)
-        processes.append(process)
-        return process
-
-    yield start
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _sent_ids(app: CloudQ) -> list[str]:
@@ -77,7 +51,7 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_two_beats_on_redis_send_a_run_time_schedule_once_per_tick_and_an_at_once(
-    redis_app: CloudQ, e2e_env: dict[str, str], start_beat: Callable[[], subprocess.Popen[str]]
+    redis_app: CloudQ, e2e_env: dict[str, str], start_beat: BeatFactory
 ) -> None:
     # Given two beats starting
     beats = [start_beat(), start_beat()]
