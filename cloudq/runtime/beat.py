@@ -110,6 +110,7 @@ class Beat:
         #: of each run-time one.
         self.tasks: dict[str, PeriodicTask] = dict(app.periodic_tasks)
         self.definitions: dict[str, str] = {}
+        self._unreadable: set[str] = set()
 
     def first_ticks(self, now: float) -> dict[str, list[float]]:
         """Per periodic task, the ticks due at start: none, or the missed ones (catch-up): from
@@ -187,7 +188,7 @@ class Beat:
         pending, upcoming = self.pending, self.upcoming
         if self.runtime and now - self._refreshed >= SCHEDULES_REFRESH_SECONDS:
             self._refreshed = now
-            self.refresh(upcoming, pending, now)
+            self.refresh(now)
         for name, tick in list(upcoming.items()):
             while tick <= now:
                 pending[(name, tick)] = tick
@@ -204,9 +205,7 @@ class Beat:
         wake = min([*upcoming.values(), *pending.values()], default=math.inf)
         return min(max(wake - self.clock.time(), 0.0), MAX_SLEEP_SECONDS)
 
-    def refresh(
-        self, upcoming: dict[str, float], pending: dict[tuple[str, float], float], now: float
-    ) -> None:
+    def refresh(self, now: float) -> None:
         """Read the run-time schedules again: drop the deleted or changed ones (with their
         pending ticks), add the new ones from their next tick (a one-off: its one tick)."""
         try:
@@ -214,6 +213,7 @@ class Beat:
         except BackendError as exc:
             logger.warning("run-time schedules not read: %s", exc)
             return
+        upcoming, pending = self.upcoming, self.pending
         current = {}
         for name, text in stored.items():
             if name in self.app.periodic_tasks:
@@ -221,7 +221,9 @@ class Beat:
             try:
                 current[name] = from_definition(name, text)
             except ConfigurationError as exc:
-                logger.warning("%s", exc)
+                if text not in self._unreadable:  # once, not every second
+                    self._unreadable.add(text)
+                    logger.warning("%s", exc)
         for name in [name for name in self.tasks if name not in self.app.periodic_tasks]:
             if current.get(name) != self.tasks[name]:
                 del self.tasks[name]

@@ -5,16 +5,19 @@ and what ``cloudq infra render`` adds for them."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import boto3
 import pytest
 
 from cloudq import CloudQ, ScheduleExistsError, at
+from cloudq.core.clock import ManualClock
 from cloudq.core.errors import ConfigurationError, TaskRegistrationError
 from cloudq.core.schedules import parse_schedule
 from cloudq.infra import app_resources
 from cloudq.infra.cloudformation import template
+from cloudq.runtime.beat import Beat
 from tests.cli_helpers import cloudq
 from tests.tasks import make_app
 
@@ -175,3 +178,30 @@ def test_the_schedules_cli_refuses_bad_input_in_one_line_with_exit_2(
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_beat_sends_an_at_whose_moment_passed_unseen_and_follows_a_recreated_schedule() -> None:
+    # Given an app whose run-time schedules live in its backend, and a one-off already due
+    clock = ManualClock(MOMENT.timestamp() + 60)
+    app = make_app("late", broker="memory://", backend="memory://", clock=clock)
+    app.schedules.create("missed", app.tasks["add"], at(MOMENT), args=[1, 1])
+    app.schedules.create("often", app.tasks["add"], "rate(10 seconds)", args=[2, 2])
+    beat = Beat(app, owner="only")
+    beat.start()
+    # When a beat first runs, a minute after the one-off's moment
+    beat.step()
+    # Then it sends the one-off at once and deletes it
+    first = app.transport.receive("default", 10, wait_seconds=0)
+    assert [json.loads(m.body)["id"] for m in first] == [f"missed@{int(MOMENT.timestamp())}"]
+    assert [p.name for p in app.schedules.list()] == ["often"]
+    # And when the schedule is re-created with other arguments before its tick, the tick the
+    # old one had due is not sent, and the next one carries the new arguments
+    app.schedules.delete("often")
+    app.schedules.create("often", app.tasks["add"], "rate(10 seconds)", args=[3, 3])
+    clock.advance(10)
+    beat.step()
+    assert app.transport.receive("default", 10, wait_seconds=0) == []
+    clock.advance(2)
+    beat.step()
+    [sent] = app.transport.receive("default", 10, wait_seconds=0)
+    assert json.loads(sent.body)["args"] == [3, 3]
