@@ -163,6 +163,12 @@ class Schedules:
     def _create_on_scheduler(self, periodic: PeriodicTask) -> None:
         from cloudq.transports.scheduler import ScheduledTarget
 
+        if self.app.settings.signing_keys:
+            raise ConfigurationError(
+                f"app {self.app.name!r} requires signatures, and Scheduler's bodies are unsigned (as a "
+                "periodic task's): set schedule_store 'backend' (CLOUDQ_SCHEDULE_STORE) and run cloudq beat"
+            )
+
         schedule = periodic.schedule
         target = ScheduledTarget(
             name=periodic.name,

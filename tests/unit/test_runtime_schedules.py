@@ -137,11 +137,14 @@ def test_an_sqs_app_keeps_its_schedules_in_its_scheduler_group(sqs_app: CloudQ) 
     assert [p.name for p in sqs_app.schedules.list()] == ["tenant-7"]
 
 
-def test_scheduler_refuses_seconds_fifo_queues_and_a_missing_role(sqs_app: CloudQ) -> None:
+def test_scheduler_refuses_seconds_fifo_queues_a_signing_app_and_a_missing_role(sqs_app: CloudQ) -> None:
     with pytest.raises(ConfigurationError, match="finest rate"):
         sqs_app.schedules.create("fast", sqs_app.tasks["add"], "rate(10 seconds)", args=[1, 2])
     with pytest.raises(ConfigurationError, match="FIFO"):
         sqs_app.schedules.create("fifo", sqs_app.tasks["ordered"], "rate(1 hour)", args=["t"])
+    signing = make_app("shop", broker="sqs://", backend=None, scheduler_role_arn=ROLE, signing_keys=("k",))
+    with pytest.raises(ConfigurationError, match="requires signatures.*schedule_store 'backend'"):
+        signing.schedules.create("n", signing.tasks["add"], "rate(1 hour)", args=[1, 2])
     roleless = make_app("shop", broker="sqs://", backend=None)
     with pytest.raises(ConfigurationError, match="CLOUDQ_SCHEDULER_ROLE_ARN"):
         roleless.schedules.create("n", roleless.tasks["add"], "rate(1 hour)", args=[1, 2])
@@ -168,7 +171,6 @@ def test_render_gives_an_sqs_app_its_schedule_group_and_a_redis_app_none() -> No
         (("schedules", "delete", "--app", "tests.beat_apps:no_backend"), "Missing argument 'NAMES...'"),
         (("schedules", "list", "--app", "tests.beat_apps:no_backend"), "has none (backend=None)"),
         (("schedules", "delete", "ghost", "--app", "tests.beat_apps:runtime"), "no schedule named ghost"),
-        (("schedules", "frobnicate"), "No such command 'frobnicate'"),
     ],
 )
 def test_the_schedules_cli_refuses_bad_input_in_one_line_with_exit_2(
