@@ -2,7 +2,8 @@
 
 boto3 talks the AWS JSON protocol to SQS and DynamoDB: the operation is in the
 ``X-Amz-Target`` header (``AmazonSQS.ReceiveMessage``, ``DynamoDB_20120810.PutItem``); S3
-calls are counted by method, as ``S3.PutObject`` and so on. Counting at the HTTP level counts
+calls are counted by method, as ``S3.PutObject`` and so on, EventBridge Scheduler's by path and
+method (``Scheduler.CreateSchedule``). Counting at the HTTP level counts
 what AWS bills, retries included.
 """
 
@@ -27,6 +28,13 @@ S3_OPERATIONS = {
     "GET": "S3.GetObject",
     "DELETE": "S3.DeleteObject",
     "HEAD": "S3.HeadObject",
+}
+#: EventBridge Scheduler speaks REST too: ``/schedules/<name>`` by method, ``/schedules`` lists.
+SCHEDULER_OPERATIONS = {
+    "POST": "Scheduler.CreateSchedule",
+    "GET": "Scheduler.GetSchedule",
+    "PUT": "Scheduler.UpdateSchedule",
+    "DELETE": "Scheduler.DeleteSchedule",
 }
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "host", "content-length"}
 
@@ -99,9 +107,7 @@ class CountingProxy:
                 # S3 (REST): the method.
                 operation = self.path.rsplit("/operation/", 1)[-1] if "/operation/" in self.path else ""
                 proxy._count(
-                    self.headers.get("X-Amz-Target")
-                    or operation
-                    or S3_OPERATIONS.get(self.command, self.command)
+                    self.headers.get("X-Amz-Target") or operation or _rest_operation(self.command, self.path)
                 )
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
                 response, data = self._upstream_call(body, headers)
@@ -128,6 +134,16 @@ class CountingProxy:
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
 
         return Handler
+
+
+def _rest_operation(method: str, path: str) -> str:
+    """The operation of a REST call: Scheduler's by its path, else S3's by the method."""
+    route = urlsplit(path).path
+    if route == "/schedules":
+        return "Scheduler.ListSchedules"
+    if route.startswith("/schedules/"):
+        return SCHEDULER_OPERATIONS.get(method, method)
+    return S3_OPERATIONS.get(method, method)
 
 
 def _forward_on(

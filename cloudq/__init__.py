@@ -26,6 +26,7 @@ from cloudq.core.errors import (
     PartialSendError,
     QueueNotFoundError,
     Retry,
+    ScheduleExistsError,
     TaskError,
     TaskRevokedError,
     TransportError,
@@ -33,6 +34,7 @@ from cloudq.core.errors import (
 from cloudq.core.message import Message
 from cloudq.core.request import Request
 from cloudq.core.retry import RetryPolicy
+from cloudq.core.schedules import at
 
 if TYPE_CHECKING:
     from cloudq.app.canvas import Signature, chain, chord, group
@@ -59,12 +61,14 @@ __all__ = [
     "Retry",
     "Signature",
     "RetryPolicy",
+    "ScheduleExistsError",
     "State",
     "Task",
     "TaskError",
     "TaskRevokedError",
     "TaskEvent",
     "TransportError",
+    "at",
     "chain",
     "chord",
     "group",

@@ -1,4 +1,5 @@
-"""Apps that ``cloudq beat`` refuses at start (the CLI tests load them by reference)."""
+"""Apps the CLI tests load by reference: ones ``cloudq beat`` refuses at start, and one with
+run-time schedules in its in-process backend."""
 
 from __future__ import annotations
 
@@ -13,4 +14,8 @@ def tidy() -> None:
     return None
 
 
-no_periodic = CloudQ("idle", broker="memory://", backend="memory://")
+# An SQS app keeps its run-time schedules in EventBridge Scheduler: nothing for a beat to send.
+no_periodic = CloudQ("idle", broker="sqs://", backend="memory://")
+
+# Its run-time schedules live in its (in-process) result backend: beat starts without periodic tasks.
+runtime = CloudQ("runtime", broker="memory://", backend="memory://")

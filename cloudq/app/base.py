@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from cloudq.app.hooks import Hooks
+from cloudq.app.schedules import Schedules
 from cloudq.app.sending import Outgoing, Sender, SendKeywords
 from cloudq.app.task import Task
 from cloudq.backends.base import ttl_from
@@ -84,6 +85,8 @@ class CloudQ:
         self.hooks = Hooks()
         #: What sends this app's task calls (``cloudq.app.sending``).
         self.sender = Sender(self)
+        #: Schedules made at run time (``cloudq.app.schedules``): ``app.schedules.create`` …
+        self.schedules = Schedules(self)
 
     def __repr__(self) -> str:
         return f"<CloudQ {self.name} broker={self.settings.broker}>"
@@ -258,9 +261,10 @@ class CloudQ:
             json_args, json_kwargs = task.arguments.encode(tuple(args), dict(kwargs or {}))
         except ArgumentError as exc:
             raise TaskRegistrationError(f"periodic task {label!r}: {exc}") from None
-        periodic = PeriodicTask(
-            label, task.name, task.queue, parse_schedule(schedule, timezone), json_args, json_kwargs
-        )
+        parsed = parse_schedule(schedule, timezone)
+        if parsed.one_off:
+            raise TaskRegistrationError(f"periodic task {label!r}: at() is for app.schedules.create")
+        periodic = PeriodicTask(label, task.name, task.queue, parsed, json_args, json_kwargs)
         self.periodic_tasks[label] = periodic
         return periodic
 

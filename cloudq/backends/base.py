@@ -215,6 +215,24 @@ class ResultBackend(Protocol):
         when it does not hold it (nothing changes). One conditional write."""
         ...
 
+    # -- schedules made at run time: the rule is ``schedule_change``, written once ------------
+
+    def put_schedule(self, key: str, name: str, definition: str) -> bool:
+        """Add the schedule ``name`` (its JSON ``definition``) to the collection ``key``
+        unless one of that name is there: ``False`` then (nothing changes). One conditional
+        write: two creators of one name never both win. Entries never expire."""
+        ...
+
+    def delete_schedule(self, key: str, name: str, expected: str | None = None) -> bool:
+        """Remove the schedule ``name`` from ``key`` (when ``expected`` is given: only while
+        its definition is that one): ``True`` when removed. One conditional write."""
+        ...
+
+    def schedules(self, key: str) -> dict[str, str]:
+        """Every schedule of ``key``, name → definition, as stored now (what ``cloudq beat``
+        reads each tick: a write that returned is in it)."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...
@@ -253,6 +271,21 @@ def claim_decision(
         remaining = (found.lease_expires_at or now) - now
         return Claim(status=ClaimStatus.LEASED, lease_remaining=remaining, record=found)
     return None
+
+
+def schedule_change(found: str | None, definition: str | None, expected: str | None = None) -> bool:
+    """The schedules rule, written once: whether a write lands on the entry ``found``
+    (``None``: no entry of that name). A create (``definition`` given) lands only where there
+    is no entry; a delete (``definition`` ``None``) only on an entry and, when ``expected`` is
+    given, only on that same definition: a beat deleting the ``at()`` schedule it fired must
+    not delete one created under the same name since.
+
+    Engines without a native conditional write (memory) call this under their lock; engines
+    with one (DynamoDB, Redis) encode the same rule in their condition.
+    """
+    if definition is not None:
+        return found is None
+    return found is not None and (expected is None or found == expected)
 
 
 def superseded(found: ResultRecord | None, attempt: int, now: float) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cloudq.backends import dynamodb_flow
+from cloudq.backends import dynamodb_flow, dynamodb_schedules
 from cloudq.backends.base import (
     Claim,
     ClaimStatus,
@@ -375,6 +375,17 @@ class DynamoDBBackend:
 
     def put_progress(self, task_id: str, owner: str, progress: Progress, now: float) -> bool:
         return dynamodb_flow.put_progress(self, task_id, owner, progress, now)
+
+    # Run-time schedules: cloudq/backends/dynamodb_schedules.py.
+
+    def put_schedule(self, key: str, name: str, definition: str) -> bool:
+        return dynamodb_schedules.put_schedule(self, key, name, definition)
+
+    def delete_schedule(self, key: str, name: str, expected: str | None = None) -> bool:
+        return dynamodb_schedules.delete_schedule(self, key, name, expected)
+
+    def schedules(self, key: str) -> dict[str, str]:
+        return dynamodb_schedules.schedules(self, key)
 
     def close(self) -> None:
         self.client.close()

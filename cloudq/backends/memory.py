@@ -17,6 +17,7 @@ from cloudq.backends.base import (
     claim_decision,
     claimed_record,
     revoked_record,
+    schedule_change,
     superseded,
 )
 from cloudq.backends.flow import lease_decision, progress_allowed, rate_decision
@@ -34,6 +35,7 @@ class MemoryBackend:
         self._sets: dict[str, set[str]] = {}
         self._buckets: dict[str, float] = {}
         self._leases: dict[str, dict[str, float]] = {}
+        self._schedules: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
 
     def _live(self, task_id: str) -> ResultRecord | None:
@@ -131,6 +133,26 @@ class MemoryBackend:
             update = {"state": State.PROGRESS, "progress": progress.model_copy()}
             self._records[task_id] = found.model_copy(update=update)
             return True
+
+    def put_schedule(self, key: str, name: str, definition: str) -> bool:
+        with self._lock:
+            entries = self._schedules.setdefault(key, {})
+            if not schedule_change(entries.get(name), definition):
+                return False
+            entries[name] = definition
+            return True
+
+    def delete_schedule(self, key: str, name: str, expected: str | None = None) -> bool:
+        with self._lock:
+            entries = self._schedules.get(key, {})
+            if not schedule_change(entries.get(name), None, expected):
+                return False
+            del entries[name]
+            return True
+
+    def schedules(self, key: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self._schedules.get(key, {}))
 
     def close(self) -> None:
         """Nothing to release."""

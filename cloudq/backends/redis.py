@@ -8,6 +8,8 @@ counted once (``redis_count_once.lua``); a revoke one script (``redis_revoke.lua
 flow-control primitives are one script each, with the rules of ``backends.flow``: a rate bucket
 is a number (``redis_reserve_rate.lua``), a concurrency cap a hash of leases
 (``redis_acquire_lease.lua``, released with ``HDEL``), a progress write ``redis_put_progress.lua``.
+Run-time schedules are a hash, name → definition (rule ``backends.base.schedule_change``):
+created with ``HSETNX``, deleted by ``redis_delete_schedule.lua``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ SCRIPTS = (
     "reserve_rate",
     "acquire_lease",
     "put_progress",
+    "delete_schedule",
 )
 
 
@@ -175,6 +178,21 @@ class RedisBackend:
         args = [owner, repr(now), progress.model_dump_json()]
         with mapped("put_progress"):
             return bool(self._scripts["put_progress"](keys=[self._key(task_id)], args=args))
+
+    def put_schedule(self, key: str, name: str, definition: str) -> bool:
+        # HSETNX is the rule's create case (schedule_change): set only where there is none.
+        with mapped("put_schedule"):
+            return bool(self.client.hsetnx(f"{self.prefix}schedules:{key}", name, definition))
+
+    def delete_schedule(self, key: str, name: str, expected: str | None = None) -> bool:
+        args = [name, "" if expected is None else expected]
+        with mapped("delete_schedule"):
+            return bool(self._scripts["delete_schedule"](keys=[f"{self.prefix}schedules:{key}"], args=args))
+
+    def schedules(self, key: str) -> dict[str, str]:
+        with mapped("schedules"):
+            found = self.client.hgetall(f"{self.prefix}schedules:{key}")
+        return {name.decode(): definition.decode() for name, definition in found.items()}
 
     def close(self) -> None:
         self.client.close()

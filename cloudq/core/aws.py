@@ -26,6 +26,7 @@ ENDPOINT_PREFIXES = {
     "s3": "s3",
     "cloudwatch": "monitoring",
     "stepfunctions": "states",
+    "scheduler": "scheduler",
 }
 
 
@@ -107,6 +108,18 @@ def warn_unknown_region(session: boto3.session.Session, service: str, region: st
             region,
             service,
         )
+
+
+def partition(region: str) -> str:
+    """The ARN partition of ``region`` (``aws``, ``aws-cn``, ``aws-us-gov``…), from botocore's
+    ``partitions.json``; ``aws`` for a region it does not know."""
+    import re
+
+    for found in _loader.load_data("partitions").get("partitions", ()):
+        outputs = found.get("outputs", {})
+        if region in found.get("regions", {}) or re.match(found.get("regionRegex", "^$"), region):
+            return str(outputs.get("name", found.get("id", "aws")))
+    return "aws"
 
 
 def aws_client(

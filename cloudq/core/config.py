@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -101,6 +101,12 @@ class Settings(BaseModel):
     #: there, unsigned even when the app signs, and the worker/Lambda role may report back
     #: (``states:SendTask*``).
     stepfunctions_queues: tuple[str, ...] = ()
+    #: Where ``app.schedules`` keeps run-time schedules: ``scheduler`` (EventBridge Scheduler,
+    #: the app's schedule group) or ``backend`` (the result backend, sent by ``cloudq beat``).
+    #: ``None``: the broker decides, ``scheduler`` for ``sqs://``, ``backend`` otherwise.
+    schedule_store: Literal["scheduler", "backend"] | None = None
+    #: The role EventBridge Scheduler sends with: the SchedulerRoleArn output of the stack.
+    scheduler_role_arn: str | None = None
     #: The Lambda function's timeout, seconds; its queues get a visibility timeout of 6× it.
     lambda_timeout: int = 30
     #: The Lambda function's memory, MB.

@@ -4,7 +4,8 @@
 
     CloudQError
     ├── ConfigurationError          a setting or URL is wrong; fix the argument / CLOUDQ_* variable
-    │   └── MissingExtraError       an optional dependency is not installed; the message names the extra
+    │   ├── MissingExtraError       an optional dependency is not installed; the message names the extra
+    │   └── ScheduleExistsError     a run-time schedule of that name exists (``app.schedules.create``)
     ├── TaskRegistrationError       two tasks share a name, or a task name is unknown locally
     ├── ArgumentError (TypeError)   .delay() arguments do not fit the task's signature or are not JSON
     ├── MessageError                an envelope cannot be built or read
@@ -50,6 +51,10 @@ class MissingExtraError(ConfigurationError, ImportError):
         super().__init__(
             f"{module!r} is not installed; install it with: pip install '{DISTRIBUTION}[{extra}]'"
         )
+
+
+class ScheduleExistsError(ConfigurationError):
+    """A run-time schedule of that name exists already: delete it first, or pick another name."""
 
 
 class TaskRegistrationError(CloudQError):

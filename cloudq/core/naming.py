@@ -81,3 +81,9 @@ def logical_queue_from_arn(app_name: str, arn: str) -> str:
 def delay_queue_name(physical: str, seconds: int) -> str:
     """RabbitMQ: the queue holding ``physical``'s messages delayed by ``seconds``."""
     return f"{physical}.delay-{seconds}s"
+
+
+def schedule_group_name(app_name: str) -> str:
+    """The EventBridge Scheduler schedule group of app ``shop``'s run-time schedules:
+    ``shop-cloudq`` (group names take letters, digits, ``-``, ``_`` and ``.``)."""
+    return f"{app_name}-cloudq"

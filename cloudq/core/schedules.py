@@ -1,9 +1,12 @@
-"""Periodic tasks: schedules in AWS's expressions, and when they tick.
+"""Periodic tasks and schedules made at run time: AWS's expressions, and when they tick.
 
 A schedule is what EventBridge Scheduler takes — ``rate(5 minutes)``, ``cron(0 12 * * ? *)``
 (minutes, hours, day of month, month, day of week, year) — with a time zone, plus, for
 ``cloudq beat`` only, intervals in seconds (``rate(10 seconds)`` or a number): Scheduler's
 finest rate is one minute, so ``cloudq infra render`` refuses them.
+
+A one-off ``at(datetime)`` (``at()`` below; run-time schedules only) ticks once, at that
+second, and is kept in UTC (EventBridge Scheduler's ``at(yyyy-mm-ddThh:mm:ss)``).
 
 Ticks of a rate are aligned to the epoch (every 300 s: at multiples of 300 s), so every beat
 process agrees on which tick is which; a cron ticks at the minutes it names, in its time zone.
@@ -12,6 +15,7 @@ process agrees on which tick is which; a cron ticks at the minutes it names, in 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -20,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cloudq.core.errors import ConfigurationError
 
+AT = re.compile(r"^at\((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\)$")
 RATE = re.compile(r"^rate\((\d+)\s+(second|seconds|minute|minutes|hour|hours|day|days)\)$")
 CRON = re.compile(r"^cron\((.+)\)$")
 UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -90,6 +95,13 @@ class Schedule:
     #: run under ``cloudq beat`` (L, W, #), if any.
     cron_fields: tuple[set[int] | None, ...] = field(default=(), compare=False)
     beat_error: str | None = field(default=None, compare=False)
+    #: For ``at(…)``: its one tick (epoch seconds).
+    at_seconds: float | None = None
+
+    @property
+    def one_off(self) -> bool:
+        """An ``at(…)`` schedule: it fires once, then is deleted."""
+        return self.at_seconds is not None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -106,7 +118,10 @@ class Schedule:
         return self.expression
 
     def next_after(self, moment: float) -> float:
-        """The first tick strictly after ``moment`` (epoch seconds)."""
+        """The first tick strictly after ``moment`` (epoch seconds); ``math.inf`` for none
+        (an ``at()`` whose moment has passed)."""
+        if self.at_seconds is not None:
+            return self.at_seconds if self.at_seconds > moment else math.inf
         if self.interval_seconds is not None:
             return (math.floor(moment / self.interval_seconds) + 1) * float(self.interval_seconds)
         if self.beat_error:
@@ -133,15 +148,45 @@ class Schedule:
         raise ConfigurationError(f"schedule {self.expression!r} has no tick in the next four years")
 
 
-def parse_schedule(value: str | float | dt.timedelta, timezone: str = "UTC") -> Schedule:
-    """A ``Schedule`` from an expression (``rate(…)``, ``cron(…)``), a number of seconds or
-    a ``timedelta``; ``ConfigurationError`` names what is wrong."""
+@dataclass(frozen=True)
+class At:
+    """A one-off moment for a schedule made at run time: ``at(datetime)``."""
+
+    moment: dt.datetime
+
+    def expression(self, timezone: str) -> str:
+        """``at(yyyy-mm-ddThh:mm:ss)`` in UTC; a naive moment is read in ``timezone``."""
+        moment = self.moment if self.moment.tzinfo else self.moment.replace(tzinfo=_zone(timezone))
+        return f"at({moment.astimezone(dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S')})"
+
+
+def at(moment: dt.datetime) -> At:
+    """A one-off schedule for ``app.schedules.create``: it fires once at ``moment`` (to the
+    second; a naive datetime is in the schedule's ``timezone``), then is deleted."""
+    if not isinstance(moment, dt.datetime):
+        raise ConfigurationError(f"at({moment!r}): give a datetime")
+    return At(moment)
+
+
+def _zone(timezone: str) -> ZoneInfo:
     try:
-        ZoneInfo(timezone)
+        return ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigurationError(
             f"unknown time zone {timezone!r} (use an IANA name, e.g. Europe/Paris)"
         ) from None
+
+
+def parse_schedule(value: str | float | dt.timedelta | At, timezone: str = "UTC") -> Schedule:
+    """A ``Schedule`` from an expression (``rate(…)``, ``cron(…)``, ``at(…)``), ``at()``, a
+    number of seconds or a ``timedelta``; ``ConfigurationError`` names what is wrong."""
+    _zone(timezone)
+    if isinstance(value, At):
+        value = value.expression(timezone)
+    one_off = AT.match(value.strip()) if isinstance(value, str) else None
+    if one_off:
+        moment = dt.datetime.fromisoformat(one_off.group(1)).replace(tzinfo=dt.timezone.utc)
+        return Schedule(one_off.group(0), "UTC", at_seconds=moment.timestamp())
     if isinstance(value, dt.timedelta):
         value = value.total_seconds()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -204,3 +249,25 @@ class PeriodicTask:
         """The task id of one tick (``cloudq beat``): the same in every beat process, so a
         tick sent twice (a beat died between sending and recording it) runs once."""
         return f"{self.name}@{int(tick)}"
+
+
+#: The fields of a run-time schedule's stored definition (``definition_json``).
+DEFINITION_FIELDS = ("task", "queue", "expression", "timezone", "args", "kwargs")
+
+
+def definition_json(periodic: PeriodicTask) -> str:
+    """A run-time schedule as the JSON its store keeps (the result backend's schedules)."""
+    schedule = periodic.schedule
+    fields = [periodic.task, periodic.queue, schedule.expression, schedule.timezone]
+    values = dict(zip(DEFINITION_FIELDS, [*fields, periodic.args, periodic.kwargs], strict=True))
+    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+
+
+def from_definition(name: str, text: str) -> PeriodicTask:
+    """The schedule ``definition_json`` wrote; ``ConfigurationError`` for one it did not."""
+    try:
+        values = json.loads(text)
+        schedule = parse_schedule(values["expression"], values["timezone"])
+        return PeriodicTask(name, values["task"], values["queue"], schedule, values["args"], values["kwargs"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigurationError(f"schedule {name!r}: its stored definition is unreadable ({exc})") from None

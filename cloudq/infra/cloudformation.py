@@ -11,8 +11,9 @@ One template for AWS and the emulator:
   ``WithWorkerService`` condition (``WorkerService=false`` turns them off: the emulator lacks
   Application Auto Scaling and runs no containers);
 - the payload store's bucket (``payload_store="s3://…"``) with its lifecycle rules;
-- one EventBridge Scheduler schedule per periodic task, sending its fixed body to its queue,
-  and the role Scheduler sends with;
+- one EventBridge Scheduler schedule per periodic task, sending its fixed body to its queue;
+  the schedule group of the app's run-time schedules (SQS apps, ``app.schedules``); the role
+  Scheduler sends with (output ``SchedulerRoleArn``, the producers' ``scheduler_role_arn``);
 - the worker/Lambda role and the producers' managed policy (``cloudq.infra.iam``);
 - alarms on dead letters and on the age of the oldest message; a dashboard of the task
   metrics and the queues (``cloudq.infra.dashboard``); outputs.
@@ -32,6 +33,7 @@ from cloudq.infra.intrinsics import Template, get_att, ref
 from cloudq.infra.model import QueueResource, Resources
 
 ALARM_CONDITION = "HasAlarmTopic"
+SCHEDULE_GROUP_ID = "ScheduleGroup"
 ENDPOINT_CONDITION = "HasEndpointUrl"
 LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653]
 
@@ -179,14 +181,14 @@ def bucket(resources: Resources) -> Template:
 
 
 def schedules(resources: Resources) -> Template:
-    if not resources.schedules:
+    if not resources.has_scheduler_role:
         return {}
     by_name = {queue.logical_name: queue for queue in resources.queues}
     found: Template = {
         "SchedulerRole": {
             "Type": "AWS::IAM::Role",
             "Properties": {
-                "Description": f"EventBridge Scheduler sends the periodic tasks of {resources.app}",
+                "Description": f"EventBridge Scheduler sends the scheduled tasks of {resources.app}",
                 "AssumeRolePolicyDocument": iam.assume_role_policy([iam.SCHEDULER_PRINCIPAL]),
                 "Policies": [
                     {"PolicyName": "cloudq-scheduler", "PolicyDocument": iam.scheduler_policy(resources)}
@@ -194,6 +196,11 @@ def schedules(resources: Resources) -> Template:
             },
         }
     }
+    if resources.schedule_group is not None:
+        found[SCHEDULE_GROUP_ID] = {
+            "Type": "AWS::Scheduler::ScheduleGroup",
+            "Properties": {"Name": resources.schedule_group},
+        }
     for spec in resources.schedules:
         found[spec.logical_id] = {
             "Type": "AWS::Scheduler::Schedule",
@@ -352,6 +359,11 @@ def outputs(resources: Resources) -> Template:
         "Value": ref("ProducerPolicy"),
     }
     found["WorkerRoleArn"] = {"Value": get_att("WorkerRole", "Arn")}
+    if resources.schedule_group is not None:
+        found["SchedulerRoleArn"] = {
+            "Description": "The producers' scheduler_role_arn (CLOUDQ_SCHEDULER_ROLE_ARN), for app.schedules",
+            "Value": get_att("SchedulerRole", "Arn"),
+        }
     if resources.function is not None:
         found["WorkerFunctionName"] = {"Value": ref("WorkerFunction")}
     return found

@@ -21,8 +21,13 @@ Where each action comes from (a batch API is authorised by its single action):
 - ``s3:PutObject``, ``s3:GetObject``, ``s3:DeleteObject`` (the payload bucket, under its
   prefix): producers write large arguments and read large results; workers read arguments,
   write large results and delete argument objects after success (``cloudq.core.codec``).
-- The scheduler role: ``sqs:SendMessage`` to the queues of periodic tasks, for EventBridge
-  Scheduler (not called by cloudq).
+- The scheduler role: ``sqs:SendMessage`` to the queues of periodic tasks (and, with the
+  schedule group of run-time schedules, to every standard queue), for EventBridge Scheduler
+  (not called by cloudq).
+- ``scheduler:CreateSchedule``, ``scheduler:DeleteSchedule`` (producers, on the schedules of
+  the app's group only): ``app.schedules.create`` and ``.delete``; ``iam:PassRole`` of the
+  scheduler role only, to Scheduler only: CreateSchedule passes it. Listing
+  (``ListSchedules`` has no resource-level permission) is left to operators' credentials.
 - ``dynamodb:BatchGetItem``: ``GroupResult.get()``; a chord's callback reads its members'
   results. Revoking (``cloudq revoke``, ``AsyncResult.revoke()``) is an ``UpdateItem``, left
   to operators' credentials, not the producers' policy.
@@ -55,6 +60,8 @@ DOCUMENTED_REQUIRED: dict[str, str] = {
     "https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs.html",
     "logs:PutLogEvents": "Lambda logging (AWSLambdaBasicExecutionRole), "
     "https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs.html",
+    "iam:PassRole": "a dependent action of scheduler:CreateSchedule (the target's role), "
+    "https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoneventbridgescheduler.html",
 }
 
 WORKER_SQS_ACTIONS = [
@@ -76,6 +83,7 @@ PRODUCER_TABLE_ACTIONS = ["dynamodb:BatchGetItem", "dynamodb:GetItem"]
 LAMBDA_LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
 WORKER_BUCKET_ACTIONS = ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
 PRODUCER_BUCKET_ACTIONS = ["s3:GetObject", "s3:PutObject"]
+PRODUCER_SCHEDULE_ACTIONS = ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"]
 SCHEDULER_PRINCIPAL = "scheduler.amazonaws.com"
 STEPFUNCTIONS_ACTIONS = ["states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess"]
 #: Who may assume the worker role: the Lambda function and the ECS tasks.
@@ -138,13 +146,26 @@ def producer_policy(resources: Resources) -> dict[str, Any]:
         )
     if resources.bucket is not None:
         statements.append(_statement("Payloads", PRODUCER_BUCKET_ACTIONS, bucket_objects(resources)))
+    if resources.schedule_group is not None:
+        statements += _schedule_statements(resources.schedule_group)
     return {"Version": POLICY_VERSION, "Statement": statements}
 
 
+def _schedule_statements(group: str) -> list[dict[str, Any]]:
+    """Manage the schedules of the app's group, passing the scheduler role to Scheduler only."""
+    schedules = arn("scheduler", f"schedule/{group}/*")
+    passing = _statement("PassSchedulerRole", ["iam:PassRole"], [{"Fn::Sub": "${SchedulerRole.Arn}"}])
+    passing["Condition"] = {"StringEquals": {"iam:PassedToService": SCHEDULER_PRINCIPAL}}
+    return [_statement("ManageSchedules", PRODUCER_SCHEDULE_ACTIONS, [schedules]), passing]
+
+
 def scheduler_policy(resources: Resources) -> dict[str, Any]:
-    """What EventBridge Scheduler needs to send the periodic tasks to their queues."""
+    """What EventBridge Scheduler needs to send the scheduled tasks to their queues: those of
+    the periodic tasks, and every standard queue where run-time schedules may send."""
     names = {queue.logical_name: queue.name for queue in resources.queues}
     targets = sorted({names[schedule.queue] for schedule in resources.schedules})
+    if resources.schedule_group is not None:
+        targets = sorted({*targets, *(queue.name for queue in resources.queues if not queue.fifo)})
     statement = _statement("SendPeriodicTasks", ["sqs:SendMessage"], [arn("sqs", name) for name in targets])
     return {"Version": POLICY_VERSION, "Statement": [statement]}
 
@@ -167,7 +188,7 @@ def iam_documents(resources: Resources) -> dict[str, Any]:
         },
         "ProducerPolicy": {"PolicyDocument": producer_policy(resources)},
     }
-    if resources.schedules:
+    if resources.has_scheduler_role:
         documents["SchedulerRole"] = {
             "AssumeRolePolicyDocument": assume_role_policy([SCHEDULER_PRINCIPAL]),
             "PolicyDocument": scheduler_policy(resources),

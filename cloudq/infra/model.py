@@ -13,9 +13,15 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from cloudq.app.schedules import store_of
 from cloudq.core.deadlines import seconds_needed
 from cloudq.core.errors import ConfigurationError
-from cloudq.core.naming import DEFAULT_VISIBILITY_TIMEOUT, dead_letter_queue_name, is_fifo
+from cloudq.core.naming import (
+    DEFAULT_VISIBILITY_TIMEOUT,
+    dead_letter_queue_name,
+    is_fifo,
+    schedule_group_name,
+)
 from cloudq.core.pointer import ARGUMENTS_FOLDER, RESULTS_FOLDER
 
 if TYPE_CHECKING:
@@ -138,6 +144,13 @@ class Resources(BaseModel):
     schedules: list[ScheduleResource] = []
     #: The app serves Step Functions (``stepfunctions_queues``): its workers report back.
     stepfunctions: bool = False
+    #: The schedule group of the app's run-time schedules (``app.schedules`` on Scheduler).
+    schedule_group: str | None = None
+
+    @property
+    def has_scheduler_role(self) -> bool:
+        """Whether the stack has the role EventBridge Scheduler sends with."""
+        return bool(self.schedules) or self.schedule_group is not None
 
     @property
     def stack_name(self) -> str:
@@ -207,6 +220,7 @@ def app_resources(app: CloudQ, app_reference: str | None = None) -> Resources:
         bucket=_bucket(app),
         schedules=_schedules(app),
         stepfunctions=bool(app.settings.stepfunctions_queues),
+        schedule_group=schedule_group_name(app.name) if store_of(app) == "scheduler" else None,
     )
 
 

@@ -18,19 +18,29 @@ since the last one any beat recorded are sent, the oldest first, at most ``MAX_C
 per task; past those the beat goes on from now. The record of the last tick
 (``beat:<periodic task>:last``) never expires, so catch-up reaches back over any outage.
 
+Run-time schedules (``app.schedules``) that live in the result backend (``schedule_store``
+``backend``: every broker but SQS, unless set) are read again every
+``SCHEDULES_REFRESH_SECONDS``, so every beat picks a new one up within a second and drops a
+deleted one as soon; their ticks take the same lock. A one-off ``at()`` schedule has one tick,
+due even when its moment passed before a beat saw it; the beat that finds the tick done
+deletes the schedule (the definition it fired only: ``schedule_change``).
+
 The beat reads the time from the app's clock (``app.clock``, ``cloudq.core.clock``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import uuid
 from typing import TYPE_CHECKING
 
+from cloudq.app.schedules import BACKEND_KEY, store_of
 from cloudq.backends.base import ClaimStatus, ResultRecord, State
 from cloudq.core.errors import BackendError, ConfigurationError, TransportError
 from cloudq.core.message import Message
+from cloudq.core.schedules import from_definition
 
 if TYPE_CHECKING:
     from cloudq.app.base import CloudQ
@@ -50,6 +60,8 @@ BEAT_RETRY_SECONDS = 2.0
 MAX_SLEEP_SECONDS = 1.0
 #: At most this many missed ticks of one periodic task are sent at start (``catch_up``).
 MAX_CATCH_UP_TICKS = 100
+#: How often the run-time schedules are read again: a new one is sent from its next tick.
+SCHEDULES_REFRESH_SECONDS = 1.0
 LOCK_TASK_NAME = "cloudq.runtime.beat"
 
 
@@ -71,9 +83,13 @@ class Beat:
         catch_up: bool = False,
         owner: str | None = None,
     ) -> None:
-        if not app.periodic_tasks:
+        #: Whether the app's run-time schedules are this beat's to send.
+        self.runtime = store_of(app) == "backend"
+        if not app.periodic_tasks and not self.runtime:
             raise ConfigurationError(
-                f"app {app.name!r} has no periodic tasks: add one with @app.periodic(...) or app.add_periodic"
+                f"app {app.name!r} has no periodic tasks: add one with @app.periodic(...) or "
+                "app.add_periodic (its run-time schedules live in EventBridge Scheduler: "
+                "schedule_store 'scheduler')"
             )
         backend = app.backend
         if backend is None:
@@ -90,6 +106,11 @@ class Beat:
         self.owner = owner or f"beat-{uuid.uuid4().hex[:8]}"
         self.clock = clock
         self.sent = 0
+        #: The periodic tasks and run-time schedules sent, by name, and the stored definition
+        #: of each run-time one.
+        self.tasks: dict[str, PeriodicTask] = dict(app.periodic_tasks)
+        self.definitions: dict[str, str] = {}
+        self._unreadable: set[str] = set()
 
     def first_ticks(self, now: float) -> dict[str, list[float]]:
         """Per periodic task, the ticks due at start: none, or the missed ones (catch-up): from
@@ -141,31 +162,90 @@ class Beat:
     def run(self, stop: threading.Event | None = None) -> None:
         """Send ticks until ``stop`` is set."""
         stop = stop or threading.Event()
+        self.start()
+        while not stop.is_set():
+            stop.wait(self.step(stop))
+
+    def start(self) -> None:
+        """Take the ticks due at start (catch-up) and the next tick of each periodic task."""
         now = self.clock.time()
-        periodic_tasks = self.app.periodic_tasks
-        #: (periodic name, tick) → when to try it
-        pending: dict[tuple[str, float], float] = {
+        #: (name, tick) → when to try it
+        self.pending: dict[tuple[str, float], float] = {
             (name, tick): now for name, ticks in self.first_ticks(now).items() for tick in ticks
         }
-        upcoming = {name: periodic.schedule.next_after(now) for name, periodic in periodic_tasks.items()}
+        self.upcoming = {name: periodic.schedule.next_after(now) for name, periodic in self.tasks.items()}
+        self._refreshed = -math.inf
         logger.info(
-            "cloudq beat %s: %s",
+            "cloudq beat %s: %s%s",
             self.owner,
-            ", ".join(f"{p.name} {p.schedule.expression}" for p in periodic_tasks.values()),
+            ", ".join(f"{p.name} {p.schedule.expression}" for p in self.tasks.values()),
+            " and the run-time schedules" if self.runtime else "",
         )
-        while not stop.is_set():
-            now = self.clock.time()
-            for name, tick in list(upcoming.items()):
-                while tick <= now:
-                    pending[(name, tick)] = tick
-                    tick = periodic_tasks[name].schedule.next_after(tick)
-                upcoming[name] = tick
-            for (name, tick), when in sorted(pending.items(), key=lambda item: item[1]):
-                if when <= now and not stop.is_set():
-                    later = self.send_tick(periodic_tasks[name], tick)
-                    if later is None:
-                        del pending[(name, tick)]
-                    else:
-                        pending[(name, tick)] = self.clock.time() + later
-            wake = min([*upcoming.values(), *pending.values()])
-            stop.wait(min(max(wake - self.clock.time(), 0.0), MAX_SLEEP_SECONDS))
+
+    def step(self, stop: threading.Event | None = None) -> float:
+        """Send the ticks due now (after ``start``); the seconds until the next step."""
+        now = self.clock.time()
+        pending, upcoming = self.pending, self.upcoming
+        if self.runtime and now - self._refreshed >= SCHEDULES_REFRESH_SECONDS:
+            self._refreshed = now
+            self.refresh(now)
+        for name, tick in list(upcoming.items()):
+            while tick <= now:
+                pending[(name, tick)] = tick
+                tick = self.tasks[name].schedule.next_after(tick)
+            upcoming[name] = tick
+        for (name, tick), when in sorted(pending.items(), key=lambda item: item[1]):
+            if when <= now and not (stop and stop.is_set()):
+                later = self.send_tick(self.tasks[name], tick)
+                if later is None:
+                    del pending[(name, tick)]
+                    self._forget_if_one_off(name)
+                else:
+                    pending[(name, tick)] = self.clock.time() + later
+        wake = min([*upcoming.values(), *pending.values()], default=math.inf)
+        return min(max(wake - self.clock.time(), 0.0), MAX_SLEEP_SECONDS)
+
+    def refresh(self, now: float) -> None:
+        """Read the run-time schedules again: drop the deleted or changed ones (with their
+        pending ticks), add the new ones from their next tick (a one-off: its one tick)."""
+        try:
+            stored = self.backend.schedules(BACKEND_KEY)
+        except BackendError as exc:
+            logger.warning("run-time schedules not read: %s", exc)
+            return
+        upcoming, pending = self.upcoming, self.pending
+        current = {}
+        for name, text in stored.items():
+            if name in self.app.periodic_tasks:
+                continue
+            try:
+                current[name] = from_definition(name, text)
+            except ConfigurationError as exc:
+                if text not in self._unreadable:  # once, not every second
+                    self._unreadable.add(text)
+                    logger.warning("%s", exc)
+        for name in [name for name in self.tasks if name not in self.app.periodic_tasks]:
+            if current.get(name) != self.tasks[name]:
+                del self.tasks[name]
+                upcoming.pop(name, None)
+                for key in [key for key in pending if key[0] == name]:
+                    del pending[key]
+        for name, periodic in current.items():
+            if name not in self.tasks:
+                self.tasks[name] = periodic
+                schedule = periodic.schedule
+                upcoming[name] = (
+                    schedule.at_seconds if schedule.at_seconds is not None else schedule.next_after(now)
+                )
+        self.definitions = {name: stored[name] for name in current}
+
+    def _forget_if_one_off(self, name: str) -> None:
+        """After a one-off's tick is done (by any beat), delete it: the definition fired only."""
+        definition = self.definitions.get(name)
+        if definition is None or not self.tasks[name].schedule.one_off:
+            return
+        try:
+            if self.backend.delete_schedule(BACKEND_KEY, name, expected=definition):
+                logger.info("schedule %s deleted after its one tick", name)
+        except BackendError as exc:  # the next refresh finds it, its tick done, and tries again
+            logger.warning("schedule %s not deleted yet: %s", name, exc)

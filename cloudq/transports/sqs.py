@@ -191,6 +191,17 @@ class SQSTransport:
                 self._urls[queue] = url
         return url
 
+    def queue_arn(self, queue: str) -> str:
+        """The ARN of ``queue`` (an EventBridge Scheduler target), built from its URL, whose
+        path starts with the account: no call beyond the URL's (no GetQueueAttributes)."""
+        from urllib.parse import urlparse
+
+        from cloudq.core.aws import partition
+
+        account = urlparse(self._url(queue, sending=True)).path.strip("/").split("/")[0]
+        region = str(self._send_client.meta.region_name)
+        return f"arn:{partition(region)}:sqs:{region}:{account}:{self.physical_name(queue)}"
+
     def check_queues(self, queues: Sequence[str]) -> None:
         for queue in queues:
             self._url(queue)

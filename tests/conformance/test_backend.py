@@ -423,3 +423,56 @@ def test_progress_of_a_run_that_lost_its_claim_is_refused(backend: ResultBackend
     assert not backend.put_progress("nobody", "w1", Progress(done=1), now)
     found = backend.get("p2")
     assert found is not None and (found.state, found.progress) == (State.STARTED, None)
+
+
+def test_a_schedule_is_created_once_listed_and_deleted(backend: ResultBackend) -> None:
+    # Given an empty collection
+    assert backend.schedules("app-a") == {}
+    # When two schedules are created, and one name a second time
+    assert backend.put_schedule("app-a", "nightly", '{"v":1}')
+    assert backend.put_schedule("app-a", "tenant.7", '{"v":2}')
+    assert not backend.put_schedule("app-a", "nightly", '{"v":3}')
+    # Then the listing holds the first definitions; another collection is apart
+    assert backend.schedules("app-a") == {"nightly": '{"v":1}', "tenant.7": '{"v":2}'}
+    assert backend.schedules("app-b") == {}
+    # And a delete removes one, once
+    assert backend.delete_schedule("app-a", "nightly")
+    assert not backend.delete_schedule("app-a", "nightly")
+    assert not backend.delete_schedule("app-b", "nightly")
+    assert backend.schedules("app-a") == {"tenant.7": '{"v":2}'}
+    # And the name is free again
+    assert backend.put_schedule("app-a", "nightly", '{"v":4}')
+
+
+def test_a_delete_of_an_expected_definition_spares_one_made_since(backend: ResultBackend) -> None:
+    # Given a schedule fired once and re-created under its name with another definition
+    backend.put_schedule("app-c", "once", '{"at":1}')
+    assert backend.delete_schedule("app-c", "once")
+    backend.put_schedule("app-c", "once", '{"at":2}')
+    # When a beat deletes the definition it fired
+    assert not backend.delete_schedule("app-c", "once", expected='{"at":1}')
+    # Then the new one stays, and goes when its own definition is expected
+    assert backend.schedules("app-c") == {"once": '{"at":2}'}
+    assert backend.delete_schedule("app-c", "once", expected='{"at":2}')
+    assert backend.schedules("app-c") == {}
+
+
+def test_of_creators_racing_for_one_name_exactly_one_wins(
+    backend: ResultBackend, request: pytest.FixtureRequest
+) -> None:
+    if request.node.callspec.params["backend"] in ENGINES_NOT_ATOMIC_ACROSS_THREADS:
+        pytest.skip("moto's in-process DynamoDB does not serialize conditional writes across threads")
+    won: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def create(definition: str) -> None:
+        barrier.wait()
+        if backend.put_schedule("race", "one", definition):
+            won.append(definition)
+
+    threads = [threading.Thread(target=create, args=(f'"{i}"',)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1 and backend.schedules("race") == {"one": won[0]}

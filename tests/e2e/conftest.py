@@ -1,9 +1,12 @@
 """End-to-end fixtures: the ministack server (from the emulator's pytest plugin), a freshly
-deployed app per test (its rendered template, as a stack), and real ``cloudq worker``
-processes."""
+deployed app per test (its rendered template, as a stack), and real ``cloudq worker`` and
+``cloudq beat`` processes."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -44,6 +47,35 @@ def start_worker(e2e_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerFact
     """Start ``cloudq worker tests.tasks:app`` processes; all are stopped at the end."""
     with worker_processes(e2e_env, tmp_path) as start:
         yield start
+
+
+BeatFactory = Callable[..., "subprocess.Popen[str]"]
+
+
+@pytest.fixture
+def start_beat(e2e_env: dict[str, str], tmp_path: Path) -> Iterator[BeatFactory]:
+    """Start ``cloudq beat --app tests.tasks:app`` processes (``start(env={...})`` adds to the
+    environment), their output in ``beat-<n>.log``; at the end each gets SIGTERM, then SIGKILL."""
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        log = open(tmp_path / f"beat-{len(processes)}.log", "w")  # noqa: SIM115
+        command = [sys.executable, "-m", "cloudq", "beat", "--app", "tests.tasks:app"]
+        environment = {**e2e_env, **(env or {})}
+        process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT, text=True)
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

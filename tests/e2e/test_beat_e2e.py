@@ -7,41 +7,22 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from cloudq import CloudQ
+from tests.e2e.conftest import BeatFactory
 from tests.processes import wait_until
 
 INTERVAL = 2
 
 
 @pytest.fixture
-def start_beat(e2e_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[str]]]:
-    processes: list[subprocess.Popen[str]] = []
-
-    def start() -> subprocess.Popen[str]:
-        log = open(tmp_path / f"beat-{len(processes)}.log", "w")  # noqa: SIM115
-        env = {**e2e_env, "CLOUDQ_TEST_PERIODIC": str(INTERVAL)}
-        command = [sys.executable, "-m", "cloudq", "beat", "--app", "tests.tasks:app"]
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-        processes.append(process)
-        return process
-
-    yield start
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def start_ticking_beat(start_beat: BeatFactory) -> Callable[[], subprocess.Popen[str]]:
+    """A beat of the test app with its periodic task every ``INTERVAL`` seconds."""
+    return lambda: start_beat(env={"CLOUDQ_TEST_PERIODIC": str(INTERVAL)})
 
 
 def _ticks(app: CloudQ) -> list[int]:
@@ -73,10 +54,10 @@ def _assert_every_tick_once(ticks: list[int], at_least: int, twice: int = 0) -> 
 
 
 def test_two_beats_send_each_tick_exactly_once(
-    e2e_app: CloudQ, start_beat: Callable[[], subprocess.Popen[str]]
+    e2e_app: CloudQ, start_ticking_beat: Callable[[], subprocess.Popen[str]]
 ) -> None:
     # Given two beats of the same app
-    beats = [start_beat(), start_beat()]
+    beats = [start_ticking_beat(), start_ticking_beat()]
     # When three ticks have passed
     assert wait_until(lambda: _sent(e2e_app) >= 3, timeout=30)
     for beat in beats:
@@ -87,9 +68,9 @@ def test_two_beats_send_each_tick_exactly_once(
 
 
 def test_killing_one_beat_loses_no_tick(
-    e2e_app: CloudQ, start_beat: Callable[[], subprocess.Popen[str]]
+    e2e_app: CloudQ, start_ticking_beat: Callable[[], subprocess.Popen[str]]
 ) -> None:
-    doomed, survivor = start_beat(), start_beat()
+    doomed, survivor = start_ticking_beat(), start_ticking_beat()
     assert wait_until(lambda: _sent(e2e_app) >= 1, timeout=30)
     # When one beat is killed mid-run (possibly holding the claim of a tick)
     time.sleep(INTERVAL * 0.5)

@@ -55,12 +55,15 @@ class Run:
     lifecycle: list[dict[str, Any]]
 
 
-def _fresh_example(monkeypatch: pytest.MonkeyPatch, endpoint_url: str) -> Any:
-    """The example module imported anew, so its app's clients go to ``endpoint_url``."""
+def _fresh_example(monkeypatch: pytest.MonkeyPatch, endpoint_url: str, **settings: str) -> Any:
+    """The example module imported anew, so its app's clients go to ``endpoint_url``, with
+    ``CLOUDQ_*`` ``settings`` only."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint_url)
     for name in list(os.environ):
         if name.startswith("CLOUDQ_"):
             monkeypatch.delenv(name)
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
     sys.modules.pop("examples.shop.tasks", None)
     return importlib.import_module("examples.shop.tasks")
 
@@ -106,6 +109,11 @@ def run(ministack_server: MinistackServer, tmp_path_factory: pytest.TempPathFact
         direct = {"endpoint_url": ministack_server.endpoint_url, "region_name": "us-east-1"}
         sqs = boto3.client("sqs", **direct)
         ids = deployment.physical_ids
+        # The web backend as deployed: with the stack's Scheduler role for its run-time schedules
+        stack = boto3.client("cloudformation", **direct).describe_stacks(StackName=deployment.stack_name)
+        outputs = {output["OutputKey"]: output["OutputValue"] for output in stack["Stacks"][0]["Outputs"]}
+        role = outputs["SchedulerRoleArn"]
+        tasks = _fresh_example(monkeypatch, proxies["producer"].endpoint_url, CLOUDQ_SCHEDULER_ROLE_ARN=role)
         # And a worker process on the queues no Lambda function consumes
         env = {
             **os.environ,
@@ -142,6 +150,9 @@ def run(ministack_server: MinistackServer, tmp_path_factory: pytest.TempPathFact
             time.sleep(0.1)
         results["duplicate acknowledged"] = "already succeeded" in log.read_text(errors="replace")
         results["chord"] = chorded.get(timeout=60)
+        # and it makes a schedule at run time, then deletes it
+        tasks.app.schedules.create("deploy-check", tasks.add, "rate(1 hour)", args=(1, 2))
+        results["schedule deleted"] = tasks.app.schedules.delete("deploy-check")
         assert group(tasks.add.s(i, 0) for i in range(2)).delay().get(timeout=60) == [0, 1]
         assert wait_until(lambda: sqs_counts(sqs, ids["DefaultQueue"]) == (0, 0), timeout=30)
         dead_letters = {
@@ -187,6 +198,7 @@ def test_delay_runs_on_the_worker_and_on_the_lambda_function(run: Run) -> None:
         "send_welcome": "sent 'welcome' to user 42",
         "duplicate acknowledged": True,
         "chord": 6,
+        "schedule deleted": True,
     }
     # the Lambda function did the emails (its proxy saw its calls), the worker the rest
     assert run.calls["lambda"]["DynamoDB_20120810.PutItem"] >= 1
@@ -215,7 +227,13 @@ def iam_action(target: str) -> str:
     """``AmazonSQS.DeleteMessageBatch`` → ``sqs:DeleteMessage``: a batch API is authorised by
     its single action; DynamoDB's ``BatchGetItem`` is an action of its own."""
     prefix, _, operation = target.partition(".")
-    service = {"AmazonSQS": "sqs", "DynamoDB_20120810": "dynamodb", "S3": "s3", "AWSStepFunctions": "states"}[
+    service = {
+        "AmazonSQS": "sqs",
+        "DynamoDB_20120810": "dynamodb",
+        "S3": "s3",
+        "AWSStepFunctions": "states",
+        "Scheduler": "scheduler",
+    }[
         prefix
     ]
     if service == "sqs":
@@ -236,6 +254,8 @@ def test_the_rendered_iam_allows_every_call_made_and_nothing_else(run: Run) -> N
     # Sufficient: every call is allowed to the role or policy of its caller
     assert producer <= producer_allowed, json.dumps(sorted(producer - producer_allowed))
     assert workers <= worker_allowed, json.dumps(sorted(workers - worker_allowed))
+    # (the producer made a schedule in its group at run time, and deleted it)
+    assert {"scheduler:CreateSchedule", "scheduler:DeleteSchedule"} <= producer
     # Minimal: every allowed action is called, or AWS documents it as required
     assert producer_allowed - producer <= set(DOCUMENTED_REQUIRED)
     assert worker_allowed - workers <= set(DOCUMENTED_REQUIRED), sorted(worker_allowed - workers)

@@ -78,16 +78,27 @@ def test_iam_lists_actions_on_the_apps_own_arns_only() -> None:
         *documents["WorkerRole"]["PolicyDocument"]["Statement"],
         *documents["ProducerPolicy"]["PolicyDocument"]["Statement"],
     ]
+    own_role = "${SchedulerRole.Arn}"  # the stack's Scheduler role (Fn::Sub of its Arn)
     for statement in statements:
         assert "*" not in statement["Action"] and "*" not in statement["Resource"]
         assert all(
-            arn.rsplit(":", 1)[-1].removeprefix("table/").startswith("shop-") for arn in statement["Resource"]
+            arn == own_role
+            or arn.rsplit(":", 1)[-1].removeprefix("table/").removeprefix("schedule/").startswith("shop-")
+            for arn in statement["Resource"]
         )
     producer = documents["ProducerPolicy"]["PolicyDocument"]["Statement"]
     assert [s["Action"] for s in producer] == [
         ["sqs:GetQueueUrl", "sqs:SendMessage"],
         ["dynamodb:BatchGetItem", "dynamodb:GetItem"],
+        ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"],
+        ["iam:PassRole"],
     ]
+    # the producers manage the schedules of the app's group only, and pass its role to Scheduler only
+    assert producer[2]["Resource"] == [
+        "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/shop-cloudq/*"
+    ]
+    assert producer[3]["Resource"] == [own_role]
+    assert producer[3]["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
 
 
 def _one_line_exit_2(done: subprocess.CompletedProcess[str], message: str) -> None:
