@@ -233,9 +233,7 @@ def iam_action(target: str) -> str:
         "S3": "s3",
         "AWSStepFunctions": "states",
         "Scheduler": "scheduler",
-    }[
-        prefix
-    ]
+    }[prefix]
     if service == "sqs":
         operation = operation.removesuffix("Batch")
     return f"{service}:{operation}"
