@@ -75,6 +75,7 @@ def dashboard(
     except OSError as exc:
         sock.close()
         raise ConfigurationError(f"cannot bind {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(128)  # connections wait in the backlog until the server accepts them
     bound = sock.getsockname()[1]
     guard = Guard(host, bound, token or None, allow_replay)
     web = create_app(app, guard, metrics=metrics_source, refresh_seconds=refresh)
