@@ -53,8 +53,10 @@ def status(
     from cloudq.app.loading import load_app
     from cloudq.ops.status import StatusReader
 
-    if watch and (as_json or cost):
-        raise ConfigurationError("--watch goes with neither --json nor --cost; choose one")
+    if watch and as_json:
+        raise ConfigurationError("--watch and --json do not go together; choose one")
+    if watch and cost:
+        raise ConfigurationError("--watch and --cost do not go together; choose one")
     if cost:
         _show_cost(load_app(app_reference), window * 60, metrics_source, as_json)
         return

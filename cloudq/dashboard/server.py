@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from cloudq.core.clock import SYSTEM_CLOCK, Clock
+from cloudq.core.errors import CloudQError
 from cloudq.dashboard.samples import HEIGHT, WIDTH, Samples
 from cloudq.dashboard.security import Guard, GuardMiddleware
 from cloudq.ops.cost import read_cost
@@ -87,7 +88,16 @@ def create_app(
         Route("/cost", pages.cost),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(GuardMiddleware, guard=guard)])
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(GuardMiddleware, guard=guard)],
+        exception_handlers={CloudQError: _cloudq_error},
+    )
+
+
+async def _cloudq_error(request: Request, exc: Exception) -> Response:
+    """A queue missing, a broker down: the page says it in one line, as the CLI would."""
+    return PlainTextResponse(f"503: {exc}", status_code=503)
 
 
 class Pages:
@@ -187,7 +197,8 @@ class Pages:
         return self._page(request, "periodic.html", rows=rows)
 
     def outcomes(self, request: Request) -> Response:
-        return self._page(request, "outcomes.html", status=self.board.reader.read())
+        outcomes, source = self.board.reader.outcomes()
+        return self._page(request, "outcomes.html", outcomes=outcomes, source=source)
 
     def cost(self, request: Request) -> Response:
         """As ``cloudq status --cost`` (one GetMetricData per view; the page never refreshes)."""

@@ -186,3 +186,11 @@ def test_samples_make_a_sparkline_of_the_last_minutes() -> None:
     clock.advance(45)
     samples.add("q", 7)
     assert samples.values("q") == [0, 7]  # older than the span: dropped
+
+
+def test_a_broker_error_is_one_line_on_the_page() -> None:
+    # Given an app whose broker is down (nothing listens on the port)
+    down = CloudQ("down", broker="redis://127.0.0.1:1/0", backend="memory://")
+    # When the queue page is asked for, then it says why in one line
+    page = client_for(down).get("/")
+    assert page.status_code == 503 and page.text.startswith("503: ") and len(page.text.splitlines()) == 1
