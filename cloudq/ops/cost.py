@@ -188,8 +188,8 @@ def advise(usage: Usage, prices: Prices, lines: list[Line], tasks: float) -> lis
                 "deduplicate=False",
                 per_task * write,
                 0.0,
-                f"no claim write before the run: {per_task:.2f} write unit per task "
-                "(a redelivered message may then run twice)",
+                f"no claim write before the run: {per_task:.2f} write unit per task"
+                "; a redelivered message may then run twice",
             )
         )
     worker_empty = [queue for queue in usage.queues if queue.mode == "worker" and queue.empty_receives]

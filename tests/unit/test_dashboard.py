@@ -194,3 +194,26 @@ def test_a_broker_error_is_one_line_on_the_page() -> None:
     # When the queue page is asked for, then it says why in one line
     page = client_for(down).get("/")
     assert page.status_code == 503 and page.text.startswith("503: ") and len(page.text.splitlines()) == 1
+
+
+def test_no_page_but_the_dead_letters_receives_from_a_queue(app: CloudQ) -> None:
+    # Given one queued task
+    app.tasks["add"].delay(1, 2)
+    client = client_for(app)
+    # When every page that is not the dead letters' is opened, twice
+    for _ in range(2):
+        for path in (
+            "/",
+            "/partials/queues",
+            "/dead-letters",
+            "/tasks?id=x",
+            "/periodic",
+            "/outcomes",
+            "/cost",
+        ):
+            assert client.get(path).status_code == 200, path
+    # Then the message's first receive is the worker's
+    [message] = app.transport.receive("default", 1, 0.0, 30)
+    assert message.receive_count == 1
+    # and the cost says why it has no figures on this engine
+    assert "n/a: the cost is derived from AWS&#39;s metrics; on memory" in client.get("/cost").text
