@@ -12,13 +12,15 @@ WHEELS := $(WHEELHOUSE)/.filled
 # (PYTHONDONTWRITEBYTECODE, set on this machine): else each process the suites start, a worker
 # or a CLI run, compiles cloudq again; a third of `make check`'s CPU. Empty means unset.
 export PYTHONDONTWRITEBYTECODE :=
+# mkdocs-material's banner about its successor, printed on every build.
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: demo test check check-unit check-conformance chaos bench lint typecheck clean infra workflows
+.PHONY: demo test docs docs-strict check check-unit check-conformance chaos bench lint typecheck clean infra workflows stepfunctions
 
 $(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[cli,redis,amqp,dashboard,dev]' -e ./emulator
+	$(BIN)/python -m pip install --quiet -e '.[cli,redis,amqp,dashboard,dev,docs]' -e ./emulator
 	touch $(STAMP)
 
 $(WHEELS): pyproject.toml emulator/pyproject.toml | $(STAMP)
@@ -33,8 +35,9 @@ $(WHEELS): pyproject.toml emulator/pyproject.toml | $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cloudq demo
 
-# The suite, after the lint and type checks the README promises (they run here, not only by hand).
-test: $(STAMP) $(WHEELS) lint typecheck
+# The suite, after the lint and type checks the README promises (they run here, not only by hand)
+# and the strict docs build.
+test: $(STAMP) $(WHEELS) lint typecheck docs-strict
 	$(BIN)/python -m pytest -q
 	$(SHIFTED) $(BIN)/python -m pytest -q tests/unit
 
@@ -89,6 +92,10 @@ bench: $(STAMP)
 workflows: $(STAMP)
 	CLOUDQ_WORKFLOWS=full $(BIN)/python -m pytest tests/e2e/test_workflows_e2e.py -q
 
+# The Step Functions e2e test with its Lambda task at 6 s under HeartbeatSeconds=2 (make test: 3 s).
+stepfunctions: $(STAMP)
+	CLOUDQ_STEPFUNCTIONS=full $(BIN)/python -m pytest tests/e2e/test_stepfunctions_e2e.py -q
+
 # The example app's deployment files (infra/, serverless.yml), rendered from its task registry;
 # tests/deploy/test_committed_templates.py fails when they differ from a fresh render. CLOUDQ_*
 # variables of this shell must not leak into them: env -i.
@@ -99,6 +106,13 @@ infra: $(STAMP)
 	$(RENDER) --format iam -o infra/iam.json
 	$(RENDER) --format serverless -o serverless.yml
 
+# The docs site (mkdocs.yml, docs/) into site/, offline. The strict build fails on a broken link
+# or anchor, a page left out of the nav, or an API reference that does not resolve.
+docs: $(STAMP)
+	$(BIN)/mkdocs build
+docs-strict: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
@@ -106,4 +120,4 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) $(WHEELHOUSE)
+	rm -rf $(VENV) $(WHEELHOUSE) site

@@ -12,6 +12,7 @@ import http.client
 import os
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +43,8 @@ class CountingProxy:
         self.upstream_host = parts.hostname or "127.0.0.1"
         self.upstream_port = parts.port or 80
         self.calls: Counter[str] = Counter()
+        #: (operation, time.monotonic()) of every call, in order (``times``).
+        self._times: list[tuple[str, float]] = []
         self._lock = threading.Lock()
         self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -64,9 +67,15 @@ class CountingProxy:
             calls, self.calls = self.calls, Counter()
         return calls
 
+    def times(self, operation: str) -> list[float]:
+        """When (``time.monotonic()``) each call of ``operation`` arrived, oldest first."""
+        with self._lock:
+            return [at for name, at in self._times if name == operation]
+
     def _count(self, operation: str) -> None:
         with self._lock:
             self.calls[operation] += 1
+            self._times.append((operation, time.monotonic()))
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self

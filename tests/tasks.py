@@ -187,7 +187,7 @@ def _register_celery_tasks(app: CloudQ) -> None:
 
 
 def _register_flow_tasks(app: CloudQ) -> None:
-    """Tasks under flow control (README "Flow control"): each returns when it ran, on the
+    """Tasks under flow control (docs/guides/flow-control.md): each returns when it ran, on the
     app's clock."""
 
     @app.task(name="limited", rate_limit="100/m", rate_burst=100, max_retries=0)

@@ -146,10 +146,11 @@ class CloudQ:
         return table or results_table_name(self.name)
 
     def queue_names(self) -> set[str]:
-        """Every logical queue a task of this app is routed to, the default queue and the
-        Celery queues it serves."""
+        """Every logical queue a task of this app is routed to, the default queue, and the
+        Celery and Step Functions queues it serves."""
         tasks = {task.queue for task in self.tasks.values()}
-        return tasks | {self.settings.default_queue, *self.settings.celery_queues}
+        served = {*self.settings.celery_queues, *self.settings.stepfunctions_queues}
+        return tasks | {self.settings.default_queue} | served
 
     # -- registry ------------------------------------------------------------------------
 
@@ -190,7 +191,7 @@ class CloudQ:
         then at least once, a redelivered message runs again). The name defaults to
         ``module.function``, as in Celery.
 
-        Flow control (``cloudq.core.flow``, README "Flow control"): ``rate_limit="100/m"``
+        Flow control (``cloudq.core.flow``, docs/guides/flow-control.md): ``rate_limit="100/m"``
         (``rate_burst`` tokens at once, ``rate_key`` a bucket per key) and
         ``max_concurrency=N`` (``concurrency_key`` a cap per key) hold across every worker
         and the Lambda function, through the result backend. ``soft_timeout=N`` gives each

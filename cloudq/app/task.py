@@ -57,7 +57,7 @@ class Task(Generic[P, R]):
         self.timeout = timeout
         self.bind = bind
         #: Cost options (issue 14): no SUCCESS record (errors are still recorded), and no
-        #: claim (at-least-once: a redelivered message runs again). See the README, Costs.
+        #: claim (at-least-once: a redelivered message runs again). See docs/concepts/delivery.md.
         self.ignore_result = ignore_result
         self.deduplicate = deduplicate
         self.arguments = Arguments(fn, skip_first=bind)

@@ -17,7 +17,9 @@ def dlq() -> None:
 @dlq.command(name="list")
 @click.argument("queue")
 @APP_OPTION
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help="List at most this many."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @friendly_errors
 def dlq_list(queue: str, app_reference: str, limit: int, as_json: bool) -> None:

@@ -48,7 +48,12 @@ def infra_render(app_reference: str, format_name: str, output: str | None) -> No
     help="Write the zip here [default: dist/APP-lambda.zip].",
 )
 @click.option(
-    "--python", "python", type=click.Choice(PYTHON_VERSIONS), default=PYTHON_VERSIONS[0], show_default=True
+    "--python",
+    "python",
+    type=click.Choice(PYTHON_VERSIONS),
+    default=PYTHON_VERSIONS[0],
+    show_default=True,
+    help="The Lambda runtime's Python: the wheels and the bytecode are made for it.",
 )
 @click.option(
     "--requirements",

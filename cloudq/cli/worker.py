@@ -20,7 +20,12 @@ logger = logging.getLogger("cloudq.worker")
 @click.argument("app_reference", metavar="MODULE:APP")
 @click.option("-Q", "--queues", help="Comma-separated logical queues (default: all of the app's).")
 @click.option(
-    "-c", "--concurrency", default=WORKER_CONCURRENCY, show_default=True, type=click.IntRange(1, 1024)
+    "-c",
+    "--concurrency",
+    default=WORKER_CONCURRENCY,
+    show_default=True,
+    type=click.IntRange(1, 1024),
+    help="Threads running tasks (in each process).",
 )
 @click.option(
     "--visibility-timeout",

@@ -20,7 +20,13 @@ logger = logging.getLogger("cloudq.aws")  # its name before the move
 DEFAULT_REGION = "us-east-1"
 _checked_regions: set[str] = set()
 #: The services cloudq makes clients for, and their names in botocore's endpoints.json.
-ENDPOINT_PREFIXES = {"sqs": "sqs", "dynamodb": "dynamodb", "s3": "s3", "cloudwatch": "monitoring"}
+ENDPOINT_PREFIXES = {
+    "sqs": "sqs",
+    "dynamodb": "dynamodb",
+    "s3": "s3",
+    "cloudwatch": "monitoring",
+    "stepfunctions": "states",
+}
 
 
 class _FileLoader:

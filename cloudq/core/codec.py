@@ -25,7 +25,7 @@ from cloudq.core.errors import (
     PayloadStoreError,
     SignatureError,
 )
-from cloudq.core.message import Message
+from cloudq.core.message import MAX_TASK_TOKEN_CHARS, Message
 from cloudq.core.naming import is_celery_queue
 from cloudq.core.pointer import ARGUMENTS_FOLDER, RESULTS_FOLDER, PayloadPointer, digest
 
@@ -66,6 +66,10 @@ class Codec:
         """Whether ``queue``'s bodies are Celery's (setting ``celery_queues``)."""
         return queue is not None and is_celery_queue(queue, self.app.settings.celery_queues)
 
+    def is_stepfunctions(self, queue: str | None) -> bool:
+        """Whether Step Functions sends to ``queue`` (setting ``stepfunctions_queues``)."""
+        return queue is not None and queue in self.app.settings.stepfunctions_queues
+
     def encode(self, message: Message, queue: str | None = None) -> str:
         """The body of ``message``: its arguments offloaded when the body would be over the
         threshold (and a store is configured), signed with the first signing key (if any),
@@ -105,10 +109,22 @@ class Codec:
 
     def decode(self, body: str, broker_message_id: str | None = None, queue: str | None = None) -> Message:
         """The envelope of a body received from ``queue``, its signature verified when the app
-        signs, except on a Celery queue: Celery does not sign (README, Moving from Celery).
-        A version 3 message keeps its pointer: see ``load_arguments``."""
+        signs, except on a Celery queue: Celery does not sign (docs/guides/celery.md).
+        A version 3 message keeps its pointer: see ``load_arguments``.
+
+        Step Functions' form (docs/guides/step-functions.md) is the envelope without ``v`` or ``id``
+        (the SQS message id is its task id), with ``task_token`` and ``heartbeat_seconds``:
+        ``{"task": …, "args": […], "kwargs": {…}, "task_token": …, "heartbeat_seconds": 60}``.
+        It is run only on a queue of ``stepfunctions_queues``, and there unsigned even when the
+        app signs (Step Functions cannot sign): who may send to that queue is the queue
+        policy's to say. A re-sent one (a retry's hop) is signed as any other."""
         message = self.parse(body, broker_message_id, queue)
-        if self.app.settings.signing_keys and not self.is_celery(queue):
+        if message.task_token is not None and not self.is_stepfunctions(queue):
+            raise DecodeError(
+                f"a Step Functions body (it carries a task token) on queue {queue!r}, which is not "
+                "one of stepfunctions_queues: add it there (CLOUDQ_STEPFUNCTIONS_QUEUES)"
+            )
+        if self.app.settings.signing_keys and not self.is_celery(queue) and not _from_stepfunctions(message):
             message.verify(self.app.settings.signing_keys)
         return message
 
@@ -118,6 +134,18 @@ class Codec:
         is its SQS message id) and unsigned (a signature would cover an id the body lacks)."""
         message = Message(task=periodic.task, args=periodic.args, kwargs=periodic.kwargs)
         return message.model_dump_json(include={"v", "task", "args", "kwargs"})
+
+    def task_token_of(self, body: str, queue: str | None) -> str | None:
+        """The task token of a body refused on a Step Functions queue (``decode`` failed), so
+        that its state fails at once rather than at its timeout; ``None`` on other queues."""
+        if not self.is_stepfunctions(queue):
+            return None
+        try:
+            envelope = json.loads(body)
+        except (ValueError, RecursionError):
+            return None
+        token = envelope.get("task_token") if isinstance(envelope, dict) else None
+        return token if isinstance(token, str) and 0 < len(token) <= MAX_TASK_TOKEN_CHARS else None
 
     @staticmethod
     def describe(body: str) -> tuple[str | None, str | None]:
@@ -198,3 +226,9 @@ class Codec:
             return json.loads(data)
         except (ValueError, RecursionError) as exc:
             raise DecodeError(f"payload object {pointer.key} is not JSON: {exc}") from exc
+
+
+def _from_stepfunctions(message: Message) -> bool:
+    """An unsigned body carrying a task token: what a ``.waitForTaskToken`` state sends (only
+    accepted on a queue of ``stepfunctions_queues``, ``Codec.decode``)."""
+    return message.task_token is not None and message.signature is None

@@ -29,8 +29,8 @@ WORKER_CONCURRENCY = 8
 MAX_WAIT_SECONDS = 20.0
 #: The default long-poll wait. A stopping worker waits for its polls in flight (SQS does not
 #: cancel a poll whose client went away, and would hand it the next message), so this bounds an
-#: idle worker's stop; an idle queue costs one empty receive per wait and worker (README,
-#: Stopping).
+#: idle worker's stop; an idle queue costs one empty receive per wait and worker (docs,
+#: guides/workers.md#stopping).
 WORKER_WAIT_SECONDS = 5.0
 
 
@@ -40,52 +40,77 @@ class Settings(BaseModel):
     # Built on first use (the first app), not at ``import cloudq`` (issue 14).
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
+    # Each field's ``#:`` comment is its documentation: the docs site's settings reference is
+    # generated from it (docs/_hooks/reference.py), and a test fails for a field without one.
+
+    #: The broker: ``sqs://``, ``sqs://?endpoint_url=…&region=…``, ``redis://host:6379/0``,
+    #: ``amqp://user:password@host:5672/vhost``, ``memory://``.
     broker: str = "sqs://"
-    #: ``None`` turns results off. Default: ``dynamodb://<app>-results``.
+    #: The result backend: ``dynamodb://table``, ``redis://…``, ``memory://``; ``None`` (or
+    #: ``none`` in the environment) turns results off. Default: ``dynamodb://<app>-results``.
     backend: str | None = None
+    #: The queue of tasks that name none.
     default_queue: str = "default"
-    #: Long-poll wait of a receive (SQS allows at most 20).
+    #: Long-poll wait of a receive, 0–20 seconds (SQS allows at most 20); a stopping worker
+    #: waits for it.
     wait_seconds: float = WORKER_WAIT_SECONDS
-    #: Visibility timeout asked for at receive; ``None`` keeps the queue's own.
+    #: Seconds a received message stays hidden (asked for at receive); ``None`` keeps the
+    #: queue's own (30 by default).
     visibility_timeout: int | None = None
     #: Sending (``.delay()`` in a web request): seconds to connect and to wait for each answer,
-    #: and attempts in all, so that a broker outage fails a request within about
-    #: ``send_attempts * send_timeout + 1`` seconds instead of hanging it.
+    #: so that a broker outage fails a request within about ``send_attempts * send_timeout + 1``
+    #: seconds instead of hanging it.
     send_timeout: float = SEND_TIMEOUT_SECONDS
+    #: Attempts of each send-path call, the first included.
     send_attempts: int = SEND_ATTEMPTS
-    #: A body limit below the broker's own (``Transport.max_message_bytes``; SQS: 1 MiB), e.g.
-    #: to match a queue's MaximumMessageSize. ``None``: the broker's.
+    #: A body limit below the broker's own (``Transport.max_message_bytes``; SQS, Redis,
+    #: RabbitMQ: 1 MiB), e.g. to match a queue's MaximumMessageSize: larger messages are refused
+    #: at ``.delay()``. ``None``: the broker's.
     max_message_bytes: int | None = None
     #: Claim check (``s3://bucket/prefix``, ``redis://…``, ``memory://``): arguments of a
     #: message over ``payload_threshold`` bytes, and results over the backend's item limit,
     #: go there and travel as a pointer. ``None``: off (too large stays an error).
     payload_store: str | None = None
     #: Message size (bytes) above which arguments are offloaded; ``None``: the broker's limit
-    #: less ``cloudq.core.codec.PAYLOAD_HEADROOM_BYTES``.
+    #: less 16 KiB (``cloudq.core.codec.PAYLOAD_HEADROOM_BYTES``).
     payload_threshold: int | None = None
     #: Delete a task's argument object once the task succeeded (else its lifecycle rule does).
     payload_delete_on_success: bool = True
-    #: How long results are kept (DynamoDB TTL); 0 keeps them forever.
+    #: Seconds results are kept (DynamoDB TTL); 0 keeps them forever.
     result_ttl: int = 86_400
-    #: HMAC keys; the first signs, all verify (rotation). Empty: signing off.
+    #: HMAC keys (comma-separated in the environment); the first signs, all verify (rotation).
+    #: Empty: signing off.
     signing_keys: tuple[str, ...] = ()
-    #: Default retry policy of tasks that do not set their own.
+    #: Default ``max_retries`` of tasks that set none.
     max_retries: int = DEFAULT_RETRY_POLICY.max_retries
+    #: Default ``retry_backoff_max`` (seconds) of tasks that set none.
     retry_backoff_max: float = DEFAULT_RETRY_POLICY.retry_backoff_max
-    #: Per-task metrics as CloudWatch EMF lines on stdout (``cloudq.runtime.metrics``).
+    #: Per-task metrics as CloudWatch EMF lines on stdout (``1``/``true`` in the environment;
+    #: ``cloudq.runtime.metrics``).
     metrics: bool = False
-    #: Logical queues consumed by the app's Lambda function (SQS event source mappings);
-    #: the others are for long-polling workers.
+    #: Logical queues consumed by the app's Lambda function (SQS event source mappings;
+    #: comma-separated in the environment); the others are for long-polling workers.
     lambda_queues: tuple[str, ...] = ()
-    #: Queues Celery also uses (issue 25): named as Celery names them (no ``<app>-`` prefix,
-    #: dead letters in ``<queue>-dlq``), holding Celery's task protocol 2 (JSON) in the
-    #: broker's kombu form, read and written as such, and unsigned even when the app signs.
+    #: Queues Celery also uses (issue 25; comma-separated in the environment): named as Celery
+    #: names them (no ``<app>-`` prefix, dead letters in ``<queue>-dlq``), holding Celery's task
+    #: protocol 2 (JSON) in the broker's kombu form, read and written as such, and unsigned
+    #: even when the app signs.
     celery_queues: tuple[str, ...] = ()
+    #: Queues AWS Step Functions sends to (``.waitForTaskToken`` states; comma-separated in the
+    #: environment; docs/guides/step-functions.md): a body carrying a task token is run only
+    #: there, unsigned even when the app signs, and the worker/Lambda role may report back
+    #: (``states:SendTask*``).
+    stepfunctions_queues: tuple[str, ...] = ()
+    #: The Lambda function's timeout, seconds; its queues get a visibility timeout of 6× it.
     lambda_timeout: int = 30
+    #: The Lambda function's memory, MB.
     lambda_memory_mb: int = 256
+    #: The event source mapping's batch size.
     lambda_batch_size: int = 10
+    #: The event source mapping's batching window, seconds.
     lambda_batching_window: int = 0
-    #: Event source mapping ScalingConfig.MaximumConcurrency (2-1000); None: no cap.
+    #: The event source mapping's maximum concurrency (ScalingConfig.MaximumConcurrency,
+    #: 2–1000); ``None``: no cap.
     lambda_maximum_concurrency: int | None = None
 
     @field_validator("lambda_maximum_concurrency")
@@ -145,7 +170,7 @@ def _from_env(name: str, environ: Mapping[str, str]) -> Any:
         return UNSET
     if name in ("backend", "payload_store") and raw.strip().lower() in ("", "none"):
         return None
-    if name in ("signing_keys", "lambda_queues", "celery_queues"):
+    if name in ("signing_keys", "lambda_queues", "celery_queues", "stepfunctions_queues"):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw
 

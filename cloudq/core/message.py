@@ -40,6 +40,10 @@ WORKFLOW_ENVELOPE_VERSION = 5
 #: Version 6 adds ``rate_slot``: the message was re-sent holding a slot of its task's rate
 #: limit (``cloudq.runtime.flow``); only such messages are written as version 6.
 FLOW_ENVELOPE_VERSION = 6
+#: Version 7 adds ``task_token`` and ``heartbeat_seconds``: the body a Step Functions
+#: ``.waitForTaskToken`` state sends (``cloudq.runtime.task_tokens`` reports back to it). Such
+#: a body has no ``v``: it is version 7 because it carries a token.
+STEPFUNCTIONS_ENVELOPE_VERSION = 7
 SUPPORTED_VERSIONS = (
     ENVELOPE_VERSION,
     REPLAY_ENVELOPE_VERSION,
@@ -47,12 +51,24 @@ SUPPORTED_VERSIONS = (
     TRACE_ENVELOPE_VERSION,
     WORKFLOW_ENVELOPE_VERSION,
     FLOW_ENVELOPE_VERSION,
+    STEPFUNCTIONS_ENVELOPE_VERSION,
 )
 #: Optional fields added after version 1, left out of the signed bytes when unset, so that a
 #: message without them signs as version 1 senders signed it (rolling upgrades).
-NEWER_FIELDS = ("attempt_base", "history", "payload", "traceparent", "chord", "rate_slot")
+NEWER_FIELDS = (
+    "attempt_base",
+    "history",
+    "payload",
+    "traceparent",
+    "chord",
+    "rate_slot",
+    "task_token",
+    "heartbeat_seconds",
+)
 #: A task id is a key in every result backend (DynamoDB allows 2048 bytes, UTF-8, not empty).
 MAX_TASK_ID_CHARS = 255
+#: Step Functions' task tokens are at most 2048 characters (SendTaskSuccess's ``taskToken``).
+MAX_TASK_TOKEN_CHARS = 2048
 
 
 def new_task_id() -> str:
@@ -143,14 +159,25 @@ class Message(BaseModel):
     #: Version 6: epoch seconds of the rate-limit slot this message holds (re-sent to wait for
     #: it); its first delivery runs without taking another.
     rate_slot: float | None = None
+    #: Version 7: the task token of the Step Functions state that sent this body
+    #: (``$$.Task.Token``); the run's end is reported to it.
+    task_token: str | None = Field(default=None, min_length=1, max_length=MAX_TASK_TOKEN_CHARS)
+    #: Version 7: the state's ``HeartbeatSeconds``; the run sends ``SendTaskHeartbeat`` twice
+    #: as often.
+    heartbeat_seconds: float | None = Field(default=None, gt=0)
     #: Hex HMAC-SHA256 of the canonical envelope without this field.
     signature: str | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _lowest_version(cls, data: Any) -> Any:
-        """A message built with workflow fields and no explicit version is version 5."""
-        if isinstance(data, dict) and "v" not in data and (data.get("callbacks") or data.get("chord")):
+        """A message built with workflow fields and no explicit version is version 5; with a
+        task token (a Step Functions body), version 7."""
+        if not isinstance(data, dict) or "v" in data:
+            return data
+        if data.get("task_token") is not None:
+            return {**data, "v": STEPFUNCTIONS_ENVELOPE_VERSION}
+        if data.get("callbacks") or data.get("chord"):
             return {**data, "v": WORKFLOW_ENVELOPE_VERSION}
         return data
 

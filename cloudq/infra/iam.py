@@ -27,6 +27,10 @@ Where each action comes from (a batch API is authorised by its single action):
   results. Revoking (``cloudq revoke``, ``AsyncResult.revoke()``) is an ``UpdateItem``, left
   to operators' credentials, not the producers' policy.
 - ``logs:CreateLogGroup``, ``logs:CreateLogStream``, ``logs:PutLogEvents``: Lambda logging.
+- ``states:SendTaskSuccess``, ``states:SendTaskFailure``, ``states:SendTaskHeartbeat``: reports
+  to the Step Functions states that sent a task (``cloudq.runtime.task_tokens``), only for an
+  app with ``stepfunctions_queues``. On ``*``: these actions have no resource-level
+  permissions (the task token is the capability).
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ LAMBDA_LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLo
 WORKER_BUCKET_ACTIONS = ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
 PRODUCER_BUCKET_ACTIONS = ["s3:GetObject", "s3:PutObject"]
 SCHEDULER_PRINCIPAL = "scheduler.amazonaws.com"
+STEPFUNCTIONS_ACTIONS = ["states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess"]
 #: Who may assume the worker role: the Lambda function and the ECS tasks.
 WORKER_PRINCIPALS = ["ecs-tasks.amazonaws.com", "lambda.amazonaws.com"]
 
@@ -116,6 +121,8 @@ def worker_policy(resources: Resources) -> dict[str, Any]:
     if resources.function is not None:
         group = lambda_log_group(resources.function.function_name)
         statements.append(_statement("Logs", LAMBDA_LOG_ACTIONS, [arn("logs", f"log-group:{group}:*")]))
+    if resources.stepfunctions:
+        statements.append(_statement("StepFunctionsCallbacks", STEPFUNCTIONS_ACTIONS, ["*"]))
     return {"Version": POLICY_VERSION, "Statement": statements}
 
 

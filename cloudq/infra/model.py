@@ -136,6 +136,8 @@ class Resources(BaseModel):
     function: LambdaResource | None = None
     bucket: BucketResource | None = None
     schedules: list[ScheduleResource] = []
+    #: The app serves Step Functions (``stepfunctions_queues``): its workers report back.
+    stepfunctions: bool = False
 
     @property
     def stack_name(self) -> str:
@@ -204,17 +206,19 @@ def app_resources(app: CloudQ, app_reference: str | None = None) -> Resources:
         function=_function(app, reference),
         bucket=_bucket(app),
         schedules=_schedules(app),
+        stepfunctions=bool(app.settings.stepfunctions_queues),
     )
 
 
 def used_queues(app: CloudQ) -> set[str]:
-    """The queues its tasks route to, periodic tasks send to, ``lambda_queues`` or
-    ``celery_queues`` name; the default queue only when one of these is it, or the app has no
-    task at all (a producer sending by name): a Lambda-only app gets no idle ``default`` queue
-    and no worker service."""
+    """The queues its tasks route to, periodic tasks send to, ``lambda_queues``,
+    ``celery_queues`` or ``stepfunctions_queues`` name; the default queue only when one of these
+    is it, or the app has no task at all (a producer sending by name): a Lambda-only app gets no
+    idle ``default`` queue and no worker service."""
     used = {task.queue for task in app.tasks.values()} | set(app.settings.lambda_queues)
     used |= {periodic.queue for periodic in app.periodic_tasks.values()}
     used |= set(app.settings.celery_queues)  # served for Celery's producers (issue 25)
+    used |= set(app.settings.stepfunctions_queues)  # served for Step Functions (issue 27)
     return used or {app.settings.default_queue}
 
 

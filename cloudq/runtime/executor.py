@@ -45,13 +45,14 @@ from cloudq.runtime.metrics import EmfMetrics
 from cloudq.runtime.outcome import BACKEND_RETRY_SECONDS, Action, Outcome, Prepared, clip, log_outcome
 from cloudq.runtime.replay import new_life
 from cloudq.runtime.results import ResultWriter
+from cloudq.runtime.task_tokens import TaskTokens
 from cloudq.tracing import run_span
 from cloudq.transports.base import MAX_REASON_CHARS, DeadLetterNote, ReceivedMessage, is_fifo
 
 if TYPE_CHECKING:
     from cloudq.app.base import CloudQ
 
-# The README documents this logger's name (``cloudq.execution``: the executor's lines).
+# The docs (guides/workers.md) show this logger's name (``cloudq.execution``: the executor's lines).
 logger = logging.getLogger("cloudq.execution")
 
 #: On Lambda a run's deadline comes this long before the invocation ends: time to clean up
@@ -83,6 +84,8 @@ class Executor:
         self.metrics = EmfMetrics(app.name) if app.settings.metrics else None
         #: Rate limits and concurrency caps (``cloudq.runtime.flow``).
         self.flow = Flow(app, self.health, self.worker_id)
+        #: Reports to Step Functions the runs of messages carrying a task token.
+        self.tokens = TaskTokens()
         #: When the Lambda invocation running this executor ends (epoch seconds on the app's
         #: clock), set by ``cloudq.aws_lambda`` per record; ``None`` on a worker.
         self.invocation_ends: float | None = None
@@ -117,6 +120,7 @@ class Executor:
 
     def _execute(self, prepared: Prepared) -> Outcome:
         if prepared.refused is not None:
+            self._refused(prepared, prepared.refused)
             return prepared.refused
         received, message, task = prepared.received, prepared.message, prepared.task
         assert message is not None and task is not None
@@ -150,6 +154,17 @@ class Executor:
             return self._claim_and_run(task, message, received, attempts, arguments)
         finally:
             self.flow.release(admitted)
+
+    def _refused(self, prepared: Prepared, refused: Outcome) -> None:
+        """The Step Functions state that sent a refused body fails now, not at its timeout."""
+        received = prepared.received
+        if prepared.message is not None:  # read, but not a task of this app
+            self.tokens.failed(prepared.message, "UnknownTaskError", refused.reason)
+            return
+        token = self.app.codec.task_token_of(received.body, received.queue)
+        if token is not None:
+            error_type, _, text = refused.reason.partition(": ")
+            self.tokens.token_failed(token, received.message_id, error_type, text)
 
     def _arguments(
         self, task: Task[Any, Any], message: Message, attempts: Attempts
@@ -275,10 +290,10 @@ class Executor:
         self.health.ok("result backend (claim)")
         if claim.status is ClaimStatus.ALREADY_SUCCEEDED:
             value = claim.record.value if claim.record else None
-            return self._workflow(message, Outcome.ack(), State.SUCCESS, value=value, redelivered=True)
+            return self._ended(message, Outcome.ack(), State.SUCCESS, value=value, redelivered=True)
         if claim.status is ClaimStatus.REVOKED:
             revoked = Outcome(Action.ACK, reason="revoked: acknowledged without running")
-            return self._workflow(message, revoked, State.REVOKED, error=("TaskRevokedError", "revoked"))
+            return self._ended(message, revoked, State.REVOKED, error=("TaskRevokedError", "revoked"))
         if claim.status is ClaimStatus.LEASED:
             return Outcome.retry(claim.lease_remaining, reason="running elsewhere (lease held)")
         return attempts if claim.record is None else attempts.claimed(claim.record.attempts)
@@ -293,7 +308,7 @@ class Executor:
     ) -> Outcome:
         started = self.app.clock.time()
         try:
-            with run_span(task.name, message.traceparent) as traceparent:  # cloudq.tracing
+            with run_span(task.name, message.traceparent) as traceparent, self.tokens.beating(message):
                 if traceparent is not None:
                     request = replace(request, traceparent=traceparent)
                 value = self.app.hooks.run(task, request)  # before_task, the task, after_task
@@ -326,13 +341,13 @@ class Executor:
             # Nothing to store, so no record is built; a workflow's link always records (its
             # chain or chord reads the value).
             self.app.codec.release(message)
-            return success
+            return self._ended(message, success, State.SUCCESS, value=stored)
         record = self.results.record(task, message, State.SUCCESS, attempts, value=stored)
         record = record.model_copy(update={"date_started": started})
         outcome = self.results.store(record, success)
         if outcome.state is State.SUCCESS:
             self.app.codec.release(message)
-        return self._workflow(message, outcome, outcome.state, value=stored, error=_error_of(outcome))
+        return self._ended(message, outcome, outcome.state, value=stored, error=_error_of(outcome))
 
     def _retry_or_fail(
         self,
@@ -388,9 +403,9 @@ class Executor:
         record = self.results.record(task, message, State.FAILURE, attempts, error=(error_type, text, trace))
         failure = Outcome.dead_letter(f"{error_type}: {text}").of_run(State.FAILURE, attempts.number)
         outcome = self.results.store(record, failure, held=held)
-        return self._workflow(message, outcome, outcome.state, error=(error_type, text))
+        return self._ended(message, outcome, outcome.state, error=(error_type, text))
 
-    def _workflow(
+    def _ended(
         self,
         message: Message,
         outcome: Outcome,
@@ -399,17 +414,25 @@ class Executor:
         error: tuple[str, str] = ("", ""),
         redelivered: bool = False,
     ) -> Outcome:
-        """The workflow steps of a task that ended (``cloudq/workflow.py``), then
-        ``outcome``; if a step fails, the message is kept and comes back to repeat it."""
-        if not message.has_workflow or state not in (State.SUCCESS, State.FAILURE, State.REVOKED):
+        """The workflow steps of a task that ended (``cloudq/workflow.py``), then the report to
+        the Step Functions state that sent it (``TaskTokens``), then ``outcome``; if a step
+        fails, the message is kept and comes back to repeat it."""
+        if state not in (State.SUCCESS, State.FAILURE, State.REVOKED):
             return outcome
         if outcome.action not in (Action.ACK, Action.DEAD_LETTER):
             return outcome  # the end was not stored: nothing to follow yet
-        try:
-            workflow.finished(self.app, message, state, value, error, redelivered)
-        except CloudQError as exc:
-            logger.warning("task %s: workflow step not done (%s); its message comes back", message.id, exc)
-            return Outcome.retry(BACKEND_RETRY_SECONDS, reason=f"workflow step not done: {exc}")
+        if message.has_workflow:
+            try:
+                workflow.finished(self.app, message, state, value, error, redelivered)
+            except CloudQError as exc:
+                logger.warning(
+                    "task %s: workflow step not done (%s); its message comes back", message.id, exc
+                )
+                return Outcome.retry(BACKEND_RETRY_SECONDS, reason=f"workflow step not done: {exc}")
+        if state is State.SUCCESS:
+            self.tokens.succeeded(message, value)
+        else:
+            self.tokens.failed(message, *error)
         return outcome
 
 

@@ -25,7 +25,7 @@ from cloudq.transports.base import MAX_REASON_CHARS, OutgoingMessage, ReceivedMe
 if TYPE_CHECKING:
     from cloudq.transports.base import Transport
 
-# The README documents this logger's name (the outcome lines); the executor's other parts
+# The docs (guides/workers.md) show this logger's name (the outcome lines); the executor's other parts
 # write under it too.
 logger = logging.getLogger("cloudq.execution")
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from cloudq.runtime.attempts import Attempts
     from cloudq.runtime.health import Health
 
-# The README documents this logger's name (``cloudq.execution``: the executor's lines).
+# The docs (guides/workers.md) show this logger's name (``cloudq.execution``: the executor's lines).
 logger = logging.getLogger("cloudq.execution")
 
 #: Error texts are clipped so that a failure record always fits a backend (DynamoDB: 400 KB):

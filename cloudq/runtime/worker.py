@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Worker", "WorkerStats"]
 
-# The README documents this logger's name.
+# The docs (guides/workers.md) show this logger's name.
 logger = logging.getLogger("cloudq.worker")
 
 #: How long a stopping worker waits at least for deletes in flight (the grace may be spent).

@@ -32,7 +32,9 @@ def emulator() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="Deploy this zip of `cloudq infra package` as the function [default: build it now].",
 )
-@click.option("--port", default=4566, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--port", default=4566, show_default=True, type=click.IntRange(1, 65535), help="Port on 127.0.0.1."
+)
 @friendly_errors
 def up(app_reference: str | None, artifact: str | None, port: int) -> None:
     """Start the emulator and keep it running until Ctrl-C. Its state is in memory: stopping it

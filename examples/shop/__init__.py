@@ -1,1 +1,1 @@
-"""The example app of the README and `cloudq demo`."""
+"""The example app of the README's quickstart and `cloudq demo`."""

@@ -128,9 +128,11 @@ def lambda_app(
     e2e_env: dict[str, str], ministack_server: MinistackServer, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[LambdaFactory]:
     """``lambda_app(queues="default", timeout=3, visibility=None, batch_size=10,
-    concurrency=None)``: the test tasks deployed with the app's Lambda worker (the rendered
-    template, as a stack), whose trigger then runs them. ``visibility`` overrides the Lambda
-    queues' visibility timeout in the model before rendering. The stacks are deleted at the
+    concurrency=None, function_endpoint_url=None)``: the test tasks deployed with the app's
+    Lambda worker (the rendered template, as a stack), whose trigger then runs them.
+    ``visibility`` overrides the Lambda queues' visibility timeout in the model before
+    rendering; ``function_endpoint_url`` is where the function's AWS calls go (a counting
+    proxy), by default the emulator. The stacks are deleted at the
     end, so nothing keeps invoking after the test."""
     import boto3
 
@@ -142,6 +144,7 @@ def lambda_app(
         visibility: int | None = None,
         batch_size: int = 10,
         concurrency: int | None = None,
+        function_endpoint_url: str | None = None,
     ) -> CloudQ:
         monkeypatch.setenv("CLOUDQ_LAMBDA_QUEUES", queues)
         monkeypatch.setenv("CLOUDQ_LAMBDA_TIMEOUT", str(timeout))
@@ -151,7 +154,9 @@ def lambda_app(
         app = make_app(e2e_env["CLOUDQ_TEST_APP"])
         resources = with_visibility(app_resources(app, "tests.tasks:app"), visibility)
         stacks.append(resources.stack_name)
-        provision(resources, endpoint_url=ministack_server.endpoint_url)
+        provision(
+            resources, endpoint_url=ministack_server.endpoint_url, function_endpoint_url=function_endpoint_url
+        )
         return app
 
     yield deploy

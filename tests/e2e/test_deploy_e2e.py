@@ -215,7 +215,9 @@ def iam_action(target: str) -> str:
     """``AmazonSQS.DeleteMessageBatch`` → ``sqs:DeleteMessage``: a batch API is authorised by
     its single action; DynamoDB's ``BatchGetItem`` is an action of its own."""
     prefix, _, operation = target.partition(".")
-    service = {"AmazonSQS": "sqs", "DynamoDB_20120810": "dynamodb", "S3": "s3"}[prefix]
+    service = {"AmazonSQS": "sqs", "DynamoDB_20120810": "dynamodb", "S3": "s3", "AWSStepFunctions": "states"}[
+        prefix
+    ]
     if service == "sqs":
         operation = operation.removesuffix("Batch")
     return f"{service}:{operation}"

@@ -140,7 +140,7 @@ def test_a_signing_app_runs_celerys_unsigned_messages_on_a_celery_queue_only(pro
     sent = producer.send_task("proj.tasks.add", args=(1, 2))
     # When the unsigned Celery message runs
     drain(app, [QUEUE])
-    # Then it ran (a Celery queue is not signed: README, Moving from Celery)
+    # Then it ran (a Celery queue is not signed: docs/guides/celery.md)
     assert app.AsyncResult(sent.id).get(timeout=1) == 3
 
 

@@ -458,7 +458,7 @@ def test_outcome_lines_keep_the_logger_name_the_readme_documents(caplog: pytest.
     # When they run, with the lines of the documented logger captured
     with caplog.at_level("INFO", logger="cloudq.execution"):
         drain(app, raise_failures=False)
-    # Then both outcome lines come from ``cloudq.execution`` (README: Running a worker)
+    # Then both outcome lines come from ``cloudq.execution`` (docs/guides/workers.md)
     lines = [record.getMessage() for record in caplog.records if record.name == "cloudq.execution"]
     assert any(line.startswith(f"add[{done.id}] SUCCESS in ") for line in lines), lines
     # (drain applies outcomes to the received message, so the line names the broker message)

@@ -1,4 +1,4 @@
-"""Every import path the README documents still imports, whatever moves inside the package
+"""Every import path the docs document still imports, whatever moves inside the package
 (the layout follows the layers; these are the paths users and deployed templates name)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-#: (module, attribute): what the README tells users to import or to name.
+#: (module, attribute): what the docs tell users to import or to name.
 DOCUMENTED = [
     ("cloudq", "CloudQ"),
     ("cloudq", "chord"),
