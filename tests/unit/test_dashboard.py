@@ -4,8 +4,12 @@ rules hold (Host check, token, CSRF, replay off by default, loopback unless a to
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -19,6 +23,7 @@ from cloudq.testing import drain
 from tests.cli_helpers import cloudq
 
 BASE = "http://127.0.0.1:5555"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def client_for(app: CloudQ, **guard: object) -> TestClient:
@@ -217,3 +222,19 @@ def test_no_page_but_the_dead_letters_receives_from_a_queue(app: CloudQ) -> None
     assert message.receive_count == 1
     # and the cost says why it has no figures on this engine
     assert "n/a: the cost is derived from AWS&#39;s metrics; on memory" in client.get("/cost").text
+
+
+def test_without_the_extra_the_command_names_the_fix(tmp_path: Path) -> None:
+    # Given an environment where starlette cannot be imported (as without the extra)
+    (tmp_path / "starlette.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'starlette'\", name='starlette')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    command = [sys.executable, "-m", "cloudq", "dashboard", "--app", "tests.tasks:app"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    # Then it says which extra to install, in one line
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        == "cloudq: error: the dashboard needs its extra: pip install 'cloudq-aws[dashboard]'"
+    )
