@@ -238,3 +238,53 @@ def test_without_the_extra_the_command_names_the_fix(tmp_path: Path) -> None:
         done.stderr.strip()
         == "cloudq: error: the dashboard needs its extra: pip install 'cloudq-aws[dashboard]'"
     )
+
+
+def test_the_cost_page_shows_the_figures_of_status_cost(moto_aws: object) -> None:
+    """The hour of tests/unit/test_cost.py, put into moto's CloudWatch as AWS would publish it."""
+    import datetime as dt
+
+    import boto3
+
+    from cloudq.infra import app_resources
+    from tests.tasks import make_app
+
+    app = make_app("priced", broker="sqs://?region=us-east-1", backend="dynamodb://priced-results")
+    client = boto3.client("cloudwatch", region_name="us-east-1")
+    when = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)
+    resources = app_resources(app)
+    assert resources.table is not None
+    for queue in resources.queues:
+        count = 100.0 if queue.fifo else 1000.0
+        sums = {"Sent": count, "Received": count, "Deleted": count}
+        data = [(f"NumberOfMessages{name}", value) for name, value in sums.items()]
+        data.append(("NumberOfEmptyReceives", 720.0))
+        client.put_metric_data(
+            Namespace="AWS/SQS",
+            MetricData=[
+                {
+                    "MetricName": name,
+                    "Value": value,
+                    "Timestamp": when,
+                    "Dimensions": [{"Name": "QueueName", "Value": queue.name}],
+                }
+                for name, value in data
+            ],
+        )
+    client.put_metric_data(
+        Namespace="AWS/DynamoDB",
+        MetricData=[
+            {
+                "MetricName": name,
+                "Value": 2200.0,
+                "Timestamp": when,
+                "Dimensions": [{"Name": "TableName", "Value": resources.table.name}],
+            }
+            for name in ("ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits")
+        ],
+    )
+    web = create_app(app, Guard("127.0.0.1", 5555), cloudwatch=client)
+    page = TestClient(web, base_url=BASE).get("/cost?window=60").text
+    assert '<td id="per-million">$2.73</td>' in page
+    assert '<td id="idle-per-day">$0.0156</td>' in page
+    assert "ignore_result=True" in page and "wait_seconds=20" in page
