@@ -20,7 +20,7 @@ export NO_MKDOCS_2_WARNING := 1
 $(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[cli,redis,amqp,dev,docs]' -e ./emulator
+	$(BIN)/python -m pip install --quiet -e '.[cli,redis,amqp,dashboard,dev,docs]' -e ./emulator
 	touch $(STAMP)
 
 $(WHEELS): pyproject.toml emulator/pyproject.toml | $(STAMP)
@@ -54,6 +54,14 @@ $(FAKETIME):
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime \
 	  || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime)
 
+# The dashboard's browser test drives Debian's headless Chromium through its chromedriver
+# (offline: no browser download); the set-up installs both when missing, as for faketime.
+CHROMEDRIVER := /usr/bin/chromedriver
+test: | $(CHROMEDRIVER)
+$(CHROMEDRIVER):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver \
+	  || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver)
+
 # The fast tier: unit tests and the in-process engines' conformance (memory, moto), no servers,
 # in under 60 s on 2 cores. The two runs go side by side: the conformance run mostly waits on
 # moto's real visibility timeouts (about 12 s of its 30), which leaves a core to the unit run.
@@ -84,6 +92,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_payloads.py
 	$(BIN)/python bench/bench_workflows.py
 	$(BIN)/python bench/bench_status.py
+	$(BIN)/python bench/bench_dashboard.py
 
 # The workflow e2e tests at full scale (groups and chords of 1,000; make test runs 100).
 workflows: $(STAMP)

@@ -43,19 +43,22 @@ sys.path.insert(0, str(ROOT))
 
 import boto3  # noqa: E402
 
+from cloudq.ops.prices import prices_for  # noqa: E402
+
 #: A no-op task's body as ``.delay()`` writes it; each queued message has its own id.
 BODY = '{"v":1,"id":"%s","task":"noop"}'
 
-#: Public on-demand prices, us-east-1, as listed on aws.amazon.com/<service>/pricing (2025):
-#: SQS standard queue requests (each 64 KB chunk of a payload is one request), DynamoDB
-#: on-demand write and read request units (an item up to 1 KB: one WRU per write; an
-#: eventually consistent read up to 4 KB: half an RRU), Lambda requests and duration (x86).
+#: The library's one price table (``cloudq.ops.prices``, us-east-1): SQS standard queue
+#: requests (each 64 KB chunk of a payload is one request), DynamoDB on-demand write and read
+#: request units (an item up to 1 KB: one WRU per write; an eventually consistent read up to
+#: 4 KB: half an RRU), Lambda requests and duration (x86).
+_TABLE = prices_for("us-east-1", "")
 PRICES = {
-    "sqs_request": 0.40 / 1e6,
-    "dynamodb_wru": 0.625 / 1e6,
-    "dynamodb_rru": 0.125 / 1e6,
-    "lambda_request": 0.20 / 1e6,
-    "lambda_gb_second": 0.0000166667,
+    "sqs_request": _TABLE.sqs_standard_per_million / 1e6,
+    "dynamodb_wru": _TABLE.dynamodb_write_per_million / 1e6,
+    "dynamodb_rru": _TABLE.dynamodb_read_per_million / 1e6,
+    "lambda_request": _TABLE.lambda_per_million / 1e6,
+    "lambda_gb_second": _TABLE.lambda_gb_second,
 }
 #: The Lambda worker's assumptions: batches of 10 records, 256 MB, 20 ms billed per batch of
 #: no-op tasks (the handler's own time per record is in bench/bench_lambda.py).
@@ -491,7 +494,7 @@ def print_costs(modes: list[Drain], n: int) -> None:
     Each task is also sent once (one SendMessage by ``.delay()``) and its result read by
     nobody (add half an RRU per ``AsyncResult.get`` poll)."""
     print(
-        "\nCost per million tasks (PRICES in bench/run.py: SQS $0.40/M requests, DynamoDB on-demand "
+        "\nCost per million tasks (cloudq.ops.prices: SQS $0.40/M requests, DynamoDB on-demand "
         "$0.625/M WRU, $0.125/M RRU, Lambda $0.20/M requests + $0.0000166667/GB-s)"
     )
     columns = ("SQS/task", "WRU/task", "RRU/task", "worker $/M", "Lambda $/M")

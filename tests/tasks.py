@@ -139,6 +139,15 @@ def make_app(name: str = "tests", **settings: Any) -> CloudQ:
         _record("echo_logged", "ran")
         return value
 
+    @app.task(name="until_fixed", max_retries=0)
+    def until_fixed(tag: str = "") -> str:
+        """Fails (straight to the dead-letter queue) until $CLOUDQ_TEST_LOG_DIR/fixed exists:
+        a bug fixed, then its dead letters replayed."""
+        _record("until_fixed", tag)
+        if not (Path(os.environ.get("CLOUDQ_TEST_LOG_DIR", "/nonexistent")) / "fixed").exists():
+            raise FlakyError(f"not fixed yet {tag}")
+        return f"fixed {tag}"
+
     @app.task(name="fails_loudly", max_retries=0)
     def fails_loudly(length: int) -> None:
         raise ValueError("e" * length)

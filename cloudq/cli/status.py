@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from cloudq.cli.root import APP_OPTION, friendly_errors, main
@@ -30,9 +32,20 @@ from cloudq.core.errors import ConfigurationError
     type=click.Choice(["auto", "cloudwatch", "none"]),
     help="Where outcomes and SQS ages come from: auto reads CloudWatch for SQS on AWS only.",
 )
+@click.option(
+    "--cost",
+    is_flag=True,
+    help="The app's cost per million tasks and idle cost per day, from CloudWatch over --window.",
+)
 @friendly_errors
 def status(
-    app_reference: str, watch: bool, as_json: bool, interval: float, window: int, metrics_source: str
+    app_reference: str,
+    watch: bool,
+    as_json: bool,
+    interval: float,
+    window: int,
+    metrics_source: str,
+    cost: bool,
 ) -> None:
     """Queue depths, dead letters, consumers, age of the oldest message and recent outcomes."""
     import json
@@ -42,6 +55,11 @@ def status(
 
     if watch and as_json:
         raise ConfigurationError("--watch and --json do not go together; choose one")
+    if watch and cost:
+        raise ConfigurationError("--watch and --cost do not go together; choose one")
+    if cost:
+        _show_cost(load_app(app_reference), window * 60, metrics_source, as_json)
+        return
     reader = StatusReader(load_app(app_reference), window_seconds=window * 60, metrics=metrics_source)
     if as_json:
         click.echo(json.dumps(reader.read().as_json()))
@@ -55,6 +73,23 @@ def status(
         status_view.watch(reader, interval)
     except KeyboardInterrupt:
         pass
+
+
+def _show_cost(app: Any, window_seconds: int, metrics_source: str, as_json: bool) -> None:
+    import json
+
+    from cloudq.ops.cost import read_cost
+    from cloudq.ops.status_text import cost_text
+
+    if metrics_source == "none":
+        report: Any = "n/a: --metrics none (the cost is read from CloudWatch)"
+    else:
+        report = read_cost(app, window_seconds)
+    if as_json:
+        click.echo(json.dumps(report.as_json() if not isinstance(report, str) else {"note": report}))
+        return
+    for line in cost_text(report):
+        click.echo(line)
 
 
 # -- cloudq infra ---------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The app's CloudWatch dashboard: the EMF task metrics (``cloudq.runtime.metrics``) and each queue's
-SQS metrics, one template resource.
+SQS metrics, and the Lambda worker's (when the app has one), one template resource.
 
 Task metrics are found by SEARCH expressions on the app's dimension value, so tasks added later
 appear without a new deployment; queues are named from the model.
@@ -15,6 +15,7 @@ from cloudq.runtime.metrics import COUNT_METRICS, DIMENSIONS, DURATION_METRIC, N
 
 WIDTH, HEIGHT = 12, 6
 PERIOD_SECONDS = 60
+LAMBDA_COUNT_METRICS = ("Invocations", "Errors", "Throttles")
 SQS_DEPTH_METRICS = ("ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible")
 
 
@@ -68,6 +69,20 @@ def widgets(resources: Resources) -> list[Template]:
         _widget(4, "Age of the oldest message (s)", age, "Maximum"),
         _widget(5, "Dead letters", dead, "Maximum"),
     ]
+    if resources.function is not None:
+        name = resources.function.function_name
+        calls: list[list[object]] = [
+            ["AWS/Lambda", metric, "FunctionName", name] for metric in LAMBDA_COUNT_METRICS
+        ]
+        found += [
+            _widget(6, f"Lambda {name}: invocations, errors, throttles", calls, "Sum"),
+            _widget(
+                7,
+                f"Lambda {name}: duration p95 (ms)",
+                [["AWS/Lambda", "Duration", "FunctionName", name]],
+                "p95",
+            ),
+        ]
     return found
 
 

@@ -176,3 +176,22 @@ def _get(
                 break
             request["NextToken"] = page["NextToken"]
     return values, calls
+
+
+def read_sums(
+    client: Any,
+    metrics: dict[str, tuple[str, str, dict[str, str]]],
+    window_seconds: int,
+    now: dt.datetime | None = None,
+) -> dict[str, float]:
+    """The Sum over the last ``window_seconds`` of each metric (id → namespace, name,
+    dimensions); a metric with no datapoint is left out."""
+    end = now or dt.datetime.now(dt.timezone.utc)
+    period = max(SQS_PERIOD_SECONDS, math.ceil(window_seconds / 60) * 60)
+    start = end - dt.timedelta(seconds=period)
+    queries = [
+        _stat(query_id, namespace, metric, dimensions, period, "Sum")
+        for query_id, (namespace, metric, dimensions) in metrics.items()
+    ]
+    values, _ = _get(client, queries, start, end)
+    return {query_id: sum(found) for query_id, found in values.items() if found}

@@ -15,6 +15,9 @@ recent outcomes, p50/p95      CloudWatch GetMetricData on  n/a (EMF lines are   
                               the EMF metrics              not made metrics)
 ============================  ===========================  ====================  ===========
 
+On RabbitMQ the depths come from a passive declare (ready messages; those a consumer holds
+are not counted) and the age of the oldest message is n/a: the broker does not tell it.
+
 ``metrics="cloudwatch"`` reads CloudWatch whatever the endpoint (a VPC endpoint, or an
 emulator's CloudWatch API); ``"none"`` never does. ``"auto"`` reads it for SQS on AWS's own
 endpoints only. A CloudWatch failure is a note in the status, not an error: depths still show.
@@ -22,13 +25,16 @@ endpoints only. A CloudWatch failure is a note in the status, not an error: dept
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from cloudq.core.clock import SYSTEM_CLOCK, Clock
 from cloudq.core.errors import ConfigurationError
 from cloudq.core.urls import parse_url
 from cloudq.ops.cloudwatch import (
     MetricsUnavailableError,
+    Readings,
     TaskOutcomes,
     cloudwatch_client,
     is_aws_endpoint,
@@ -41,6 +47,8 @@ if TYPE_CHECKING:
 
 METRICS_SOURCES = ("auto", "cloudwatch", "none")
 DEFAULT_WINDOW_SECONDS = 900
+#: Threads reading queue counters at once (the AWS clients pool 64 connections).
+MAX_READERS = 16
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,8 @@ class StatusReader:
         window_seconds: int = DEFAULT_WINDOW_SECONDS,
         metrics: str = "auto",
         cloudwatch: Any = None,
+        metrics_interval_seconds: float = 0.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if metrics not in METRICS_SOURCES:
             raise ConfigurationError(
@@ -90,8 +100,13 @@ class StatusReader:
             )
         self.app = app
         self.window_seconds = window_seconds
-        self.engine = parse_url(app.settings.broker, ("sqs", "memory", "redis"), "broker")
+        self.engine = parse_url(app.settings.broker, ("sqs", "memory", "redis", "amqp", "amqps"), "broker")
         self._cloudwatch = cloudwatch
+        # A live page refreshes every few seconds; GetMetricData is billed per metric read and
+        # SQS publishes once a minute, so a reading is kept this long (0: read every time).
+        self._metrics_interval = metrics_interval_seconds
+        self._clock = clock
+        self._last: tuple[float, Readings | str] | None = None
         self._note = ""
         if metrics != "none" and self.engine.scheme == "sqs" and cloudwatch is None:
             options = self.engine.options
@@ -112,19 +127,21 @@ class StatusReader:
     def read(self) -> Status:
         app, transport = self.app, self.app.transport
         lambda_queues = set(app.settings.lambda_queues)
+        logical = sorted(app.queue_names())
+        names = [name for queue in logical for name in (queue, dead_letter_queue_name(queue))]
+        # One call per queue and per dead-letter queue, side by side (a round trip each on SQS:
+        # 20 queues one after another took 0.7 s; bench/bench_dashboard.py)
+        with ThreadPoolExecutor(min(MAX_READERS, len(names)), thread_name_prefix="cloudq-status") as pool:
+            found = list(pool.map(transport.stats, names))
         depths = []
-        for queue in sorted(app.queue_names()):
-            stats = transport.stats(queue)
-            dead = transport.stats(dead_letter_queue_name(queue))
+        for index, queue in enumerate(logical):
+            stats, dead = found[2 * index], found[2 * index + 1]
             depths.append((queue, stats, dead.visible + dead.in_flight + dead.delayed))
         outcomes, outcomes_source, ages = None, self._note, {}
         if self._cloudwatch is not None:
-            tasks = sorted((task.name, task.queue) for task in app.tasks.values())
-            physical = [app.physical_queue_name(queue) for queue, _, _ in depths]
-            try:
-                readings = read(self._cloudwatch, app.name, tasks, physical, self.window_seconds)
-            except MetricsUnavailableError as exc:
-                outcomes_source = f"n/a: {exc}"
+            readings = self._readings([app.physical_queue_name(queue) for queue, _, _ in depths])
+            if isinstance(readings, str):
+                outcomes_source = f"n/a: {readings}"
             else:
                 outcomes, ages = readings.outcomes, readings.oldest_age_seconds
                 outcomes_source = f"CloudWatch EMF metrics, last {self.window_seconds // 60} min"
@@ -150,7 +167,36 @@ class StatusReader:
             oldest_age_source=self._age_source(),
         )
 
+    def outcomes(self) -> tuple[list[TaskOutcomes] | None, str]:
+        """The recent outcomes alone (and where they come from), without reading the queues."""
+        if self._cloudwatch is None:
+            return None, self._note
+        readings = self._readings(
+            [self.app.physical_queue_name(queue) for queue in sorted(self.app.queue_names())]
+        )
+        if isinstance(readings, str):
+            return None, f"n/a: {readings}"
+        return readings.outcomes, f"CloudWatch EMF metrics, last {self.window_seconds // 60} min"
+
+    def _readings(self, physical: list[str]) -> Readings | str:
+        """CloudWatch's readings (or why there are none), read again once the last is older than
+        ``metrics_interval_seconds``."""
+        now = self._clock.monotonic()
+        if self._last is not None and now - self._last[0] < self._metrics_interval:
+            return self._last[1]
+        tasks = sorted((task.name, task.queue) for task in self.app.tasks.values())
+        try:
+            found: Readings | str = read(
+                self._cloudwatch, self.app.name, tasks, physical, self.window_seconds
+            )
+        except MetricsUnavailableError as exc:
+            found = str(exc)
+        self._last = (now, found)
+        return found
+
     def _age_source(self) -> str:
+        if self.engine.scheme in ("amqp", "amqps"):
+            return "n/a: RabbitMQ does not tell it without receiving"
         if self.engine.scheme != "sqs":
             return "the queue itself"
         if self._cloudwatch is not None:

@@ -11,24 +11,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from cloudq.ops.status_text import age_text as _age
+from cloudq.ops.status_text import ms_text as _ms
+
 if TYPE_CHECKING:
     from cloudq.ops.status import Status, StatusReader
-
-NOT_AVAILABLE = "n/a"
-
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return NOT_AVAILABLE
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _ms(value: float | None) -> str:
-    return NOT_AVAILABLE if value is None else f"{value:.1f} ms"
 
 
 def _alarming(count: int) -> Text:

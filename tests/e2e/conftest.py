@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,6 +101,47 @@ def redis_app(e2e_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Itera
     keys = list(client.scan_iter(match=f"{name}-*", count=1000))
     if keys:
         client.delete(*keys)
+
+
+AMQP_QUEUES = ("default", "default-dlq", "orders.fifo", "orders-dlq.fifo")
+
+
+@pytest.fixture
+def amqp_app(e2e_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[CloudQ]:
+    """The test tasks on RabbitMQ, results in Redis; fails (never skips) when RabbitMQ is down.
+    The app's queues are deleted at the end."""
+    from tests.conformance.conftest import AMQP_URL, amqp_transport_or_fail
+
+    for key, url in (("CLOUDQ_BROKER", AMQP_URL), ("CLOUDQ_BACKEND", REDIS_URL)):
+        monkeypatch.setenv(key, url)
+        e2e_env[key] = url
+    name = e2e_env["CLOUDQ_TEST_APP"]
+    amqp_transport_or_fail(f"{name}-").close()
+    app = make_app(name)
+    yield app
+    app.transport.close()
+    delete_amqp_app_queues(name)
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{name}-*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+def delete_amqp_app_queues(name: str) -> None:
+    channel = amqp_channel()
+    for queue in AMQP_QUEUES:
+        channel.queue_delete(f"{name}-{queue}")
+    channel.connection.close()
+
+
+def amqp_channel() -> Any:
+    import amqp
+
+    connection = amqp.Connection("127.0.0.1:5672", userid="guest", password="guest", connect_timeout=3)
+    connection.connect()
+    return connection.channel()
 
 
 @pytest.fixture(params=["sqs-ministack", "redis"])

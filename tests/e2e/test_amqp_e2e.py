@@ -7,55 +7,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from cloudq import CloudQ, TaskError
 from cloudq.transports.base import DeadLetterNote
-from tests.conformance.conftest import AMQP_URL, REDIS_URL, amqp_transport_or_fail
-from tests.e2e.conftest import WorkerFactory
+from tests.conformance.conftest import AMQP_URL, amqp_transport_or_fail
+from tests.e2e.conftest import WorkerFactory, delete_amqp_app_queues
+from tests.e2e.conftest import amqp_channel as _channel
 from tests.processes import side_effects, wait_for_side_effect
-from tests.tasks import make_app
-
-QUEUES = ("default", "default-dlq", "orders.fifo", "orders-dlq.fifo")
-
-
-@pytest.fixture
-def amqp_app(e2e_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[CloudQ]:
-    """The test tasks on RabbitMQ, results in Redis; fails (never skips) when RabbitMQ is down.
-    The app's queues are deleted at the end."""
-    for key, url in (("CLOUDQ_BROKER", AMQP_URL), ("CLOUDQ_BACKEND", REDIS_URL)):
-        monkeypatch.setenv(key, url)
-        e2e_env[key] = url
-    name = e2e_env["CLOUDQ_TEST_APP"]
-    amqp_transport_or_fail(f"{name}-").close()
-    app = make_app(name)
-    yield app
-    app.transport.close()
-    _delete_queues(name)
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{name}-*", count=1000))
-    if keys:
-        client.delete(*keys)
-
-
-def _channel() -> Any:
-    import amqp
-
-    connection = amqp.Connection("127.0.0.1:5672", userid="guest", password="guest", connect_timeout=3)
-    connection.connect()
-    return connection.channel()
-
-
-def _delete_queues(name: str) -> None:
-    channel = _channel()
-    for queue in QUEUES:
-        channel.queue_delete(f"{name}-{queue}")
-    channel.connection.close()
 
 
 def _dead_letters(app: CloudQ, queue: str = "default", wait: float = 10) -> list[tuple[str, str]]:
@@ -222,7 +182,7 @@ def test_a_worker_warns_at_start_about_a_task_longer_than_the_consumer_timeout(
         worker.start()
         worker.stop()
     app.transport.close()
-    _delete_queues(name)
+    delete_amqp_app_queues(name)
     # Then it says that the task can outlive the broker's hold on its message
     [warning] = [record.getMessage() for record in caplog.records if "report" in record.getMessage()]
     assert "past the broker's 1800 s limit" in warning and "RabbitMQ at 127.0.0.1:5672" in warning

@@ -50,6 +50,7 @@ def test_bad_options_are_usage_errors() -> None:
     [
         (["--app", "no_such_module:app"], "cannot import module 'no_such_module'"),
         (["--app", "tests.tasks:app", "--watch", "--json"], "--watch and --json do not go together"),
+        (["--app", "tests.tasks:app", "--watch", "--cost"], "--watch and --cost do not go together"),
     ],
 )
 def test_status_refuses_bad_input_in_one_line(args: list[str], message: str) -> None:

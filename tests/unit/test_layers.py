@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("lambda", ("cloudq.aws_lambda",)),
     ("infra", ("cloudq.infra",)),
     ("ops", ("cloudq.ops",)),
+    ("dashboard", ("cloudq.dashboard",)),
     ("faces", ("cloudq.cli", "cloudq.testing", "cloudq.__main__", "cloudq")),
     ("contrib", ("cloudq.contrib",)),
 ]

@@ -44,3 +44,49 @@ def test_an_unknown_metrics_source_is_refused() -> None:
     app = make_app("bad", broker="memory://", backend="memory://")
     with pytest.raises(ConfigurationError, match="metrics source 'prometheus'"):
         StatusReader(app, metrics="prometheus")
+
+
+def test_cloudwatch_is_read_again_only_after_the_interval(moto_aws: object) -> None:
+    """A live page refreshing every 2 s reads CloudWatch (billed per metric) once a minute."""
+    import datetime as dt
+
+    import boto3
+
+    from cloudq.clock import ManualClock
+
+    app = make_app("cached", broker="memory://", backend="memory://")
+    client = boto3.client("cloudwatch", region_name="us-east-1")
+    clock = ManualClock()
+    reader = StatusReader(
+        app, metrics="cloudwatch", cloudwatch=client, metrics_interval_seconds=60, clock=clock
+    )
+
+    def put_success() -> None:
+        dimensions = [
+            {"Name": n, "Value": v} for n, v in (("App", "cached"), ("Queue", "default"), ("Task", "add"))
+        ]
+        client.put_metric_data(
+            Namespace="cloudq",
+            MetricData=[
+                {
+                    "MetricName": "TaskSucceeded",
+                    "Dimensions": dimensions,
+                    "Value": 1.0,
+                    "Timestamp": dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=2),
+                }
+            ],
+        )
+
+    def succeeded() -> int:
+        outcomes, _ = reader.outcomes()
+        assert outcomes is not None
+        return next(row.succeeded for row in outcomes if row.task == "add")
+
+    put_success()
+    assert succeeded() == 1
+    # When another run lands within the minute, the kept reading is shown
+    put_success()
+    assert succeeded() == 1 and reader.read().outcomes is not None
+    # and after it, CloudWatch is read again
+    clock.advance(61)
+    assert succeeded() == 2
