@@ -81,6 +81,10 @@ class Settings(BaseModel):
     #: dead letters in ``<queue>-dlq``), holding Celery's task protocol 2 (JSON) in the
     #: broker's kombu form, read and written as such, and unsigned even when the app signs.
     celery_queues: tuple[str, ...] = ()
+    #: Celery's result backend (``redis://…``, ``dynamodb://<table>``): where a run of a Celery
+    #: queue's message also leaves its result in Celery's format, for Celery's
+    #: ``AsyncResult.get()``. ``None``: only cloudq's record.
+    celery_result_backend: str | None = None
     lambda_timeout: int = 30
     lambda_memory_mb: int = 256
     lambda_batch_size: int = 10
@@ -143,7 +147,7 @@ def _from_env(name: str, environ: Mapping[str, str]) -> Any:
     raw = environ.get(ENV_PREFIX + name.upper())
     if raw is None:
         return UNSET
-    if name in ("backend", "payload_store") and raw.strip().lower() in ("", "none"):
+    if name in ("backend", "payload_store", "celery_result_backend") and raw.strip().lower() in ("", "none"):
         return None
     if name in ("signing_keys", "lambda_queues", "celery_queues"):
         return tuple(part.strip() for part in raw.split(",") if part.strip())

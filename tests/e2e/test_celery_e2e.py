@@ -1,10 +1,14 @@
 """Moving from Celery (issue 25), with real Celery 5 peers: a Celery producer's messages run on
-cloudq over Redis (kombu's lists, bridged) and SQS on the emulator (a worker process)."""
+cloudq over Redis (kombu's lists, bridged) and SQS on the emulator (a worker process), and the
+producer's own ``AsyncResult.get()`` reads what cloudq ran (``celery_result_backend``)."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -12,6 +16,7 @@ from celery import Celery
 
 from cloudq import CloudQ, State
 from cloudq.testing import drain
+from tests.e2e.conftest import WorkerFactory
 from tests.tasks import make_app
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -23,20 +28,35 @@ def celery_queue() -> Iterator[str]:
     name = f"celery-{uuid.uuid4().hex[:8]}"
     yield name
     client = redis.Redis.from_url(REDIS_URL)
-    patterns = (f"{name}*", f"_kombu.binding.{name}")
+    patterns = (f"{name}*", f"_kombu.binding.{name}", "celery-task-meta-*")
     keys = [key for pattern in patterns for key in client.scan_iter(match=pattern)]
     if keys:
         client.delete(*keys)
 
 
 def redis_producer(queue: str) -> Celery:
-    celery = Celery("proj", broker=REDIS_URL)
+    celery = Celery("proj", broker=REDIS_URL, backend=REDIS_URL)
     celery.conf.update(task_default_queue=queue, task_serializer="json")
     return celery
 
 
-def redis_cloudq(queue: str) -> CloudQ:
-    return make_app(f"e{uuid.uuid4().hex[:6]}", broker=REDIS_URL, backend="memory://", celery_queues=(queue,))
+def redis_cloudq(queue: str, **settings: Any) -> CloudQ:
+    name = f"e{uuid.uuid4().hex[:6]}"
+    return make_app(name, broker=REDIS_URL, backend="memory://", celery_queues=(queue,), **settings)
+
+
+def waiting_get(result: Any) -> tuple[threading.Thread, list[Any]]:
+    """Celery's ``result.get()`` started in a thread, returned once it waits: subscribed to
+    the channel Celery's Redis backend publishes the result on."""
+    got: list[Any] = []
+    thread = threading.Thread(target=lambda: got.append(result.get(timeout=30)), daemon=True)
+    thread.start()
+    client = redis.Redis.from_url(REDIS_URL)
+    deadline = time.monotonic() + 10
+    while client.pubsub_numsub(f"celery-task-meta-{result.id}")[0][1] == 0:
+        assert time.monotonic() < deadline, "Celery's .get() never subscribed to its result"
+        time.sleep(0.02)
+    return thread, got
 
 
 def test_a_celery_delay_on_redis_runs_on_cloudq(celery_queue: str) -> None:
@@ -65,4 +85,48 @@ def test_a_bad_celery_message_on_redis_goes_to_the_dead_letter_queue(celery_queu
     [letter] = list_dead_letters(app, celery_queue)
     assert letter.task_id == sent.id and "task_serializer='json'" in letter.reason
     assert app.AsyncResult(sent.id).state is State.PENDING
+    producer.close()
+
+
+def test_celerys_get_waiting_on_redis_returns_what_cloudq_ran(celery_queue: str) -> None:
+    # Given a Celery producer (results in Redis), and a cloudq app bridging its queue that
+    # names Celery's result backend
+    producer = redis_producer(celery_queue)
+    app = redis_cloudq(celery_queue, celery_result_backend=REDIS_URL)
+    sent = producer.send_task("proj.tasks.add", args=(20, 22))
+    failed = producer.send_task("proj.tasks.fails", args=("no stock",))
+    # When the producer's .get() already waits, and cloudq then runs the tasks
+    thread, got = waiting_get(sent)
+    drain(app, [celery_queue], raise_failures=False)
+    thread.join(30)
+    # Then the waiting .get() returned the value, and a failure raises as Celery raises it
+    assert got == [42]
+    with pytest.raises(ValueError, match="no stock"):
+        failed.get(timeout=5)
+    assert failed.state == "FAILURE"
+    producer.close()
+
+
+def test_celerys_get_waiting_on_sqs_returns_what_a_cloudq_worker_ran(
+    e2e_env: dict[str, str], start_worker: WorkerFactory, celery_queue: str
+) -> None:
+    # Given a Celery producer on the emulator's SQS (results in Redis), its queue served by a
+    # cloudq worker process without a cloudq result backend
+    import boto3
+
+    sqs = boto3.client("sqs")
+    urls = {
+        name: sqs.create_queue(QueueName=name)["QueueUrl"] for name in (celery_queue, f"{celery_queue}-dlq")
+    }
+    options = {"predefined_queues": {celery_queue: {"url": urls[celery_queue]}}}
+    producer = Celery("proj", broker="sqs://", backend=REDIS_URL, broker_transport_options=options)
+    producer.conf.update(task_default_queue=celery_queue, task_serializer="json")
+    sent = producer.send_task("proj.tasks.add", args=(2, 40))
+    # When the producer's .get() already waits, and the worker then starts
+    thread, got = waiting_get(sent)
+    settings = {"CLOUDQ_CELERY_QUEUES": celery_queue, "CLOUDQ_CELERY_RESULT_BACKEND": REDIS_URL}
+    start_worker("-Q", celery_queue, env={**settings, "CLOUDQ_BACKEND": "none"})
+    thread.join(30)
+    # Then the waiting .get() returned what the worker ran
+    assert got == [42]
     producer.close()
