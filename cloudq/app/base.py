@@ -298,6 +298,8 @@ class CloudQ:
         task: Task[Any, Any] | None = None,
         message_group_id: str | None = None,
         deduplication_id: str | None = None,
+        protocol: str | None = None,
+        priority: int | None = None,
         options: SendOptions | None = None,
     ) -> AsyncResult[Any]:
         """Send a task by name, from code that need not import it.
@@ -310,8 +312,13 @@ class CloudQ:
         SQS fair queues. ``deduplication_id``: a FIFO queue drops a second message with the
         same id within 5 minutes (SQS; other engines ignore it). These keyword options build
         one ``SendOptions`` (``cloudq.options``); pass ``options=`` to give the object itself.
+        ``protocol="celery"``: in Celery's task protocol 2, which a Celery worker runs (the
+        queue must be one of ``celery_queues``, where every send is); Celery's ``priority``
+        is refused for now.
         """
-        keywords = SendKeywords(countdown, eta, expires, queue, task_id, message_group_id, deduplication_id)
+        keywords = SendKeywords(
+            countdown, eta, expires, queue, task_id, message_group_id, deduplication_id, protocol, priority
+        )
         return self.sender.send_task(name, args, kwargs, keywords, options, task=task)
 
     def encode(self, message: Message, queue: str | None = None) -> str:

@@ -4,10 +4,15 @@ producer's own ``AsyncResult.get()`` reads what cloudq ran (``celery_result_back
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +48,26 @@ def redis_producer(queue: str) -> Celery:
 def redis_cloudq(queue: str, **settings: Any) -> CloudQ:
     name = f"e{uuid.uuid4().hex[:6]}"
     return make_app(name, broker=REDIS_URL, backend="memory://", celery_queues=(queue,), **settings)
+
+
+@contextmanager
+def celery_worker(queue: str, tmp_path: Path, concurrency: int = 4) -> Iterator[subprocess.Popen[bytes]]:
+    """``celery -A tests.celery_app worker -Q <queue>`` (a real Celery 5 worker process, on
+    Redis), stopped (warm shutdown, then kill) at the end."""
+    command = [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "-Q", queue]
+    command += ["--pool", "threads", "-c", str(concurrency), "--without-heartbeat", "--without-gossip"]
+    command += ["--without-mingle", "-l", "warning", "-n", f"{queue}@%h"]
+    with open(tmp_path / f"celery-{queue}.log", "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def waiting_get(result: Any) -> tuple[threading.Thread, list[Any]]:
@@ -130,3 +155,15 @@ def test_celerys_get_waiting_on_sqs_returns_what_a_cloudq_worker_ran(
     # Then the waiting .get() returned what the worker ran
     assert got == [42]
     producer.close()
+
+
+def test_cloudq_sends_celerys_format_that_a_celery_worker_runs(celery_queue: str, tmp_path: Path) -> None:
+    # Given a cloudq app sending to a Celery queue, and a real Celery worker serving it
+    app = redis_cloudq(celery_queue)
+    reader = redis_producer(celery_queue)
+    # When cloudq sends a task by its Celery name, in Celery's protocol
+    sent = app.send_task("proj.tasks.add", args=(3, 4), queue=celery_queue, protocol="celery")
+    with celery_worker(celery_queue, tmp_path):
+        # Then the Celery worker ran it, and its result is read back through Celery's backend
+        assert reader.AsyncResult(sent.id).get(timeout=30) == 7
+    reader.close()
