@@ -15,13 +15,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import redis
 from celery import Celery
 
 from cloudq import CloudQ, State
 from cloudq.testing import drain
-from tests.e2e.conftest import WorkerFactory
+from tests.e2e.conftest import LambdaFactory, WorkerFactory
 from tests.tasks import make_app
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -68,6 +69,16 @@ def celery_worker(queue: str, tmp_path: Path, concurrency: int = 4) -> Iterator[
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def sqs_producer(queue: str) -> Celery:
+    """A Celery producer on the emulator's SQS (its queue predefined, as a team has it on
+    AWS), results in Redis."""
+    url = boto3.client("sqs").get_queue_url(QueueName=queue)["QueueUrl"]
+    options = {"predefined_queues": {queue: {"url": url}}}
+    celery = Celery("proj", broker="sqs://", backend=REDIS_URL, broker_transport_options=options)
+    celery.conf.update(task_default_queue=queue, task_serializer="json")
+    return celery
 
 
 def waiting_get(result: Any) -> tuple[threading.Thread, list[Any]]:
@@ -137,8 +148,6 @@ def test_celerys_get_waiting_on_sqs_returns_what_a_cloudq_worker_ran(
 ) -> None:
     # Given a Celery producer on the emulator's SQS (results in Redis), its queue served by a
     # cloudq worker process without a cloudq result backend
-    import boto3
-
     sqs = boto3.client("sqs")
     urls = {
         name: sqs.create_queue(QueueName=name)["QueueUrl"] for name in (celery_queue, f"{celery_queue}-dlq")
@@ -167,3 +176,19 @@ def test_cloudq_sends_celerys_format_that_a_celery_worker_runs(celery_queue: str
         # Then the Celery worker ran it, and its result is read back through Celery's backend
         assert reader.AsyncResult(sent.id).get(timeout=30) == 7
     reader.close()
+
+
+def test_a_celery_delay_runs_through_the_lambda_handler_on_the_emulators_trigger(
+    lambda_app: LambdaFactory, monkeypatch: pytest.MonkeyPatch, celery_queue: str
+) -> None:
+    # Given the app's Lambda worker deployed on the emulator for a Celery queue (the function
+    # gets the deploying environment's CLOUDQ_* settings), and a Celery producer on its SQS
+    monkeypatch.setenv("CLOUDQ_CELERY_QUEUES", celery_queue)
+    monkeypatch.setenv("CLOUDQ_CELERY_RESULT_BACKEND", REDIS_URL)
+    lambda_app(queues=celery_queue)
+    producer = sqs_producer(celery_queue)
+    # When the producer sends a task
+    sent = producer.send_task("proj.tasks.add", args=(40, 2))
+    # Then the trigger ran it through the handler, and Celery's .get() reads its value
+    assert sent.get(timeout=30) == 42
+    producer.close()
