@@ -13,7 +13,7 @@ WHEELS := $(WHEELHOUSE)/.filled
 # or a CLI run, compiles cloudq again; a third of `make check`'s CPU. Empty means unset.
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: demo test check check-unit check-conformance chaos bench lint typecheck clean infra workflows
+.PHONY: demo test check check-unit check-conformance chaos celery-move bench lint typecheck clean infra workflows
 
 $(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ check-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 check-conformance: $(STAMP)
 	$(BIN)/python -m pytest -q tests/conformance -k "memory or moto"
+
+# Moving from Celery queue by queue at the issue's scale, 200 tasks a queue (make test: 40).
+celery-move: $(STAMP)
+	CLOUDQ_CELERY_MOVE=full $(BIN)/python -m pytest tests/e2e/test_celery_move_e2e.py -q
 
 # The chaos suite at the issue's full scale (make test runs it short).
 chaos: $(STAMP)

@@ -5,6 +5,7 @@ from ``CELERY_TEST_BROKER`` / ``CELERY_TEST_BACKEND`` (Redis by default)."""
 from __future__ import annotations
 
 import os
+import time
 
 import redis
 from celery import Celery
@@ -25,7 +26,8 @@ def add(x: int, y: int) -> int:
 
 
 @app.task(name="proj.tasks.count_run")
-def count_run(tag: str) -> str:
+def count_run(tag: str, seconds: float = 0) -> str:
     """Counts its runs in Redis key ``runs:<tag>``, as cloudq's task of that name does."""
+    time.sleep(seconds)
     redis.Redis.from_url(REDIS_URL).incr(f"runs:{tag}")
     return "celery"

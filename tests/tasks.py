@@ -181,10 +181,11 @@ def _register_celery_tasks(app: CloudQ) -> None:
         raise ValueError(text)
 
     @app.task(name="proj.tasks.count_run")
-    def count_run(tag: str) -> str:
+    def count_run(tag: str, seconds: float = 0) -> str:
         """Counts its runs in Redis key ``runs:<tag>`` (what a queue's move must not change)."""
         import redis
 
+        time.sleep(seconds)
         redis.Redis.from_url("redis://127.0.0.1:6379/0").incr(f"runs:{tag}")
         return "cloudq"
 

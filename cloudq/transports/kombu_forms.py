@@ -20,16 +20,22 @@ from cloudq.transports.amqp_headers import OWN_HEADERS
 
 
 def from_sqs(body: str) -> str:
-    """An SQS body of a Celery queue as kombu's message JSON. Like kombu, a body that is not
-    base64 is taken as it is (the codec then says what it is not)."""
+    """An SQS body of a Celery queue as kombu's message JSON: its base64 decoded when that is
+    a JSON object's text (kombu's message is one). Any other body is taken as it is (the
+    codec then says what it is not), so that ``to_sqs`` gives back the body as it came (a
+    dead letter keeps it)."""
     try:
-        return base64.b64decode(body, validate=True).decode()
+        text = base64.b64decode(body, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return body
+    return text if text.startswith("{") else body
 
 
 def to_sqs(message_json: str) -> str:
-    """Kombu's message JSON as kombu writes it to SQS."""
+    """Kombu's message JSON as kombu writes it to SQS (base64); any other body (one that
+    ``from_sqs`` took as it was) as it is."""
+    if not message_json.startswith("{"):
+        return message_json
     return base64.b64encode(message_json.encode()).decode()
 
 

@@ -22,7 +22,7 @@ from celery import Celery
 
 from cloudq import CloudQ, State
 from cloudq.testing import drain
-from tests.e2e.conftest import LambdaFactory, WorkerFactory
+from tests.e2e.conftest import LambdaFactory
 from tests.tasks import make_app
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -143,39 +143,29 @@ def test_celerys_get_waiting_on_redis_returns_what_cloudq_ran(celery_queue: str)
     producer.close()
 
 
-def test_celerys_get_waiting_on_sqs_returns_what_a_cloudq_worker_ran(
-    e2e_env: dict[str, str], start_worker: WorkerFactory, celery_queue: str
+def test_celerys_get_waiting_on_sqs_returns_what_cloudq_ran(
+    e2e_env: dict[str, str], celery_queue: str
 ) -> None:
     # Given a Celery producer on the emulator's SQS (results in Redis), its queue served by a
-    # cloudq worker process without a cloudq result backend
+    # cloudq app without a result backend of its own
     sqs = boto3.client("sqs")
-    urls = {
-        name: sqs.create_queue(QueueName=name)["QueueUrl"] for name in (celery_queue, f"{celery_queue}-dlq")
-    }
-    options = {"predefined_queues": {celery_queue: {"url": urls[celery_queue]}}}
-    producer = Celery("proj", broker="sqs://", backend=REDIS_URL, broker_transport_options=options)
-    producer.conf.update(task_default_queue=celery_queue, task_serializer="json")
+    for name in (celery_queue, f"{celery_queue}-dlq"):
+        sqs.create_queue(QueueName=name)
+    producer = sqs_producer(celery_queue)
+    app = make_app(
+        e2e_env["CLOUDQ_TEST_APP"],
+        backend=None,
+        celery_queues=(celery_queue,),
+        celery_result_backend=REDIS_URL,
+    )
     sent = producer.send_task("proj.tasks.add", args=(2, 40))
-    # When the producer's .get() already waits, and the worker then starts
+    # When the producer's .get() already waits, and cloudq then runs the queue
     thread, got = waiting_get(sent)
-    settings = {"CLOUDQ_CELERY_QUEUES": celery_queue, "CLOUDQ_CELERY_RESULT_BACKEND": REDIS_URL}
-    start_worker("-Q", celery_queue, env={**settings, "CLOUDQ_BACKEND": "none"})
+    drain(app, [celery_queue])
     thread.join(30)
-    # Then the waiting .get() returned what the worker ran
+    # Then the waiting .get() returned what cloudq ran
     assert got == [42]
     producer.close()
-
-
-def test_cloudq_sends_celerys_format_that_a_celery_worker_runs(celery_queue: str, tmp_path: Path) -> None:
-    # Given a cloudq app sending to a Celery queue, and a real Celery worker serving it
-    app = redis_cloudq(celery_queue)
-    reader = redis_producer(celery_queue)
-    # When cloudq sends a task by its Celery name, in Celery's protocol
-    sent = app.send_task("proj.tasks.add", args=(3, 4), queue=celery_queue, protocol="celery")
-    with celery_worker(celery_queue, tmp_path):
-        # Then the Celery worker ran it, and its result is read back through Celery's backend
-        assert reader.AsyncResult(sent.id).get(timeout=30) == 7
-    reader.close()
 
 
 def test_a_celery_delay_runs_through_the_lambda_handler_on_the_emulators_trigger(
