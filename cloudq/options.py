@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from cloudq.core.celery_options import PRIORITY_REFUSED
+from cloudq.core.celery_options import from_celery_settings as from_celery_settings  # public here
 from cloudq.core.config import MAX_WAIT_SECONDS, WORKER_CONCURRENCY, WORKER_GRACE_SECONDS
 from cloudq.core.errors import ArgumentError, ConfigurationError
 from cloudq.core.naming import DEFAULT_VISIBILITY_TIMEOUT
@@ -44,11 +46,6 @@ def _epoch(value: When | None) -> float | None:
 
 #: The message formats a send may ask for (``SendOptions.protocol``).
 PROTOCOLS = ("cloudq", "celery")
-#: What a send with Celery's ``priority`` gets (README, Moving from Celery: the option table).
-PRIORITY_REFUSED = (
-    "priority={priority}: Celery's message priority is not supported yet (cloudq's priority "
-    "lanes are being built); leave it out, or send urgent tasks to a queue of their own"
-)
 
 
 @dataclass(frozen=True)

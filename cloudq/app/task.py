@@ -33,6 +33,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def default_task_name(fn: Callable[..., Any]) -> str:
+    """A task's name when none is given: ``module.function``, as in Celery."""
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
 class Task(Generic[P, R]):
     """A registered task. ``task(...)`` runs it here; ``task.delay(...)`` sends it."""
 
