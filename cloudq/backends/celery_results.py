@@ -85,8 +85,8 @@ class DynamoDBCeleryResults:
 
 def celery_results_from_url(url: str) -> CeleryResults:
     """The engine a ``celery_result_backend`` URL names."""
-    parsed = parse_url(url, ("redis", "dynamodb"), "Celery result backend")
-    if parsed.scheme == "redis":
+    parsed = parse_url(url, ("redis", "rediss", "dynamodb"), "Celery result backend")
+    if parsed.scheme in ("redis", "rediss"):
         return RedisCeleryResults.from_url(url)
     return DynamoDBCeleryResults.from_location(
         parsed.location or "celery", parsed.options.get("endpoint_url"), parsed.options.get("region")

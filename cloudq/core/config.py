@@ -99,6 +99,15 @@ class Settings(BaseModel):
             raise ValueError("must be between 2 and 1000 (SQS event source mapping limit)")
         return value
 
+    @field_validator("celery_result_backend")
+    @classmethod
+    def _celery_result_backend_known(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "dynamodb://")):
+            raise ValueError(
+                "must be a redis://… or dynamodb://<table> URL (Celery's result backends cloudq writes)"
+            )
+        return value
+
     @field_validator("send_timeout")
     @classmethod
     def _positive_timeout(cls, value: float) -> float:

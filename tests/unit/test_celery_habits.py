@@ -203,3 +203,8 @@ def test_the_option_table_marks_as_mapped_exactly_the_rows_tested_here() -> None
 def test_a_refused_celery_task_option_says_what_to_do(option: str, message: str) -> None:
     with pytest.raises(TaskRegistrationError, match=message):
         _task(**{option: "x"})
+
+
+def test_a_celery_result_backend_celery_cannot_be_written_is_refused_at_once() -> None:
+    with pytest.raises(ConfigurationError, match="redis://… or dynamodb://<table>"):
+        memory_app(celery_result_backend="rpc://")
