@@ -322,15 +322,16 @@ class Executor:
         except ArgumentError as exc:  # deterministic: retrying would return the same value
             return self._fail(task, message, attempts, "ResultError", str(exc))
         success = Outcome(Action.ACK, state=State.SUCCESS, attempt=attempts.number)
-        keeps = self.app.backend is not None and not task.ignore_result
-        if not keeps and not message.has_workflow and not self.results.writes_celery(message):
+        keeps = (self.app.backend is not None and not task.ignore_result) or message.has_workflow
+        celery = self.results.writes_celery(message)  # Celery's AsyncResult reads it there
+        if not keeps and not celery:
             # Nothing to store, so no record is built; a workflow's link always records (its
             # chain or chord reads the value).
             self.app.codec.release(message)
             return success
         record = self.results.record(task, message, State.SUCCESS, attempts, value=stored)
         record = record.model_copy(update={"date_started": started})
-        outcome = self.results.store(record, success, celery=self.results.writes_celery(message))
+        outcome = self.results.store(record, success, celery=celery, keep=keeps)
         if outcome.state is State.SUCCESS:
             self.app.codec.release(message)
         return self._workflow(message, outcome, outcome.state, value=stored, error=_error_of(outcome))

@@ -114,11 +114,17 @@ class ResultWriter:
         )
 
     def store(
-        self, record: ResultRecord, outcome: Outcome, held: int | None = None, *, celery: bool = False
+        self,
+        record: ResultRecord,
+        outcome: Outcome,
+        held: int | None = None,
+        *,
+        celery: bool = False,
+        keep: bool = True,
     ) -> Outcome:
         """Store the record, then return ``outcome``. If the store fails the message is kept
         (retried shortly) so that no result is lost. ``celery``: also in Celery's format,
-        first (``writes_celery``).
+        first (``writes_celery``); ``keep=False``: only there (the task ignores its result).
 
         A failure of a run that lost its message (it overran its timeout, or its heartbeat
         failed) while a later attempt claimed the task is stale: it is not stored over the
@@ -129,7 +135,7 @@ class ResultWriter:
             if kept is not None:
                 return kept
         backend = self.app.backend
-        if backend is None:
+        if backend is None or not keep:
             return outcome
         # Each smaller write is further down the line of fallbacks, so this ends.
         step: Write | Outcome = Write(record, outcome, held)

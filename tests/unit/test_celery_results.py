@@ -12,7 +12,7 @@ import boto3
 import pytest
 from celery import Celery
 
-from cloudq import CloudQ
+from cloudq import CloudQ, State
 from cloudq.core import celery_protocol
 from cloudq.runtime.executor import Executor
 from cloudq.runtime.outcome import Action
@@ -97,3 +97,19 @@ def test_the_meta_is_celerys_json() -> None:
         "task_id": "t1",
     }
     assert custom["result"]["exc_module"] is None and custom["traceback"] is None
+
+
+def test_a_task_that_ignores_its_result_still_answers_celerys_get(producer: Celery) -> None:
+    # Given a task that keeps no result of cloudq's own (ignore_result)
+    app = cloudq_app(backend="memory://")
+
+    @app.task(name="proj.tasks.quiet", ignore_result=True)
+    def quiet() -> str:
+        return "done"
+
+    sent = producer.send_task("proj.tasks.quiet")
+    # When it runs
+    drain(app, [QUEUE])
+    # Then Celery's .get() has it, and cloudq's backend keeps no SUCCESS (only its claim)
+    assert sent.get(timeout=5) == "done"
+    assert app.AsyncResult(sent.id).state is not State.SUCCESS
