@@ -15,7 +15,7 @@ export PYTHONDONTWRITEBYTECODE :=
 # mkdocs-material's banner about its successor, printed on every build.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: demo test docs docs-strict check check-unit check-conformance chaos schedules bench lint typecheck clean infra workflows stepfunctions
+.PHONY: demo test docs docs-strict check check-unit check-conformance chaos schedules celery-move bench lint typecheck clean infra workflows stepfunctions
 
 $(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,10 @@ check-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 check-conformance: $(STAMP)
 	$(BIN)/python -m pytest -q tests/conformance -k "memory or moto"
+
+# Moving from Celery queue by queue at the issue's scale, 200 tasks a queue (make test: 40).
+celery-move: $(STAMP)
+	CLOUDQ_CELERY_MOVE=full $(BIN)/python -m pytest tests/e2e/test_celery_move_e2e.py -q
 
 # The chaos suite at the issue's full scale (make test runs it short).
 chaos: $(STAMP)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from cloudq.app.base import CloudQ
 from cloudq.app.hooks import Hook, Hooks, TaskEvent
 from cloudq.app.loading import load_app
+from cloudq.app.shared import shared_task
 from cloudq.app.task import Task
 from cloudq.backends.base import ResultRecord, State
 from cloudq.core.distribution import VERSION
@@ -73,6 +74,7 @@ __all__ = [
     "chord",
     "group",
     "load_app",
+    "shared_task",
 ]
 
 #: Public names imported on first use, and their modules.

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from cloudq.core.celery_options import PRIORITY_REFUSED
+from cloudq.core.celery_options import from_celery_settings as from_celery_settings  # public here
 from cloudq.core.config import MAX_WAIT_SECONDS, WORKER_CONCURRENCY, WORKER_GRACE_SECONDS
 from cloudq.core.errors import ArgumentError, ConfigurationError
 from cloudq.core.naming import DEFAULT_VISIBILITY_TIMEOUT
@@ -42,6 +44,10 @@ def _epoch(value: When | None) -> float | None:
     return value.timestamp() if isinstance(value, dt.datetime) else value
 
 
+#: The message formats a send may ask for (``SendOptions.protocol``).
+PROTOCOLS = ("cloudq", "celery")
+
+
 @dataclass(frozen=True)
 class SendOptions:
     """How one task call is sent. Every field is optional; ``None`` is "not asked for".
@@ -50,7 +56,8 @@ class SendOptions:
     drops it unrun after that time, ``queue`` overrides the task's route, ``task_id`` chooses
     the id (the idempotency key), ``message_group_id`` is SQS's ordering unit on a FIFO queue
     (a fair-queue tenant on a standard one) and ``deduplication_id`` a FIFO queue's
-    deduplication id.
+    deduplication id. ``protocol="celery"`` asks for Celery's format (what every send to a
+    queue of ``celery_queues`` is in); Celery's ``priority`` is refused for now.
     """
 
     countdown: float | None = None
@@ -60,8 +67,17 @@ class SendOptions:
     task_id: str | None = None
     message_group_id: str | None = None
     deduplication_id: str | None = None
+    #: The message format: ``"celery"`` (Celery's task protocol 2) or ``"cloudq"``; checked
+    #: against the queue, whose format ``celery_queues`` decides. ``None``: the queue's.
+    protocol: str | None = None
+    #: Celery's integer priority: refused for now (``PRIORITY_REFUSED``).
+    priority: int | None = None
 
     def __post_init__(self) -> None:
+        if self.priority is not None:
+            raise ConfigurationError(PRIORITY_REFUSED.format(priority=self.priority))
+        if self.protocol not in (None, *PROTOCOLS):
+            raise ArgumentError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {self.protocol!r}")
         if self.countdown is not None and not _is_number(self.countdown):
             raise ArgumentError(f"countdown must be a number of seconds, not {type(self.countdown).__name__}")
         for name in ("eta", "expires"):
@@ -71,7 +87,7 @@ class SendOptions:
                     raise ConfigurationError("eta/expires datetimes must be timezone-aware (use UTC)")
             elif value is not None and not _is_number(value):
                 raise ArgumentError(f"{name} must be a datetime or epoch seconds, not {type(value).__name__}")
-        for name in ("queue", "task_id", "message_group_id", "deduplication_id"):
+        for name in ("queue", "task_id", "message_group_id", "deduplication_id", "protocol"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise ArgumentError(f"{name} must be a string, not {type(value).__name__}")

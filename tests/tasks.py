@@ -185,6 +185,19 @@ def _register_celery_tasks(app: CloudQ) -> None:
         _record("celery_flaky", tag)
         raise FlakyError(f"failing on purpose {tag}")
 
+    @app.task(name="proj.tasks.fails", max_retries=0)
+    def fails(text: str) -> None:
+        raise ValueError(text)
+
+    @app.task(name="proj.tasks.count_run")
+    def count_run(tag: str, seconds: float = 0) -> str:
+        """Counts its runs in Redis key ``runs:<tag>`` (what a queue's move must not change)."""
+        import redis
+
+        time.sleep(seconds)
+        redis.Redis.from_url("redis://127.0.0.1:6379/0").incr(f"runs:{tag}")
+        return "cloudq"
+
 
 def _register_flow_tasks(app: CloudQ) -> None:
     """Tasks under flow control (docs/guides/flow-control.md): each returns when it ran, on the

@@ -8,11 +8,13 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
+from cloudq.app import shared
 from cloudq.app.hooks import Hooks
 from cloudq.app.schedules import Schedules
 from cloudq.app.sending import Outgoing, Sender, SendKeywords
-from cloudq.app.task import Task
+from cloudq.app.task import Task, default_task_name
 from cloudq.backends.base import ttl_from
+from cloudq.core.celery_options import task_options
 from cloudq.core.clock import SYSTEM_CLOCK, Clock
 from cloudq.core.config import UNSET, Settings, SettingsSource, load_settings
 from cloudq.core.errors import ArgumentError, ConfigurationError, TaskRegistrationError
@@ -87,6 +89,7 @@ class CloudQ:
         self.sender = Sender(self)
         #: Schedules made at run time (``cloudq.app.schedules``): ``app.schedules.create`` …
         self.schedules = Schedules(self)
+        shared.app_created(self)  # the current app, with every shared task (``shared_task``)
 
     def __repr__(self) -> str:
         return f"<CloudQ {self.name} broker={self.settings.broker}>"
@@ -168,8 +171,12 @@ class CloudQ:
         name: str | None = None,
         queue: str | None = None,
         max_retries: int | None = None,
-        retry_backoff: bool = ...,
+        retry_backoff: bool | float = ...,
         retry_delay: float = ...,
+        default_retry_delay: float | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        acks_late: bool = True,
         retry_backoff_max: float | None = None,
         retry_jitter: bool = ...,
         autoretry_for: tuple[type[BaseException], ...] = ...,
@@ -192,7 +199,9 @@ class CloudQ:
         ``self.request``). ``ignore_result=True`` stores no SUCCESS record (one write less per
         task); ``deduplicate=False`` skips the idempotency claim (one write less; delivery is
         then at least once, a redelivered message runs again). The name defaults to
-        ``module.function``, as in Celery.
+        ``module.function``, as in Celery. Celery's own option names are taken as
+        ``cloudq.core.celery_options.task_options`` maps them (``default_retry_delay``,
+        ``time_limit``, ``soft_time_limit``, ``acks_late``, ``retry_backoff=N``).
 
         Flow control (``cloudq.core.flow``, docs/guides/flow-control.md): ``rate_limit="100/m"``
         (``rate_burst`` tokens at once, ``rate_key`` a bucket per key) and
@@ -205,9 +214,10 @@ class CloudQ:
         return lambda function: self._register(function, options)
 
     def _register(self, fn: Callable[..., Any], options: dict[str, Any]) -> Task[Any, Any]:
-        name = options.pop("name", None) or f"{fn.__module__}.{fn.__qualname__}"
+        name = options.pop("name", None) or default_task_name(fn)
         if name in self.tasks and self.tasks[name].fn is not fn:
             raise TaskRegistrationError(f"task name {name!r} is registered twice")
+        task_options(options)  # Celery's names (docs/guides/celery.md)
         policy = RetryPolicy(
             max_retries=_pick(options.pop("max_retries", None), self.settings.max_retries),
             retry_backoff=options.pop("retry_backoff", DEFAULT_RETRY_POLICY.retry_backoff),
@@ -303,6 +313,8 @@ class CloudQ:
         task: Task[Any, Any] | None = None,
         message_group_id: str | None = None,
         deduplication_id: str | None = None,
+        protocol: str | None = None,
+        priority: int | None = None,
         options: SendOptions | None = None,
     ) -> AsyncResult[Any]:
         """Send a task by name, from code that need not import it.
@@ -315,8 +327,13 @@ class CloudQ:
         SQS fair queues. ``deduplication_id``: a FIFO queue drops a second message with the
         same id within 5 minutes (SQS; other engines ignore it). These keyword options build
         one ``SendOptions`` (``cloudq.options``); pass ``options=`` to give the object itself.
+        ``protocol="celery"``: in Celery's task protocol 2, which a Celery worker runs (the
+        queue must be one of ``celery_queues``, where every send is); Celery's ``priority``
+        is refused for now.
         """
-        keywords = SendKeywords(countdown, eta, expires, queue, task_id, message_group_id, deduplication_id)
+        keywords = SendKeywords(
+            countdown, eta, expires, queue, task_id, message_group_id, deduplication_id, protocol, priority
+        )
         return self.sender.send_task(name, args, kwargs, keywords, options, task=task)
 
     def encode(self, message: Message, queue: str | None = None) -> str:

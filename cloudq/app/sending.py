@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from pydantic import ValidationError
 
 from cloudq.core.arguments import is_json
-from cloudq.core.errors import ArgumentError
+from cloudq.core.errors import ArgumentError, ConfigurationError
 from cloudq.core.message import Message, new_task_id
 from cloudq.tracing import send_span
 from cloudq.transports.base import OutgoingMessage, SendResult, is_fifo, require_sent
@@ -51,6 +51,8 @@ class SendKeywords(NamedTuple):
     task_id: str | None = None
     message_group_id: str | None = None
     deduplication_id: str | None = None
+    protocol: str | None = None
+    priority: int | None = None
 
 
 class Sender:
@@ -128,6 +130,7 @@ class Sender:
             raise ArgumentError(f"send_task({name!r}): {where}: {first['msg']}") from None
         registered = self.app.tasks.get(name)
         target = resolve_queue(options, registered.queue if registered else None, self.app.settings)
+        _check_protocol(options.protocol, target, self.app.codec.is_celery(target))
         if run_at is not None and is_fifo(target):
             # SQS does not delay single messages of a FIFO queue, and re-sending one to wait
             # would break its order (and could be dropped by content deduplication).
@@ -164,6 +167,22 @@ class Sender:
             for index, result in zip(indexes, sent, strict=True):
                 results[index] = result
         return results
+
+
+def _check_protocol(protocol: str | None, queue: str, celery: bool) -> None:
+    """A send that asks for a format its queue does not have is refused: the format of a
+    queue is one setting (``celery_queues``), so that its workers read every message on it."""
+    if protocol == "celery" and not celery:
+        raise ConfigurationError(
+            f"protocol='celery': queue {queue!r} is not one of celery_queues; add it there "
+            "(CLOUDQ_CELERY_QUEUES) so that it keeps Celery's name and every send to it is "
+            "in Celery's format"
+        )
+    if protocol == "cloudq" and celery:
+        raise ConfigurationError(
+            f"protocol='cloudq': queue {queue!r} is one of celery_queues, whose messages are "
+            "Celery's (Celery's workers read them); send to another queue"
+        )
 
 
 def _group(queue: str) -> str | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import datetime as dt
 import json
 from typing import Any
@@ -128,7 +129,7 @@ def decode(body: str) -> Message:
         expires=_epoch(headers, "expires"),
         parent_id=_optional_text(headers, "parent_id"),
         root_id=_optional_text(headers, "root_id"),
-    )
+    ).as_celery()
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -200,3 +201,48 @@ def _unbase64(body: str) -> str | None:
         return base64.b64decode(body, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
+
+
+# -- results -----------------------------------------------------------------------------
+
+#: Celery's key-value backends keep a task's result under this prefix and its id.
+RESULT_KEY_PREFIX = "celery-task-meta-"
+#: Error types Celery's ``AsyncResult.get()`` may raise as they are (``exc_module`` builtins);
+#: any other type is raised as a class of that name Celery makes up (``exc_module`` None).
+_BUILTIN_ERRORS = frozenset(
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+)
+
+
+def result_key(task_id: str) -> str:
+    """The key (and, on Redis, the pub/sub channel) of a task's result in Celery's backends."""
+    return RESULT_KEY_PREFIX + task_id
+
+
+def result_meta(
+    task_id: str,
+    state: str,
+    value: Any = None,
+    error: tuple[str, str, str] | None = None,
+    date_done: float | None = None,
+) -> str:
+    """A task's result as Celery's backends keep it (JSON result serializer): the
+    ``{status, result, traceback, children, date_done, task_id}`` that Celery's
+    ``AsyncResult`` reads. A failure's result is Celery's exception form."""
+    result = value
+    trace = None
+    if error is not None:
+        error_type, text, trace = error
+        module = "builtins" if error_type in _BUILTIN_ERRORS else None
+        result = {"exc_type": error_type, "exc_message": [text], "exc_module": module}
+    meta = {
+        "status": state,
+        "result": result,
+        "traceback": trace or None,
+        "children": [],
+        "date_done": _iso(date_done),
+        "task_id": task_id,
+    }
+    return json.dumps(meta, ensure_ascii=False, separators=(",", ":"))

@@ -107,6 +107,10 @@ class Settings(BaseModel):
     schedule_store: Literal["scheduler", "backend"] | None = None
     #: The role EventBridge Scheduler sends with: the SchedulerRoleArn output of the stack.
     scheduler_role_arn: str | None = None
+    #: Celery's result backend (``redis://…``, ``dynamodb://<table>``): where a run of a Celery
+    #: queue's message also leaves its result in Celery's format, for Celery's
+    #: ``AsyncResult.get()``. ``None``: only cloudq's record.
+    celery_result_backend: str | None = None
     #: The Lambda function's timeout, seconds; its queues get a visibility timeout of 6× it.
     lambda_timeout: int = 30
     #: The Lambda function's memory, MB.
@@ -124,6 +128,15 @@ class Settings(BaseModel):
     def _concurrency_in_aws_range(cls, value: int | None) -> int | None:
         if value is not None and not 2 <= value <= 1000:
             raise ValueError("must be between 2 and 1000 (SQS event source mapping limit)")
+        return value
+
+    @field_validator("celery_result_backend")
+    @classmethod
+    def _celery_result_backend_known(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "dynamodb://")):
+            raise ValueError(
+                "must be a redis://… or dynamodb://<table> URL (Celery's result backends cloudq writes)"
+            )
         return value
 
     @field_validator("send_timeout")
@@ -174,7 +187,7 @@ def _from_env(name: str, environ: Mapping[str, str]) -> Any:
     raw = environ.get(ENV_PREFIX + name.upper())
     if raw is None:
         return UNSET
-    if name in ("backend", "payload_store") and raw.strip().lower() in ("", "none"):
+    if name in ("backend", "payload_store", "celery_result_backend") and raw.strip().lower() in ("", "none"):
         return None
     if name in ("signing_keys", "lambda_queues", "celery_queues", "stepfunctions_queues"):
         return tuple(part.strip() for part in raw.split(",") if part.strip())

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from cloudq.core.errors import DecodeError, MessageTooLargeError, SignatureError
 from cloudq.core.ids import random_uuid
@@ -167,6 +167,9 @@ class Message(BaseModel):
     heartbeat_seconds: float | None = Field(default=None, gt=0)
     #: Hex HMAC-SHA256 of the canonical envelope without this field.
     signature: str | None = None
+    #: Not a field (never sent nor read from a body): the message arrived in Celery's
+    #: protocol (``cloudq.core.celery_protocol``), so its run also leaves Celery's result.
+    _celery: bool = PrivateAttr(default=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -180,6 +183,17 @@ class Message(BaseModel):
         if data.get("callbacks") or data.get("chord"):
             return {**data, "v": WORKFLOW_ENVELOPE_VERSION}
         return data
+
+    @property
+    def from_celery(self) -> bool:
+        """Whether it arrived in Celery's protocol (kept by ``model_copy``)."""
+        return self._celery
+
+    def as_celery(self) -> Message:
+        """This message, marked as having arrived in Celery's protocol."""
+        marked = self.model_copy()
+        marked._celery = True
+        return marked
 
     @property
     def has_workflow(self) -> bool:

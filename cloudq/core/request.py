@@ -41,6 +41,11 @@ class Request:
     #: The app's clock, which ``remaining`` reads (a ``ManualClock`` in tests).
     clock: Clock = field(default=SYSTEM_CLOCK, repr=False, compare=False)
 
+    @property
+    def retries(self) -> int:
+        """Runs before this one (Celery's ``request.retries``): ``attempt - 1``."""
+        return self.attempt - 1
+
     def remaining(self) -> float | None:
         """Seconds left before ``deadline`` (never below 0), or ``None`` without one."""
         return None if self.deadline is None else max(0.0, self.deadline - self.clock.time())

@@ -337,14 +337,16 @@ class Executor:
         except ArgumentError as exc:  # deterministic: retrying would return the same value
             return self._fail(task, message, attempts, "ResultError", str(exc))
         success = Outcome(Action.ACK, state=State.SUCCESS, attempt=attempts.number)
-        if (task.ignore_result or self.app.backend is None) and not message.has_workflow:
+        keeps = (self.app.backend is not None and not task.ignore_result) or message.has_workflow
+        celery = self.results.writes_celery(message)  # Celery's AsyncResult reads it there
+        if not keeps and not celery:
             # Nothing to store, so no record is built; a workflow's link always records (its
             # chain or chord reads the value).
             self.app.codec.release(message)
             return self._ended(message, success, State.SUCCESS, value=stored)
         record = self.results.record(task, message, State.SUCCESS, attempts, value=stored)
         record = record.model_copy(update={"date_started": started})
-        outcome = self.results.store(record, success)
+        outcome = self.results.store(record, success, celery=celery, keep=keeps)
         if outcome.state is State.SUCCESS:
             self.app.codec.release(message)
         return self._ended(message, outcome, outcome.state, value=stored, error=_error_of(outcome))
@@ -372,7 +374,8 @@ class Executor:
         why = clip(f"{error_type}: {text}", MAX_REASON_CHARS)
         self.app.hooks.retrying(task, message, attempt, delay, (error_type, text))
         if delay <= self.app.transport.max_delay_seconds:
-            return self.results.store(record, Outcome.retry(delay, why).of_run(State.RETRY, attempt))
+            retry = Outcome.retry(delay, why).of_run(State.RETRY, attempt)
+            return self.results.store(record, retry, celery=self.results.writes_celery(message))
         # Longer than the broker can hold a message: re-send with the attempts made so far
         # and an eta; it hops until then.
         again = message.model_copy(
@@ -386,7 +389,7 @@ class Executor:
             state=State.RETRY,
             attempt=attempt,
         )
-        return self.results.store(record, resend)
+        return self.results.store(record, resend, celery=self.results.writes_celery(message))
 
     def _fail(
         self,
@@ -402,7 +405,7 @@ class Executor:
         self.app.hooks.failed(task, message, attempts.number, (error_type, text))
         record = self.results.record(task, message, State.FAILURE, attempts, error=(error_type, text, trace))
         failure = Outcome.dead_letter(f"{error_type}: {text}").of_run(State.FAILURE, attempts.number)
-        outcome = self.results.store(record, failure, held=held)
+        outcome = self.results.store(record, failure, held=held, celery=self.results.writes_celery(message))
         return self._ended(message, outcome, outcome.state, error=(error_type, text))
 
     def _ended(

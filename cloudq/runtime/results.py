@@ -11,15 +11,21 @@ once, in order (``ResultWriter._smaller``):
 2. a SUCCESS that still cannot be kept becomes a FAILURE saying why (``_as_failure``);
 3. a failure's traceback is dropped and its message cut short (``_slimmed``);
 4. nothing smaller is left: the outcome stands without a record.
+
+A run of a message that came in Celery's protocol also leaves Celery's meta in the Celery
+result backend the app names (``celery_result_backend``), first: if that write fails the
+message comes back and nothing of cloudq's record has changed (``ResultWriter._celery_put``).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cloudq.backends.base import ResultRecord, State
+from cloudq.core import celery_protocol
 from cloudq.core.errors import BackendError, PayloadStoreError, ResultTooLargeError
 from cloudq.runtime.outcome import BACKEND_RETRY_SECONDS, Outcome, clip
 
@@ -27,6 +33,7 @@ if TYPE_CHECKING:
     from cloudq.app.base import CloudQ
     from cloudq.app.task import Task
     from cloudq.backends.base import ResultBackend
+    from cloudq.backends.celery_results import CeleryResults
     from cloudq.core.message import Message
     from cloudq.runtime.attempts import Attempts
     from cloudq.runtime.health import Health
@@ -58,6 +65,25 @@ class ResultWriter:
     def __init__(self, app: CloudQ, health: Health) -> None:
         self.app = app
         self.health = health
+        self._celery: CeleryResults | None = None
+        self._lock = threading.Lock()
+
+    def writes_celery(self, message: Message) -> bool:
+        """Whether the end of ``message``'s run is also written for Celery's ``AsyncResult``:
+        it came in Celery's protocol and the app names a ``celery_result_backend``."""
+        return message.from_celery and self.app.settings.celery_result_backend is not None
+
+    @property
+    def celery_results(self) -> CeleryResults:
+        """The Celery result backend's engine, built on first use."""
+        url = self.app.settings.celery_result_backend
+        assert url is not None  # only asked for when ``writes_celery``
+        with self._lock:
+            if self._celery is None:
+                from cloudq.backends.celery_results import celery_results_from_url
+
+                self._celery = celery_results_from_url(url)
+            return self._celery
 
     def record(
         self,
@@ -87,22 +113,55 @@ class ResultWriter:
             history=message.history,
         )
 
-    def store(self, record: ResultRecord, outcome: Outcome, held: int | None = None) -> Outcome:
+    def store(
+        self,
+        record: ResultRecord,
+        outcome: Outcome,
+        held: int | None = None,
+        *,
+        celery: bool = False,
+        keep: bool = True,
+    ) -> Outcome:
         """Store the record, then return ``outcome``. If the store fails the message is kept
-        (retried shortly) so that no result is lost.
+        (retried shortly) so that no result is lost. ``celery``: also in Celery's format,
+        first (``writes_celery``); ``keep=False``: only there (the task ignores its result).
 
         A failure of a run that lost its message (it overran its timeout, or its heartbeat
         failed) while a later attempt claimed the task is stale: it is not stored over the
         later attempt's record, and its message is left to that attempt. ``held`` is the
         attempt this delivery claimed (the record's own by default)."""
+        if celery:
+            kept = self._celery_put(record)
+            if kept is not None:
+                return kept
         backend = self.app.backend
-        if backend is None:
+        if backend is None or not keep:
             return outcome
         # Each smaller write is further down the line of fallbacks, so this ends.
         step: Write | Outcome = Write(record, outcome, held)
         while isinstance(step, Write):
             step = self._write(backend, step)
         return step
+
+    def _celery_put(self, record: ResultRecord) -> Outcome | None:
+        """Write ``record`` as Celery's meta: ``None`` once written, a retry shortly when the
+        Celery result backend is down (the run's end is then written again, when it comes back)."""
+        error = None
+        if record.error_type is not None:
+            error = (record.error_type, record.error_message or "", record.traceback or "")
+        meta = celery_protocol.result_meta(
+            record.task_id, record.state.value, record.value, error, record.date_done
+        )
+        keep = self.app.settings.result_ttl or None
+        try:
+            self.celery_results.put(record.task_id, meta, self.app.clock.time(), keep)
+        except BackendError as exc:
+            self.health.failed("Celery result backend", exc)
+            return Outcome.retry(
+                BACKEND_RETRY_SECONDS, reason="Celery result not stored (backend unavailable)"
+            )
+        self.health.ok("Celery result backend")
+        return None
 
     def _write(self, backend: ResultBackend, write: Write) -> Write | Outcome:
         """One write: its outcome, or the smaller write to try when the record is too large."""

@@ -34,7 +34,7 @@ from cloudq.core.aws import aws_client
 if TYPE_CHECKING:
     from cloudq.core.message import Message
 
-# The README documents this logger's name.
+# docs/guides/step-functions.md documents this logger's name.
 logger = logging.getLogger("cloudq.stepfunctions")
 
 #: Step Functions' limit on a task's output (and on any state's input or output): 256 KiB of

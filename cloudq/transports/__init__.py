@@ -56,7 +56,9 @@ def transport_from_url(
     if parsed.scheme in ("amqp", "amqps"):
         from cloudq.transports.amqp import AMQPTransport
 
-        return AMQPTransport.from_url(url, prefix=queue_prefix(app_name), **limits)
+        return AMQPTransport.from_url(
+            url, prefix=queue_prefix(app_name), celery_queues=settings.celery_queues, **limits
+        )
     from cloudq.transports.redis import RedisTransport
 
     return RedisTransport.from_url(url, prefix=queue_prefix(app_name), celery_queues=settings.celery_queues)

@@ -45,11 +45,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from cloudq.core.errors import ConfigurationError, TransportError
 from cloudq.core.ids import random_uuid
+from cloudq.core.naming import is_celery_queue
+from cloudq.transports import kombu_forms
 from cloudq.transports.amqp_consumer import BATCH_SIZE, Consumer, Delivery
 from cloudq.transports.amqp_errors import CONNECTION_ERRORS, Mapped
 from cloudq.transports.amqp_headers import GROUP_HEADER, RECEIVES_HEADER, SENT_HEADER, own_headers
@@ -109,8 +111,11 @@ class AMQPTransport:
         delivery_limit: int = DELIVERY_LIMIT,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         connect_timeout: float = 5.0,
+        celery_queues: Collection[str] = (),
     ) -> None:
         self.host, self.prefix, self.virtual_host = host, prefix, virtual_host
+        #: Queues Celery also uses (``celery_queues``): their messages are Celery's AMQP form.
+        self.celery_queues = frozenset(celery_queues)
         self.delivery_limit = delivery_limit
         self.max_message_bytes = max_message_bytes
         self._options = {
@@ -135,7 +140,7 @@ class AMQPTransport:
         #: Receipt handles acked while another thread had the connection (see ``ack``).
         self._pending_acks: list[str] = []
         self._pending_lock = threading.Lock()
-        self._topology = Topology(prefix, delivery_limit, self._admin_channel)
+        self._topology = Topology(prefix, delivery_limit, self._admin_channel, self.celery_queues)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "", **options: Any) -> AMQPTransport:
@@ -172,7 +177,8 @@ class AMQPTransport:
     def _consumer(self, queue: str) -> Consumer:
         consumer = self._consumers.get(queue)
         if consumer is None:  # setdefault: an ack may make it from another thread
-            consumer = self._consumers.setdefault(queue, Consumer(queue))
+            celery = is_celery_queue(queue, self.celery_queues)
+            consumer = self._consumers.setdefault(queue, Consumer(queue, celery))
         return consumer
 
     def _forget(self) -> None:
@@ -244,12 +250,15 @@ class AMQPTransport:
         routing_key = self._topology.ensure_delay(queue, delay) if delay else self._topology.ensure(queue)
         # The send time is the SENT_HEADER alone (AMQP's ``timestamp`` property, whole seconds,
         # is not set: ``Consumer.on_delivery`` still reads it from messages of older senders).
-        payload = amqp.Message(
-            body,
-            message_id=message_id,
-            delivery_mode=2,  # persistent
-            application_headers={**headers, SENT_HEADER: int(time.time() * 1000)},
-        )
+        celery = kombu_forms.to_amqp(body) if is_celery_queue(queue, self.celery_queues) else None
+        raw, properties = (body, {}) if celery is None else celery  # Celery's own AMQP form
+        headers = {
+            **properties.pop("application_headers", {}),
+            **headers,
+            SENT_HEADER: int(time.time() * 1000),
+        }
+        properties.setdefault("delivery_mode", 2)  # persistent
+        payload = amqp.Message(raw, message_id=message_id, application_headers=headers, **properties)
         channel.basic_publish(payload, exchange="", routing_key=routing_key)
 
     # -- receiving -----------------------------------------------------------------------

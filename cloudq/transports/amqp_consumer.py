@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cloudq.transports import kombu_forms
 from cloudq.transports.amqp_headers import (
     GROUP_HEADER,
     RECEIVES_HEADER,
@@ -56,6 +57,8 @@ class Consumer:
     prefetch has been far too big, and when the caller last acked one of its messages."""
 
     queue: str
+    #: A Celery queue's deliveries are handed out as kombu's message JSON (``kombu_forms``).
+    celery: bool = False
     #: The broker's consumer tag; ``None``: not consuming (never, cancelled, or connection lost).
     tag: str | None = None
     prefetch: int = 0
@@ -122,7 +125,10 @@ class Consumer:
         properties = dict(raw.properties)
         headers = dict(properties.get("application_headers") or {})
         handle = f"{generation}.{raw.delivery_tag}"
-        body = raw.body.decode() if isinstance(raw.body, bytes) else raw.body
+        if self.celery:
+            body = kombu_forms.from_amqp(raw.body, properties)
+        else:
+            body = raw.body.decode() if isinstance(raw.body, bytes) else raw.body
         received = ReceivedMessage(
             queue=self.queue,
             message_id=str(properties.get("message_id") or handle),

@@ -19,11 +19,18 @@ they never expire with messages inside.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from cloudq.core.errors import MissingExtraError
-from cloudq.core.naming import dead_letter_queue_name, delay_queue_name, is_dead_letter_queue, is_fifo
+from cloudq.core.naming import (
+    dead_letter_queue_name,
+    delay_queue_name,
+    is_celery_queue,
+    is_dead_letter_queue,
+    is_fifo,
+    physical_name,
+)
 
 try:
     import amqp  # the transport imports the client from here: one guard
@@ -46,8 +53,16 @@ AT_LEAST_ONCE = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "rejec
 class Topology:
     """The physical queues of one transport; ``channel()`` gives the channel to declare on."""
 
-    def __init__(self, prefix: str, delivery_limit: int, channel: Callable[[], Any]) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        delivery_limit: int,
+        channel: Callable[[], Any],
+        celery_queues: Collection[str] = (),
+    ) -> None:
         self.prefix = prefix
+        #: Queues Celery also uses: named and declared as Celery declares them (classic, durable).
+        self.celery_queues = frozenset(celery_queues)
         self.delivery_limit = delivery_limit
         self._channel = channel
         self._declared: set[str] = set()
@@ -56,9 +71,14 @@ class Topology:
         self.delay_queues: dict[str, set[str]] = {}
 
     def physical(self, queue: str) -> str:
-        return self.prefix + queue
+        return physical_name(self.prefix, queue, self.celery_queues)
 
     def arguments(self, queue: str) -> dict[str, Any]:
+        if is_celery_queue(queue, self.celery_queues):
+            # As Celery declares it (a classic queue), so that Celery's own declaration of the
+            # same queue, before or after, agrees; cloudq dead-letters into ``<queue>-dlq``
+            # itself, and counts attempts in its result backend (a classic queue counts none).
+            return {}
         arguments: dict[str, Any] = {"x-queue-type": "quorum"}
         if not is_dead_letter_queue(queue):
             arguments |= {

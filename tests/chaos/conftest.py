@@ -54,6 +54,8 @@ class Scale:
     huge: int
     #: Valid tasks sent among the hostile ones (one after every ``valid_every`` hostile).
     valid_every: int
+    #: Celery-shaped garbage on a Celery queue (issue 25).
+    celery_garbage: int
 
 
 SCALE = (
@@ -65,6 +67,7 @@ SCALE = (
         hostile=10_000,
         huge=6,
         valid_every=20,
+        celery_garbage=2000,
     )
     if FULL
     else Scale(
@@ -75,6 +78,7 @@ SCALE = (
         hostile=500,
         huge=3,
         valid_every=10,
+        celery_garbage=100,
     )
 )
 

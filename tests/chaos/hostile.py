@@ -5,11 +5,14 @@ for dead-lettering it. Everything is deterministic for a given seed. Bodies keep
 characters SQS accepts (the sender would be refused otherwise, not the worker); within that,
 anything goes: random text, random bytes decoded with replacement characters, JSON of the
 wrong shape, envelopes naming unknown tasks or carrying arguments of the wrong type, forged,
-tampered or missing signatures, and a few bodies near the 1 MiB limit.
+tampered or missing signatures, and a few bodies near the 1 MiB limit. ``celery_garbage``
+makes bodies shaped like Celery's for a Celery queue: bad base64, another task protocol,
+missing headers, a body in another serializer than JSON (YAML, msgpack), a Celery canvas.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import uuid
@@ -184,4 +187,74 @@ def huge(key: str, count: int, fixed_seed: int = 7) -> list[Hostile]:
         else:
             message = _envelope(task_id, "record", ["x" * room], {}).signed(key + "forged")
             made.append(Hostile("huge", message.encode(SQS_MAX_MESSAGE_BYTES), FORGED))
+    return made
+
+
+# -- Celery-shaped garbage (issue 25) ----------------------------------------------------
+
+#: What a Celery queue's dead letters say, by what is wrong (``cloudq.core.celery_protocol``).
+_REFUSED = "DecodeError: Celery message refused: "
+CELERY_REASONS = {
+    "bad-base64": (_REFUSED + "the kombu envelope (on SQS: its base64) is not JSON",),
+    "body-not-base64": (_REFUSED + "the body is not base64 of UTF-8",),
+    "protocol-1": (_REFUSED + "no task header: task protocol 1?",),
+    "not-protocol-2": (_REFUSED + "the body is not [args, kwargs, embed] (task protocol 2)",),
+    "no-headers": (_REFUSED + "no kombu envelope with headers",),
+    "no-id": (_REFUSED + "header 'id' is missing",),
+    "yaml": (_REFUSED + "its body is application/x-yaml, not JSON: set task_serializer='json'",),
+    "msgpack": (_REFUSED + "its body is application/x-msgpack, not JSON: set task_serializer='json'",),
+    "canvas": (_REFUSED + "it carries callbacks (a Celery canvas)",),
+    "unknown": ("unknown task 'proj.tasks.no_such_task'",),
+}
+
+
+def _b64(data: bytes | str) -> str:
+    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
+
+
+def _kombu(rng: random.Random, headers: dict[str, Any] | None, body: str, content_type: str) -> str:
+    """Kombu's message on SQS (the base64 of its JSON), with the given parts."""
+    envelope: dict[str, Any] = {
+        "body": body,
+        "content-type": content_type,
+        "content-encoding": "utf-8" if content_type.endswith(("json", "yaml")) else "binary",
+        "properties": {"body_encoding": "base64", "delivery_tag": str(uuid.UUID(int=rng.getrandbits(128)))},
+    }
+    if headers is not None:
+        envelope["headers"] = headers
+    return _b64(json.dumps(envelope))
+
+
+def celery_garbage(count: int, fixed_seed: int = 25) -> list[Hostile]:
+    """``count`` SQS bodies shaped like Celery's that cloudq cannot run, each kind in turn
+    (``CELERY_REASONS``), their random parts drawn from ``fixed_seed``."""
+    rng = random.Random(fixed_seed)
+    kinds = list(CELERY_REASONS)
+    made = []
+    for index in range(count):
+        kind = kinds[index % len(kinds)]
+        task_id = str(uuid.UUID(int=rng.getrandbits(128)))
+        headers = {"lang": "py", "task": "proj.tasks.add", "id": task_id, "retries": 0}
+        args = _b64(json.dumps([[rng.randint(0, 99), rng.randint(0, 99)], {}, {"callbacks": None}]))
+        noise = "".join(rng.choice("abc%$!-_=+/") for _ in range(rng.randint(8, 60)))
+        body = {
+            "bad-base64": noise,
+            "body-not-base64": _kombu(rng, headers, "%" + noise, "application/json"),
+            "protocol-1": _kombu(
+                rng, {}, _b64(json.dumps({"task": "proj.tasks.add", "id": task_id})), "application/json"
+            ),
+            "not-protocol-2": _kombu(rng, headers, _b64(json.dumps({"args": [1, 2]})), "application/json"),
+            "no-headers": _kombu(rng, None, args, "application/json"),
+            "no-id": _kombu(rng, {"task": "proj.tasks.add"}, args, "application/json"),
+            "yaml": _kombu(rng, headers, _b64(f"- [{rng.randint(0, 9)}, 2]\n- {{}}\n"), "application/x-yaml"),
+            "msgpack": _kombu(rng, headers, _b64(rng.randbytes(rng.randint(4, 40))), "application/x-msgpack"),
+            "canvas": _kombu(
+                rng,
+                headers,
+                _b64(json.dumps([[1, 2], {}, {"callbacks": [{"task": "x"}]}])),
+                "application/json",
+            ),
+            "unknown": _kombu(rng, {**headers, "task": "proj.tasks.no_such_task"}, args, "application/json"),
+        }[kind]
+        made.append(Hostile(f"celery-{kind}", body, CELERY_REASONS[kind]))
     return made

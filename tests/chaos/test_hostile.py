@@ -8,7 +8,9 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from cloudq import CloudQ, State
+from cloudq.core import celery_protocol
 from cloudq.core.message import Message
+from cloudq.transports import kombu_forms
 from tests.chaos.conftest import (
     SQS_MAX_MESSAGE_BYTES,
     Scale,
@@ -18,7 +20,7 @@ from tests.chaos.conftest import (
     states,
     wait_until,
 )
-from tests.chaos.hostile import SQS_MAX_ATTRIBUTES, Hostile, generate, huge
+from tests.chaos.hostile import SQS_MAX_ATTRIBUTES, Hostile, celery_garbage, generate, huge
 from tests.processes import dead_letter_note
 
 SIGNING_KEY = "chaos-signing-key"
@@ -133,6 +135,47 @@ def test_hostile_messages_end_in_the_dlq_with_a_reason_and_the_worker_goes_on(
         f"\n[chaos hostile] hostile={len(hostile)} ({dict(kinds)}) valid={len(valid_ids)} "
         f"dlq={len(dead)} by_reason={dict(by_reason)} wrong_reason={len(wrong)} "
         f"elapsed={elapsed:.1f}s worker_alive={worker.poll() is None}"
+    )
+    assert wrong == []
+    # And the worker never died
+    assert worker.poll() is None
+
+
+def test_celery_shaped_garbage_ends_in_the_dlq_with_its_reason_and_the_worker_goes_on(
+    chaos_app: CloudQ, start_worker: WorkerFactory, scale: Scale
+) -> None:
+    # Given a Celery queue (unsigned, though the app signs) with Celery-shaped garbage on it
+    # (bad base64, another protocol, missing headers, YAML or msgpack bodies, a canvas) and
+    # valid Celery messages between them
+    queue = f"celery-{chaos_app.name}"
+    sqs = sqs_client()
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    dlq_url = sqs.create_queue(QueueName=f"{queue}-dlq")["QueueUrl"]
+    garbage = celery_garbage(scale.celery_garbage)
+    valid_ids = [str(uuid.uuid4()) for _ in range(len(garbage) // scale.valid_every)]
+    entries: list[dict[str, Any]] = []
+    valid = iter(valid_ids)
+    for index, item in enumerate(garbage):
+        entries.append({"MessageBody": item.body})
+        if index % scale.valid_every == scale.valid_every - 1:
+            message = Message(id=next(valid), task="proj.tasks.add", args=[index, 1])
+            body = kombu_forms.to_sqs(celery_protocol.encode(message, queue, SQS_MAX_MESSAGE_BYTES))
+            entries.append({"MessageBody": body})
+    env = {"CLOUDQ_SIGNING_KEYS": SIGNING_KEY, "CLOUDQ_CELERY_QUEUES": queue}
+    worker = start_worker("-Q", queue, "-c", "4", env=env)
+    # When they are sent
+    _send_all(url, entries)
+    # Then the valid ones ran, and every piece of garbage is in the DLQ, once, with its reason
+    assert wait_until(lambda: all(s is State.SUCCESS for s in states(chaos_app, valid_ids).values()), 60, 0.5)
+    assert wait_until(lambda: _queue_counts(dlq_url)[0] >= len(garbage), 60, 0.5)
+    dead = _drain_dead_letters(dlq_url, len(garbage), timeout=60)
+    assert Counter(m["Body"] for m in dead) == Counter(item.body for item in garbage)
+    reasons = {item.body: item.reasons for item in garbage}
+    noted = [(m["Body"], dead_letter_note(m)) for m in dead]
+    found = [(body, note.reason if note else "") for body, note in noted]
+    wrong = [(body[:60], reason) for body, reason in found if not reason.startswith(reasons[body])]
+    print(
+        f"\n[chaos celery] garbage={len(garbage)} valid={len(valid_ids)} dlq={len(dead)} wrong={len(wrong)}"
     )
     assert wrong == []
     # And the worker never died
