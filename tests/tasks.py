@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cloudq import CloudQ, Task
+from cloudq import CloudQ, SoftTimeLimitExceeded, Task
 
 
 class Point(BaseModel):
@@ -230,6 +230,28 @@ def _register_flow_tasks(app: CloudQ) -> None:
     @app.task(name="bad_progress", bind=True, max_retries=0)
     def bad_progress(self: Task[Any, Any]) -> None:
         self.set_progress(float("nan"))
+
+    @app.task(name="soft_looped", soft_timeout=1, max_retries=0)
+    def soft_looped(seconds: float = 10.0) -> dict[str, Any]:
+        """Loops ``seconds`` (real time) past its 1 s soft limit: when ``SoftTimeLimitExceeded``
+        reached it (seconds from its start), and when its ``finally`` block ran."""
+        started = time.monotonic()
+        cleaned: list[float] = []
+        try:
+            try:
+                while time.monotonic() - started < seconds:
+                    time.sleep(0.01)
+            finally:
+                cleaned.append(time.monotonic() - started)
+        except SoftTimeLimitExceeded:
+            return {"raised_after": cleaned[0], "finally_ran": True}
+        return {"raised_after": None, "finally_ran": bool(cleaned)}
+
+    @app.task(name="soft_unhandled", soft_timeout=0.3, max_retries=0)
+    def soft_unhandled() -> None:
+        """Loops until its soft limit raises, which it leaves unhandled."""
+        while True:
+            time.sleep(0.01)
 
     @app.task(name="capped_per_customer", max_concurrency=2, concurrency_key="customer")
     def capped_per_customer(customer: str, seconds: float = 0) -> float:
