@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from cloudq.core.config import MAX_WAIT_SECONDS, WORKER_CONCURRENCY, WORKER_GRACE_SECONDS
 from cloudq.core.errors import ArgumentError, ConfigurationError
+from cloudq.core.flow import LanePolicy, check_priority
 from cloudq.core.naming import DEFAULT_VISIBILITY_TIMEOUT
 
 if TYPE_CHECKING:
@@ -50,7 +51,8 @@ class SendOptions:
     drops it unrun after that time, ``queue`` overrides the task's route, ``task_id`` chooses
     the id (the idempotency key), ``message_group_id`` is SQS's ordering unit on a FIFO queue
     (a fair-queue tenant on a standard one) and ``deduplication_id`` a FIFO queue's
-    deduplication id.
+    deduplication id. ``priority="high"`` sends it to the queue's high lane (``"default"``:
+    the queue itself; ``None``: the task's own ``priority``).
     """
 
     countdown: float | None = None
@@ -60,8 +62,10 @@ class SendOptions:
     task_id: str | None = None
     message_group_id: str | None = None
     deduplication_id: str | None = None
+    priority: str | None = None
 
     def __post_init__(self) -> None:
+        check_priority(self.priority)  # a clear error at send time, before anything is sent
         if self.countdown is not None and not _is_number(self.countdown):
             raise ArgumentError(f"countdown must be a number of seconds, not {type(self.countdown).__name__}")
         for name in ("eta", "expires"):
@@ -116,8 +120,13 @@ class WorkerOptions:
     wait_seconds: float | None = None
     #: Seconds running tasks get to finish once the worker is asked to stop.
     grace: float = WORKER_GRACE_SECONDS
+    #: How threads pick between priority lanes (``strict``, ``weighted:H:L``); ``None``: the
+    #: ``lanes`` setting.
+    lanes: str | None = None
 
     def __post_init__(self) -> None:
+        if self.lanes is not None:
+            LanePolicy.parse(self.lanes)
         queues_ok = not isinstance(self.queues, str) and all(isinstance(q, str) and q for q in self.queues)
         concurrency, visibility, wait = self.concurrency, self.visibility_timeout, self.wait_seconds
         checks = [
@@ -153,6 +162,7 @@ class WorkerOptions:
         visibility_timeout: int | None = None,
         wait_seconds: float | None = None,
         grace: float = WORKER_GRACE_SECONDS,
+        lanes: str | None = None,
     ) -> WorkerOptions:
         """From the keyword options of ``Worker`` and ``cloudq worker``, as ``Worker`` always
         took them: a concurrency below 1 is 1, a visibility timeout of 0 is not set."""
@@ -164,6 +174,7 @@ class WorkerOptions:
             visibility_timeout or None,  # 0 always meant "not set"
             wait_seconds,
             grace,
+            lanes,
         )
 
 
@@ -176,6 +187,7 @@ class ResolvedWorkerOptions:
     visibility_timeout: int
     wait_seconds: float
     grace: float
+    lanes: LanePolicy
 
 
 # -- the options against the settings ----------------------------------------------------
@@ -206,4 +218,5 @@ def resolve_worker_options(
         visibility_timeout=visibility,
         wait_seconds=settings.wait_seconds if options.wait_seconds is None else options.wait_seconds,
         grace=options.grace,
+        lanes=LanePolicy.parse(options.lanes or settings.lanes),
     )

@@ -253,6 +253,13 @@ def _register_flow_tasks(app: CloudQ) -> None:
         while True:
             time.sleep(0.01)
 
+    @app.task(name="lane_work", max_retries=0)
+    def lane_work(seconds: float = 0.0) -> float:
+        """Works ``seconds``; returns when it started (epoch seconds): lanes tests measure it."""
+        started = time.time()
+        time.sleep(seconds)
+        return started
+
     @app.task(name="capped_per_customer", max_concurrency=2, concurrency_key="customer")
     def capped_per_customer(customer: str, seconds: float = 0) -> float:
         time.sleep(seconds)

@@ -95,12 +95,13 @@ class Task(Generic[P, R]):
         task_id: str | None = None,
         message_group_id: str | None = None,
         deduplication_id: str | None = None,
+        priority: str | None = None,
     ) -> AsyncResult[R]:
         """Send with options: a delay (``countdown`` seconds or an ``eta``), an expiry, another
         queue, a chosen task id (the idempotency key), SQS's ``message_group_id`` (FIFO: order
-        within the group, groups in parallel; standard: fair-queue tenant) and
-        ``deduplication_id`` (FIFO). They make one ``cloudq.options.SendOptions``, checked
-        before anything is sent."""
+        within the group, groups in parallel; standard: fair-queue tenant),
+        ``deduplication_id`` (FIFO) and a ``priority`` lane (``"high"``, ``"default"``). They
+        make one ``cloudq.options.SendOptions``, checked before anything is sent."""
         from cloudq.options import SendOptions  # sending only: not at import (issue 14)
 
         options = SendOptions(
@@ -111,6 +112,7 @@ class Task(Generic[P, R]):
             task_id=task_id,
             message_group_id=message_group_id,
             deduplication_id=deduplication_id,
+            priority=priority,
         )
         json_args, json_kwargs = self.arguments.encode(tuple(args), dict(kwargs or {}))
         result: AsyncResult[R] = self.app.send_task(

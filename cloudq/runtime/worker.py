@@ -102,13 +102,14 @@ class Worker:
         resolved = resolve_worker_options(options, app.settings, app.transport)
         self.app = app
         self.options = resolved
-        self.queues = list(resolved.queues or sorted(app.queue_names()))
+        # A queue's high lane is served with it (``-Q emails``: ``emails``, ``emails-high``).
+        self.queues = app.with_lanes(resolved.queues or sorted(app.queue_names()))
         self.concurrency = resolved.concurrency
         self.visibility_timeout = resolved.visibility_timeout
         self.wait_seconds = resolved.wait_seconds
         self.grace = resolved.grace
         self.executor = Executor(app)
-        self.ledger = Ledger(app.transport.batch_size)
+        self.ledger = Ledger(app.transport.batch_size, resolved.lanes)
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self.receivers = Receivers(
