@@ -376,6 +376,11 @@ class DynamoDBBackend:
     def put_progress(self, task_id: str, owner: str, progress: Progress, now: float) -> bool:
         return dynamodb_flow.put_progress(self, task_id, owner, progress, now)
 
+    def running_progress(self, now: float, limit: int) -> list[ResultRecord] | None:
+        """``None``: the table is keyed by task id only, and an index of running tasks would
+        cost a write on every state change; finding them would be a scan."""
+        return None
+
     def close(self) -> None:
         self.client.close()
 

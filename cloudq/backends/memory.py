@@ -19,7 +19,7 @@ from cloudq.backends.base import (
     revoked_record,
     superseded,
 )
-from cloudq.backends.flow import lease_decision, progress_allowed, rate_decision
+from cloudq.backends.flow import lease_decision, progress_allowed, progress_running, rate_decision
 from cloudq.core.clock import SYSTEM_CLOCK, Clock
 
 
@@ -131,6 +131,11 @@ class MemoryBackend:
             update = {"state": State.PROGRESS, "progress": progress.model_copy()}
             self._records[task_id] = found.model_copy(update=update)
             return True
+
+    def running_progress(self, now: float, limit: int) -> list[ResultRecord] | None:
+        with self._lock:
+            records = [self._live(task_id) for task_id in list(self._records)]
+        return [record for record in records if record is not None and progress_running(record, now)][:limit]
 
     def close(self) -> None:
         """Nothing to release."""
