@@ -158,6 +158,10 @@ def test_the_template_has_each_lane_with_its_dead_letter_queue_and_mapping() -> 
         "DefaultQueue": {"MaximumConcurrency": 5},
         "DefaultHighQueue": {"MaximumConcurrency": 20},
     }
+    # ...and so does serverless.yml
+    functions = yaml.safe_load(render(app_resources(app, "tests.tasks:app"), "serverless"))["functions"]
+    events = [event["sqs"] for function in functions.values() for event in function["events"]]
+    assert sorted(event["maximumConcurrency"] for event in events) == [5, 20]
 
 
 def test_a_concurrency_for_a_queue_the_function_does_not_consume_is_refused() -> None:
