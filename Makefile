@@ -13,7 +13,7 @@ WHEELS := $(WHEELHOUSE)/.filled
 # or a CLI run, compiles cloudq again; a third of `make check`'s CPU. Empty means unset.
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: demo test check check-unit check-conformance chaos bench lint typecheck clean infra workflows
+.PHONY: demo test check check-unit check-conformance chaos flow bench lint typecheck clean infra workflows
 
 $(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ check-conformance: $(STAMP)
 # The chaos suite at the issue's full scale (make test runs it short).
 chaos: $(STAMP)
 	CLOUDQ_CHAOS=full $(BIN)/python -m pytest tests/chaos -q -s
+
+# The flow-control scenarios at the issue's full scale (make test runs them short).
+flow: $(STAMP)
+	CLOUDQ_FLOW=full $(BIN)/python -m pytest tests/e2e/test_flow_e2e.py -q -s
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -34,6 +34,21 @@ def _record(name: str, value: str) -> None:
             log.write(value + "\n")
 
 
+def _counted(key: str, seconds: float) -> list[float]:
+    """Run ``seconds`` counted in Redis under ``key`` ($CLOUDQ_TEST_REDIS): how many ran at
+    once as this one started (itself included), its start and its end (epoch seconds)."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ.get("CLOUDQ_TEST_REDIS", "redis://127.0.0.1:6379/0"))
+    started = time.time()
+    at_once = int(client.incr(key))
+    try:
+        time.sleep(seconds)
+    finally:
+        client.decr(key)
+    return [at_once, started, time.time()]
+
+
 def make_app(name: str = "tests", **settings: Any) -> CloudQ:
     app = CloudQ(name, **settings)
 
@@ -252,6 +267,23 @@ def _register_flow_tasks(app: CloudQ) -> None:
         """Loops until its soft limit raises, which it leaves unhandled."""
         while True:
             time.sleep(0.01)
+
+    @app.task(name="fleet_capped", max_concurrency=3, max_retries=0)
+    def fleet_capped(seconds: float) -> list[float]:
+        """Counts itself in Redis while it runs: [runs at once as it started, start, end]."""
+        return _counted(f"{app.name}-running", seconds)
+
+    @app.task(name="key_capped", max_concurrency=2, concurrency_key="customer", max_retries=0)
+    def key_capped(customer: str, seconds: float) -> list[float]:
+        return _counted(f"{app.name}-running:{customer}", seconds)
+
+    @app.task(name="progress_for", bind=True, max_retries=0)
+    def progress_for(self: Task[Any, Any], seconds: float) -> None:
+        """Reports the seconds it has run, every 0.1 s, for ``seconds``."""
+        started = time.monotonic()
+        while (elapsed := time.monotonic() - started) < seconds:
+            self.set_progress(round(elapsed, 1), seconds)
+            time.sleep(0.1)
 
     @app.task(name="lane_work", max_retries=0)
     def lane_work(seconds: float = 0.0) -> float:
