@@ -104,7 +104,7 @@ def lanes(backlog: int, samples: int) -> None:
         _stop([worker])
     waits.sort()
     p95 = waits[min(len(waits) - 1, round(0.95 * len(waits)) - 1)]
-    print(f"priority lanes: {samples} high tasks behind {backlog} default ones of 0.1 s, a worker -c 4, Redis")
+    print(f"priority lanes: {samples} high tasks behind {backlog} default ones of 0.1 s, -c 4, Redis")
     print(
         f"a high task's wait from send to start: p50 {statistics.median(waits) * 1000:.0f} ms, "
         f"p95 {p95 * 1000:.0f} ms, max {waits[-1] * 1000:.0f} ms; default tasks started meanwhile: {ran}"
