@@ -12,6 +12,7 @@ share the ledger (receivers, task threads, ackers, heartbeat) can be tested by c
 
 from __future__ import annotations
 
+import queue as queue_module
 import threading
 import time
 from collections import defaultdict
@@ -55,7 +56,8 @@ def _key(message: ReceivedMessage) -> tuple[str, str]:
 
 class Ledger:
     """What a worker holds, under one lock. ``batch_size``: deletes per broker call;
-    ``lanes``: which lane's run a task thread takes next (``cloudq.runtime.lanes``)."""
+    ``lanes``: which lane's run a task thread takes next (``cloudq.runtime.lanes``), for a
+    worker serving a priority lane (``None``: first come, first served)."""
 
     def __init__(self, batch_size: int, lanes: LanePolicy | None = None) -> None:
         self.batch_size = batch_size
@@ -81,7 +83,11 @@ class Ledger:
         self._held_high = 0
         self._lane_waiters = 0
         #: Runs accepted and not taken by a task thread, by lane (``None`` stops one).
-        self._buffer = LaneBuffer(lanes)
+        self._laned = lanes is not None
+        #: Without lanes, the runs queue in a plain FIFO (nothing to pick between).
+        self._buffer: LaneBuffer | queue_module.SimpleQueue[list[ReceivedMessage] | None] = (
+            queue_module.SimpleQueue() if lanes is None else LaneBuffer(lanes)
+        )
 
     # -- counts --------------------------------------------------------------------------
 
@@ -90,6 +96,12 @@ class Ledger:
         (``high=True``), or of the others (``False``)."""
         with self._lock:
             return self._held(high)
+
+    def _high(self, messages: list[ReceivedMessage]) -> int:
+        """How many of ``messages`` are of a priority lane (none without lanes)."""
+        if not self._laned:
+            return 0
+        return sum(is_high_lane(message.queue) for message in messages)
 
     def _held(self, high: bool | None = None) -> int:
         total = len(self._running) + len(self._queued)
@@ -178,7 +190,7 @@ class Ledger:
             if not accepted or stopping.is_set() or self._closed:
                 return False
             self._queued.update((_key(message), message) for message in run)
-            self._held_high += sum(is_high_lane(message.queue) for message in run)
+            self._held_high += self._high(run)
             self._buffer.put(run)
             return True
 
@@ -199,7 +211,7 @@ class Ledger:
         the same step."""
         with self._room:
             del self._running[_key(message)]
-            self._held_high -= is_high_lane(message.queue)
+            self._held_high -= self._high([message])
             if acknowledged:
                 pending = self._acks[message.queue]
                 pending.append(message.receipt_handle)
@@ -211,7 +223,7 @@ class Ledger:
         """Those of ``messages`` still queued, taken off the ledger."""
         with self._room:
             taken = [message for message in messages if self._queued.pop(_key(message), None)]
-            self._held_high -= sum(is_high_lane(message.queue) for message in taken)
+            self._held_high -= self._high(taken)
             self._released()
         return taken
 
@@ -219,7 +231,7 @@ class Ledger:
         """Every queued message, taken off the ledger (their task threads skip them)."""
         with self._room:
             taken, self._queued = list(self._queued.values()), {}
-            self._held_high -= sum(is_high_lane(message.queue) for message in taken)
+            self._held_high -= self._high(taken)
             self._released()
         return taken
 

@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from cloudq.core.clock import ManualClock
+from cloudq.core.flow import LanePolicy
 from cloudq.runtime.acker import Acker
 from cloudq.runtime.heartbeat import Heartbeat
 from cloudq.runtime.ledger import Ledger
@@ -48,8 +49,8 @@ def test_a_message_is_queued_then_running_then_its_delete_waits_for_the_acker() 
 
 def test_two_queues_messages_with_one_receipt_handle_are_held_apart() -> None:
     # Given a message of a queue and one of its high lane with the same receipt handle (Redis
-    # numbers each queue's deliveries from 1)
-    ledger = Ledger(batch_size=10)
+    # numbers each queue's deliveries from 1), on a worker serving lanes
+    ledger = Ledger(batch_size=10, lanes=LanePolicy())
     mine, lanes = received(1), received(1, queue="default-high")
     for message in (mine, lanes):
         assert ledger.accept([message], at_most=10, timeout=0, stopping=NOT_STOPPING)
