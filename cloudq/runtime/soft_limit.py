@@ -82,10 +82,10 @@ class SoftLimits:
         if deadline is None:
             return fn(*args, **kwargs)
         run = _Run(threading.get_ident())
-        self._arm(run, deadline)
         returned = False
         try:
             try:
+                self._arm(run, deadline)  # in the guard: a deadline already past fires at once
                 value = fn(*args, **kwargs)
                 returned = True
             finally:
