@@ -273,6 +273,13 @@ def _register_flow_tasks(app: CloudQ) -> None:
         """Counts itself in Redis while it runs: [runs at once as it started, start, end]."""
         return _counted(f"{app.name}-running", seconds)
 
+    @app.task(name="singleton", max_concurrency=1, max_retries=2)
+    def singleton(seconds: float) -> float:
+        """Runs alone across the fleet; returns when it started (epoch seconds)."""
+        started = time.time()
+        time.sleep(seconds)
+        return started
+
     @app.task(name="key_capped", max_concurrency=2, concurrency_key="customer", max_retries=0)
     def key_capped(customer: str, seconds: float) -> list[float]:
         return _counted(f"{app.name}-running:{customer}", seconds)
