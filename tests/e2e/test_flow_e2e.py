@@ -154,12 +154,19 @@ def test_a_killed_workers_slot_frees_within_its_lease(redis_app: CloudQ, start_w
     killed_at = time.time()
     start_worker("-c", "2", "--visibility-timeout", "1")
     waiting = redis_app.tasks["singleton"].delay(0.0)
-    # Then the slot freed within the lease: the first run after the kill started within the
-    # lease, a second's re-send and a receive (not after the 900 s of a lease never renewed)
-    starts = [killed.get(timeout=60), waiting.get(timeout=60)]
-    assert min(starts) - killed_at < 10, starts
-    # ...and nothing was lost or dead-lettered: the killed run ran again (its second attempt)
+    # Then the slot freed within the lease: the task sent after the kill started within the
+    # lease, a second's re-send, a receive and perhaps the killed run's second attempt (not
+    # after the 900 s of a lease never renewed)
+    assert waiting.get(timeout=60) - killed_at < 10
+    # ...and nothing was lost or dead-lettered: the killed run ran again (its second attempt),
+    # or its message waits in the queue for its task id's claim to end (the crashed claim's
+    # lease: README "Idempotency")
     assert redis_app.backend is not None
     record = redis_app.backend.get(killed.id)
-    assert record is not None and record.attempts == 2
+    stats = redis_app.transport.stats("default")
+    assert record is not None
+    assert (record.state, record.attempts) == (
+        State.SUCCESS,
+        2,
+    ) or stats.visible + stats.in_flight + stats.delayed == 1
     assert redis_app.transport.stats("default-dlq").visible == 0
