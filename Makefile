@@ -15,7 +15,7 @@ export PYTHONDONTWRITEBYTECODE :=
 # mkdocs-material's banner about its successor, printed on every build.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: demo test docs docs-strict check check-unit check-conformance chaos schedules celery-move bench lint typecheck clean infra workflows stepfunctions
+.PHONY: demo test docs docs-strict check check-unit check-conformance chaos schedules celery-move flow bench lint typecheck clean infra workflows stepfunctions
 
 $(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,10 @@ chaos: $(STAMP)
 # Run-time schedules on ministack in full: a rate(1 minute) schedule fires, and deleted, no more.
 schedules: $(STAMP)
 	CLOUDQ_SCHEDULES=full $(BIN)/python -m pytest tests/e2e/test_runtime_schedules_e2e.py -q -s
+
+# The flow-control scenarios at the issue's full scale (make test runs them short).
+flow: $(STAMP)
+	CLOUDQ_FLOW=full $(BIN)/python -m pytest tests/e2e/test_flow_e2e.py -q -s
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

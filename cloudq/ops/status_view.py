@@ -58,6 +58,10 @@ def render(status: Status, footer: str = "") -> Group:
         parts.append(Text(f"recent outcomes: {status.outcomes_source}", style="dim"))
     else:
         parts.append(_outcomes(status))
+    if status.running is None:
+        parts.append(Text(f"running tasks' progress: {status.running_source}", style="dim"))
+    elif status.running:
+        parts.append(_running(status))
     if footer:
         parts.append(Text(footer, style="dim"))
     return Group(*parts)
@@ -79,6 +83,24 @@ def _outcomes(status: Status) -> Table:
                 _ms(row.p95_ms),
             )
             for row in status.outcomes
+        ],
+    )
+
+
+def _running(status: Status) -> Table:
+    assert status.running is not None
+    return _table(
+        f"running ({status.running_source})",
+        ("task id", "task", "done", "of", "message"),
+        [
+            (
+                row.task_id,
+                row.task,
+                f"{row.done:g}",
+                NOT_AVAILABLE if row.total is None else f"{row.total:g}",
+                row.message or "",
+            )
+            for row in status.running
         ],
     )
 
