@@ -146,7 +146,7 @@ class Sender:
             )
         return Outgoing(message, target, options.message_group_id, options.deduplication_id)
 
-    def _lane(self, queue: str, priority: str | None) -> str:
+    def _lane(self, queue: str, priority: str | int | None) -> str:
         """The queue of ``priority``'s lane of ``queue``; a lane the app does not declare is
         refused (nothing would create or poll it)."""
         lane = check_priority(priority)

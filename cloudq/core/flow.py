@@ -184,4 +184,6 @@ def check_priority(priority: object) -> str | None:
     if isinstance(priority, int) and not isinstance(priority, bool) and 0 <= priority <= 255:
         return HIGH_LANE if priority >= CELERY_HIGH_PRIORITY else None
     names = ", ".join(repr(lane) for lane in LANES)
-    raise ArgumentError(f"priority must be one of {names}, an integer 0-255 (Celery's) or None, not {priority!r}")
+    raise ArgumentError(
+        f"priority must be one of {names}, an integer 0-255 (Celery's) or None, not {priority!r}"
+    )

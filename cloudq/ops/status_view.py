@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from cloudq.ops.status_text import NOT_AVAILABLE
 from cloudq.ops.status_text import age_text as _age
 from cloudq.ops.status_text import ms_text as _ms
 

@@ -45,8 +45,8 @@ from cloudq.runtime.metrics import EmfMetrics
 from cloudq.runtime.outcome import BACKEND_RETRY_SECONDS, Action, Outcome, Prepared, clip, log_outcome
 from cloudq.runtime.replay import new_life
 from cloudq.runtime.results import ResultWriter
-from cloudq.runtime.task_tokens import TaskTokens
 from cloudq.runtime.soft_limit import SoftLimits
+from cloudq.runtime.task_tokens import TaskTokens
 from cloudq.tracing import run_span
 from cloudq.transports.base import MAX_REASON_CHARS, DeadLetterNote, ReceivedMessage, is_fifo
 

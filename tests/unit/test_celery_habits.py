@@ -184,8 +184,8 @@ def _row_priority() -> None:
     urgent.apply_async(priority=9)
     urgent.apply_async(priority=0)
     app.send_task("habits.urgent", priority=5)
-    high = app.transport.receive(app.physical_queue_name("default-high"), 10, wait_seconds=0)
-    default = app.transport.receive(app.physical_queue_name("default"), 10, wait_seconds=0)
+    high = app.transport.receive("default-high", 10, wait_seconds=0)
+    default = app.transport.receive("default", 10, wait_seconds=0)
     assert (len(high), len(default)) == (2, 1)
 
 

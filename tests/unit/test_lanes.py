@@ -64,8 +64,12 @@ def test_a_tasks_priority_is_its_calls_default(app: CloudQ) -> None:
 @pytest.mark.parametrize(
     ("priority", "message"),
     [
-        ("urgent", "priority must be one of 'high', 'default' or None, not 'urgent'"),
-        (9, "priority must be one of 'high', 'default' or None, not 9"),
+        (
+            "urgent",
+            "priority must be one of 'high', 'default', an integer 0-255 .Celery's. or None, not 'urgent'",
+        ),
+        (256, "priority must be one of 'high', 'default', an integer 0-255 .Celery's. or None, not 256"),
+        (True, "priority must be one of 'high', 'default', an integer 0-255 .Celery's. or None, not True"),
     ],
 )
 def test_an_unknown_priority_is_refused_at_send_time(app: CloudQ, priority: object, message: str) -> None:
