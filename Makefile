@@ -38,9 +38,9 @@ demo: $(STAMP)
 # The suite, after the lint and type checks the README promises (they run here, not only by hand)
 # and the strict docs build.
 # The suite runs on 2 processes (pytest-xdist): most e2e time is waiting on workers and the
-# emulator, so two share the 2 cores; tests/conftest.py keeps each module on one process.
+# emulator, so two share the 2 cores; each module stays on one process (tests/conftest.py).
 test: $(STAMP) $(WHEELS) lint typecheck docs-strict
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 	$(SHIFTED) $(BIN)/python -m pytest -q tests/unit
 
 # make test runs the unit tests a second time on a clock 400 days ahead (Debian's libfaketime),
