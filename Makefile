@@ -37,10 +37,13 @@ demo: $(STAMP)
 
 # The suite, after the lint and type checks the README promises (they run here, not only by hand)
 # and the strict docs build.
-# The suite runs on 2 processes (pytest-xdist): most e2e time is waiting on workers and the
-# emulator, so two share the 2 cores; each module stays on one process (tests/conftest.py).
+# tests/ runs on 2 processes (pytest-xdist): most e2e time is waiting on workers and the
+# emulator, so two share the 2 cores; each module stays on one process (--dist loadfile). The
+# Django example runs after, alone: it sets Django up for its whole process, and the modules a
+# process ran after it would start their workers with its DJANGO_SETTINGS_MODULE.
 test: $(STAMP) $(WHEELS) lint typecheck docs-strict
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+	$(BIN)/python -m pytest -q examples/django_events
 	$(SHIFTED) $(BIN)/python -m pytest -q tests/unit
 
 # make test runs the unit tests a second time on a clock 400 days ahead (Debian's libfaketime),
