@@ -130,11 +130,14 @@ def aws_client(
     read_timeout: float,
     connect_timeout: float = 5,
     attempts: int = 6,
+    http: str = "boto3",
 ) -> Any:
     """A client with boto3's standard retry mode (backoff with jitter on throttling and
     transient errors), a short connect timeout so an outage is noticed quickly, and a pool
     large enough for a worker's threads. ``AWS_ENDPOINT_URL`` (the emulator) is honoured by
-    boto3 itself when ``endpoint_url`` is not given."""
+    boto3 itself when ``endpoint_url`` is not given. ``http="lean"`` (the ``aws_http``
+    setting): for SQS and DynamoDB, a client whose hot calls are signed and sent by
+    ``cloudq.core.lean`` and whose other calls are this boto3 client's."""
     if service not in ENDPOINT_PREFIXES:  # a mistake in cloudq itself, not the user's
         raise ValueError(f"add {service!r} and its endpoints.json name to cloudq.core.aws.ENDPOINT_PREFIXES")
     region = (
@@ -155,4 +158,39 @@ def aws_client(
         parameter_validation=False,
     )
     warn_unknown_region(session, service, region)
-    return session.client(service, endpoint_url=endpoint_url, region_name=region, config=config)
+    client = session.client(service, endpoint_url=endpoint_url, region_name=region, config=config)
+    if http != "lean" or service not in LEAN_SERVICES:
+        return client
+    return _lean_client(service, session, client, config)
+
+
+#: The services with a lean path (``aws_http="lean"``).
+LEAN_SERVICES = ("sqs", "dynamodb")
+
+
+def _lean_client(service: str, session: boto3.session.Session, client: Any, config: Config) -> Any:
+    """The lean client of ``service``, on what botocore resolved for ``client``: its endpoint
+    (``endpoint_url``, ``AWS_ENDPOINT_URL*``, FIPS, the partition), region, credentials (the
+    whole provider chain, refreshable) and CA bundle; ``client`` serves the other calls."""
+    from cloudq.core.lean.client import CLASSES
+    from cloudq.core.lean.sigv4 import Credentials
+
+    found = session.get_credentials()
+
+    def credentials() -> Credentials:
+        if found is None:
+            raise botocore.exceptions.NoCredentialsError()
+        frozen = found.get_frozen_credentials()
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    return CLASSES[service](
+        endpoint_url=client.meta.endpoint_url,
+        region=client.meta.region_name,
+        credentials=credentials,
+        read_timeout=config.read_timeout,
+        connect_timeout=config.connect_timeout,
+        attempts=config.retries["total_max_attempts"],
+        user_agent=config.user_agent,
+        verify=session._session.get_config_variable("ca_bundle"),
+        fallback=lambda: client,
+    )

@@ -107,6 +107,25 @@ def _sqs_ministack(request: pytest.FixtureRequest) -> Iterator[Transport]:
 
 
 @contextmanager
+def _lean_environment(request: pytest.FixtureRequest) -> Iterator[MinistackServer]:
+    """The ministack server, with its credentials and endpoint in the environment for the
+    lean path's clients, which come from the one client factory as in an app."""
+    server: MinistackServer = request.getfixturevalue("ministack_server")
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    for name, value in server.environment().items():
+        monkeypatch.setenv(name, value)
+    yield server
+
+
+@contextmanager
+def _sqs_ministack_lean(request: pytest.FixtureRequest) -> Iterator[Transport]:
+    from cloudq.transports.sqs import default_client
+
+    with _lean_environment(request) as server, _sqs_on(server.endpoint_url) as transport:
+        yield SQSTransport(transport.prefix, client=default_client(server.endpoint_url, "us-east-1", "lean"))
+
+
+@contextmanager
 def _memory_backend(request: pytest.FixtureRequest) -> Iterator[ResultBackend]:
     yield MemoryBackend()
 
@@ -134,6 +153,16 @@ def _dynamodb_ministack(request: pytest.FixtureRequest) -> Iterator[ResultBacken
     server: MinistackServer = request.getfixturevalue("ministack_server")
     with _dynamodb_on(server.endpoint_url) as backend:
         yield backend
+
+
+@contextmanager
+def _dynamodb_ministack_lean(request: pytest.FixtureRequest) -> Iterator[ResultBackend]:
+    from cloudq.backends.dynamodb import DynamoDBBackend, default_client
+
+    with _lean_environment(request) as server, _dynamodb_on(server.endpoint_url) as backend:
+        assert isinstance(backend, DynamoDBBackend)
+        client = default_client(server.endpoint_url, "us-east-1", "lean")
+        yield DynamoDBBackend(backend.table, client=client, clock=backend.clock)
 
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -231,12 +260,14 @@ TRANSPORTS: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
     "memory": _memory_transport,
     "sqs-moto": _sqs_moto,
     "sqs-ministack": _sqs_ministack,
+    "sqs-ministack-lean": _sqs_ministack_lean,
     "redis": _redis_transport,
 }
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
     "memory": _memory_backend,
     "dynamodb-moto": _dynamodb_moto,
     "dynamodb-ministack": _dynamodb_ministack,
+    "dynamodb-ministack-lean": _dynamodb_ministack_lean,
     "redis": _redis_backend,
 }
 
