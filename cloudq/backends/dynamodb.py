@@ -86,7 +86,9 @@ CLAIM_REMOVE = (
 )
 
 
-def default_client(endpoint_url: str | None = None, region_name: str | None = None, http: str = "boto3") -> Any:
+def default_client(
+    endpoint_url: str | None = None, region_name: str | None = None, http: str = "boto3"
+) -> Any:
     return aws_client("dynamodb", endpoint_url, region_name, read_timeout=10, http=http)
 
 

@@ -66,7 +66,9 @@ CREDENTIAL_CODES = {
 }
 
 
-def default_client(endpoint_url: str | None = None, region_name: str | None = None, http: str = "boto3") -> Any:
+def default_client(
+    endpoint_url: str | None = None, region_name: str | None = None, http: str = "boto3"
+) -> Any:
     # Above the 20 s long poll.
     return aws_client("sqs", endpoint_url, region_name, read_timeout=30, http=http)
 

@@ -8,6 +8,7 @@ queue), with a 2 s visibility timeout so visibility tests stay short.
 from __future__ import annotations
 
 import functools
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -318,6 +319,31 @@ PAYLOAD_STORES: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
 def payload_store(request: pytest.FixtureRequest) -> Iterator[PayloadStore]:
     with PAYLOAD_STORES[request.param](request) as engine:
         yield engine
+
+
+#: ``CLOUDQ_LEAN=full`` (``make lean``) runs the whole suite on the lean path's engines; else
+#: (``make test``) these tests, which mostly sleep through visibility timeouts and delays on
+#: the same calls other tests make, run on the boto3 path only.
+LEAN_FULL = os.environ.get("CLOUDQ_LEAN", "").lower() == "full"
+LEAN_LONG = {
+    "test_extending_visibility_keeps_a_message_hidden_past_the_timeout",
+    "test_extend_visibility_extends_a_batch_and_ignores_stale_handles",
+    "test_an_acked_message_never_comes_back_and_acking_twice_is_fine",
+    "test_a_received_message_is_hidden_then_comes_back_with_a_higher_count",
+    "test_dead_letter_moves_the_body_with_a_reason_and_removes_it",
+    "test_delay_seconds_hide_a_message_until_then",
+    "test_a_fifo_queue_takes_a_repeated_deduplication_id_or_body_once",
+    "test_an_empty_receive_waits_then_returns_nothing",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if LEAN_FULL:
+        return
+    long = [item for item in items if "-lean]" in item.nodeid and item.name.split("[")[0] in LEAN_LONG]
+    if long:
+        config.hook.pytest_deselected(items=long)
+        items[:] = [item for item in items if item not in long]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -82,7 +82,8 @@ class LeanClient:
         self._fallback = fallback
         self._boto: Any = None
         self._lock = threading.Lock()
-        self._sleep = sleep
+        #: How retries wait (a test records the backoff through it).
+        self.sleep = sleep
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -106,7 +107,7 @@ class LeanClient:
                 status, headers, data = self._send(operation, body)
             except urllib3.exceptions.HTTPError as exc:
                 if attempt >= self._attempts:
-                    raise errors.connection_error(exc, self.meta.endpoint_url) from None
+                    raise errors.connection_error(exc, self._url) from None
             else:
                 if status < 300:
                     answer: dict[str, Any] = json.loads(data) if data else {}
@@ -116,7 +117,7 @@ class LeanClient:
                 response["ResponseMetadata"]["RetryAttempts"] = attempt - 1
                 if attempt >= self._attempts or not errors.retryable(status, response["Error"]["Code"]):
                     raise errors.client_error(response, operation)
-            self._sleep(random.random() * min(2.0 ** (attempt - 1), MAX_BACKOFF_SECONDS))
+            self.sleep(random.random() * min(2.0 ** (attempt - 1), MAX_BACKOFF_SECONDS))
             attempt += 1
 
     def _send(self, operation: str, body: bytes) -> tuple[int, dict[str, str], bytes]:

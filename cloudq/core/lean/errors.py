@@ -71,13 +71,14 @@ def retryable(status: int, code: str) -> bool:
     return status in TRANSIENT_STATUSES or code in THROTTLING_CODES or code in TRANSIENT_CODES
 
 
-def client_error(response: dict[str, Any], operation: str) -> Exception:
+def client_error(response: dict[str, Any], operation: str) -> Any:
+    """botocore's ``ClientError`` (an ``Exception``; botocore is untyped)."""
     from botocore.exceptions import ClientError
 
-    return ClientError(response, operation)  # type: ignore[arg-type]  # botocore's TypedDict
+    return ClientError(response, operation)
 
 
-def connection_error(exc: Exception, endpoint_url: str) -> Exception:
+def connection_error(exc: Exception, endpoint_url: str) -> Any:
     """The ``BotoCoreError`` botocore raises when urllib3 fails with ``exc``."""
     import botocore.exceptions as be
 
@@ -95,4 +96,3 @@ def connection_error(exc: Exception, endpoint_url: str) -> Exception:
     if isinstance(exc, errors.ProtocolError):
         return be.ConnectionClosedError(endpoint_url=endpoint_url, error=exc)
     return be.HTTPClientError(error=exc)
-

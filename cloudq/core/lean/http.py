@@ -35,7 +35,8 @@ def proxy_for(endpoint_url: str) -> str | None:
     parts = urlsplit(endpoint_url)
     proxies = urllib.request.getproxies_environment()
     proxy = proxies.get(parts.scheme)
-    if not proxy or urllib.request.proxy_bypass_environment(parts.hostname or "", proxies):
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # not in typeshed
+    if not proxy or bypass(parts.hostname or "", proxies):
         return None
     return proxy if "://" in proxy else f"http://{proxy}"
 

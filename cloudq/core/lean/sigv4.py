@@ -82,4 +82,5 @@ class Signer:
         signature = hmac.new(
             self.signing_key(credentials.secret_key, day), to_sign.encode(), hashlib.sha256
         ).hexdigest()
-        return f"{ALGORITHM} Credential={credentials.access_key}/{scope}, SignedHeaders={signed}, Signature={signature}"
+        credential = f"{credentials.access_key}/{scope}"
+        return f"{ALGORITHM} Credential={credential}, SignedHeaders={signed}, Signature={signature}"

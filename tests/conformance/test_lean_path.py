@@ -1,0 +1,185 @@
+"""What botocore did for the engines, done by the lean path (``aws_http="lean"``) on ministack:
+the same cloudq errors with the same messages, standard-mode retries of throttling and 5xx
+answers with backoff, and the environment's proxy. The whole conformance suite also runs on
+lean engines (``sqs-ministack-lean``, ``dynamodb-ministack-lean``)."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from cloudq.backends.dynamodb import DynamoDBBackend
+from cloudq.core.aws import aws_client
+from cloudq.core.errors import BackendError, CloudQError, CredentialsError, QueueNotFoundError, TransportError
+from cloudq.core.lean.client import LeanClient
+from cloudq.transports.base import OutgoingMessage
+from cloudq.transports.sqs import SQSTransport
+from cloudq_emulator.server import MinistackServer, free_port
+from tests.chaos.fault_proxy import THROTTLED_RESPONSE, UNAVAILABLE_RESPONSE, FaultProxy
+
+
+@pytest.fixture
+def aws_env(ministack_server: MinistackServer, monkeypatch: pytest.MonkeyPatch) -> MinistackServer:
+    for name, value in ministack_server.environment().items():
+        monkeypatch.setenv(name, value)
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    return ministack_server
+
+
+def _clients(service: str, endpoint_url: str, **options: Any) -> dict[str, Any]:
+    options = {"read_timeout": 5, **options}
+    return {
+        path: aws_client(service, endpoint_url, "us-east-1", http=path, **options)
+        for path in ("boto3", "lean")
+    }
+
+
+def _error(call: Any, *args: Any) -> CloudQError:
+    with pytest.raises(CloudQError) as raised:
+        call(*args)
+    return raised.value
+
+
+def test_the_lean_factory_serves_the_hot_calls_and_boto3_the_others(aws_env: MinistackServer) -> None:
+    lean = aws_client("sqs", aws_env.endpoint_url, "us-east-1", read_timeout=5, http="lean")
+    assert isinstance(lean, LeanClient)
+    assert (lean.meta.region_name, lean.meta.endpoint_url) == ("us-east-1", aws_env.endpoint_url)
+    name = f"lean-{uuid.uuid4().hex[:8]}"
+    url = lean.create_queue(QueueName=name)["QueueUrl"]  # not a hot call: boto3's
+    assert lean.get_queue_url(QueueName=name)["QueueUrl"] == url
+    transport = SQSTransport("", client=lean)
+    [sent] = transport.send(name, [OutgoingMessage("hello", attributes={"k": "v"})])
+    [got] = transport.receive(name, wait_seconds=1)
+    assert (got.message_id, got.body, got.attributes["k"]) == (sent.message_id, "hello", "v")
+    assert transport.stats(name).in_flight == 1  # GetQueueAttributes, through boto3
+    transport.close()
+
+
+def test_errors_are_the_same_cloudq_errors_with_the_same_messages(aws_env: MinistackServer) -> None:
+    errors: dict[str, list[CloudQError]] = {}
+    for path, sqs in _clients("sqs", aws_env.endpoint_url).items():
+        errors[path] = [_error(SQSTransport("nope-", client=sqs).check_queues, ["emails"])]
+    for path, dynamodb in _clients("dynamodb", aws_env.endpoint_url).items():
+        errors[path].append(_error(DynamoDBBackend("no-such-results", client=dynamodb).get, "x"))
+    assert [type(e) for e in errors["lean"]] == [QueueNotFoundError, BackendError]
+    # The request ids differ; nothing else does.
+    assert [str(e) for e in errors["lean"]] == [str(e) for e in errors["boto3"]]
+
+
+def test_an_unreachable_endpoint_and_missing_credentials_are_the_same_errors(
+    aws_env: MinistackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    unreachable = [
+        _error(SQSTransport("x-", client=client).check_queues, ["q"])
+        for client in _clients("sqs", closed, connect_timeout=1, attempts=1).values()
+    ]
+    assert [type(e) for e in unreachable] == [TransportError, TransportError]
+    assert str(unreachable[1]) == str(unreachable[0])
+    assert str(unreachable[1]).startswith("SQS unreachable for queue 'x-q': Could not connect")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    lean = aws_client("sqs", closed, "us-east-1", read_timeout=1, attempts=1, http="lean")
+    with pytest.raises(CredentialsError, match="no AWS credentials for SQS: Unable to locate credentials"):
+        SQSTransport("x-", client=lean).check_queues(["q"])
+
+
+@pytest.fixture
+def proxied(aws_env: MinistackServer) -> Iterator[tuple[FaultProxy, str]]:
+    """A fault proxy in front of ministack, and a queue's URL."""
+    sqs = aws_client("sqs", aws_env.endpoint_url, "us-east-1", read_timeout=5)
+    url = sqs.create_queue(QueueName=f"lean-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    with FaultProxy(aws_env.port) as proxy:
+        yield proxy, url
+
+
+@pytest.mark.parametrize("answer", [THROTTLED_RESPONSE, UNAVAILABLE_RESPONSE], ids=["throttled", "503"])
+def test_throttling_and_503_are_retried_with_backoff_then_succeed(
+    proxied: tuple[FaultProxy, str], answer: bytes
+) -> None:
+    proxy, url = proxied
+    lean = aws_client("sqs", proxy.endpoint_url, "us-east-1", read_timeout=5, attempts=3, http="lean")
+    waits: list[float] = []
+    lean.sleep = waits.append
+    proxy.fail_requests(b"AmazonSQS.SendMessage", times=2, response=answer)
+    response = lean.send_message(QueueUrl=url, MessageBody="after two refusals")
+    assert response["MessageId"] and response["ResponseMetadata"]["RetryAttempts"] == 2
+    assert proxy.failed_requests == 2
+    # botocore standard mode's jittered exponential backoff: random() * 2 ** (retry - 1) seconds
+    assert len(waits) == 2 and 0 <= waits[0] <= 1 and 0 <= waits[1] <= 2
+
+
+def test_retries_end_at_the_attempts_and_the_last_refusal_is_the_error(
+    proxied: tuple[FaultProxy, str],
+) -> None:
+    proxy, url = proxied
+    lean = aws_client("sqs", proxy.endpoint_url, "us-east-1", read_timeout=5, attempts=2, http="lean")
+    lean.sleep = lambda seconds: None
+    proxy.fail_requests(b"AmazonSQS.SendMessageBatch", response=THROTTLED_RESPONSE)
+    queue = url.rsplit("/", 1)[-1]
+    refused = rf"SQS Throttling on queue '{queue}': An error occurred \(Throttling\)"
+    with pytest.raises(TransportError, match=refused):
+        SQSTransport("", client=lean).send(queue, [OutgoingMessage("x")])
+    assert proxy.failed_requests == 2
+
+
+class _ForwardProxy(BaseHTTPRequestHandler):
+    """A plain HTTP forward proxy: records each request's target, then forwards it."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list[str] = []
+
+    def do_POST(self) -> None:
+        self.seen.append(self.path)
+        target = urlsplit(self.path)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        upstream = http.client.HTTPConnection(target.hostname or "", target.port, timeout=5)
+        upstream.request("POST", target.path or "/", body, dict(self.headers.items()))
+        answer = upstream.getresponse()
+        data = answer.read()
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        upstream.close()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_the_environments_proxy_is_used_unless_no_proxy_names_the_host(
+    aws_env: MinistackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _ForwardProxy.seen = []
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+        lean = aws_client("sqs", aws_env.endpoint_url, "us-east-1", read_timeout=5, http="lean")
+        name = f"lean-{uuid.uuid4().hex[:8]}"
+        lean.create_queue(QueueName=name)
+        lean.get_queue_url(QueueName=name)
+        assert f"{aws_env.endpoint_url}/" in _ForwardProxy.seen
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        seen = len(_ForwardProxy.seen)
+        aws_client("sqs", aws_env.endpoint_url, "us-east-1", read_timeout=5, http="lean").get_queue_url(
+            QueueName=name
+        )
+        assert len(_ForwardProxy.seen) == seen
+    finally:
+        server.shutdown()
+        server.server_close()
