@@ -79,6 +79,10 @@ class LeanClient:
         self._attempts = max(1, attempts)
         self._user_agent = user_agent
         self._http = pool(endpoint_url, maxsize=POOL_SIZE, verify=verify)
+        # Without a proxy, requests go straight to the endpoint's own pool (the manager would
+        # parse the URL and look the pool up at every call).
+        self._target: Any = self._http if self._http.proxy else self._http.connection_from_url(self._url)
+        self._request_url = self._url if self._http.proxy else self._path
         self._fallback = fallback
         self._boto: Any = None
         self._lock = threading.Lock()
@@ -136,9 +140,9 @@ class LeanClient:
             "POST", self._path, headers, payload_hash, credentials, amz_date
         )
         headers["User-Agent"] = self._user_agent
-        response = self._http.urlopen(
+        response = self._target.urlopen(
             "POST",
-            self._url,
+            self._request_url,
             body=body,
             headers=headers,
             retries=False,
@@ -146,7 +150,7 @@ class LeanClient:
             timeout=self._timeout,
             assert_same_host=False,
         )
-        return response.status, {k.lower(): v for k, v in response.headers.items()}, response.data
+        return response.status, {k.lower(): v for k, v in response.headers.iteritems()}, response.data
 
     def close(self) -> None:
         self._http.clear()
