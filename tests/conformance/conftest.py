@@ -8,6 +8,7 @@ queue), with a 2 s visibility timeout so visibility tests stay short.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 import uuid
@@ -107,13 +108,37 @@ def _sqs_ministack(request: pytest.FixtureRequest) -> Iterator[Transport]:
         yield transport
 
 
+@pytest.fixture(scope="session")
+def ministack_auth() -> Iterator[tuple[MinistackServer, dict[str, str]]]:
+    """A second ministack server, with request authentication on (signatures verified, IAM
+    enforced), and the key of an IAM user allowed SQS and DynamoDB: the lean path's engines
+    run there, so a request it signs wrongly fails the suite. Queues and tables are made
+    with the root key (``CREDENTIALS``)."""
+    with MinistackServer(authenticate=True) as server:
+        iam = _client("iam", server.endpoint_url)
+        user = "cloudq-worker"
+        iam.create_user(UserName=user)
+        policy = {"Effect": "Allow", "Action": ["sqs:*", "dynamodb:*"], "Resource": "*"}
+        iam.put_user_policy(
+            UserName=user,
+            PolicyName="data",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [policy]}),
+        )
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        yield (
+            server,
+            {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]},
+        )
+
+
 @contextmanager
 def _lean_environment(request: pytest.FixtureRequest) -> Iterator[MinistackServer]:
-    """The ministack server, with its credentials and endpoint in the environment for the
-    lean path's clients, which come from the one client factory as in an app."""
-    server: MinistackServer = request.getfixturevalue("ministack_server")
+    """The authenticating ministack server, its endpoint and the IAM user's key in the
+    environment for the lean path's clients, which come from the one client factory as in
+    an app."""
+    server, key = request.getfixturevalue("ministack_auth")
     monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
-    for name, value in server.environment().items():
+    for name, value in {**server.environment(), **key}.items():
         monkeypatch.setenv(name, value)
     yield server
 

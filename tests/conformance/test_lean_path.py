@@ -26,12 +26,17 @@ from tests.chaos.fault_proxy import THROTTLED_RESPONSE, UNAVAILABLE_RESPONSE, Fa
 
 
 @pytest.fixture
-def aws_env(ministack_server: MinistackServer, monkeypatch: pytest.MonkeyPatch) -> MinistackServer:
-    for name, value in ministack_server.environment().items():
+def aws_env(
+    ministack_auth: tuple[MinistackServer, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> MinistackServer:
+    """The ministack server that authenticates requests, and an IAM user's key
+    (``tests/conformance/conftest.py``), in the environment."""
+    server, key = ministack_auth
+    for name, value in {**server.environment(), **key}.items():
         monkeypatch.setenv(name, value)
     for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
-    return ministack_server
+    return server
 
 
 def _clients(service: str, endpoint_url: str, **options: Any) -> dict[str, Any]:
@@ -72,6 +77,25 @@ def test_errors_are_the_same_cloudq_errors_with_the_same_messages(aws_env: Minis
     assert [type(e) for e in errors["lean"]] == [QueueNotFoundError, BackendError]
     # The request ids differ; nothing else does.
     assert [str(e) for e in errors["lean"]] == [str(e) for e in errors["boto3"]]
+
+
+def test_a_wrong_signature_is_refused_as_boto3s_is(
+    aws_env: MinistackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a queue the IAM user's key reaches on the lean path
+    name = f"lean-{uuid.uuid4().hex[:8]}"
+    lean = aws_client("sqs", aws_env.endpoint_url, "us-east-1", read_timeout=5, http="lean")
+    url = lean.create_queue(QueueName=name)["QueueUrl"]
+    assert lean.get_queue_url(QueueName=name)["QueueUrl"] == url
+    # When it is asked for with a wrong secret, the server refuses both paths alike
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    refused = [
+        _error(SQSTransport("", client=sqs).check_queues, [name])
+        for sqs in _clients("sqs", aws_env.endpoint_url, attempts=1).values()
+    ]
+    assert [type(e) for e in refused] == [TransportError, TransportError]
+    assert "SignatureDoesNotMatch" in str(refused[1])
+    assert str(refused[1]) == str(refused[0])
 
 
 def test_an_unreachable_endpoint_and_missing_credentials_are_the_same_errors(
@@ -128,7 +152,10 @@ def test_retries_end_at_the_attempts_and_the_last_refusal_is_the_error(
     lean.sleep = lambda seconds: None
     proxy.fail_requests(b"AmazonSQS.SendMessageBatch", response=THROTTLED_RESPONSE)
     queue = url.rsplit("/", 1)[-1]
-    refused = rf"SQS Throttling on queue '{queue}': An error occurred \(Throttling\)"
+    refused = (
+        rf"SQS Throttling on queue '{queue}': An error occurred \(Throttling\) when calling the "
+        r"SendMessageBatch operation \(reached max retries: 1\)"
+    )
     with pytest.raises(TransportError, match=refused):
         SQSTransport("", client=lean).send(queue, [OutgoingMessage("x")])
     assert proxy.failed_requests == 2

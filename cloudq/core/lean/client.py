@@ -119,7 +119,10 @@ class LeanClient:
                     return answer
                 response = errors.error_response(status, headers, data)
                 response["ResponseMetadata"]["RetryAttempts"] = attempt - 1
-                if attempt >= self._attempts or not errors.retryable(status, response["Error"]["Code"]):
+                if attempt >= self._attempts:  # botocore says so in the message
+                    response["ResponseMetadata"]["MaxAttemptsReached"] = True
+                    raise errors.client_error(response, operation)
+                if not errors.retryable(status, response["Error"]["Code"]):
                     raise errors.client_error(response, operation)
             self.sleep(random.random() * min(2.0 ** (attempt - 1), MAX_BACKOFF_SECONDS))
             attempt += 1
