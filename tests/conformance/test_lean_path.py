@@ -6,13 +6,17 @@ lean engines (``sqs-ministack-lean``, ``dynamodb-ministack-lean``)."""
 from __future__ import annotations
 
 import http.client
+import json
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
 import pytest
 
 from cloudq.backends.dynamodb import DynamoDBBackend
@@ -23,6 +27,11 @@ from cloudq.transports.base import OutgoingMessage
 from cloudq.transports.sqs import SQSTransport
 from cloudq_emulator.server import MinistackServer, free_port
 from tests.chaos.fault_proxy import THROTTLED_RESPONSE, UNAVAILABLE_RESPONSE, FaultProxy
+
+ROOT = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+SQS_POLICY = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}
+)
 
 
 @pytest.fixture
@@ -210,3 +219,47 @@ def test_the_environments_proxy_is_used_unless_no_proxy_names_the_host(
     finally:
         server.shutdown()
         server.server_close()
+
+
+CREDENTIAL_PROCESS = """
+import datetime, json, pathlib, sys
+key = json.loads(pathlib.Path(sys.argv[1]).read_text())
+soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
+print(json.dumps({"Version": 1, **key, "Expiration": soon.isoformat()}))
+"""
+
+
+def test_credentials_that_change_mid_run_are_picked_up(
+    aws_env: MinistackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an IAM user with two keys, and a credential process handing out the first, as
+    # expiring within botocore's refresh window (so botocore asks the process at every use)
+    iam = boto3.client("iam", endpoint_url=aws_env.endpoint_url, region_name="us-east-1", **ROOT)
+    user = f"rotating-{uuid.uuid4().hex[:6]}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="sqs", PolicyDocument=SQS_POLICY)
+    first, second = (iam.create_access_key(UserName=user)["AccessKey"] for _ in range(2))
+    current = tmp_path / "key.json"
+
+    def hand_out(key: dict[str, Any]) -> None:
+        current.write_text(json.dumps({k: key[k] for k in ("AccessKeyId", "SecretAccessKey")}))
+
+    hand_out(first)
+    (tmp_path / "process.py").write_text(CREDENTIAL_PROCESS)
+    config = tmp_path / "config"
+    config.write_text(
+        f"[default]\ncredential_process = {sys.executable} {tmp_path / 'process.py'} {current}\n"
+    )
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    lean = aws_client("sqs", aws_env.endpoint_url, "us-east-1", read_timeout=5, attempts=1, http="lean")
+    url = lean.create_queue(QueueName=user)["QueueUrl"]
+    lean.send_message(QueueUrl=url, MessageBody="with the first key")
+    # When the process hands out the second key and the first is deleted
+    hand_out(second)
+    iam.delete_access_key(UserName=user, AccessKeyId=first["AccessKeyId"])
+    # Then the client goes on with the second, without being made again
+    lean.send_message(QueueUrl=url, MessageBody="with the second key")
+    assert len(lean.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])) >= 1
