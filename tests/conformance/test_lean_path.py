@@ -263,3 +263,79 @@ def test_credentials_that_change_mid_run_are_picked_up(
     # Then the client goes on with the second, without being made again
     lean.send_message(QueueUrl=url, MessageBody="with the second key")
     assert len(lean.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])) >= 1
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by itself (a CA nobody trusts), and its key."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cloudq test CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+class _TLSFront(_ForwardProxy):
+    """HTTPS in front of ministack: forwards each request to ``upstream``."""
+
+    upstream = ""
+
+    def do_POST(self) -> None:
+        self.path = self.upstream + self.path
+        super().do_POST()
+
+
+def test_tls_is_verified_and_aws_ca_bundle_is_honoured(
+    aws_env: MinistackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ssl
+
+    cert_file, key_file = _self_signed(tmp_path)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TLSFront)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    _TLSFront.upstream = aws_env.endpoint_url
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"https://127.0.0.1:{server.server_address[1]}"
+    try:
+        name = f"lean-{uuid.uuid4().hex[:8]}"
+        aws_client("sqs", aws_env.endpoint_url, "us-east-1", read_timeout=5).create_queue(QueueName=name)
+        # An endpoint whose certificate comes from an unknown CA is refused
+        lean = aws_client("sqs", endpoint, "us-east-1", read_timeout=5, attempts=1, http="lean")
+        with pytest.raises(TransportError, match="SSL validation failed"):
+            SQSTransport("", client=lean).check_queues([name])
+        # and accepted with that CA in AWS_CA_BUNDLE
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(cert_file))
+        lean = aws_client("sqs", endpoint, "us-east-1", read_timeout=5, attempts=1, http="lean")
+        assert lean.get_queue_url(QueueName=name)["QueueUrl"].endswith(name)
+    finally:
+        server.shutdown()
+        server.server_close()
