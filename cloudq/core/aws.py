@@ -143,6 +143,9 @@ def aws_client(
     region = (
         region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     )
+    if http == "lean" and service in LEAN_SERVICES and lambda_environment():
+        timeouts = {"read_timeout": read_timeout, "connect_timeout": connect_timeout, "attempts": attempts}
+        return _lean_from_environment(service, endpoint_url, region, timeouts, region_name)
     session, user_agent = _session()
     config = Config(
         # total_max_attempts counts the first try; botocore's max_attempts would not.
@@ -166,6 +169,67 @@ def aws_client(
 
 #: The services with a lean path (``aws_http="lean"``).
 LEAN_SERVICES = ("sqs", "dynamodb")
+
+
+def lambda_environment() -> bool:
+    """Whether this process is a Lambda function's with what the lean path needs in its
+    environment: Lambda puts the function's credentials and region there. FIPS and dual-stack
+    endpoints (whose names differ by service and partition) are left to botocore."""
+    env = os.environ
+    return bool(
+        env.get("AWS_LAMBDA_FUNCTION_NAME")
+        and env.get("AWS_ACCESS_KEY_ID")
+        and env.get("AWS_SECRET_ACCESS_KEY")
+        and env.get("AWS_USE_DUALSTACK_ENDPOINT", "").lower() != "true"
+        and env.get("AWS_USE_FIPS_ENDPOINT", "").lower() != "true"
+    )
+
+
+def standard_endpoint(service: str, region: str) -> str:
+    """The endpoint botocore resolves for ``service`` in ``region`` when nothing is configured
+    (and neither FIPS nor dual-stack is asked for): ``https://<prefix>.<region>.<the
+    partition's DNS suffix>``."""
+    import re
+
+    suffix = "amazonaws.com"
+    for found in _loader.load_data("partitions").get("partitions", ()):
+        if region in found.get("regions", {}) or re.match(found.get("regionRegex", "^$"), region):
+            suffix = str(found.get("outputs", {}).get("dnsSuffix", suffix))
+            break
+    return f"https://{ENDPOINT_PREFIXES[service]}.{region}.{suffix}"
+
+
+def _configured_endpoint(service: str) -> str | None:
+    """``AWS_ENDPOINT_URL_<SERVICE>`` or ``AWS_ENDPOINT_URL``, as botocore reads them."""
+    env = os.environ
+    if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        return None
+    return env.get(f"AWS_ENDPOINT_URL_{service.upper()}") or env.get("AWS_ENDPOINT_URL") or None
+
+
+def _lean_from_environment(
+    service: str, endpoint_url: str | None, region: str, timeouts: dict[str, Any], region_name: str | None
+) -> Any:
+    """On Lambda, the lean client of ``service`` from the environment alone: no boto3 client
+    is made (botocore's client creation is most of a cold start's AWS cost) until a call
+    that is not a hot one needs it."""
+    from cloudq.core.lean.client import CLASSES
+    from cloudq.core.lean.http import ca_bundle
+    from cloudq.core.lean.sigv4 import Credentials
+
+    env = os.environ
+    frozen = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env.get("AWS_SESSION_TOKEN"))
+    return CLASSES[service](
+        endpoint_url=endpoint_url or _configured_endpoint(service) or standard_endpoint(service, region),
+        region=region,
+        credentials=lambda: frozen,
+        read_timeout=timeouts["read_timeout"],
+        connect_timeout=timeouts["connect_timeout"],
+        attempts=timeouts["attempts"],
+        user_agent=f"Botocore/{botocore.__version__} cloudq/{VERSION} lean",
+        verify=ca_bundle(),
+        fallback=lambda: aws_client(service, endpoint_url, region_name, **timeouts),
+    )
 
 
 def _lean_client(service: str, session: boto3.session.Session, client: Any, config: Config) -> Any:

@@ -339,3 +339,47 @@ def test_tls_is_verified_and_aws_ca_bundle_is_honoured(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_on_lambda_the_endpoint_is_the_one_botocore_resolves(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_DYNAMODB"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "cloudq-test")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    for fips in ("false", "true"):  # FIPS names are botocore's to resolve (lean on its client)
+        monkeypatch.setenv("AWS_USE_FIPS_ENDPOINT", fips)
+        for service in ("sqs", "dynamodb"):
+            for region in ("us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1"):
+                botocores = boto3.client(service, region_name=region, **ROOT).meta.endpoint_url
+                lean = aws_client(service, None, region, read_timeout=1, http="lean")
+                assert lean.meta.endpoint_url == botocores, (service, region, fips)
+
+
+def test_on_lambda_the_lean_path_makes_no_boto3_client(
+    aws_env: MinistackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a Lambda function's environment (its credentials and region in variables)
+    import botocore.session
+
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "cloudq-test")
+    made: list[str] = []
+    create_client = botocore.session.Session.create_client
+
+    def counted(self: Any, service: str, *args: Any, **kwargs: Any) -> Any:
+        made.append(service)
+        return create_client(self, service, *args, **kwargs)
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", counted)
+    name = f"lean-{uuid.uuid4().hex[:8]}"
+    boto3.client("sqs", endpoint_url=aws_env.endpoint_url, region_name="us-east-1", **ROOT).create_queue(
+        QueueName=name
+    )
+    made.clear()
+    # When the transport sends and receives on the lean path
+    transport = SQSTransport("", client=aws_client("sqs", read_timeout=5, http="lean"))
+    transport.send(name, [OutgoingMessage("on Lambda")])
+    [got] = transport.receive(name, wait_seconds=1)
+    # Then it did so without a boto3 client, which is made for the first other call only
+    assert got.body == "on Lambda" and made == []
+    assert transport.stats(name).in_flight == 1 and made == ["sqs"]
