@@ -15,7 +15,7 @@ export PYTHONDONTWRITEBYTECODE :=
 # mkdocs-material's banner about its successor, printed on every build.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: demo test docs docs-strict check check-unit check-conformance chaos lean schedules celery-move bench lint typecheck clean infra workflows stepfunctions
+.PHONY: demo test docs docs-strict check check-unit check-conformance chaos lean schedules celery-move flow bench lint typecheck clean infra workflows stepfunctions
 
 $(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,9 +38,9 @@ demo: $(STAMP)
 # The suite, after the lint and type checks the README promises (they run here, not only by hand)
 # and the strict docs build.
 # The suite runs on 2 processes (pytest-xdist): most e2e time is waiting on workers and the
-# emulator, so two share the 2 cores; tests/conftest.py keeps each module on one process.
+# emulator, so two share the 2 cores; each module stays on one process (tests/conftest.py).
 test: $(STAMP) $(WHEELS) lint typecheck docs-strict
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 	$(SHIFTED) $(BIN)/python -m pytest -q tests/unit
 
 # make test runs the unit tests a second time on a clock 400 days ahead (Debian's libfaketime),
@@ -87,6 +87,10 @@ lean: $(STAMP)
 # Run-time schedules on ministack in full: a rate(1 minute) schedule fires, and deleted, no more.
 schedules: $(STAMP)
 	CLOUDQ_SCHEDULES=full $(BIN)/python -m pytest tests/e2e/test_runtime_schedules_e2e.py -q -s
+
+# The flow-control scenarios at the issue's full scale (make test runs them short).
+flow: $(STAMP)
+	CLOUDQ_FLOW=full $(BIN)/python -m pytest tests/e2e/test_flow_e2e.py -q -s
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from cloudq.core.celery_options import PRIORITY_REFUSED
 from cloudq.core.celery_options import from_celery_settings as from_celery_settings  # public here
 from cloudq.core.config import MAX_WAIT_SECONDS, WORKER_CONCURRENCY, WORKER_GRACE_SECONDS
 from cloudq.core.errors import ArgumentError, ConfigurationError
+from cloudq.core.flow import LanePolicy, check_priority
 from cloudq.core.naming import DEFAULT_VISIBILITY_TIMEOUT
 
 if TYPE_CHECKING:
@@ -57,7 +57,9 @@ class SendOptions:
     the id (the idempotency key), ``message_group_id`` is SQS's ordering unit on a FIFO queue
     (a fair-queue tenant on a standard one) and ``deduplication_id`` a FIFO queue's
     deduplication id. ``protocol="celery"`` asks for Celery's format (what every send to a
-    queue of ``celery_queues`` is in); Celery's ``priority`` is refused for now.
+    queue of ``celery_queues`` is in). ``priority="high"`` sends it to the queue's high lane
+    (``"default"``: the queue itself; ``None``: the task's own ``priority``); Celery's
+    integer priority maps to a lane (``cloudq.core.flow.check_priority``).
     """
 
     countdown: float | None = None
@@ -70,12 +72,11 @@ class SendOptions:
     #: The message format: ``"celery"`` (Celery's task protocol 2) or ``"cloudq"``; checked
     #: against the queue, whose format ``celery_queues`` decides. ``None``: the queue's.
     protocol: str | None = None
-    #: Celery's integer priority: refused for now (``PRIORITY_REFUSED``).
-    priority: int | None = None
+    #: The lane: ``"high"``, ``"default"``, Celery's integer (0-255), or ``None``.
+    priority: str | int | None = None
 
     def __post_init__(self) -> None:
-        if self.priority is not None:
-            raise ConfigurationError(PRIORITY_REFUSED.format(priority=self.priority))
+        check_priority(self.priority)  # a clear error at send time, before anything is sent
         if self.protocol not in (None, *PROTOCOLS):
             raise ArgumentError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {self.protocol!r}")
         if self.countdown is not None and not _is_number(self.countdown):
@@ -132,8 +133,13 @@ class WorkerOptions:
     wait_seconds: float | None = None
     #: Seconds running tasks get to finish once the worker is asked to stop.
     grace: float = WORKER_GRACE_SECONDS
+    #: How threads pick between priority lanes (``strict``, ``weighted:H:L``); ``None``: the
+    #: ``lanes`` setting.
+    lanes: str | None = None
 
     def __post_init__(self) -> None:
+        if self.lanes is not None:
+            LanePolicy.parse(self.lanes)
         queues_ok = not isinstance(self.queues, str) and all(isinstance(q, str) and q for q in self.queues)
         concurrency, visibility, wait = self.concurrency, self.visibility_timeout, self.wait_seconds
         checks = [
@@ -169,6 +175,7 @@ class WorkerOptions:
         visibility_timeout: int | None = None,
         wait_seconds: float | None = None,
         grace: float = WORKER_GRACE_SECONDS,
+        lanes: str | None = None,
     ) -> WorkerOptions:
         """From the keyword options of ``Worker`` and ``cloudq worker``, as ``Worker`` always
         took them: a concurrency below 1 is 1, a visibility timeout of 0 is not set."""
@@ -180,6 +187,7 @@ class WorkerOptions:
             visibility_timeout or None,  # 0 always meant "not set"
             wait_seconds,
             grace,
+            lanes,
         )
 
 
@@ -192,6 +200,7 @@ class ResolvedWorkerOptions:
     visibility_timeout: int
     wait_seconds: float
     grace: float
+    lanes: LanePolicy
 
 
 # -- the options against the settings ----------------------------------------------------
@@ -222,4 +231,5 @@ def resolve_worker_options(
         visibility_timeout=visibility,
         wait_seconds=settings.wait_seconds if options.wait_seconds is None else options.wait_seconds,
         grace=options.grace,
+        lanes=LanePolicy.parse(options.lanes or settings.lanes),
     )

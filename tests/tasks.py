@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cloudq import CloudQ, Task
+from cloudq import CloudQ, SoftTimeLimitExceeded, Task
 
 
 class Point(BaseModel):
@@ -32,6 +32,21 @@ def _record(name: str, value: str) -> None:
     if folder:
         with open(Path(folder) / name, "a") as log:
             log.write(value + "\n")
+
+
+def _counted(key: str, seconds: float) -> list[float]:
+    """Run ``seconds`` counted in Redis under ``key`` ($CLOUDQ_TEST_REDIS): how many ran at
+    once as this one started (itself included), its start and its end (epoch seconds)."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ.get("CLOUDQ_TEST_REDIS", "redis://127.0.0.1:6379/0"))
+    started = time.time()
+    at_once = int(client.incr(key))
+    try:
+        time.sleep(seconds)
+    finally:
+        client.decr(key)
+    return [at_once, started, time.time()]
 
 
 def make_app(name: str = "tests", **settings: Any) -> CloudQ:
@@ -252,6 +267,59 @@ def _register_flow_tasks(app: CloudQ) -> None:
     @app.task(name="bad_progress", bind=True, max_retries=0)
     def bad_progress(self: Task[Any, Any]) -> None:
         self.set_progress(float("nan"))
+
+    @app.task(name="soft_looped", soft_timeout=1, max_retries=0)
+    def soft_looped(seconds: float = 10.0) -> dict[str, Any]:
+        """Loops ``seconds`` (real time) past its 1 s soft limit: when ``SoftTimeLimitExceeded``
+        reached it (seconds from its start), and when its ``finally`` block ran."""
+        started = time.monotonic()
+        cleaned: list[float] = []
+        try:
+            try:
+                while time.monotonic() - started < seconds:
+                    time.sleep(0.01)
+            finally:
+                cleaned.append(time.monotonic() - started)
+        except SoftTimeLimitExceeded:
+            return {"raised_after": cleaned[0], "finally_ran": True}
+        return {"raised_after": None, "finally_ran": bool(cleaned)}
+
+    @app.task(name="soft_unhandled", soft_timeout=0.3, max_retries=0)
+    def soft_unhandled() -> None:
+        """Loops until its soft limit raises, which it leaves unhandled."""
+        while True:
+            time.sleep(0.01)
+
+    @app.task(name="fleet_capped", max_concurrency=3, max_retries=0)
+    def fleet_capped(seconds: float) -> list[float]:
+        """Counts itself in Redis while it runs: [runs at once as it started, start, end]."""
+        return _counted(f"{app.name}-running", seconds)
+
+    @app.task(name="singleton", max_concurrency=1, max_retries=2)
+    def singleton(seconds: float) -> float:
+        """Runs alone across the fleet; returns when it started (epoch seconds)."""
+        started = time.time()
+        time.sleep(seconds)
+        return started
+
+    @app.task(name="key_capped", max_concurrency=2, concurrency_key="customer", max_retries=0)
+    def key_capped(customer: str, seconds: float) -> list[float]:
+        return _counted(f"{app.name}-running:{customer}", seconds)
+
+    @app.task(name="progress_for", bind=True, max_retries=0)
+    def progress_for(self: Task[Any, Any], seconds: float) -> None:
+        """Reports the seconds it has run, every 0.1 s, for ``seconds``."""
+        started = time.monotonic()
+        while (elapsed := time.monotonic() - started) < seconds:
+            self.set_progress(round(elapsed, 1), seconds)
+            time.sleep(0.1)
+
+    @app.task(name="lane_work", max_retries=0)
+    def lane_work(seconds: float = 0.0) -> float:
+        """Works ``seconds``; returns when it started (epoch seconds): lanes tests measure it."""
+        started = time.time()
+        time.sleep(seconds)
+        return started
 
     @app.task(name="capped_per_customer", max_concurrency=2, concurrency_key="customer")
     def capped_per_customer(customer: str, seconds: float = 0) -> float:

@@ -20,7 +20,7 @@ from cloudq.core.config import UNSET, Settings, SettingsSource, load_settings
 from cloudq.core.errors import ArgumentError, ConfigurationError, TaskRegistrationError
 from cloudq.core.flow import FlowOptions
 from cloudq.core.message import Message
-from cloudq.core.naming import physical_queue_name, results_table_name
+from cloudq.core.naming import HIGH_LANE, lane_queue_name, physical_queue_name, results_table_name
 from cloudq.core.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from cloudq.transports.base import SendResult, require_sent
 
@@ -154,11 +154,26 @@ class CloudQ:
         return table or results_table_name(self.name)
 
     def queue_names(self) -> set[str]:
-        """Every logical queue a task of this app is routed to, the default queue, and the
-        Celery and Step Functions queues it serves."""
+        """Every logical queue a task of this app is routed to, the default queue, the Celery
+        and Step Functions queues it serves, and their high lanes (``with_lanes``)."""
         tasks = {task.queue for task in self.tasks.values()}
         served = {*self.settings.celery_queues, *self.settings.stepfunctions_queues}
-        return tasks | {self.settings.default_queue} | served
+        return set(self.with_lanes(tasks | {self.settings.default_queue} | served))
+
+    def laned_queues(self) -> set[str]:
+        """The logical queues with a high lane: the ``priority_queues`` setting and the queues
+        of tasks declared with ``priority="high"``."""
+        declared = {task.queue for task in self.tasks.values() if task.flow.priority == HIGH_LANE}
+        return declared | set(self.settings.priority_queues)
+
+    def with_lanes(self, queues: Iterable[str]) -> list[str]:
+        """``queues`` and, after each that has one, its high lane (``emails``, ``emails-high``)."""
+        laned = self.laned_queues()
+        found: list[str] = []
+        for queue in queues:
+            lane = lane_queue_name(queue, HIGH_LANE)
+            found += [queue, lane] if queue in laned else [queue]
+        return list(dict.fromkeys(found))
 
     # -- registry ------------------------------------------------------------------------
 
@@ -192,6 +207,7 @@ class CloudQ:
         max_concurrency: int | None = None,
         concurrency_key: str | Callable[..., Any] | None = None,
         soft_timeout: float | None = None,
+        priority: str | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(self, fn: Callable[..., Any] | None = None, **options: Any) -> Any:
@@ -209,7 +225,8 @@ class CloudQ:
         (``rate_burst`` tokens at once, ``rate_key`` a bucket per key) and
         ``max_concurrency=N`` (``concurrency_key`` a cap per key) hold across every worker
         and the Lambda function, through the result backend. ``soft_timeout=N`` gives each
-        run a deadline it can read (``self.request.deadline`` / ``remaining()``).
+        run a deadline; past it ``SoftTimeLimitExceeded`` is raised inside the run.
+        ``priority="high"`` sends its calls to the queue's high lane.
         """
         if fn is not None:
             return self._register(fn, options)

@@ -20,7 +20,9 @@ from pydantic import ValidationError
 
 from cloudq.core.arguments import is_json
 from cloudq.core.errors import ArgumentError, ConfigurationError
+from cloudq.core.flow import check_priority
 from cloudq.core.message import Message, new_task_id
+from cloudq.core.naming import lane_queue_name
 from cloudq.tracing import send_span
 from cloudq.transports.base import OutgoingMessage, SendResult, is_fifo, require_sent
 
@@ -131,6 +133,10 @@ class Sender:
         registered = self.app.tasks.get(name)
         target = resolve_queue(options, registered.queue if registered else None, self.app.settings)
         _check_protocol(options.protocol, target, self.app.codec.is_celery(target))
+        priority = options.priority
+        if priority is None and registered is not None:
+            priority = registered.flow.priority  # the task's default lane
+        target = self._lane(target, priority)
         if run_at is not None and is_fifo(target):
             # SQS does not delay single messages of a FIFO queue, and re-sending one to wait
             # would break its order (and could be dropped by content deduplication).
@@ -139,6 +145,20 @@ class Sender:
                 "send delayed tasks to a standard queue"
             )
         return Outgoing(message, target, options.message_group_id, options.deduplication_id)
+
+    def _lane(self, queue: str, priority: str | int | None) -> str:
+        """The queue of ``priority``'s lane of ``queue``; a lane the app does not declare is
+        refused (nothing would create or poll it)."""
+        lane = check_priority(priority)
+        if lane is None:
+            return queue
+        if queue not in self.app.laned_queues():
+            raise ArgumentError(
+                f"queue {queue!r} has no {lane} priority lane: add it to the priority_queues setting "
+                f"(CLOUDQ_PRIORITY_QUEUES), or declare a task on it with priority={lane!r}, then "
+                "deploy the lane (cloudq infra render / cloudq emulator up)"
+            )
+        return lane_queue_name(queue, lane)
 
     def send(self, messages: Sequence[Outgoing], *, now: float | None = None) -> list[SendResult]:
         """Send many envelopes, batched per queue by the transport (SQS: 10 per call); one

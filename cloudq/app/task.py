@@ -101,13 +101,15 @@ class Task(Generic[P, R]):
         message_group_id: str | None = None,
         deduplication_id: str | None = None,
         protocol: str | None = None,
-        priority: int | None = None,
+        priority: str | int | None = None,
     ) -> AsyncResult[R]:
         """Send with options: a delay (``countdown`` seconds or an ``eta``), an expiry, another
         queue, a chosen task id (the idempotency key), SQS's ``message_group_id`` (FIFO: order
         within the group, groups in parallel; standard: fair-queue tenant),
-        ``deduplication_id`` (FIFO), and ``protocol``/``priority`` (``CloudQ.send_task``).
-        They make one ``cloudq.options.SendOptions``, checked before anything is sent."""
+        ``deduplication_id`` (FIFO), a ``priority`` lane (``"high"``, ``"default"``, or
+        Celery's integer: ``cloudq.core.flow.check_priority``) and ``protocol``
+        (``CloudQ.send_task``). They make one ``cloudq.options.SendOptions``, checked
+        before anything is sent."""
         from cloudq.options import SendOptions  # sending only: not at import (issue 14)
 
         options = SendOptions(

@@ -233,6 +233,12 @@ class ResultBackend(Protocol):
         reads each tick: a write that returned is in it)."""
         ...
 
+    def running_progress(self, now: float, limit: int) -> list[ResultRecord] | None:
+        """Records of running tasks that reported progress (state PROGRESS, claim live at
+        ``now``), at most ``limit``, the latest reports first where the engine knows; ``None``
+        where it cannot list them without reading every record (DynamoDB: a scan)."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...

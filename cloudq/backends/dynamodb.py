@@ -390,6 +390,11 @@ class DynamoDBBackend:
     def schedules(self, key: str) -> dict[str, str]:
         return dynamodb_schedules.schedules(self, key)
 
+    def running_progress(self, now: float, limit: int) -> list[ResultRecord] | None:
+        """``None``: the table is keyed by task id only, and an index of running tasks would
+        cost a write on every state change; finding them would be a scan."""
+        return None
+
     def close(self) -> None:
         self.client.close()
 

@@ -62,6 +62,14 @@ def lease_decision(
     return LeaseDecision(live, 0.0)
 
 
+def progress_running(record: ResultRecord, now: float) -> bool:
+    """Whether ``record`` is of a run that reported progress and still holds its claim: what
+    ``ResultBackend.running_progress`` lists."""
+    from cloudq.backends.base import State
+
+    return record.state is State.PROGRESS and (record.lease_expires_at or 0.0) > now
+
+
 def progress_allowed(found: ResultRecord | None, owner: str, now: float) -> bool:
     """The progress rule: a progress write lands only while ``owner`` holds the task's claim
     (state STARTED or PROGRESS, its lease not expired), and keeps it."""

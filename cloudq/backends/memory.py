@@ -20,7 +20,7 @@ from cloudq.backends.base import (
     schedule_change,
     superseded,
 )
-from cloudq.backends.flow import lease_decision, progress_allowed, rate_decision
+from cloudq.backends.flow import lease_decision, progress_allowed, progress_running, rate_decision
 from cloudq.core.clock import SYSTEM_CLOCK, Clock
 
 
@@ -153,6 +153,11 @@ class MemoryBackend:
     def schedules(self, key: str) -> dict[str, str]:
         with self._lock:
             return dict(self._schedules.get(key, {}))
+
+    def running_progress(self, now: float, limit: int) -> list[ResultRecord] | None:
+        with self._lock:
+            records = [self._live(task_id) for task_id in list(self._records)]
+        return [record for record in records if record is not None and progress_running(record, now)][:limit]
 
     def close(self) -> None:
         """Nothing to release."""

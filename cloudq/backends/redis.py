@@ -29,6 +29,7 @@ from cloudq.backends.base import (
     claimed_record,
     revoked_record,
 )
+from cloudq.backends.flow import progress_running
 from cloudq.core.clock import SYSTEM_CLOCK, Clock
 from cloudq.core.errors import BackendError, MissingExtraError
 from cloudq.core.redis_scripts import load_scripts
@@ -49,6 +50,14 @@ SCRIPTS = (
     "put_progress",
     "delete_schedule",
 )
+
+
+#: A task id stays in the progress index this long after its last report at most.
+PROGRESS_INDEX_SECONDS = 86_400
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 @contextmanager
@@ -175,9 +184,33 @@ class RedisBackend:
             self.client.hdel(f"{self.prefix}lease:{key}", holder)
 
     def put_progress(self, task_id: str, owner: str, progress: Progress, now: float) -> bool:
-        args = [owner, repr(now), progress.model_dump_json()]
+        args = [owner, repr(now), progress.model_dump_json(), task_id, repr(now - PROGRESS_INDEX_SECONDS)]
+        keys = [self._key(task_id), self._progress_index]
         with mapped("put_progress"):
-            return bool(self._scripts["put_progress"](keys=[self._key(task_id)], args=args))
+            return bool(self._scripts["put_progress"](keys=keys, args=args))
+
+    @property
+    def _progress_index(self) -> str:
+        """Task ids by their last progress report's time (a sorted set), so that running
+        tasks are listed without a scan."""
+        return f"{self.prefix}progress"
+
+    def running_progress(self, now: float, limit: int) -> list[ResultRecord] | None:
+        """The latest reports first; ids whose run ended leave the index as they are read."""
+        with mapped("running_progress"):
+            ids = [_text(raw) for raw in self.client.zrevrange(self._progress_index, 0, 4 * limit - 1)]
+            raws = self.client.mget([self._key(task_id) for task_id in ids]) if ids else []
+            running: list[ResultRecord] = []
+            ended: list[str] = []
+            for task_id, raw in zip(ids, raws, strict=True):
+                record = self._live(raw)
+                if record is not None and progress_running(record, now):
+                    running.append(record)
+                else:
+                    ended.append(task_id)
+            if ended:
+                self.client.zrem(self._progress_index, *ended)
+        return running[:limit]
 
     def put_schedule(self, key: str, name: str, definition: str) -> bool:
         # HSETNX is the rule's create case (schedule_change): set only where there is none.

@@ -1,6 +1,8 @@
 -- The progress rule of backends/flow.py progress_allowed, as one atomic step: the record
--- becomes PROGRESS with the report while the owner holds its claim, which is kept.
--- KEYS: the record key. ARGV: owner, now (s), the progress JSON.
+-- becomes PROGRESS with the report while the owner holds its claim, which is kept; the task
+-- id goes in the progress index (scored by now), which forgets ids not reported since ARGV[5].
+-- KEYS: the record key, the progress index. ARGV: owner, now (s), the progress JSON, the
+-- task id, the index's horizon (s).
 -- Returns 1 when stored, 0 when the owner does not hold the claim.
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
@@ -22,4 +24,6 @@ repeat
 until not position
 record = string.sub(record, 1, at - 1) .. ',"progress":' .. ARGV[3] .. '}'
 redis.call('SET', KEYS[1], record, 'KEEPTTL')
+redis.call('ZADD', KEYS[2], now, ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5])
 return 1

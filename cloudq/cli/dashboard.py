@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cloudq.cli.root import APP_OPTION, friendly_errors, main
+from cloudq.cli.root import APP_OPTION, METRICS_OPTION, friendly_errors, main
 from cloudq.core.distribution import DISTRIBUTION
 from cloudq.core.errors import ConfigurationError
 
@@ -24,14 +24,7 @@ DASHBOARD_MISSING = f"the dashboard needs its extra: pip install '{DISTRIBUTION}
     help="Every request must carry it (or CLOUDQ_DASHBOARD_TOKEN); needed to bind beyond loopback.",
 )
 @click.option("--allow-replay", is_flag=True, help="Show the replay buttons of the dead-letter page.")
-@click.option(
-    "--metrics",
-    "metrics_source",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "cloudwatch", "none"]),
-    help="As cloudq status --metrics: where outcomes and SQS ages come from.",
-)
+@METRICS_OPTION
 @click.option(
     "--refresh",
     default=2.0,

@@ -171,3 +171,14 @@ def _command_of(name: str) -> click.Command | None:
 def _emulator_missing(args: tuple[str, ...]) -> None:
     """Local AWS (needs the emulator: the 'emulator' extra)."""
     raise ConfigurationError(EMULATOR_MISSING)
+
+
+#: ``--metrics``, shared by ``cloudq status`` and ``cloudq dashboard``.
+METRICS_OPTION = click.option(
+    "--metrics",
+    "metrics_source",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "cloudwatch", "none"]),
+    help="Where outcomes and SQS ages come from: auto reads CloudWatch for SQS on AWS only.",
+)

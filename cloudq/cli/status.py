@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from cloudq.cli.root import APP_OPTION, friendly_errors, main
+from cloudq.cli.root import APP_OPTION, METRICS_OPTION, friendly_errors, main
 from cloudq.core.errors import ConfigurationError
 
 
@@ -24,14 +24,7 @@ from cloudq.core.errors import ConfigurationError
     type=click.IntRange(1, 1440),
     help="Minutes of recent outcomes.",
 )
-@click.option(
-    "--metrics",
-    "metrics_source",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "cloudwatch", "none"]),
-    help="Where outcomes and SQS ages come from: auto reads CloudWatch for SQS on AWS only.",
-)
+@METRICS_OPTION
 @click.option(
     "--cost",
     is_flag=True,

@@ -52,6 +52,11 @@ logger = logging.getLogger("cloudq.worker")
     type=click.FloatRange(0),
     help="Seconds running tasks get to finish on SIGTERM.",
 )
+@click.option(
+    "--lanes",
+    help="How threads pick between priority lanes: strict (default: the lanes setting) or "
+    "weighted:H:L (H high runs, then L default runs).",
+)
 @LOG_FORMAT_OPTION
 @click.pass_obj
 @friendly_errors
@@ -64,6 +69,7 @@ def worker(
     wait_seconds: float | None,
     processes: int,
     grace: float,
+    lanes: str | None,
     log_format: str,
 ) -> None:
     """Run a long-polling worker for MODULE:APP (e.g. shop.tasks:app)."""
@@ -87,6 +93,7 @@ def worker(
         visibility_timeout=visibility_timeout,
         wait_seconds=wait_seconds,
         grace=grace,
+        lanes=lanes,
     )
     runner = Worker(app, options=options)
     logger.info(

@@ -11,17 +11,11 @@ from typing import Any
 
 from cloudq.core.errors import ConfigurationError, TaskRegistrationError
 
-#: What a send or a task with Celery's ``priority`` gets: no priority lanes yet.
-PRIORITY_REFUSED = (
-    "priority={priority}: Celery's message priority is not supported yet (cloudq's priority "
-    "lanes are being built); leave it out, or send urgent tasks to a queue of their own"
-)
 #: Celery task options cloudq refuses, with what to do instead.
 REFUSED_TASK_OPTIONS = {
     "serializer": "cloudq sends JSON only: remove serializer= (JSON is Celery's default too)",
     "routing_key": "cloudq routes by queue name: use queue= instead of routing_key=",
     "exchange": "cloudq routes by queue name: use queue= instead of exchange=",
-    "priority": PRIORITY_REFUSED,
     "track_started": "remove track_started=: a run's claim already records it as STARTED",
     "reject_on_worker_lost": (
         "remove reject_on_worker_lost=: the message of a worker that died comes back after its "
@@ -37,7 +31,7 @@ def task_options(options: dict[str, Any]) -> None:
     ``TaskRegistrationError`` with what to do instead."""
     for name, message in REFUSED_TASK_OPTIONS.items():
         if name in options:
-            raise TaskRegistrationError(message.format(priority=options[name]))
+            raise TaskRegistrationError(message)
     for celery, cloudq in RENAMED_TASK_OPTIONS.items():
         if celery in options:
             _take(options, celery, cloudq, options.pop(celery))

@@ -127,6 +127,31 @@ class Settings(BaseModel):
     #: The event source mapping's maximum concurrency (ScalingConfig.MaximumConcurrency,
     #: 2–1000); ``None``: no cap.
     lambda_maximum_concurrency: int | None = None
+    #: The same per queue (``emails-high=20,emails=5``), over ``lambda_maximum_concurrency``.
+    lambda_queue_concurrency: dict[str, int] = {}
+    #: Logical queues with a high priority lane (``<queue>-high``, README "Flow control");
+    #: the queue of a task declared with ``priority="high"`` has one as well.
+    priority_queues: tuple[str, ...] = ()
+    #: How a worker picks between the lanes: ``strict`` or ``weighted:H:L``.
+    lanes: str = "strict"
+
+    @field_validator("lanes")
+    @classmethod
+    def _lane_policy(cls, value: str) -> str:
+        from cloudq.core.flow import LanePolicy
+
+        try:
+            return str(LanePolicy.parse(value))
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("lambda_queue_concurrency")
+    @classmethod
+    def _each_concurrency_in_aws_range(cls, value: dict[str, int]) -> dict[str, int]:
+        for queue, cap in value.items():
+            if not 2 <= cap <= 1000:
+                raise ValueError(f"{queue}: must be between 2 and 1000 (SQS event source mapping limit)")
+        return value
 
     @field_validator("lambda_maximum_concurrency")
     @classmethod
@@ -194,8 +219,11 @@ def _from_env(name: str, environ: Mapping[str, str]) -> Any:
         return UNSET
     if name in ("backend", "payload_store", "celery_result_backend") and raw.strip().lower() in ("", "none"):
         return None
-    if name in ("signing_keys", "lambda_queues", "celery_queues", "stepfunctions_queues"):
+    if name in ("signing_keys", "lambda_queues", "celery_queues", "stepfunctions_queues", "priority_queues"):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if name == "lambda_queue_concurrency":  # emails-high=20,emails=5
+        pairs = (part.partition("=") for part in raw.split(",") if part.strip())
+        return {queue.strip(): cap.strip() for queue, _, cap in pairs}
     return raw
 
 

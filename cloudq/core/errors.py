@@ -22,6 +22,7 @@
     │   └── ResultTooLargeError     a result is larger than the backend stores (not retried)
     ├── TaskError                   a task failed remotely; carries the remote type, message and traceback
     │   └── TaskRevokedError        the task was revoked before it ran
+    ├── SoftTimeLimitExceeded       raised inside a task past its ``soft_timeout`` (retry policy applies)
     └── Retry                       raised by ``self.retry()`` inside a task (control flow, not a failure)
 
 ``TimeoutError`` (the builtin) is raised by ``AsyncResult.get`` when the result is not ready in time.
@@ -147,6 +148,16 @@ class TaskError(CloudQError):
 
 class TaskRevokedError(TaskError):
     """The task was revoked (``AsyncResult.revoke()``, ``cloudq revoke``) before it ran."""
+
+
+class SoftTimeLimitExceeded(CloudQError):  # noqa: N818 - Celery's name
+    """Raised inside a running task when its ``soft_timeout`` has passed (or, on Lambda, a
+    margin before the invocation ends), so it can clean up. Unhandled, it is the task's
+    failure like any other exception: the retry policy (``autoretry_for``) decides."""
+
+    def __init__(self, message: str = "the task ran past its soft_timeout") -> None:
+        # Raised into the task's thread as a class: built with no argument.
+        super().__init__(message)
 
 
 class Retry(CloudQError):  # noqa: N818 - Celery's name; control flow, not an error

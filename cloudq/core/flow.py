@@ -10,6 +10,10 @@ concurrency cap, each optionally per key.
 - ``rate_key=`` / ``concurrency_key=``: a parameter name, or a function of the task's
   arguments, whose value picks a bucket (a cap) of its own, e.g. one per customer.
 
+- ``priority="high"`` (a task's default, or ``apply_async(priority=…)``): sent to the
+  queue's high lane (``cloudq.core.naming.lane_queue_name``); a worker picks between its
+  lanes by its ``LanePolicy``.
+
 The rules themselves are the backend's (``cloudq.backends.flow``); the executor's
 ``cloudq.runtime.flow`` applies them to a message.
 """
@@ -22,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloudq.core.arguments import Arguments
-from cloudq.core.errors import TaskRegistrationError
+from cloudq.core.errors import ArgumentError, ConfigurationError, TaskRegistrationError
+from cloudq.core.naming import DEFAULT_LANE, HIGH_LANE, LANES
 
 #: The units of a rate limit, in seconds.
 RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
@@ -66,6 +71,8 @@ class FlowOptions:
     max_concurrency: int | None = None
     concurrency_key: KeySpec | None = None
     soft_timeout: float | None = None
+    #: The lane of the task's sends unless ``apply_async(priority=…)`` says otherwise.
+    priority: str | None = None
 
     @property
     def needs_arguments(self) -> bool:
@@ -84,6 +91,7 @@ class FlowOptions:
             max_concurrency=options.pop("max_concurrency", None),
             concurrency_key=options.pop("concurrency_key", None),
             soft_timeout=options.pop("soft_timeout", None),
+            priority=_task_priority(options.pop("priority", None)),
         )
         flow._check(arguments)
         return flow
@@ -110,6 +118,13 @@ class FlowOptions:
                 raise TaskRegistrationError(f"{name} must be a parameter name or a function")
 
 
+def _task_priority(priority: object) -> str | None:
+    try:
+        return check_priority(priority)
+    except ArgumentError as exc:
+        raise TaskRegistrationError(str(exc)) from None
+
+
 def flow_key(
     task_name: str,
     spec: KeySpec | None,
@@ -127,3 +142,48 @@ def flow_key(
     else:
         value = spec(*args, **kwargs)
     return f"{task_name}:{value}"
+
+
+@dataclass(frozen=True)
+class LanePolicy:
+    """How task threads pick between the lanes: ``high`` runs, then ``default`` runs, while
+    both wait; ``default=0``: strictly high first."""
+
+    high: int = 1
+    default: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> LanePolicy:
+        """``strict`` or ``weighted:H:L`` (whole numbers of at least 1); anything else is a
+        ``ConfigurationError`` that says how to write it."""
+        if text == "strict":
+            return cls()
+        kind, _, weights = text.partition(":")
+        high, _, default = weights.partition(":")
+        if kind == "weighted" and high.isdigit() and default.isdigit() and min(int(high), int(default)) >= 1:
+            return cls(int(high), int(default))
+        raise ConfigurationError(f"lanes {text!r}: write strict or weighted:H:L (e.g. weighted:4:1)")
+
+    def __str__(self) -> str:
+        return "strict" if not self.default else f"weighted:{self.high}:{self.default}"
+
+
+#: Celery's integer priority at or above which a send goes to the high lane. Read the way
+#: RabbitMQ reads it (0-255, higher is more urgent; Celery's default is none, or 0).
+CELERY_HIGH_PRIORITY = 5
+
+
+def check_priority(priority: object) -> str | None:
+    """A send's lane: ``"high"``, or ``None`` for the default lane (``"default"`` too).
+    Celery's integer priority (0-255) maps to two lanes: ``CELERY_HIGH_PRIORITY`` and above
+    is ``"high"``, below is the default lane. Anything else is an ``ArgumentError``."""
+    if priority is None or priority == DEFAULT_LANE:
+        return None
+    if isinstance(priority, str) and priority in LANES:
+        return priority
+    if isinstance(priority, int) and not isinstance(priority, bool) and 0 <= priority <= 255:
+        return HIGH_LANE if priority >= CELERY_HIGH_PRIORITY else None
+    names = ", ".join(repr(lane) for lane in LANES)
+    raise ArgumentError(
+        f"priority must be one of {names}, an integer 0-255 (Celery's) or None, not {priority!r}"
+    )

@@ -11,6 +11,12 @@ from collections.abc import Collection
 FIFO_SUFFIX = ".fifo"
 DEAD_LETTER_SUFFIX = "-dlq"
 RESULTS_SUFFIX = "-results"
+#: Priority lanes: ``apply_async(priority="high")`` sends to the queue's sibling named with
+#: the lane's suffix (``emails`` → ``emails-high``); ``"default"`` (or ``None``) is the queue.
+HIGH_LANE = "high"
+DEFAULT_LANE = "default"
+LANES = (HIGH_LANE, DEFAULT_LANE)
+LANE_SUFFIXES = {HIGH_LANE: "-high"}
 #: A queue's visibility timeout when nothing sets one (SQS's own default, which the rendered
 #: templates keep); the memory and Redis engines and the worker assume it too.
 DEFAULT_VISIBILITY_TIMEOUT = 30
@@ -33,6 +39,27 @@ def is_dead_letter_queue(queue: str) -> bool:
     """Whether ``queue`` is named as a dead-letter queue (``dead_letter_queue_name``'s output)."""
     base = queue[: -len(FIFO_SUFFIX)] if is_fifo(queue) else queue
     return base.endswith(DEAD_LETTER_SUFFIX)
+
+
+def lane_queue_name(queue: str, lane: str | None) -> str:
+    """The queue of ``lane``: ``emails`` → ``emails-high``; ``orders.fifo`` →
+    ``orders-high.fifo`` (still FIFO); the default lane (``None``) is ``queue`` itself."""
+    if lane is None or lane == DEFAULT_LANE:
+        return queue
+    suffix = LANE_SUFFIXES[lane]
+    if is_fifo(queue):
+        return queue[: -len(FIFO_SUFFIX)] + suffix + FIFO_SUFFIX
+    return queue + suffix
+
+
+def lane_of(queue: str) -> tuple[str, str]:
+    """``lane_queue_name``'s inverse: ``emails-high`` → (``emails``, ``high``); a queue of no
+    lane suffix is its own default lane."""
+    base = queue[: -len(FIFO_SUFFIX)] if is_fifo(queue) else queue
+    for lane, suffix in LANE_SUFFIXES.items():
+        if base.endswith(suffix) and len(base) > len(suffix):
+            return base[: -len(suffix)] + (FIFO_SUFFIX if is_fifo(queue) else ""), lane
+    return queue, DEFAULT_LANE
 
 
 def is_celery_queue(queue: str, celery_queues: Collection[str]) -> bool:

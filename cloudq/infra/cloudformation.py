@@ -320,7 +320,9 @@ def function(resources: Resources, environment: dict[str, str]) -> Template:
     return found
 
 
-def mapping_properties(resources: Resources) -> Template:
+def mapping_properties(resources: Resources, queue: QueueResource) -> Template:
+    """The mapping of ``queue``: its ``MaximumConcurrency`` is its own (a priority lane may
+    get more than its default lane), else the function's."""
     spec = resources.function
     assert spec is not None
     found: Template = {
@@ -328,8 +330,9 @@ def mapping_properties(resources: Resources) -> Template:
         "MaximumBatchingWindowInSeconds": spec.batching_window,
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
     }
-    if spec.maximum_concurrency is not None:
-        found["ScalingConfig"] = {"MaximumConcurrency": spec.maximum_concurrency}
+    concurrency = spec.concurrency_of(queue.logical_name)
+    if concurrency is not None:
+        found["ScalingConfig"] = {"MaximumConcurrency": concurrency}
     return found
 
 
@@ -340,7 +343,7 @@ def mapping(resources: Resources, queue: QueueResource) -> Template:
             "EventSourceArn": get_att(queue.logical_id, "Arn"),
             "FunctionName": ref("WorkerFunction"),
             "Enabled": True,
-            **mapping_properties(resources),
+            **mapping_properties(resources, queue),
         },
     }
 

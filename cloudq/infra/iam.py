@@ -17,7 +17,9 @@ Where each action comes from (a batch API is authorised by its single action):
 - ``sqs:GetQueueAttributes``: queue statistics (``cloudq dlq``, the worker's backlog lines);
   required for the event source mapping.
 - ``dynamodb:GetItem``: ``AsyncResult.get()``, the idempotency check; ``dynamodb:PutItem``,
-  ``dynamodb:UpdateItem``: results, claims (conditional writes), a chord's member count.
+  ``dynamodb:UpdateItem``: results, claims (conditional writes), a chord's member count, and
+  flow control's items in the same table (``rate#`` buckets, ``lease#`` caps, progress
+  reports: ``cloudq.backends.dynamodb_flow``), so they need no action of their own.
 - ``s3:PutObject``, ``s3:GetObject``, ``s3:DeleteObject`` (the payload bucket, under its
   prefix): producers write large arguments and read large results; workers read arguments,
   write large results and delete argument objects after success (``cloudq.core.codec``).

@@ -20,6 +20,7 @@ from cloudq.core.naming import (
     DEFAULT_VISIBILITY_TIMEOUT,
     dead_letter_queue_name,
     is_fifo,
+    lane_of,
     schedule_group_name,
 )
 from cloudq.core.pointer import ARGUMENTS_FOLDER, RESULTS_FOLDER
@@ -96,6 +97,12 @@ class LambdaResource(BaseModel):
     batch_size: int
     batching_window: int
     maximum_concurrency: int | None
+    #: ``MaximumConcurrency`` of single queues' mappings (logical name), over the one above.
+    queue_concurrency: dict[str, int] = {}
+
+    def concurrency_of(self, queue: str) -> int | None:
+        """The ``MaximumConcurrency`` of ``queue``'s mapping (logical name), or ``None``."""
+        return self.queue_concurrency.get(queue, self.maximum_concurrency)
 
 
 class BucketResource(BaseModel):
@@ -233,7 +240,9 @@ def used_queues(app: CloudQ) -> set[str]:
     used |= {periodic.queue for periodic in app.periodic_tasks.values()}
     used |= set(app.settings.celery_queues)  # served for Celery's producers (issue 25)
     used |= set(app.settings.stepfunctions_queues)  # served for Step Functions (issue 27)
-    return used or {app.settings.default_queue}
+    used |= set(app.settings.priority_queues)
+    # Each priority lane is a queue of its own, with its own dead-letter queue.
+    return set(app.with_lanes(sorted(used or {app.settings.default_queue})))
 
 
 def _bucket(app: CloudQ) -> BucketResource | None:
@@ -277,7 +286,7 @@ def _schedules(app: CloudQ) -> list[ScheduleResource]:
 def _visibility_timeout(app: CloudQ, queue: str) -> int:
     """AWS advises a Lambda-consumed queue's visibility timeout of 6x the function timeout, so
     retries of a throttled or timed-out batch do not overlap the running one."""
-    if queue in app.settings.lambda_queues:
+    if lane_of(queue)[0] in app.settings.lambda_queues:
         return max(DEFAULT_VISIBILITY_TIMEOUT, LAMBDA_VISIBILITY_FACTOR * app.settings.lambda_timeout)
     return DEFAULT_VISIBILITY_TIMEOUT
 
@@ -286,6 +295,13 @@ def _function(app: CloudQ, app_reference: str) -> LambdaResource | None:
     settings = app.settings
     if not settings.lambda_queues:
         return None
+    queues = app.with_lanes(settings.lambda_queues)  # a lane gets its own mapping
+    unknown = set(settings.lambda_queue_concurrency) - set(queues)
+    if unknown:
+        raise ConfigurationError(
+            f"lambda_queue_concurrency names queue(s) the function does not consume: "
+            f"{', '.join(sorted(unknown))}; its queues: {', '.join(queues)}"
+        )
     for task in sorted(app.tasks.values(), key=lambda t: t.name):
         needed = seconds_needed(task)
         if task.queue in settings.lambda_queues and needed > settings.lambda_timeout:
@@ -297,12 +313,13 @@ def _function(app: CloudQ, app_reference: str) -> LambdaResource | None:
     return LambdaResource(
         function_name=f"{app.name}-worker",
         app_reference=app_reference,
-        queues=list(settings.lambda_queues),
+        queues=queues,
         timeout=settings.lambda_timeout,
         memory_mb=settings.lambda_memory_mb,
         batch_size=settings.lambda_batch_size,
         batching_window=settings.lambda_batching_window,
         maximum_concurrency=settings.lambda_maximum_concurrency,
+        queue_concurrency=dict(settings.lambda_queue_concurrency),
     )
 
 

@@ -32,8 +32,9 @@ def function_events(resources: Resources) -> list[Template]:
             "maximumBatchingWindow": spec.batching_window,
             "functionResponseType": "ReportBatchItemFailures",
         }
-        if spec.maximum_concurrency is not None:
-            event["maximumConcurrency"] = spec.maximum_concurrency
+        concurrency = spec.concurrency_of(queue.logical_name)
+        if concurrency is not None:
+            event["maximumConcurrency"] = concurrency
         events.append({"sqs": event})
     return events
 

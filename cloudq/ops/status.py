@@ -13,10 +13,15 @@ age of the oldest message     CloudWatch AWS/SQS           n/a (no SQS metrics) 
                               ApproximateAgeOfOldestMessage                      itself
 recent outcomes, p50/p95      CloudWatch GetMetricData on  n/a (EMF lines are    n/a
                               the EMF metrics              not made metrics)
+progress of running tasks     n/a (DynamoDB: a scan)       n/a (DynamoDB)        its index
 ============================  ===========================  ====================  ===========
 
 On RabbitMQ the depths come from a passive declare (ready messages; those a consumer holds
 are not counted) and the age of the oldest message is n/a: the broker does not tell it.
+
+The progress of running tasks comes from the result backend (``running_progress``): Redis
+and memory keep an index of the tasks that reported; DynamoDB has none (a scan of the table
+is not a status read), so it says n/a and why.
 
 ``metrics="cloudwatch"`` reads CloudWatch whatever the endpoint (a VPC endpoint, or an
 emulator's CloudWatch API); ``"none"`` never does. ``"auto"`` reads it for SQS on AWS's own
@@ -30,7 +35,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from cloudq.core.clock import SYSTEM_CLOCK, Clock
-from cloudq.core.errors import ConfigurationError
+from cloudq.core.errors import BackendError, ConfigurationError
 from cloudq.core.urls import parse_url
 from cloudq.ops.cloudwatch import (
     MetricsUnavailableError,
@@ -66,6 +71,21 @@ class QueueStatus:
 
 
 @dataclass(frozen=True)
+class RunningTask:
+    """A running task's last progress report (``set_progress``)."""
+
+    task_id: str
+    task: str
+    done: float
+    total: float | None
+    message: str | None
+
+
+#: Running tasks shown at most.
+RUNNING_LIMIT = 20
+
+
+@dataclass(frozen=True)
 class Status:
     app: str
     broker: str
@@ -75,6 +95,9 @@ class Status:
     outcomes: list[TaskOutcomes] | None
     outcomes_source: str
     oldest_age_source: str
+    #: ``None`` when the backend cannot list them cheaply (``running_source`` says why).
+    running: list[RunningTask] | None = None
+    running_source: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,6 +180,7 @@ class StatusReader:
             )
             for queue, stats, dead in depths
         ]
+        running, running_source = self._running()
         return Status(
             app=app.name,
             broker=transport.describe(),
@@ -165,6 +189,8 @@ class StatusReader:
             outcomes=outcomes,
             outcomes_source=outcomes_source,
             oldest_age_source=self._age_source(),
+            running=running,
+            running_source=running_source,
         )
 
     def outcomes(self) -> tuple[list[TaskOutcomes] | None, str]:
@@ -193,6 +219,27 @@ class StatusReader:
             found = str(exc)
         self._last = (now, found)
         return found
+
+    def _running(self) -> tuple[list[RunningTask] | None, str]:
+        """The progress of running tasks, and where it comes from (or why it is n/a)."""
+        backend = self.app.backend
+        if backend is None:
+            return None, "n/a: no result backend"
+        try:
+            records = backend.running_progress(self.app.clock.time(), RUNNING_LIMIT)
+        except BackendError as exc:
+            return None, f"n/a: {exc}"
+        if records is None:
+            return None, (
+                f"n/a: {self.app.settings.backend} lists no running tasks without scanning the table; "
+                "read one task's with AsyncResult(id).progress"
+            )
+        running = [
+            RunningTask(record.task_id, record.task_name, progress.done, progress.total, progress.message)
+            for record in records
+            if (progress := record.progress) is not None
+        ]
+        return running, f"the result backend's progress index, latest {RUNNING_LIMIT}"
 
     def _age_source(self) -> str:
         if self.engine.scheme in ("amqp", "amqps"):

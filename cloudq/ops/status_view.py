@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from cloudq.ops.status_text import NOT_AVAILABLE
 from cloudq.ops.status_text import age_text as _age
 from cloudq.ops.status_text import ms_text as _ms
 
@@ -58,6 +59,10 @@ def render(status: Status, footer: str = "") -> Group:
         parts.append(Text(f"recent outcomes: {status.outcomes_source}", style="dim"))
     else:
         parts.append(_outcomes(status))
+    if status.running is None:
+        parts.append(Text(f"running tasks' progress: {status.running_source}", style="dim"))
+    elif status.running:
+        parts.append(_running(status))
     if footer:
         parts.append(Text(footer, style="dim"))
     return Group(*parts)
@@ -79,6 +84,24 @@ def _outcomes(status: Status) -> Table:
                 _ms(row.p95_ms),
             )
             for row in status.outcomes
+        ],
+    )
+
+
+def _running(status: Status) -> Table:
+    assert status.running is not None
+    return _table(
+        f"running ({status.running_source})",
+        ("task id", "task", "done", "of", "message"),
+        [
+            (
+                row.task_id,
+                row.task,
+                f"{row.done:g}",
+                NOT_AVAILABLE if row.total is None else f"{row.total:g}",
+                row.message or "",
+            )
+            for row in status.running
         ],
     )
 

@@ -45,6 +45,7 @@ from cloudq.runtime.metrics import EmfMetrics
 from cloudq.runtime.outcome import BACKEND_RETRY_SECONDS, Action, Outcome, Prepared, clip, log_outcome
 from cloudq.runtime.replay import new_life
 from cloudq.runtime.results import ResultWriter
+from cloudq.runtime.soft_limit import SoftLimits
 from cloudq.runtime.task_tokens import TaskTokens
 from cloudq.tracing import run_span
 from cloudq.transports.base import MAX_REASON_CHARS, DeadLetterNote, ReceivedMessage, is_fifo
@@ -86,6 +87,8 @@ class Executor:
         self.flow = Flow(app, self.health, self.worker_id)
         #: Reports to Step Functions the runs of messages carrying a task token.
         self.tokens = TaskTokens()
+        #: Raises ``SoftTimeLimitExceeded`` in runs past their ``soft_timeout``.
+        self.soft_limits = SoftLimits(app.clock)
         #: When the Lambda invocation running this executor ends (epoch seconds on the app's
         #: clock), set by ``cloudq.aws_lambda`` per record; ``None`` on a worker.
         self.invocation_ends: float | None = None
@@ -270,6 +273,12 @@ class Executor:
             bounds.append(self.invocation_ends - LAMBDA_DEADLINE_MARGIN_SECONDS)
         return min(bounds) if bounds else None
 
+    @staticmethod
+    def _soft_deadline(task: Task[Any, Any], request: Request) -> float | None:
+        """When ``SoftTimeLimitExceeded`` is raised: only in a task with a ``soft_timeout``
+        (a task without one is not interrupted, on Lambda either), at its deadline."""
+        return request.deadline if task.flow.soft_timeout is not None else None
+
     def _claim(
         self, task: Task[Any, Any], message: Message, received: ReceivedMessage, attempts: Attempts
     ) -> Attempts | Outcome:
@@ -311,7 +320,9 @@ class Executor:
             with run_span(task.name, message.traceparent) as traceparent, self.tokens.beating(message):
                 if traceparent is not None:
                     request = replace(request, traceparent=traceparent)
-                value = self.app.hooks.run(task, request)  # before_task, the task, after_task
+                # before_task, the task, after_task; SoftTimeLimitExceeded past soft_timeout
+                deadline = self._soft_deadline(task, request)
+                value = self.soft_limits.run(deadline, self.app.hooks.run, task, request)
         except Retry as retry:
             cause = retry.exc or retry
             return self._retry_or_fail(task, message, received, attempts, cause, retry.countdown)

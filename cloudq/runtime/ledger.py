@@ -18,6 +18,8 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, fields
 
+from cloudq.core.flow import LanePolicy
+from cloudq.runtime.lanes import LaneBuffer, is_high_lane
 from cloudq.transports.base import ReceivedMessage
 
 
@@ -45,10 +47,19 @@ class WorkerStats:
 STAT_NAMES = frozenset(field.name for field in fields(WorkerStats))
 
 
-class Ledger:
-    """What a worker holds, under one lock. ``batch_size``: deletes per broker call."""
+def _key(message: ReceivedMessage) -> tuple[str, str]:
+    """A held message's key: a receipt handle is unique within its queue only (Redis numbers
+    each queue's deliveries from 1), so two queues' messages, a lane's and its queue's, may
+    share one."""
+    return message.queue, message.receipt_handle
 
-    def __init__(self, batch_size: int) -> None:
+
+class Ledger:
+    """What a worker holds, under one lock. ``batch_size``: deletes per broker call;
+    ``lanes``: which lane's run a task thread takes next (``cloudq.runtime.lanes``), for a
+    worker serving a priority lane (``None``: first come, first served)."""
+
+    def __init__(self, batch_size: int, lanes: LanePolicy | None = None) -> None:
         self.batch_size = batch_size
         self.stats = WorkerStats()
         self._lock = threading.Lock()
@@ -58,26 +69,45 @@ class Ledger:
         self._ack_ready = threading.Condition(self._lock)
         #: The most messages held at which a waiter on ``_room`` can go on (-1: none waits).
         self._wake_at = -1
-        self._running: dict[str, Running] = {}
-        #: Received, not started yet (receipt handle → message).
-        self._queued: dict[str, ReceivedMessage] = {}
+        self._running: dict[tuple[str, str], Running] = {}
+        #: Received, not started yet ((queue, receipt handle) → message).
+        self._queued: dict[tuple[str, str], ReceivedMessage] = {}
         self._acks: dict[str, list[str]] = defaultdict(list)
         #: Set at shutdown: no more messages are accepted.
         self._closed = False
         #: Receives in flight, for the log line of a stop that abandons them.
         self._polls = 0
-        #: Runs accepted and not taken by a task thread (``None`` stops one).
-        self._buffer: queue_module.SimpleQueue[list[ReceivedMessage] | None] = queue_module.SimpleQueue()
+        #: Of the messages held, those of a priority lane: each lane's receivers have the
+        #: pool's room of their own (``cloudq.runtime.lanes``). And the waiters for a lane's
+        #: room, woken at every release (``_wake_at`` is the whole pool's).
+        self._held_high = 0
+        self._lane_waiters = 0
+        #: Runs accepted and not taken by a task thread, by lane (``None`` stops one).
+        self._laned = lanes is not None
+        #: Without lanes, the runs queue in a plain FIFO (nothing to pick between).
+        self._buffer: LaneBuffer | queue_module.SimpleQueue[list[ReceivedMessage] | None] = (
+            queue_module.SimpleQueue() if lanes is None else LaneBuffer(lanes)
+        )
 
     # -- counts --------------------------------------------------------------------------
 
-    def held(self) -> int:
-        """Messages received and not settled: running or queued."""
+    def held(self, high: bool | None = None) -> int:
+        """Messages received and not settled: running or queued; of the high lanes only
+        (``high=True``), or of the others (``False``)."""
         with self._lock:
-            return self._held()
+            return self._held(high)
 
-    def _held(self) -> int:
-        return len(self._running) + len(self._queued)
+    def _high(self, messages: list[ReceivedMessage]) -> int:
+        """How many of ``messages`` are of a priority lane (none without lanes)."""
+        if not self._laned:
+            return 0
+        return sum(is_high_lane(message.queue) for message in messages)
+
+    def _held(self, high: bool | None = None) -> int:
+        total = len(self._running) + len(self._queued)
+        if high is None:
+            return total
+        return self._held_high if high else total - self._held_high
 
     def running_count(self) -> int:
         with self._lock:
@@ -105,21 +135,30 @@ class Ledger:
 
     # -- room ----------------------------------------------------------------------------
 
-    def wait_for_room(self, at_most: int, timeout: float, stopping: threading.Event) -> bool:
-        """Wait until at most ``at_most`` messages are held (``True``), ``timeout`` passes or
-        ``stopping`` is set (``False``). Task ends wake the waiters only once the fewest held
-        that any waiter asked for is reached (not on every task's end)."""
+    def wait_for_room(
+        self, at_most: int, timeout: float, stopping: threading.Event, high: bool | None = None
+    ) -> bool:
+        """Wait until at most ``at_most`` messages are held (of the high lanes, or of the
+        others: ``held``) (``True``), ``timeout`` passes or ``stopping`` is set (``False``).
+        Task ends wake the waiters only once the fewest held that any waiter asked for is
+        reached (not on every task's end)."""
         with self._room:
-            return self._wait_held(at_most, timeout, stopping) and not stopping.is_set()
+            return self._wait_held(at_most, timeout, stopping, high) and not stopping.is_set()
 
-    def _wait_held(self, at_most: int, timeout: float, stopping: threading.Event) -> bool:
+    def _wait_held(
+        self, at_most: int, timeout: float, stopping: threading.Event, high: bool | None = None
+    ) -> bool:
         deadline = time.monotonic() + timeout
-        while self._held() > at_most and not stopping.is_set():
+        while self._held(high) > at_most and not stopping.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
             self._wake_at = max(self._wake_at, at_most)
-            self._room.wait(remaining)
+            self._lane_waiters += high is not None
+            try:
+                self._room.wait(remaining)
+            finally:
+                self._lane_waiters -= high is not None
         return True
 
     def wake(self) -> None:
@@ -129,22 +168,29 @@ class Ledger:
 
     def _released(self) -> None:
         """Under the lock: fewer messages are held; wake the waiters it may concern."""
-        if self._held() <= self._wake_at:
+        if self._held() <= self._wake_at or self._lane_waiters:
             self._wake_at = -1
             self._room.notify_all()
 
     # -- queued → running → settled -----------------------------------------------------
 
     def accept(
-        self, run: list[ReceivedMessage], at_most: int, timeout: float, stopping: threading.Event
+        self,
+        run: list[ReceivedMessage],
+        at_most: int,
+        timeout: float,
+        stopping: threading.Event,
+        high: bool | None = None,
     ) -> bool:
-        """Queue ``run`` for a task thread once at most ``at_most`` messages are held; ``False``
-        (not queued: the caller hands it back) on timeout, stop or close."""
+        """Queue ``run`` for a task thread once at most ``at_most`` messages are held (of its
+        lane: ``held``); ``False`` (not queued: the caller hands it back) on timeout, stop or
+        close."""
         with self._room:
-            accepted = self._wait_held(at_most, timeout, stopping)
+            accepted = self._wait_held(at_most, timeout, stopping, high)
             if not accepted or stopping.is_set() or self._closed:
                 return False
-            self._queued.update((message.receipt_handle, message) for message in run)
+            self._queued.update((_key(message), message) for message in run)
+            self._held_high += self._high(run)
             self._buffer.put(run)
             return True
 
@@ -155,16 +201,17 @@ class Ledger:
     def start(self, message: ReceivedMessage, now: float) -> Running | None:
         """Move a queued message to running; ``None`` if it is no longer queued (handed back)."""
         with self._lock:
-            if self._queued.pop(message.receipt_handle, None) is None:
+            if self._queued.pop(_key(message), None) is None:
                 return None
-            running = self._running[message.receipt_handle] = Running(message, now)
+            running = self._running[_key(message)] = Running(message, now)
             return running
 
     def finish(self, message: ReceivedMessage, *, acknowledged: bool) -> None:
         """Take a running message off the ledger; an acknowledged one's delete is queued in
         the same step."""
         with self._room:
-            del self._running[message.receipt_handle]
+            del self._running[_key(message)]
+            self._held_high -= self._high([message])
             if acknowledged:
                 pending = self._acks[message.queue]
                 pending.append(message.receipt_handle)
@@ -175,7 +222,8 @@ class Ledger:
     def unqueue(self, messages: list[ReceivedMessage]) -> list[ReceivedMessage]:
         """Those of ``messages`` still queued, taken off the ledger."""
         with self._room:
-            taken = [message for message in messages if self._queued.pop(message.receipt_handle, None)]
+            taken = [message for message in messages if self._queued.pop(_key(message), None)]
+            self._held_high -= self._high(taken)
             self._released()
         return taken
 
@@ -183,6 +231,7 @@ class Ledger:
         """Every queued message, taken off the ledger (their task threads skip them)."""
         with self._room:
             taken, self._queued = list(self._queued.values()), {}
+            self._held_high -= self._high(taken)
             self._released()
         return taken
 

@@ -9,7 +9,10 @@ trip and every receive and delete carries a full batch. While a queue keeps retu
 batches of fast tasks, up to ``RECEIVERS_PER_QUEUE`` receivers poll it at once. Messages are
 counted when they arrive, not while a poll waits, so a receiver long-polling an idle queue
 never keeps another queue's messages from the pool. What arrives beyond that room (another
-queue's receiver filled it meanwhile) waits briefly, then is handed back.
+queue's receiver filled it meanwhile) waits briefly, then is handed back. Priority lanes
+(``emails-high``) and the other queues each have that room of their own, so a high message is
+never kept in its queue by a pool full of default ones (nor, weighted, the reverse), and the
+buffer hands each free thread a run of the lane its policy picks (``cloudq.runtime.lanes``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from cloudq.core.errors import CloudQError
 from cloudq.runtime.health import Health
+from cloudq.runtime.lanes import is_high_lane
 from cloudq.runtime.ledger import Ledger
 from cloudq.transports.base import ReceivedMessage, is_fifo
 
@@ -92,6 +96,8 @@ class Receivers:
         self.pace = Pace(concurrency, RECEIVERS_PER_QUEUE * self.batch_size)
         #: Queues whose last receive returned a full batch: their extra receivers poll too.
         self._full: dict[str, threading.Event] = {name: threading.Event() for name in queues}
+        #: Whether a priority lane is among the queues: then each lane counts its own room.
+        self._laned = any(is_high_lane(name) for name in queues)
         self._health = Health()
 
     def loop(self, queue: str, index: int) -> None:
@@ -101,7 +107,7 @@ class Receivers:
         while not self.stopping.is_set():
             if index and not (full.wait(timeout=IDLE_CHECK_SECONDS) and self.pace.lookahead):
                 continue  # an extra receiver polls only a queue busy with fast tasks
-            wanted = self.wanted(timeout=IDLE_CHECK_SECONDS)
+            wanted = self.wanted(timeout=IDLE_CHECK_SECONDS, high=self._lane(queue))
             if not wanted:
                 continue
             try:
@@ -128,16 +134,22 @@ class Receivers:
         finally:
             self.ledger.poll_ended()
 
-    def wanted(self, timeout: float) -> int:
-        """Wait until the pool has room for a receive worth making; how many to ask for (0 on
-        timeout or stop). With a look-ahead, the room is worth a receive once it holds the
-        look-ahead (a full batch for fast tasks); without, once one thread is free."""
+    def _lane(self, queue: str) -> bool | None:
+        """Whose room a message of ``queue`` takes: a high lane's, the others' (``False``), or
+        the whole pool's when the worker serves no lane (``None``)."""
+        return is_high_lane(queue) if self._laned else None
+
+    def wanted(self, timeout: float, high: bool | None = None) -> int:
+        """Wait until the pool has room for a receive worth making (``high``: the room of the
+        high lanes, or of the others; each has the pool's); how many to ask for (0 on timeout
+        or stop). With a look-ahead, the room is worth a receive once it holds the look-ahead
+        (a full batch for fast tasks); without, once one thread is free."""
         lookahead = self.pace.lookahead
         capacity = self.concurrency + lookahead
         worth = max(1, min(self.batch_size, lookahead))
-        if not self.ledger.wait_for_room(capacity - worth, timeout, self.stopping):
+        if not self.ledger.wait_for_room(capacity - worth, timeout, self.stopping, high):
             return 0
-        return max(0, min(self.batch_size, capacity - self.ledger.held()))
+        return max(0, min(self.batch_size, capacity - self.ledger.held(high)))
 
     def dispatch(self, messages: list[ReceivedMessage]) -> None:
         """Queue each run while the pool has room for it; hand back the rest when stopping,
@@ -149,7 +161,7 @@ class Receivers:
         lookahead = self.pace.lookahead
         capacity = self.concurrency + lookahead + (self.batch_size if lookahead else 0)
         for position, run in enumerate(runs):
-            if not self.ledger.accept(run, capacity - 1, slot_wait, self.stopping):
+            if not self.ledger.accept(run, capacity - 1, slot_wait, self.stopping, self._lane(run[0].queue)):
                 self.hand_back([message for later in runs[position:] for message in later])
                 return
 

@@ -51,6 +51,7 @@ from cloudq.options import WorkerOptions, resolve_worker_options
 from cloudq.runtime.acker import ACKERS, Acker
 from cloudq.runtime.executor import Executor
 from cloudq.runtime.heartbeat import Heartbeat
+from cloudq.runtime.lanes import is_high_lane
 from cloudq.runtime.ledger import Ledger, Running, WorkerStats
 from cloudq.runtime.outcome import Action, Prepared, apply_outcome
 from cloudq.runtime.receivers import RECEIVERS_PER_QUEUE, Receivers
@@ -102,13 +103,15 @@ class Worker:
         resolved = resolve_worker_options(options, app.settings, app.transport)
         self.app = app
         self.options = resolved
-        self.queues = list(resolved.queues or sorted(app.queue_names()))
+        # A queue's high lane is served with it (``-Q emails``: ``emails``, ``emails-high``).
+        self.queues = app.with_lanes(resolved.queues or sorted(app.queue_names()))
         self.concurrency = resolved.concurrency
         self.visibility_timeout = resolved.visibility_timeout
         self.wait_seconds = resolved.wait_seconds
         self.grace = resolved.grace
         self.executor = Executor(app)
-        self.ledger = Ledger(app.transport.batch_size)
+        laned = any(is_high_lane(queue) for queue in self.queues)
+        self.ledger = Ledger(app.transport.batch_size, resolved.lanes if laned else None)
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self.receivers = Receivers(

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from cloudq.backends.base import ClaimStatus, Delivery, Progress, ResultBackend, ResultRecord, State
+from cloudq.backends.dynamodb import DynamoDBBackend
 
 #: Seen here: 8 threads racing one conditional UpdateItem on moto get 2-3 winners, and
 #: concurrent ADDs fail inside moto with KeyError; the same tests on ministack (and DynamoDB's
@@ -476,3 +477,26 @@ def test_of_creators_racing_for_one_name_exactly_one_wins(
     for thread in threads:
         thread.join()
     assert len(won) == 1 and backend.schedules("race") == {"one": won[0]}
+
+
+def test_running_tasks_with_progress_are_listed_where_the_engine_can_without_a_scan(
+    backend: ResultBackend,
+) -> None:
+    # Given two running tasks that reported progress, one whose run ended, one never reported
+    now = time.time()
+    for task_id in ("r1", "r2", "r3", "r4"):
+        backend.claim(task_id, "t", "w1", 60, now, int(now) + 3600)
+    for task_id in ("r1", "r2", "r3"):
+        assert backend.put_progress(task_id, "w1", Progress(done=1, total=2), now + 1)
+    backend.put(record("r3", state=State.SUCCESS, value=1))
+    # When the running ones are listed
+    listed = backend.running_progress(now + 2, limit=10)
+    # Then DynamoDB cannot (it would scan); the others list the two still running
+    if isinstance(backend, DynamoDBBackend):
+        assert listed is None
+        return
+    assert listed is not None and sorted(found.task_id for found in listed) == ["r1", "r2"]
+    assert all(found.progress == Progress(done=1, total=2) for found in listed)
+    # ...at most as many as asked, and none once their claims ran out
+    assert len(backend.running_progress(now + 2, limit=1) or []) == 1
+    assert backend.running_progress(now + 120, limit=10) == []

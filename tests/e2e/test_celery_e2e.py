@@ -65,10 +65,15 @@ def celery_worker(queue: str, tmp_path: Path, concurrency: int = 4) -> Iterator[
         finally:
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(timeout=15)
+                # A warm shutdown stores the results of the tasks it finishes: a kill would lose
+                # them, so it gets time enough on a loaded machine.
+                process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+                raise AssertionError(
+                    f"the Celery worker of {queue} did not stop within 60 s of SIGTERM"
+                ) from None
 
 
 def sqs_producer(queue: str) -> Celery:

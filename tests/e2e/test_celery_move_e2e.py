@@ -90,7 +90,7 @@ def test_a_celery_app_moves_queue_by_queue_with_nothing_lost_or_run_twice(
     assert wait_until(lambda: all(runs(client, tags_a)), timeout=60), "queue A not done after its move"
     assert runs(client, tags_a + tags_b) == [1] * (2 * PER_QUEUE)
     # And Celery's .get() reads each result, from whichever side ran it
-    ran_by = [celery.AsyncResult(task_id).get(timeout=10) for task_id in ids]
+    ran_by = [celery.AsyncResult(task_id).get(timeout=30) for task_id in ids]
     assert ran_by[PER_QUEUE:] == ["cloudq"] * PER_QUEUE
     assert ran_by[:PER_QUEUE].count("cloudq") == left > 0
     # (what cloudq sent in Celery's protocol, a Celery worker ran: odd tasks are cloudq's)

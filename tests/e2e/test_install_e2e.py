@@ -19,6 +19,7 @@ import pytest
 
 from cloudq.core.distribution import DISTRIBUTION
 from cloudq_emulator.server import free_port
+from tests.checkout import checkout_lock
 from tests.processes import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +60,8 @@ def test_the_wheels_install_in_a_fresh_venv_and_the_readme_quickstart_runs(
     # Given both wheels, built from this checkout (the build backend from the wheelhouse)
     dist = tmp_path / "dist"
     offline = ["--no-index", "--find-links", str(WHEELHOUSE)]
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", *offline, "-w", dist, ROOT, ROOT / "emulator")
+    with checkout_lock():
+        run(sys.executable, "-m", "pip", "wheel", "--no-deps", *offline, "-w", dist, ROOT, ROOT / "emulator")
     assert {path.name.split("-")[0] for path in dist.glob("*.whl")} == {"cloudq_aws", "cloudq_aws_emulator"}
     # When they are installed into a fresh venv with the README's command
     run(sys.executable, "-m", "venv", fresh_venv)

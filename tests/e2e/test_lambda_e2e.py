@@ -51,6 +51,12 @@ def test_delayed_tasks_run_through_the_trigger_and_their_results_are_in_dynamodb
     app = lambda_app()
     results = [app.tasks["add"].delay(i, 1) for i in range(25)]
     assert [result.get(timeout=30) for result in results] == [i + 1 for i in range(25)]
+    # ...and then (on a warm function: a 3 s timeout leaves no room for a cold start) a task
+    # with soft_timeout=1 that would loop 10 s saw SoftTimeLimitExceeded within 1.2 s, through
+    # its finally (it shares this deployment: a stack of its own costs 20 s)
+    seen = app.tasks["soft_looped"].delay(10.0).get(timeout=30)
+    assert seen["finally_ran"] is True
+    assert 0.9 <= seen["raised_after"] < 1.2
     # The records themselves, read straight from the table
     table = boto3.client("dynamodb")
     item = table.get_item(TableName=app.result_table_name(), Key={"task_id": {"S": results[0].id}})["Item"]

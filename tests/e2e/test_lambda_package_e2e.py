@@ -29,6 +29,7 @@ import pytest
 
 from cloudq_emulator.server import MinistackServer
 from tests.cfn_lint import cfn_lint
+from tests.checkout import checkout_lock
 from tests.deploy.conftest import serverless_cli  # noqa: F401, F811 - the fixture, shared
 from tests.e2e.test_install_e2e import ROOT, WHEELHOUSE, run
 
@@ -93,19 +94,20 @@ def project(tmp_path_factory: pytest.TempPathFactory, ministack_server: Ministac
         pytest.fail(f"{WHEELHOUSE} is not filled: run `make test` (its set-up step fills it from PyPI)")
     base = tmp_path_factory.mktemp("lambda-project")
     offline = ["--no-index", "--find-links", str(WHEELHOUSE)]
-    run(
-        sys.executable,
-        "-m",
-        "pip",
-        "wheel",
-        "--quiet",
-        "--no-deps",
-        *offline,
-        "-w",
-        base / "dist",
-        ROOT,
-        ROOT / "emulator",
-    )
+    with checkout_lock():
+        run(
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            *offline,
+            "-w",
+            base / "dist",
+            ROOT,
+            ROOT / "emulator",
+        )
     venv = base / "venv"
     run(sys.executable, "-m", "venv", venv)
     wheels = sorted(map(str, (base / "dist").glob("*.whl")))

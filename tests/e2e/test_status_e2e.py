@@ -18,7 +18,7 @@ import boto3
 import pytest
 
 from cloudq import CloudQ
-from cloudq.backends.base import State
+from cloudq.backends.base import Progress, State
 from cloudq.runtime.metrics import emf_line
 from cloudq.testing import drain
 from tests.processes import wait_until
@@ -54,8 +54,12 @@ def default_queue(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_status_json_reports_the_scripted_situation(engine_app: CloudQ) -> None:
-    # Given the scripted situation
+    # Given the scripted situation, and a running task that reported its progress
     script_situation(engine_app)
+    backend, now = engine_app.backend, time.time()
+    assert backend is not None
+    backend.claim("running-1", "progressing", "w1", 60, now, int(now) + 3600)
+    assert backend.put_progress("running-1", "w1", Progress(done=2, total=3, message="step 2"), now)
     # When cloudq status --json runs
     done = cloudq("status", "--app", "tests.tasks:app", "--json")
     assert done.returncode == 0, done.stderr
@@ -80,6 +84,14 @@ def test_status_json_reports_the_scripted_situation(engine_app: CloudQ) -> None:
         assert report["oldest_age_source"].startswith("n/a")
     # and recent outcomes say where they would come from (no CloudWatch here)
     assert report["outcomes"] is None and report["outcomes_source"].startswith("n/a")
+    # and the running task's progress is listed on Redis, n/a on DynamoDB (it would scan)
+    if engine_app.settings.broker.startswith("redis"):
+        assert report["running"] == [
+            {"task_id": "running-1", "task": "progressing", "done": 2.0, "total": 3.0, "message": "step 2"}
+        ]
+    else:
+        assert report["running"] is None
+        assert "lists no running tasks without scanning the table" in report["running_source"]
 
 
 def test_watch_renders_in_a_terminal(engine_app: CloudQ) -> None:

@@ -48,19 +48,17 @@ def test_protocol_celery_to_a_celery_queue_sends_celerys_format() -> None:
     assert message.id == sent.id and message.from_celery and '"headers"' in received.body
 
 
-def test_celerys_priority_is_refused_with_a_clear_message() -> None:
-    app = memory_app()
+def test_a_priority_outside_celerys_range_is_refused_with_a_clear_message() -> None:
+    app = memory_app(priority_queues=("default",))
 
     @app.task(name="proj.tasks.add")
     def add(x: int, y: int) -> int:
         return x + y
 
-    with pytest.raises(
-        ConfigurationError, match="priority=5: Celery's message priority is not supported yet"
-    ):
-        add.apply_async((1, 2), priority=5)
-    with pytest.raises(ConfigurationError, match="send urgent tasks to a queue of their own"):
-        app.send_task("proj.tasks.add", args=(1, 2), priority=0)
+    with pytest.raises(ArgumentError, match="an integer 0-255"):
+        add.apply_async((1, 2), priority=256)
+    with pytest.raises(ArgumentError, match="no high priority lane"):
+        app.send_task("proj.tasks.add", args=(1, 2), queue="emails", priority=9)
 
 
 def test_request_retries_counts_the_runs_before_this_one() -> None:
@@ -176,6 +174,21 @@ def _row_beat_schedule() -> None:
     assert app.periodic_tasks["nightly"].args == ["x"]
 
 
+def _row_priority() -> None:
+    # Celery's integer priority picks a lane: 5 and above the high lane, below it the queue
+    app = memory_app(priority_queues=("default",))
+
+    @app.task(name="habits.urgent")
+    def urgent() -> None: ...
+
+    urgent.apply_async(priority=9)
+    urgent.apply_async(priority=0)
+    app.send_task("habits.urgent", priority=5)
+    high = app.transport.receive("default-high", 10, wait_seconds=0)
+    default = app.transport.receive("default", 10, wait_seconds=0)
+    assert (len(high), len(default)) == (2, 1)
+
+
 MAPPED_ROWS = {
     "default_retry_delay": _row_default_retry_delay,
     "retry_backoff=N": _row_retry_backoff_seconds,
@@ -184,6 +197,7 @@ MAPPED_ROWS = {
     "acks_late": _row_acks_late,
     "CELERY_ settings in Django": _row_django_celery_settings,
     "beat_schedule": _row_beat_schedule,
+    "priority": _row_priority,
 }
 
 

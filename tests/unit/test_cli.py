@@ -161,6 +161,7 @@ def test_revoke_without_an_id_is_a_usage_error() -> None:
         (["--visibility-timeout", "50000"], "past the broker's limit of 43200 s"),
         (["--wait", "25"], "Invalid value for '--wait'"),
         (["--grace", "-1"], "Invalid value for '--grace'"),
+        (["--lanes", "weighted:4"], "lanes 'weighted:4': write strict or weighted:H:L"),
     ],
 )
 def test_bad_worker_options_are_one_line_and_exit_2(args: list[str], message: str) -> None:

@@ -33,8 +33,16 @@ def cloudq(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProc
 
 
 def several_queues_app() -> CloudQ:
-    """FIFO, Lambda queues, several queues, results off."""
-    app = make_app("lintapp", backend=None, lambda_queues=("orders.fifo", "reports"), lambda_timeout=5)
+    """FIFO, Lambda queues, several queues, a priority lane with a concurrency of its own,
+    results off."""
+    app = make_app(
+        "lintapp",
+        backend=None,
+        lambda_queues=("orders.fifo", "reports"),
+        lambda_timeout=5,
+        priority_queues=("reports",),
+        lambda_queue_concurrency={"reports-high": 20},
+    )
 
     @app.task(name="report", queue="reports")
     def report(day: str) -> str:
@@ -56,11 +64,11 @@ def test_the_template_has_every_part_named_from_the_app() -> None:
     assert (fifo["QueueName"], fifo["FifoQueue"]) == ("lintapp-orders.fifo", True)
     assert body["OrdersFifoDeadLetterQueue"]["Properties"]["QueueName"] == "lintapp-orders-dlq.fifo"
     assert fifo["RedrivePolicy"]["maxReceiveCount"] == resources.queues[2].max_receive_count
-    # one mapping per Lambda queue, partial batch responses
+    # one mapping per Lambda queue and priority lane, partial batch responses
     mappings = [
         value["Properties"] for value in body.values() if value["Type"].endswith("EventSourceMapping")
     ]
-    assert len(mappings) == 2
+    assert len(mappings) == 3
     assert all(mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for mapping in mappings)
     # ECS workers for the other queues, behind the condition the emulator turns off
     command = body["WorkerTaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Command"]

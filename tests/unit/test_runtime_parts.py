@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from cloudq.core.clock import ManualClock
+from cloudq.core.flow import LanePolicy
 from cloudq.runtime.acker import Acker
 from cloudq.runtime.heartbeat import Heartbeat
 from cloudq.runtime.ledger import Ledger
@@ -44,6 +45,24 @@ def test_a_message_is_queued_then_running_then_its_delete_waits_for_the_acker() 
     assert ledger.take_full_acks() is None
     assert ledger.take_acks() == [("default", ["r1"])]
     assert ledger.take_acks() == []
+
+
+def test_two_queues_messages_with_one_receipt_handle_are_held_apart() -> None:
+    # Given a message of a queue and one of its high lane with the same receipt handle (Redis
+    # numbers each queue's deliveries from 1), on a worker serving lanes
+    ledger = Ledger(batch_size=10, lanes=LanePolicy())
+    mine, lanes = received(1), received(1, queue="default-high")
+    for message in (mine, lanes):
+        assert ledger.accept([message], at_most=10, timeout=0, stopping=NOT_STOPPING)
+    # When both run and end
+    for message in (mine, lanes):
+        assert ledger.start(message, now=0.0) is not None
+    assert (ledger.held(), ledger.held(high=True), ledger.held(high=False)) == (2, 1, 1)
+    for message in (mine, lanes):
+        ledger.finish(message, acknowledged=True)
+    # Then each was held and deleted on its own
+    assert ledger.held() == 0
+    assert sorted(ledger.take_acks()) == [("default", ["r1"]), ("default-high", ["r1"])]
 
 
 def test_a_message_that_is_not_acknowledged_queues_no_delete() -> None:

@@ -4,12 +4,16 @@ that cannot be read shown as a note while the depths still show."""
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
+from rich.console import Console
 
+from cloudq.backends.base import Progress
 from cloudq.core.errors import ConfigurationError
+from cloudq.ops import status_view
 from cloudq.ops.cloudwatch import cloudwatch_client
-from cloudq.ops.status import StatusReader, read_status
+from cloudq.ops.status import RunningTask, StatusReader, read_status
 from tests.tasks import make_app
 
 
@@ -90,3 +94,25 @@ def test_cloudwatch_is_read_again_only_after_the_interval(moto_aws: object) -> N
     # and after it, CloudWatch is read again
     clock.advance(61)
     assert succeeded() == 2
+
+
+def test_the_progress_of_running_tasks_shows_where_the_backend_lists_them() -> None:
+    # Given a task running on the memory engines that reported its progress
+    app = make_app("running", broker="memory://", backend="memory://")
+    backend, now = app.backend, time.time()
+    assert backend is not None
+    backend.claim("t1", "progressing", "w1", 60, now)
+    backend.put_progress("t1", "w1", Progress(done=1, total=4, message="one"), now)
+    # When the status is read and drawn
+    status = read_status(app)
+    # Then it lists the run and its progress
+    assert status.running == [RunningTask("t1", "progressing", 1.0, 4.0, "one")]
+    console = Console(width=140, record=True)
+    console.print(status_view.render(status))
+    drawn = console.export_text()
+    assert "t1" in drawn and "progressing" in drawn and "one" in drawn
+
+
+def test_without_a_result_backend_the_progress_is_not_available() -> None:
+    status = read_status(make_app("nobackend", broker="memory://", backend=None))
+    assert (status.running, status.running_source) == (None, "n/a: no result backend")
