@@ -282,7 +282,9 @@ def main() -> None:
         from bench.lambda_tasks import app
 
         provision(app_resources(app, "bench.lambda_tasks:app"), endpoint_url=server.endpoint_url)
-        lambda_figures(env, app, args.samples)
+        # As on Lambda, which names the function (with CLOUDQ_AWS_HTTP=lean, the handler's
+        # clients then come from the environment alone: cloudq.core.aws.lambda_environment).
+        lambda_figures({**env, "AWS_LAMBDA_FUNCTION_NAME": "cloudq-bench"}, app, args.samples)
 
         rss = idle_worker_rss(env)
         print("\nResident set (VmRSS)")

@@ -71,10 +71,21 @@ READ_OPERATIONS = ("GetItem", "BatchGetItem", "Query")
 # -- the consumer processes (``--consume``) ------------------------------------------------
 
 
-def consume_floor(url: str, count: int, threads: int, table: str | None) -> None:
-    """``threads`` raw boto3 consumers: receive 10, (two writes each), delete the batch."""
-    sqs = boto3.client("sqs")
-    dynamodb = boto3.client("dynamodb") if table else None
+def floor_clients(http: str, table: str | None) -> tuple[Any, Any]:
+    """The floor's clients: plain boto3 ones, or (``lean``) the lean path's, from cloudq's
+    factory (``cloudq.core.aws.aws_client(..., http="lean")``: its SigV4 and urllib3 pool)."""
+    if http == "boto3":
+        return boto3.client("sqs"), boto3.client("dynamodb") if table else None
+    from cloudq.core.aws import aws_client
+
+    sqs = aws_client("sqs", read_timeout=30, http="lean")
+    return sqs, aws_client("dynamodb", read_timeout=10, http="lean") if table else None
+
+
+def consume_floor(url: str, count: int, threads: int, table: str | None, http: str = "boto3") -> None:
+    """``threads`` raw consumers: receive 10, (two writes each), delete the batch; through
+    boto3 clients, or the same loop on the lean path's (``http="lean"``)."""
+    sqs, dynamodb = floor_clients(http, table)
     done = [0]
     lock = threading.Lock()
 
@@ -332,6 +343,7 @@ def main() -> None:
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="default", help=argparse.SUPPRESS)
+    parser.add_argument("--http", default="boto3", help=argparse.SUPPRESS)
     parser.add_argument(
         "--modes",
         nargs="+",
@@ -343,7 +355,7 @@ def main() -> None:
         parser.error("--rounds must be at least 1")
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
     if args.consume == "floor":
-        consume_floor(args.target, args.tasks, args.concurrency[0], args.backend)
+        consume_floor(args.target, args.tasks, args.concurrency[0], args.backend, args.http)
         return
     if args.consume == "worker":
         consume_worker(args.target, args.tasks, args.concurrency[0], args.backend, args.mode)
@@ -387,24 +399,36 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
         url = sqs.get_queue_url(QueueName=app.physical_queue_name("default"))["QueueUrl"]
         return app, url
 
-    def floor(c: int, table: str | None = None) -> Drain:
+    def floor(c: int, table: str | None = None, http: str = "boto3") -> Drain:
         _, url = queue()
         fill(sqs, url, n)
         extra = ["--backend", table] if table else []
-        label = f"raw boto3 floor, {c} threads" + (" + 2 writes/msg" if table else "")
+        label = f"raw {http} floor, {c} threads" + (" + 2 writes/msg" if table else "")
         return spawn(
-            ["--consume", "floor", "--target", url, "--tasks", str(n), "--concurrency", str(c), *extra],
+            [
+                "--consume",
+                "floor",
+                "--target",
+                url,
+                "--tasks",
+                str(n),
+                "--concurrency",
+                str(c),
+                "--http",
+                http,
+            ]
+            + extra,
             child_env,
             proxy,
             label,
             n,
         )
 
-    def worker(c: int, backend: str | None = None, mode: str = "default") -> Drain:
+    def worker(c: int, backend: str | None = None, mode: str = "default", http: str = "boto3") -> Drain:
         app, url = queue(backend, mode)
         fill(sqs, url, n)
         extra = ["--backend", backend] if backend else []
-        label = f"cloudq worker -c {c}" + (f", DynamoDB results ({mode})" if backend else ", results off")
+        label = f"cloudq worker -c {c}, {http}" + (f", results ({mode})" if backend else ", results off")
         return spawn(
             [
                 "--consume",
@@ -419,7 +443,7 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
                 mode,
                 *extra,
             ],
-            child_env,
+            {**child_env, "CLOUDQ_AWS_HTTP": http},
             proxy,
             label,
             n,
@@ -433,11 +457,17 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
     print(
         f"  {'consumer':<52} {'tasks/s':>8} {'x floor':>8} {'CPU µs/task':>12} {'x floor':>8} {'SQS/task':>9}"
     )
+    consumers: list[Callable[[int], Drain]] = [
+        floor,
+        lambda c: floor(c, http="lean"),
+        worker,
+        lambda c: worker(c, http="lean"),
+    ]
     for c in args.concurrency:
-        # Floor and worker alternate, round after round; each row is the medians of its rounds.
-        rounds = [(floor(c), worker(c)) for _ in range(args.rounds)]
-        raw, ours = (median_drain([pair[side] for pair in rounds]) for side in (0, 1))
-        for drain in (raw, ours):
+        # The consumers alternate, round after round; each row is the medians of its rounds.
+        rounds = [[consume(c) for consume in consumers] for _ in range(args.rounds)]
+        raw, *others = (median_drain([each[side] for each in rounds]) for side in range(len(consumers)))
+        for drain in (raw, *others):
             print_row(drain, raw)
 
     c = args.results_concurrency
@@ -452,24 +482,35 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
         return table
 
     raw = floor(c, new_table())
+    lean_floor = floor(c, new_table(), "lean")
     modes = [worker(c, f"dynamodb://{new_table()}", mode) for mode in args.modes]
+    lean = worker(c, f"dynamodb://{new_table()}", "default", "lean")
     print(f"\nWith DynamoDB results (-c {c})")
     if os.environ.get("BENCH_CALLS"):
         for drain in (raw, *modes):
             print(drain.label, {k: round(v / drain.tasks, 3) for k, v in drain.calls.items()})
-    for drain in (raw, *modes):
+    for drain in (raw, lean_floor, *modes, lean):
         print_row(drain, raw)
     print_costs(modes, n)
 
-    samples = args.latency_samples
+    print_latencies(queue, sqs, args.latency_samples)
+
+
+def print_latencies(queue: Callable[[], tuple[Any, str]], sqs: Any, samples: int) -> None:
+    """``.delay()`` on both paths against one raw boto3 ``send_message``, p50 / p95."""
+    from cloudq import CloudQ
+
     app, url = queue()
     raw_send = latencies(lambda: sqs.send_message(QueueUrl=url, MessageBody=BODY % uuid.uuid4()), samples)
-    delay = latencies(app.tasks["noop"].delay, samples)
+    lean_app = CloudQ(app.name, backend=None, aws_http="lean")
+    lean_app.task(name="noop")(_noop)
     print(f"\n  raw send_message latency p50 / p95   {p(raw_send, 0.5):.2f} / {p(raw_send, 0.95):.2f} ms")
-    print(
-        f"  .delay() latency p50 / p95          {p(delay, 0.5):.2f} / {p(delay, 0.95):.2f} ms  "
-        f"(p50 {statistics.median(delay) / statistics.median(raw_send):.2f}x raw)"
-    )
+    for label, delay_app in (("boto3", app), ("lean", lean_app)):
+        delay = latencies(delay_app.tasks["noop"].delay, samples)
+        print(
+            f"  .delay() ({label}) latency p50 / p95  {p(delay, 0.5):.2f} / {p(delay, 0.95):.2f} ms  "
+            f"(p50 {statistics.median(delay) / statistics.median(raw_send):.2f}x raw)"
+        )
 
 
 def median_drain(drains: list[Drain]) -> Drain:

@@ -117,7 +117,9 @@ class CloudQ:
                 if self._backend is None:
                     from cloudq.backends import backend_from_url
 
-                    self._backend = backend_from_url(self.settings.backend, self.name, clock=self.clock)
+                    self._backend = backend_from_url(
+                        self.settings.backend, self.name, clock=self.clock, aws_http=self.settings.aws_http
+                    )
         return self._backend
 
     @property

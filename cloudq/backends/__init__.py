@@ -17,9 +17,11 @@ __all__ = [
 ]
 
 
-def backend_from_url(url: str, app_name: str, *, clock: Clock = SYSTEM_CLOCK) -> ResultBackend:
+def backend_from_url(
+    url: str, app_name: str, *, clock: Clock = SYSTEM_CLOCK, aws_http: str = "boto3"
+) -> ResultBackend:
     """Build the engine a backend URL names; ``clock`` is the time it compares expiry and
-    leases with."""
+    leases with; ``aws_http`` is the ``aws_http`` setting."""
     parsed = parse_url(url, ("dynamodb", "memory", "redis"), "result backend")
     if parsed.scheme == "memory":
         from cloudq.backends.memory import MemoryBackend
@@ -33,6 +35,7 @@ def backend_from_url(url: str, app_name: str, *, clock: Clock = SYSTEM_CLOCK) ->
             endpoint_url=parsed.options.get("endpoint_url"),
             region_name=parsed.options.get("region"),
             clock=clock,
+            aws_http=aws_http,
         )
     from cloudq.backends.redis import RedisBackend
 

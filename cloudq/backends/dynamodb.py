@@ -86,8 +86,10 @@ CLAIM_REMOVE = (
 )
 
 
-def default_client(endpoint_url: str | None = None, region_name: str | None = None) -> Any:
-    return aws_client("dynamodb", endpoint_url, region_name, read_timeout=10)
+def default_client(
+    endpoint_url: str | None = None, region_name: str | None = None, http: str = "boto3"
+) -> Any:
+    return aws_client("dynamodb", endpoint_url, region_name, read_timeout=10, http=http)
 
 
 def to_item(record: ResultRecord) -> dict[str, Any]:
@@ -157,11 +159,12 @@ class DynamoDBBackend:
         endpoint_url: str | None = None,
         region_name: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        aws_http: str = "boto3",
     ) -> None:
         self.table = table
         #: The time expiry and leases are compared with (DynamoDB's own TTL sweep uses AWS's).
         self.clock = clock
-        self.client = client or default_client(endpoint_url, region_name)
+        self.client = client or default_client(endpoint_url, region_name, aws_http)
 
     @contextmanager
     def mapped(self) -> Iterator[None]:

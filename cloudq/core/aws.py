@@ -130,16 +130,22 @@ def aws_client(
     read_timeout: float,
     connect_timeout: float = 5,
     attempts: int = 6,
+    http: str = "boto3",
 ) -> Any:
     """A client with boto3's standard retry mode (backoff with jitter on throttling and
     transient errors), a short connect timeout so an outage is noticed quickly, and a pool
     large enough for a worker's threads. ``AWS_ENDPOINT_URL`` (the emulator) is honoured by
-    boto3 itself when ``endpoint_url`` is not given."""
+    boto3 itself when ``endpoint_url`` is not given. ``http="lean"`` (the ``aws_http``
+    setting): for SQS and DynamoDB, a client whose hot calls are signed and sent by
+    ``cloudq.core.lean`` and whose other calls are this boto3 client's."""
     if service not in ENDPOINT_PREFIXES:  # a mistake in cloudq itself, not the user's
         raise ValueError(f"add {service!r} and its endpoints.json name to cloudq.core.aws.ENDPOINT_PREFIXES")
     region = (
         region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     )
+    if http == "lean" and service in LEAN_SERVICES and lambda_environment():
+        timeouts = {"read_timeout": read_timeout, "connect_timeout": connect_timeout, "attempts": attempts}
+        return _lean_from_environment(service, endpoint_url, region, timeouts, region_name)
     session, user_agent = _session()
     config = Config(
         # total_max_attempts counts the first try; botocore's max_attempts would not.
@@ -155,4 +161,100 @@ def aws_client(
         parameter_validation=False,
     )
     warn_unknown_region(session, service, region)
-    return session.client(service, endpoint_url=endpoint_url, region_name=region, config=config)
+    client = session.client(service, endpoint_url=endpoint_url, region_name=region, config=config)
+    if http != "lean" or service not in LEAN_SERVICES:
+        return client
+    return _lean_client(service, session, client, config)
+
+
+#: The services with a lean path (``aws_http="lean"``).
+LEAN_SERVICES = ("sqs", "dynamodb")
+
+
+def lambda_environment() -> bool:
+    """Whether this process is a Lambda function's with what the lean path needs in its
+    environment: Lambda puts the function's credentials and region there. FIPS and dual-stack
+    endpoints (whose names differ by service and partition) are left to botocore."""
+    env = os.environ
+    return bool(
+        env.get("AWS_LAMBDA_FUNCTION_NAME")
+        and env.get("AWS_ACCESS_KEY_ID")
+        and env.get("AWS_SECRET_ACCESS_KEY")
+        and env.get("AWS_USE_DUALSTACK_ENDPOINT", "").lower() != "true"
+        and env.get("AWS_USE_FIPS_ENDPOINT", "").lower() != "true"
+    )
+
+
+def standard_endpoint(service: str, region: str) -> str:
+    """The endpoint botocore resolves for ``service`` in ``region`` when nothing is configured
+    (and neither FIPS nor dual-stack is asked for): ``https://<prefix>.<region>.<the
+    partition's DNS suffix>``."""
+    import re
+
+    suffix = "amazonaws.com"
+    for found in _loader.load_data("partitions").get("partitions", ()):
+        if region in found.get("regions", {}) or re.match(found.get("regionRegex", "^$"), region):
+            suffix = str(found.get("outputs", {}).get("dnsSuffix", suffix))
+            break
+    return f"https://{ENDPOINT_PREFIXES[service]}.{region}.{suffix}"
+
+
+def _configured_endpoint(service: str) -> str | None:
+    """``AWS_ENDPOINT_URL_<SERVICE>`` or ``AWS_ENDPOINT_URL``, as botocore reads them."""
+    env = os.environ
+    if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        return None
+    return env.get(f"AWS_ENDPOINT_URL_{service.upper()}") or env.get("AWS_ENDPOINT_URL") or None
+
+
+def _lean_from_environment(
+    service: str, endpoint_url: str | None, region: str, timeouts: dict[str, Any], region_name: str | None
+) -> Any:
+    """On Lambda, the lean client of ``service`` from the environment alone: no boto3 client
+    is made (botocore's client creation is most of a cold start's AWS cost) until a call
+    that is not a hot one needs it."""
+    from cloudq.core.lean.client import CLASSES
+    from cloudq.core.lean.http import ca_bundle
+    from cloudq.core.lean.sigv4 import Credentials
+
+    env = os.environ
+    frozen = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env.get("AWS_SESSION_TOKEN"))
+    return CLASSES[service](
+        endpoint_url=endpoint_url or _configured_endpoint(service) or standard_endpoint(service, region),
+        region=region,
+        credentials=lambda: frozen,
+        read_timeout=timeouts["read_timeout"],
+        connect_timeout=timeouts["connect_timeout"],
+        attempts=timeouts["attempts"],
+        user_agent=f"Botocore/{botocore.__version__} cloudq/{VERSION} lean",
+        verify=ca_bundle(),
+        fallback=lambda: aws_client(service, endpoint_url, region_name, **timeouts),
+    )
+
+
+def _lean_client(service: str, session: boto3.session.Session, client: Any, config: Config) -> Any:
+    """The lean client of ``service``, on what botocore resolved for ``client``: its endpoint
+    (``endpoint_url``, ``AWS_ENDPOINT_URL*``, FIPS, the partition), region, credentials (the
+    whole provider chain, refreshable) and CA bundle; ``client`` serves the other calls."""
+    from cloudq.core.lean.client import CLASSES
+    from cloudq.core.lean.sigv4 import Credentials
+
+    found = session.get_credentials()
+
+    def credentials() -> Credentials:
+        if found is None:
+            raise botocore.exceptions.NoCredentialsError()
+        frozen = found.get_frozen_credentials()
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    return CLASSES[service](
+        endpoint_url=client.meta.endpoint_url,
+        region=client.meta.region_name,
+        credentials=credentials,
+        read_timeout=config.read_timeout,
+        connect_timeout=config.connect_timeout,
+        attempts=config.retries["total_max_attempts"],
+        user_agent=config.user_agent,
+        verify=session._session.get_config_variable("ca_bundle"),
+        fallback=lambda: client,
+    )

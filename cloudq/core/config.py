@@ -63,6 +63,11 @@ class Settings(BaseModel):
     send_timeout: float = SEND_TIMEOUT_SECONDS
     #: Attempts of each send-path call, the first included.
     send_attempts: int = SEND_ATTEMPTS
+    #: How SQS and DynamoDB calls travel: ``boto3``, or ``lean`` (the hot calls, such as
+    #: receive, delete, send and the result writes, signed by cloudq and sent over urllib3 at
+    #: about half the client CPU; every other call, credentials and endpoints stay botocore's:
+    #: docs/guides/lean-path.md).
+    aws_http: Literal["boto3", "lean"] = "boto3"
     #: A body limit below the broker's own (``Transport.max_message_bytes``; SQS, Redis,
     #: RabbitMQ: 1 MiB), e.g. to match a queue's MaximumMessageSize: larger messages are refused
     #: at ``.delay()``. ``None``: the broker's.

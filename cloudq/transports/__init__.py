@@ -52,6 +52,7 @@ def transport_from_url(
             send_timeout=settings.send_timeout,
             send_attempts=settings.send_attempts,
             celery_queues=settings.celery_queues,
+            aws_http=settings.aws_http,
         )
     if parsed.scheme in ("amqp", "amqps"):
         from cloudq.transports.amqp import AMQPTransport

@@ -66,18 +66,31 @@ CREDENTIAL_CODES = {
 }
 
 
-def default_client(endpoint_url: str | None = None, region_name: str | None = None) -> Any:
+def default_client(
+    endpoint_url: str | None = None, region_name: str | None = None, http: str = "boto3"
+) -> Any:
     # Above the 20 s long poll.
-    return aws_client("sqs", endpoint_url, region_name, read_timeout=30)
+    return aws_client("sqs", endpoint_url, region_name, read_timeout=30, http=http)
 
 
 def send_client(
-    endpoint_url: str | None = None, region_name: str | None = None, *, timeout: float, attempts: int
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    *,
+    timeout: float,
+    attempts: int,
+    http: str = "boto3",
 ) -> Any:
     """The client of the send path (``.delay()`` in a web request): short timeouts and few
     attempts, so an unreachable broker fails the caller in seconds."""
     return aws_client(
-        "sqs", endpoint_url, region_name, read_timeout=timeout, connect_timeout=timeout, attempts=attempts
+        "sqs",
+        endpoint_url,
+        region_name,
+        read_timeout=timeout,
+        connect_timeout=timeout,
+        attempts=attempts,
+        http=http,
     )
 
 
@@ -127,6 +140,7 @@ class SQSTransport:
         send_timeout: float = SEND_TIMEOUT_SECONDS,
         send_attempts: int = SEND_ATTEMPTS,
         celery_queues: Collection[str] = (),
+        aws_http: str = "boto3",
     ) -> None:
         self.prefix = prefix
         self.celery_queues = frozenset(celery_queues)
@@ -135,9 +149,9 @@ class SQSTransport:
         #: through their own client (an injected client serves both).
         self._clients: dict[str, Any] = {"receive": client, "send": client} if client else {}
         self._make_client = {
-            "receive": lambda: default_client(endpoint_url, region_name),
+            "receive": lambda: default_client(endpoint_url, region_name, aws_http),
             "send": lambda: send_client(
-                endpoint_url, region_name, timeout=send_timeout, attempts=send_attempts
+                endpoint_url, region_name, timeout=send_timeout, attempts=send_attempts, http=aws_http
             ),
         }
         self._urls: dict[str, str] = {}

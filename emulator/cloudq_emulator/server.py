@@ -42,8 +42,11 @@ def free_port() -> int:
 class MinistackServer:
     """``with MinistackServer() as server: server.endpoint_url``"""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, authenticate: bool = False) -> None:
         self.port = port or free_port()
+        #: Request authentication on (ministack's ``AUTH=true``): signatures are verified and
+        #: IAM policies enforced; the root key is ``test``/``test``.
+        self.authenticate = authenticate
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
         self._log = Path(tempfile.gettempdir()) / f"cloudq-ministack-{self.port}.log"
@@ -66,6 +69,7 @@ class MinistackServer:
             "IOT_MTLS_ENABLED": "0",
             "LOG_LEVEL": "WARNING",
             "S3_DATA_DIR": tempfile.mkdtemp(prefix="cloudq-ministack-s3-"),
+            "AUTH": "true" if self.authenticate else "false",
         }
         with open(self._log, "wb") as log:
             self._process = subprocess.Popen(

@@ -48,6 +48,23 @@ FAILED_RESPONSE = (
 )
 
 
+def aws_error(status: str, code: str, query_code: str) -> bytes:
+    """An answer in AWS's JSON 1.0 error form (SQS's ``x-amzn-query-error`` included)."""
+    body = b'{"__type":"%s","message":"answered by the fault proxy"}' % code.encode()
+    return (
+        b"HTTP/1.1 " + status.encode() + b"\r\n"
+        b"Content-Type: application/x-amz-json-1.0\r\n"
+        b"x-amzn-query-error: " + query_code.encode() + b";Sender\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+
+#: Throttling (retried by botocore's standard mode, and by the lean path).
+THROTTLED_RESPONSE = aws_error("400 Bad Request", "ThrottlingException", "Throttling")
+#: A 503 without an error code AWS would send (retried as a 5xx).
+UNAVAILABLE_RESPONSE = aws_error("503 Service Unavailable", "ServiceUnavailable", "ServiceUnavailable")
+
+
 def _take_request(buffer: bytearray) -> bytes | None:
     """Remove and return the first complete HTTP request of ``buffer`` (framed by its
     Content-Length, as botocore sends them), or ``None`` while it is incomplete."""
@@ -97,6 +114,8 @@ class FaultProxy:
         self._closed = threading.Event()
         self._accepter = threading.Thread(target=self._accept_loop, name="fault-proxy-accept", daemon=True)
         self._fail_containing: bytes | None = None
+        self._fail_left: int | None = None
+        self._fail_response = FAILED_RESPONSE
         #: Connections accepted in all, bytes forwarded (both ways), requests failed.
         self.accepted = 0
         self.forwarded_bytes = 0
@@ -156,12 +175,28 @@ class FaultProxy:
             self._reset_mode = False
             self._open.set()
 
-    def fail_requests(self, containing: bytes | None) -> None:
-        """Answer every request whose bytes contain ``containing`` with an HTTP 500, or (with
-        ``None``) forward everything again. Set it while no request is in flight: requests are
-        framed one by one only while a rule is set."""
+    def fail_requests(
+        self, containing: bytes | None, *, times: int | None = None, response: bytes = FAILED_RESPONSE
+    ) -> None:
+        """Answer every request whose bytes contain ``containing`` with an HTTP 500 (or
+        ``response``), the first ``times`` such requests only if given, or (with ``None``)
+        forward everything again. Set it while no request is in flight: requests are framed
+        one by one only while a rule is set."""
         with self._lock:
             self._fail_containing = containing
+            self._fail_left = times
+            self._fail_response = response
+
+    def _failing(self, request: bytes) -> bytes | None:
+        """The answer to give ``request`` instead of forwarding it, if a rule matches it."""
+        with self._lock:
+            containing, left = self._fail_containing, self._fail_left
+            if containing is None or containing not in request or left == 0:
+                return None
+            if left is not None:
+                self._fail_left = left - 1
+            self.failed_requests += 1
+            return self._fail_response
 
     def _reset_all(self) -> None:
         with self._lock:
@@ -267,9 +302,8 @@ class FaultProxy:
             return
         partial += data
         while (request := _take_request(partial)) is not None:
-            if containing is not None and containing in request:
-                with self._lock:
-                    self.failed_requests += 1
-                client.sendall(FAILED_RESPONSE)
+            answer = self._failing(request)
+            if answer is not None:
+                client.sendall(answer)
             else:
                 upstream.sendall(request)

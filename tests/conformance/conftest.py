@@ -8,6 +8,8 @@ queue), with a 2 s visibility timeout so visibility tests stay short.
 from __future__ import annotations
 
 import functools
+import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -106,6 +108,49 @@ def _sqs_ministack(request: pytest.FixtureRequest) -> Iterator[Transport]:
         yield transport
 
 
+@pytest.fixture(scope="session")
+def ministack_auth() -> Iterator[tuple[MinistackServer, dict[str, str]]]:
+    """A second ministack server, with request authentication on (signatures verified, IAM
+    enforced), and the key of an IAM user allowed SQS and DynamoDB: the lean path's engines
+    run there, so a request it signs wrongly fails the suite. Queues and tables are made
+    with the root key (``CREDENTIALS``)."""
+    with MinistackServer(authenticate=True) as server:
+        iam = _client("iam", server.endpoint_url)
+        user = "cloudq-worker"
+        iam.create_user(UserName=user)
+        policy = {"Effect": "Allow", "Action": ["sqs:*", "dynamodb:*"], "Resource": "*"}
+        iam.put_user_policy(
+            UserName=user,
+            PolicyName="data",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [policy]}),
+        )
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        yield (
+            server,
+            {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]},
+        )
+
+
+@contextmanager
+def _lean_environment(request: pytest.FixtureRequest) -> Iterator[MinistackServer]:
+    """The authenticating ministack server, its endpoint and the IAM user's key in the
+    environment for the lean path's clients, which come from the one client factory as in
+    an app."""
+    server, key = request.getfixturevalue("ministack_auth")
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    for name, value in {**server.environment(), **key}.items():
+        monkeypatch.setenv(name, value)
+    yield server
+
+
+@contextmanager
+def _sqs_ministack_lean(request: pytest.FixtureRequest) -> Iterator[Transport]:
+    from cloudq.transports.sqs import default_client
+
+    with _lean_environment(request) as server, _sqs_on(server.endpoint_url) as transport:
+        yield SQSTransport(transport.prefix, client=default_client(server.endpoint_url, "us-east-1", "lean"))
+
+
 @contextmanager
 def _memory_backend(request: pytest.FixtureRequest) -> Iterator[ResultBackend]:
     yield MemoryBackend()
@@ -134,6 +179,16 @@ def _dynamodb_ministack(request: pytest.FixtureRequest) -> Iterator[ResultBacken
     server: MinistackServer = request.getfixturevalue("ministack_server")
     with _dynamodb_on(server.endpoint_url) as backend:
         yield backend
+
+
+@contextmanager
+def _dynamodb_ministack_lean(request: pytest.FixtureRequest) -> Iterator[ResultBackend]:
+    from cloudq.backends.dynamodb import DynamoDBBackend, default_client
+
+    with _lean_environment(request) as server, _dynamodb_on(server.endpoint_url) as backend:
+        assert isinstance(backend, DynamoDBBackend)
+        client = default_client(server.endpoint_url, "us-east-1", "lean")
+        yield DynamoDBBackend(backend.table, client=client, clock=backend.clock)
 
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -231,12 +286,14 @@ TRANSPORTS: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
     "memory": _memory_transport,
     "sqs-moto": _sqs_moto,
     "sqs-ministack": _sqs_ministack,
+    "sqs-ministack-lean": _sqs_ministack_lean,
     "redis": _redis_transport,
 }
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
     "memory": _memory_backend,
     "dynamodb-moto": _dynamodb_moto,
     "dynamodb-ministack": _dynamodb_ministack,
+    "dynamodb-ministack-lean": _dynamodb_ministack_lean,
     "redis": _redis_backend,
 }
 
@@ -287,6 +344,31 @@ PAYLOAD_STORES: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
 def payload_store(request: pytest.FixtureRequest) -> Iterator[PayloadStore]:
     with PAYLOAD_STORES[request.param](request) as engine:
         yield engine
+
+
+#: ``CLOUDQ_LEAN=full`` (``make lean``) runs the whole suite on the lean path's engines; else
+#: (``make test``) these tests, which mostly sleep through visibility timeouts and delays on
+#: the same calls other tests make, run on the boto3 path only.
+LEAN_FULL = os.environ.get("CLOUDQ_LEAN", "").lower() == "full"
+LEAN_LONG = {
+    "test_extending_visibility_keeps_a_message_hidden_past_the_timeout",
+    "test_extend_visibility_extends_a_batch_and_ignores_stale_handles",
+    "test_an_acked_message_never_comes_back_and_acking_twice_is_fine",
+    "test_a_received_message_is_hidden_then_comes_back_with_a_higher_count",
+    "test_dead_letter_moves_the_body_with_a_reason_and_removes_it",
+    "test_delay_seconds_hide_a_message_until_then",
+    "test_a_fifo_queue_takes_a_repeated_deduplication_id_or_body_once",
+    "test_an_empty_receive_waits_then_returns_nothing",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if LEAN_FULL:
+        return
+    long = [item for item in items if "-lean]" in item.nodeid and item.name.split("[")[0] in LEAN_LONG]
+    if long:
+        config.hook.pytest_deselected(items=long)
+        items[:] = [item for item in items if item not in long]
 
 
 def pytest_configure(config: pytest.Config) -> None:

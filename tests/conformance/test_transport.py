@@ -265,7 +265,7 @@ def test_a_refused_entry_is_reported_and_the_rest_of_its_batch_is_sent(transport
 
 #: Engines whose queue cannot tell its oldest message's age without receiving it: SQS (only
 #: CloudWatch knows), RabbitMQ (a queue declaration gives counts only).
-NO_OLDEST_AGE = {"sqs-moto", "sqs-ministack", "amqp"}
+NO_OLDEST_AGE = {"sqs-moto", "sqs-ministack", "sqs-ministack-lean", "amqp"}
 
 
 def test_stats_say_the_oldest_messages_age_or_nothing_without_receiving_it(

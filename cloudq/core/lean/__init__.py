@@ -1,0 +1,1 @@
+"""The lean data path: the hot AWS calls without botocore (docs/guides/lean-path.md)."""

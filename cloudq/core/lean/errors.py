@@ -1,0 +1,98 @@
+"""The lean path's failures, raised as botocore raises them: a refused request is a
+``botocore.exceptions.ClientError`` with the same ``response`` (``Error.Code``, ``Message``, the
+error's own fields such as DynamoDB's ``Item``) and message; a request that got no answer is the
+``BotoCoreError`` botocore raises for it. So engines catching botocore's errors see no
+difference. botocore is imported only when something fails."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import urllib3.exceptions
+
+#: botocore standard mode's throttling codes (``botocore.retries.standard``).
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
+#: botocore standard mode's transient codes and statuses.
+TRANSIENT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"})
+TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
+
+
+def error_response(status: int, headers: Mapping[str, str], data: bytes) -> dict[str, Any]:
+    """The ``response`` of the ``ClientError`` botocore raises for this answer (JSON 1.0
+    protocol; SQS's ``x-amzn-query-error`` header names the code its query protocol had)."""
+    try:
+        body = json.loads(data) if data else {}
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):  # not AWS's form (a proxy's page): botocore's generic error
+        error = {"Code": str(status), "Message": http.client.responses.get(status, "")}
+        return {"Error": error, "ResponseMetadata": metadata(status, headers, 0)}
+    code = str(body.get("__type") or body.get("code") or "").rsplit("#", 1)[-1] or str(status)
+    message = str(body.get("message") or body.get("Message") or "")
+    error = {"Message": message, "Code": code}
+    query_error = headers.get("x-amzn-query-error")
+    if query_error and ";" in query_error:
+        error["QueryErrorCode"] = code
+        error["Code"], error["Type"] = query_error.split(";", 1)
+    fields = {k: v for k, v in body.items() if k not in ("__type", "code", "message", "Message")}
+    return {**fields, "Error": error, "ResponseMetadata": metadata(status, headers, 0)}
+
+
+def metadata(status: int, headers: Mapping[str, str], retries: int) -> dict[str, Any]:
+    return {
+        "RequestId": headers.get("x-amzn-requestid", ""),
+        "HTTPStatusCode": status,
+        "HTTPHeaders": dict(headers),
+        "RetryAttempts": retries,
+    }
+
+
+def retryable(status: int, code: str) -> bool:
+    return status in TRANSIENT_STATUSES or code in THROTTLING_CODES or code in TRANSIENT_CODES
+
+
+def client_error(response: dict[str, Any], operation: str) -> Any:
+    """botocore's ``ClientError`` (an ``Exception``; botocore is untyped)."""
+    from botocore.exceptions import ClientError
+
+    return ClientError(response, operation)
+
+
+def connection_error(exc: Exception, endpoint_url: str) -> Any:
+    """The ``BotoCoreError`` botocore raises when urllib3 fails with ``exc``."""
+    import botocore.exceptions as be
+
+    errors = urllib3.exceptions
+    if isinstance(exc, errors.NewConnectionError):
+        return be.EndpointConnectionError(endpoint_url=endpoint_url, error=exc)
+    if isinstance(exc, errors.ConnectTimeoutError):
+        return be.ConnectTimeoutError(endpoint_url=endpoint_url, error=exc)
+    if isinstance(exc, errors.ReadTimeoutError):
+        return be.ReadTimeoutError(endpoint_url=endpoint_url, error=exc)
+    if isinstance(exc, errors.ProxyError):
+        return be.ProxyConnectionError(proxy_url=str(exc), error=exc)
+    if isinstance(exc, errors.SSLError):
+        return be.SSLError(endpoint_url=endpoint_url, error=exc)
+    if isinstance(exc, errors.ProtocolError):
+        return be.ConnectionClosedError(endpoint_url=endpoint_url, error=exc)
+    return be.HTTPClientError(error=exc)
