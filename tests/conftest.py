@@ -10,4 +10,3 @@ from tests.tasks import make_app
 def app() -> CloudQ:
     """A fresh app on the in-process engines (memory broker and results)."""
     return make_app("unit", broker="memory://", backend="memory://")
-
