@@ -30,11 +30,12 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 @pytest.fixture
 def celery_queue() -> Iterator[str]:
-    """A Celery queue name of its own; its Redis keys (kombu's and cloudq's) are deleted after."""
+    """A Celery queue name of its own; its Redis keys (kombu's and cloudq's) are deleted after.
+    Celery's result keys stay (they expire in a day): another test process may be reading its own."""
     name = f"celery-{uuid.uuid4().hex[:8]}"
     yield name
     client = redis.Redis.from_url(REDIS_URL)
-    patterns = (f"{name}*", f"_kombu.binding.{name}", "celery-task-meta-*")
+    patterns = (f"{name}*", f"_kombu.binding.{name}")
     keys = [key for pattern in patterns for key in client.scan_iter(match=pattern)]
     if keys:
         client.delete(*keys)

@@ -88,19 +88,21 @@ def test_each_page_in_a_browser(
 
     engine = request.node.callspec.params["page_app"]
     env = {**e2e_env, "CLOUDQ_DASHBOARD_TOKEN": TOKEN}
-    start_worker("-c", "2")  # it starts while the dashboard does
     with dashboard_process(env, tmp_path / "dashboard.log", "--allow-replay", "--refresh", "0.5") as url:
         check_security(url)
         # Given the queue page open (the token given once, kept as a cookie), on no backlog
         browser.get(f"{url}/?token={TOKEN}")
         browser.execute_script("window.notReloaded = true")
         until(lambda: backlog(browser) == 0)
-        # When tasks are sent, one of them broken, while the worker drains them
+        # When tasks are sent, one of them broken, and then a worker drains them (started
+        # after the page saw them queued: a consumer that took them at once would hide them on
+        # RabbitMQ, which counts only the messages no consumer holds)
         broken = page_app.tasks["until_fixed"].delay("dash")
         results = [page_app.tasks["sleep"].delay(0.1) for _ in range(30)]
         # Then the page's numbers rise and fall again by themselves, without a reload
         until(lambda: backlog(browser) > 0)
         shot(browser, engine, "queues")
+        start_worker("-c", "2")
         until(lambda: backlog(browser) == 0 and dead_letters(browser) == 1, 30)
         # (on RabbitMQ the messages a consumer holds are not counted: they finish after)
         until(lambda: all(result.state is State.SUCCESS for result in results))
