@@ -44,7 +44,7 @@ demo: $(STAMP)
 test: $(STAMP) $(WHEELS) lint typecheck docs-strict
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 	$(BIN)/python -m pytest -q examples/django_events
-	$(SHIFTED) $(BIN)/python -m pytest -q tests/unit
+	$(SHIFTED) $(BIN)/python -m pytest -q -n 2 tests/unit
 
 # make test runs the unit tests a second time on a clock 400 days ahead (Debian's libfaketime),
 # so that a test depending on today's date fails the day it is written, not a year later.
