@@ -40,6 +40,10 @@ def shop_app(server: MinistackServer, proxy: FaultProxy) -> CloudQ:
         f"fastapi{uuid.uuid4().hex[:8]}",
         broker=f"sqs://?endpoint_url={proxy.endpoint_url}&region=us-east-1",
         backend=None,
+        # The link holds each chunk both ways (at least 2 x LATENCY per call, more while 20
+        # threads share two cores): the send path's 1 s default would time out on it, so the
+        # app raises it, as a service behind a slow link would.
+        send_timeout=10.0,
     )
 
     @app.task(name="update_participants")
