@@ -113,6 +113,11 @@ class Ledger:
         with self._lock:
             return len(self._running)
 
+    def has_queued(self) -> bool:
+        """Whether received messages wait for a task thread."""
+        with self._lock:
+            return bool(self._queued)
+
     def count(self, stat: str, n: int = 1) -> None:
         """Add ``n`` to one of the ``WorkerStats`` counts."""
         if stat not in STAT_NAMES:

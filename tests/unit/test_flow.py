@@ -3,10 +3,13 @@ caps hold through the result backend, and waiting is never an attempt."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from cloudq import CloudQ, State
-from cloudq.backends.base import ResultBackend
+from cloudq.backends.base import ResultBackend, ResultRecord
 from cloudq.core.clock import ManualClock
 from cloudq.core.errors import TaskRegistrationError
 from cloudq.core.flow import FlowOptions
@@ -17,6 +20,7 @@ from cloudq.runtime.heartbeat import Heartbeat
 from cloudq.runtime.ledger import Ledger
 from cloudq.runtime.outcome import Action, apply_outcome
 from cloudq.testing import FakeLambdaContext, drain, sqs_event
+from cloudq.transports.base import ReceivedMessage
 from tests.tasks import make_app
 
 
@@ -96,8 +100,8 @@ def test_a_cap_of_1_resends_a_second_run_until_the_first_ends(app: CloudQ, clock
     [received] = app.transport.receive("default", 1, wait_seconds=0)
     # When its message is executed
     outcome = Executor(app).execute(received)
-    # Then it is re-sent to try again in a second, not claimed (no attempt spent)
-    assert (outcome.action, outcome.delay_seconds) == (Action.RESEND, 1)
+    # Then it is re-sent to try again in 1 or 2 s (spread), not claimed (no attempt spent)
+    assert outcome.action is Action.RESEND and outcome.delay_seconds in (1, 2)
     assert "concurrency cap" in outcome.reason and result.record() is None
     apply_outcome(app.transport, received, outcome)
     # And once the other run ends it runs, and its own lease is released at its end
@@ -105,6 +109,83 @@ def test_a_cap_of_1_resends_a_second_run_until_the_first_ends(app: CloudQ, clock
     drain(app)
     assert result.get(timeout=1) > 0
     assert backend.acquire_lease("capped", "next", 1, 30, clock.time()) == 0.0
+
+
+def test_a_worker_thread_waits_briefly_for_a_slot_before_resending() -> None:
+    # Given a worker's executor that lets threads wait for slots, and a singleton whose only
+    # slot another run holds (on the real clock: the wait is in real time)
+    app = make_app("flow", broker="memory://", backend="memory://")
+    backend = _backend(app)
+    assert backend.acquire_lease("capped", "elsewhere", 1, 30, app.clock.time()) == 0.0
+    executor = Executor(app)
+    executor.flow.wait_for_slots(threads=2, others_queued=lambda: False, seconds=5.0)
+    result = app.tasks["capped"].delay()
+    [received] = app.transport.receive("default", 1, wait_seconds=0)
+    # When the other run ends 0.3 s into the wait
+    ends = threading.Timer(0.3, backend.release_lease, ("capped", "elsewhere"))
+    ends.start()
+    started = time.monotonic()
+    outcome = executor.execute(received)
+    waited = time.monotonic() - started
+    ends.join()
+    # Then the message ran in that thread once the slot freed (no re-send, no attempt spent
+    # waiting) and released its own lease at its end
+    assert outcome.action is Action.ACK, outcome.reason
+    assert 0.3 <= waited < 2.0
+    assert result.get(timeout=1) > 0 and _record_attempts(result.record()) == 1
+    assert backend.acquire_lease("capped", "next", 1, 30, app.clock.time()) == 0.0
+
+
+def test_a_wait_for_a_slot_that_never_frees_ends_in_a_resend_and_extra_waiters_resend_at_once() -> None:
+    # Given a worker that lets one thread wait 0.3 s, and a singleton's slot held elsewhere
+    app = make_app("flow", broker="memory://", backend="memory://")
+    backend = _backend(app)
+    backend.acquire_lease("capped", "elsewhere", 1, 30, app.clock.time())
+    executor = Executor(app)
+    executor.flow.wait_for_slots(threads=1, others_queued=lambda: False, seconds=0.3)
+    app.tasks["capped"].map([(), ()])
+    first, second = app.transport.receive("default", 2, wait_seconds=0)
+    # When both are executed at once
+    outcomes: dict[str, tuple[Action, float]] = {}
+
+    def run(received: ReceivedMessage) -> None:
+        started = time.monotonic()
+        action = executor.execute(received).action
+        outcomes[received.message_id] = (action, time.monotonic() - started)
+
+    threads = [threading.Thread(target=run, args=(message,)) for message in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then both are re-sent (waiting is not an attempt): one after its 0.3 s wait, the other
+    # at once (one thread may wait)
+    assert {action for action, _ in outcomes.values()} == {Action.RESEND}
+    waits = sorted(seconds for _, seconds in outcomes.values())
+    assert waits[0] < 0.2 and 0.3 <= waits[1] < 1.0, waits
+
+
+def test_a_thread_waiting_for_a_slot_gives_it_up_when_other_messages_need_a_thread() -> None:
+    # Given a worker that lets a thread wait 5 s for a slot, and a singleton's slot held
+    app = make_app("flow", broker="memory://", backend="memory://")
+    _backend(app).acquire_lease("capped", "elsewhere", 1, 30, app.clock.time())
+    others = threading.Event()
+    executor = Executor(app)
+    executor.flow.wait_for_slots(threads=4, others_queued=others.is_set, seconds=5.0)
+    app.tasks["capped"].delay()
+    [received] = app.transport.receive("default", 1, wait_seconds=0)
+    # When, 0.2 s into its wait, other received messages are left queued for a thread
+    threading.Timer(0.2, others.set).start()
+    started = time.monotonic()
+    outcome = executor.execute(received)
+    # Then it stops waiting at once and re-sends its message (not an attempt)
+    assert outcome.action is Action.RESEND
+    assert 0.2 <= time.monotonic() - started < 0.5
+
+
+def _record_attempts(record: ResultRecord | None) -> int:
+    assert record is not None
+    return record.attempts
 
 
 def test_a_crashed_holders_slot_frees_when_its_lease_ends(app: CloudQ, clock: ManualClock) -> None:
