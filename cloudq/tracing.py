@@ -65,8 +65,13 @@ def _otel_trace() -> Any:
     a tracer provider imports it (``set_tracer_provider`` lives there, and the
     ``opentelemetry-instrument`` launcher imports it before the application), so an
     application that has not imported it traces nothing, and cloudq does not import it on
-    its behalf (that would cost a Lambda cold start for nothing)."""
-    return sys.modules.get("opentelemetry.trace")
+    its behalf (that would cost a Lambda cold start for nothing). A module another thread is
+    still importing is in ``sys.modules`` half made: it counts as not imported yet (its
+    names were missing: an AttributeError failed a task on a Lambda cold start)."""
+    module = sys.modules.get("opentelemetry.trace")
+    if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
+        return None
+    return module
 
 
 def _tracer() -> Any:

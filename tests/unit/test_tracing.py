@@ -179,3 +179,23 @@ def test_signatures_of_untraced_messages_are_what_cloudq_before_tracing_made() -
     )
     with pytest.raises(SignatureError):
         forged.verify(["key"])
+
+
+def test_a_run_while_another_thread_still_imports_opentelemetry_traces_nothing_and_succeeds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given opentelemetry.trace half imported (another thread is importing it: the module is
+    # in sys.modules, its names not yet), as a library's lazy import did on a Lambda cold start
+    import importlib.machinery
+    import types
+
+    half = types.ModuleType("opentelemetry.trace")
+    half.__spec__ = importlib.machinery.ModuleSpec("opentelemetry.trace", None)
+    half.__spec__._initializing = True  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "opentelemetry.trace", half)
+    app = traced_app()
+    # When a task is sent and run
+    result = app.tasks["child"].delay()
+    drain(app)
+    # Then it ran, untraced, instead of failing on the module's missing names
+    assert result.get(timeout=1) == "done"
