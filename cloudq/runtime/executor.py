@@ -39,7 +39,7 @@ from cloudq.core.message import Message
 from cloudq.core.request import Request
 from cloudq.runtime import workflow
 from cloudq.runtime.attempts import Attempts
-from cloudq.runtime.flow import Flow
+from cloudq.runtime.flow import Flow, Lease
 from cloudq.runtime.health import Health
 from cloudq.runtime.metrics import EmfMetrics
 from cloudq.runtime.outcome import BACKEND_RETRY_SECONDS, Action, Outcome, Prepared, clip, log_outcome
@@ -154,9 +154,9 @@ class Executor:
         if isinstance(admitted, Outcome):
             return admitted
         try:
-            return self._claim_and_run(task, message, received, attempts, arguments)
+            return self._claim_and_run(task, message, received, attempts, arguments, admitted)
         finally:
-            self.flow.release(admitted)
+            self.flow.release(admitted)  # when the run did not get to release it
 
     def _refused(self, prepared: Prepared, refused: Outcome) -> None:
         """The Step Functions state that sent a refused body fails now, not at its timeout."""
@@ -236,6 +236,7 @@ class Executor:
         received: ReceivedMessage,
         attempts: Attempts,
         arguments: tuple[tuple[Any, ...], dict[str, Any]] | None,
+        lease: Lease | None,
     ) -> Outcome:
         if self._claims(task):
             claimed = self._claim(task, message, received, attempts)
@@ -261,7 +262,7 @@ class Executor:
             deadline=self._deadline(task),
             clock=self.app.clock,
         )
-        return self._run(task, message, received, request, attempts)
+        return self._run(task, message, received, request, attempts, lease)
 
     def _deadline(self, task: Task[Any, Any]) -> float | None:
         """The run's deadline: its ``soft_timeout`` from now, and on Lambda no later than
@@ -314,15 +315,20 @@ class Executor:
         received: ReceivedMessage,
         request: Request,
         attempts: Attempts,
+        lease: Lease | None,
     ) -> Outcome:
         started = self.app.clock.time()
         try:
-            with run_span(task.name, message.traceparent) as traceparent, self.tokens.beating(message):
-                if traceparent is not None:
-                    request = replace(request, traceparent=traceparent)
-                # before_task, the task, after_task; SoftTimeLimitExceeded past soft_timeout
-                deadline = self._soft_deadline(task, request)
-                value = self.soft_limits.run(deadline, self.app.hooks.run, task, request)
+            try:
+                with run_span(task.name, message.traceparent) as traceparent, self.tokens.beating(message):
+                    if traceparent is not None:
+                        request = replace(request, traceparent=traceparent)
+                    # before_task, the task, after_task; SoftTimeLimitExceeded past soft_timeout
+                    deadline = self._soft_deadline(task, request)
+                    value = self.soft_limits.run(deadline, self.app.hooks.run, task, request)
+            finally:
+                # The run is over: its concurrency slot frees before its outcome is stored.
+                self.flow.release(lease)
         except Retry as retry:
             cause = retry.exc or retry
             return self._retry_or_fail(task, message, received, attempts, cause, retry.countdown)

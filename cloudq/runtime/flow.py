@@ -200,11 +200,13 @@ class Flow:
                 self._waiting -= 1
 
     def release(self, lease: Lease | None) -> None:
-        """End a run's lease (best effort: an unreleased lease ends by itself)."""
+        """End a run's lease (best effort: an unreleased lease ends by itself). Once: a
+        lease released already is left alone."""
         if lease is None:
             return
         with self._lock:
-            self._held.pop(lease.holder, None)
+            if self._held.pop(lease.holder, None) is None:
+                return
         backend = self.app.backend
         assert backend is not None  # a lease was taken from it
         try:

@@ -136,6 +136,30 @@ def test_a_worker_thread_waits_briefly_for_a_slot_before_resending() -> None:
     assert backend.acquire_lease("capped", "next", 1, 30, app.clock.time()) == 0.0
 
 
+def test_a_runs_slot_frees_as_its_task_returns_before_its_result_is_stored(
+    app: CloudQ, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a singleton, and a look at its slot whenever a result is stored
+    backend = _backend(app)
+    slot_free_at_store: list[bool] = []
+    store = type(backend).put
+
+    def looking(self: ResultBackend, *args: object, **kwargs: object) -> object:
+        free = backend.acquire_lease("capped", "probe", 1, 30, clock.time()) == 0.0
+        if free:
+            backend.release_lease("capped", "probe")
+        slot_free_at_store.append(free)
+        return store(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(backend), "put", looking)
+    result = app.tasks["capped"].delay()
+    # When it runs
+    drain(app)
+    # Then its slot was free again by the time its result was written
+    assert result.get(timeout=1) > 0
+    assert slot_free_at_store == [True]
+
+
 def test_a_wait_for_a_slot_that_never_frees_ends_in_a_resend_and_extra_waiters_resend_at_once() -> None:
     # Given a worker that lets one thread wait 0.3 s, and a singleton's slot held elsewhere
     app = make_app("flow", broker="memory://", backend="memory://")
