@@ -64,7 +64,8 @@ class Codec:
 
     def is_celery(self, queue: str | None) -> bool:
         """Whether ``queue``'s bodies are Celery's (setting ``celery_queues``)."""
-        return queue is not None and is_celery_queue(queue, self.app.settings.celery_queues)
+        celery_queues = self.app.settings.celery_queues
+        return bool(celery_queues) and queue is not None and is_celery_queue(queue, celery_queues)
 
     def is_stepfunctions(self, queue: str | None) -> bool:
         """Whether Step Functions sends to ``queue`` (setting ``stepfunctions_queues``)."""

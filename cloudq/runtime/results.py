@@ -71,7 +71,7 @@ class ResultWriter:
     def writes_celery(self, message: Message) -> bool:
         """Whether the end of ``message``'s run is also written for Celery's ``AsyncResult``:
         it came in Celery's protocol and the app names a ``celery_result_backend``."""
-        return message.from_celery and self.app.settings.celery_result_backend is not None
+        return self.app.settings.celery_result_backend is not None and message.from_celery
 
     @property
     def celery_results(self) -> CeleryResults:

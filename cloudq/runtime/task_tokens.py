@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
@@ -49,6 +49,8 @@ RESULT_TOO_LARGE_ERROR = "cloudq.ResultTooLarge"
 TOKEN_ERRORS = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
 #: The shortest interval between two heartbeats of one token.
 MIN_BEAT_SECONDS = 0.5
+#: What ``beating`` gives a run without a task token (reusable).
+_NOT_BEATING: AbstractContextManager[None] = nullcontext()
 _METHODS = {
     "SendTaskSuccess": "send_task_success",
     "SendTaskFailure": "send_task_failure",
@@ -127,14 +129,17 @@ class TaskTokens:
 
     # -- heartbeats ----------------------------------------------------------------------
 
-    @contextmanager
-    def beating(self, message: Message) -> Iterator[None]:
+    def beating(self, message: Message) -> AbstractContextManager[None]:
         """``SendTaskHeartbeat`` for ``message``'s token every half of its
-        ``heartbeat_seconds`` while the block runs (nothing without both)."""
+        ``heartbeat_seconds`` while the block runs (nothing without both: a shared no-op, as
+        nearly every run has no token)."""
         token, seconds = message.task_token, message.heartbeat_seconds
         if token is None or seconds is None:
-            yield
-            return
+            return _NOT_BEATING
+        return self._beating_for(message, token, seconds)
+
+    @contextmanager
+    def _beating_for(self, message: Message, token: str, seconds: float) -> Iterator[None]:
         interval = max(seconds / 2, MIN_BEAT_SECONDS)
         with self._lock:
             self._beating[token] = (interval, time.monotonic() + interval, message.id)
