@@ -7,6 +7,7 @@ One browser for the module. A screenshot of each page goes to ``artifacts/dashbo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,16 @@ def page_app(request: pytest.FixtureRequest) -> CloudQ:
 
 def until(condition: Callable[[], bool], timeout: float = 20) -> None:
     assert wait_until(condition, timeout, 0.1), "timed out"
+
+
+def element(browser: Any, by: str, value: str, timeout: float = 20) -> Any:
+    """The element, once the page has it: a click that submits a form returns before the
+    next page has loaded (on RabbitMQ the replay's page came after the lookup)."""
+    deadline = time.monotonic() + timeout
+    while not (found := browser.find_elements(by, value)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert found, f"no {value!r} after {timeout} s on: {browser.find_element('tag name', 'body').text!r}"
+    return found[0]
 
 
 def backlog(browser: Any) -> int:
@@ -112,10 +123,10 @@ def test_each_page_in_a_browser(
         assert "not fixed yet dash" in browser.page_source
         shot(browser, engine, "dead-letters")
         (Path(e2e_env["CLOUDQ_TEST_LOG_DIR"]) / "fixed").touch()
-        browser.find_element(By.CSS_SELECTOR, "a.replay").click()
+        element(browser, By.CSS_SELECTOR, "a.replay").click()
         shot(browser, engine, "confirm")
-        browser.find_element(By.ID, "confirm").click()
-        assert "Replayed 1 message(s)" in browser.find_element(By.ID, "replayed").text
+        element(browser, By.ID, "confirm").click()
+        assert "Replayed 1 message(s)" in element(browser, By.ID, "replayed").text
         # Then the task reaches SUCCESS, and its page says so, with its first life's error
         until(lambda: broken.state is State.SUCCESS)
         browser.get(f"{url}/tasks?id={broken.id}")
