@@ -131,7 +131,7 @@ def test_a_worker_thread_waits_briefly_for_a_slot_before_resending() -> None:
     # Then the message ran in that thread once the slot freed (no re-send, no attempt spent
     # waiting) and released its own lease at its end
     assert outcome.action is Action.ACK, outcome.reason
-    assert 0.3 <= waited < 2.0
+    assert 0.3 <= waited < 4.0  # not its 5 s
     assert result.get(timeout=1) > 0 and _record_attempts(result.record()) == 1
     assert backend.acquire_lease("capped", "next", 1, 30, app.clock.time()) == 0.0
 
@@ -161,12 +161,12 @@ def test_a_runs_slot_frees_as_its_task_returns_before_its_result_is_stored(
 
 
 def test_a_wait_for_a_slot_that_never_frees_ends_in_a_resend_and_extra_waiters_resend_at_once() -> None:
-    # Given a worker that lets one thread wait 0.3 s, and a singleton's slot held elsewhere
+    # Given a worker that lets one thread wait 1.5 s, and a singleton's slot held elsewhere
     app = make_app("flow", broker="memory://", backend="memory://")
     backend = _backend(app)
     backend.acquire_lease("capped", "elsewhere", 1, 30, app.clock.time())
     executor = Executor(app)
-    executor.flow.wait_for_slots(threads=1, others_queued=lambda: False, seconds=0.3)
+    executor.flow.wait_for_slots(threads=1, others_queued=lambda: False, seconds=1.5)
     app.tasks["capped"].map([(), ()])
     first, second = app.transport.receive("default", 2, wait_seconds=0)
     # When both are executed at once
@@ -182,11 +182,11 @@ def test_a_wait_for_a_slot_that_never_frees_ends_in_a_resend_and_extra_waiters_r
         thread.start()
     for thread in threads:
         thread.join()
-    # Then both are re-sent (waiting is not an attempt): one after its 0.3 s wait, the other
-    # at once (one thread may wait)
+    # Then both are re-sent (waiting is not an attempt): one after its 1.5 s wait, the other
+    # at once (one thread may wait), well before (a loaded machine took 0.26 s)
     assert {action for action, _ in outcomes.values()} == {Action.RESEND}
     waits = sorted(seconds for _, seconds in outcomes.values())
-    assert waits[0] < 0.2 and 0.3 <= waits[1] < 1.0, waits
+    assert waits[0] < 1.0 and 1.5 <= waits[1] < 5.0, waits
 
 
 def test_a_thread_waiting_for_a_slot_gives_it_up_when_other_messages_need_a_thread() -> None:
@@ -204,7 +204,7 @@ def test_a_thread_waiting_for_a_slot_gives_it_up_when_other_messages_need_a_thre
     outcome = executor.execute(received)
     # Then it stops waiting at once and re-sends its message (not an attempt)
     assert outcome.action is Action.RESEND
-    assert 0.2 <= time.monotonic() - started < 0.5
+    assert 0.2 <= time.monotonic() - started < 3.0  # not its 5 s
 
 
 def _record_attempts(record: ResultRecord | None) -> int:
