@@ -16,8 +16,9 @@ lease taken) before its task id is claimed, so that waiting never counts as an a
   it is re-sent in 1 or 2 s (``CAP_RETRY_SECONDS``) the way a rate-limited message is. A
   re-send alone left the slots idle from a run's end to the next delivery: a cap of 3 on
   0.2 s tasks kept 0.8 running on average; the re-sent backlog came back in waves.
-- A lease lasts ``lease_seconds``: the worker's heartbeat renews it (``renew``), the run's
-  end releases it; a crashed worker's lease ends by itself. On Lambda (no heartbeat) it lasts
+- A lease lasts ``lease_seconds``: the worker's heartbeat renews it (``renew``), the task's
+  return (or raise) releases it, before the outcome is stored; a crashed worker's lease ends
+  by itself. On Lambda (no heartbeat) it lasts
   the function's timeout.
 
 The rules are the backend's (``cloudq.backends.flow``); the options the task's
