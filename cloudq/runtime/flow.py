@@ -6,20 +6,19 @@ lease taken) before its task id is claimed, so that waiting never counts as an a
   attempt, never held in memory. A visibility change would count as a receive, and the
   queue's ``maxReceiveCount`` would then dead-letter it for waiting. The re-sent message
   holds its slot (``Message.rate_slot``): its first delivery runs without taking another.
-- At its concurrency cap, a worker's task thread first waits up to ``CAP_WAIT_SECONDS`` for
-  a slot (``wait_for_slots``): a slot freed in this process wakes its waiters at once, one
-  freed elsewhere is seen within ``CAP_POLL_SECONDS``. The message stays received meanwhile
-  (the heartbeat keeps it hidden; its receive count does not move). All but two of the
-  worker's threads may wait, and a waiter gives up as soon as another received message is
-  left queued for a thread, so waiting never holds up other work. Still refused, or on
-  Lambda (no waiting: it is billed, and an invocation's records would wait on each other),
-  it is re-sent in 1 or 2 s (``CAP_RETRY_SECONDS``) the way a rate-limited message is. A
-  re-send alone left the slots idle from a run's end to the next delivery: a cap of 3 on
-  0.2 s tasks kept 0.8 running on average; the re-sent backlog came back in waves.
+- At its concurrency cap, a worker's task thread first waits up to ``CAP_WAIT_SECONDS`` for a
+  slot (``wait_for_slots``): a slot freed in this process wakes its waiters at once, one freed
+  elsewhere is seen within ``CAP_POLL_SECONDS``. The message stays received meanwhile (the
+  heartbeat keeps it hidden; its receive count does not move). All but two of the worker's
+  threads may wait, and a waiter gives up at its next check once another received message is
+  queued for a thread, so waiting holds up other work one poll at most. Still refused, or on
+  Lambda (no waiting: it is billed, and an invocation's records would wait on each other), it
+  is re-sent in 1 or 2 s (``CAP_RETRY_SECONDS``) the way a rate-limited message is. A re-send
+  alone left the slots idle from a run's end to the next delivery: a cap of 3 on 0.2 s tasks
+  kept 0.8 running on average; the re-sent backlog came back in waves.
 - A lease lasts ``lease_seconds``: the worker's heartbeat renews it (``renew``), the task's
-  return (or raise) releases it, before the outcome is stored; a crashed worker's lease ends
-  by itself. On Lambda (no heartbeat) it lasts
-  the function's timeout.
+  return (or raise) releases it, before the outcome is stored; a crashed worker's lease ends by
+  itself. On Lambda (no heartbeat) it lasts the function's timeout.
 
 The rules are the backend's (``cloudq.backends.flow``); the options the task's
 (``cloudq.core.flow``).

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from cloudq import CloudQ
+from cloudq.app.result import AsyncResult, GroupResult
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -111,6 +112,7 @@ class PageWorkers:
 
     def __init__(self) -> None:
         self.running: dict[int, tuple[Any, threading.Thread, frozenset[str]]] = {}
+        self.died: list[str] = []
 
     def cover(self, namespace: dict[str, Any]) -> None:
         from cloudq.worker import Worker
@@ -125,9 +127,20 @@ class PageWorkers:
             if current is not None:
                 self._stop(current)
             worker = Worker(app, sorted(queues), concurrency=4, wait_seconds=0.05, grace=2)
-            thread = threading.Thread(target=worker.run, daemon=True)
+            thread = threading.Thread(target=self._run, args=(worker,), daemon=True)
             thread.start()
             self.running[id(app)] = (worker, thread, queues)
+
+    def _run(self, worker: Any) -> None:
+        try:
+            worker.run()
+        except BaseException as exc:  # said by the sample's failure, not lost in a thread
+            self.died.append(f"{type(exc).__name__}: {exc}")
+            raise
+
+    def check(self) -> None:
+        """A sample's worker that died is the sample's failure."""
+        assert not self.died, f"a docs sample's worker died: {self.died}"
 
     def _stop(self, entry: tuple[Any, threading.Thread, frozenset[str]]) -> None:
         worker, thread, _ = entry
@@ -158,11 +171,26 @@ def memory_engines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
+    # A sample's .get() without a timeout waits at most SAMPLE_GET_SECONDS here: a sample whose
+    # task never runs fails instead of holding the suite forever (seen once, in CI's
+    # shifted-clock run).
+    for cls in (AsyncResult, GroupResult):
+        monkeypatch.setattr(cls, "get", _bounded(cls.get))
     before = set(sys.modules)
     yield tmp_path
     for name in set(sys.modules) - before:
         if str(getattr(sys.modules[name], "__file__", "") or "").startswith(str(tmp_path)):
             del sys.modules[name]
+
+
+SAMPLE_GET_SECONDS = 60.0
+
+
+def _bounded(get: Any) -> Any:
+    def bounded(self: Any, timeout: float | None = None, interval: float = 0.05) -> Any:
+        return get(self, SAMPLE_GET_SECONDS if timeout is None else timeout, interval)
+
+    return bounded
 
 
 PYTHON_PAGES = sorted({b.page for b in ALL if b.lang == "python" and b.not_runnable is None})
@@ -177,7 +205,10 @@ def test_the_python_samples_of_a_page_run(page: Path, memory_engines: Path) -> N
             if block.lang != "python" or block.not_runnable is not None:
                 continue
             workers.cover(namespace)
-            run_block(block, namespace, memory_engines)
+            try:
+                run_block(block, namespace, memory_engines)
+            finally:
+                workers.check()
     finally:
         workers.stop()
 
