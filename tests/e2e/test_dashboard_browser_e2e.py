@@ -7,7 +7,6 @@ One browser for the module. A screenshot of each page goes to ``artifacts/dashbo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -56,10 +55,15 @@ def until(condition: Callable[[], bool], timeout: float = 20) -> None:
 def element(browser: Any, by: str, value: str, timeout: float = 20) -> Any:
     """The element, once the page has it: a click that submits a form returns before the
     next page has loaded (on RabbitMQ the replay's page came after the lookup)."""
-    deadline = time.monotonic() + timeout
-    while not (found := browser.find_elements(by, value)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert found, f"no {value!r} after {timeout} s on: {browser.find_element('tag name', 'body').text!r}"
+    found: list[Any] = []
+
+    def present() -> bool:
+        found[:] = browser.find_elements(by, value)
+        return bool(found)
+
+    if not wait_until(present, timeout, 0.1):
+        body = browser.find_element("tag name", "body").text
+        raise AssertionError(f"no {value!r} after {timeout} s on: {body!r}")
     return found[0]
 
 
