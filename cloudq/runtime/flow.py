@@ -7,11 +7,17 @@ lease taken) before its task id is claimed, so that waiting never counts as an a
   queue's ``maxReceiveCount`` would then dead-letter it for waiting. The re-sent message
   holds its slot (``Message.rate_slot``): its first delivery runs without taking another.
 - At its concurrency cap, a worker's task thread first waits up to ``CAP_WAIT_SECONDS`` for a
-  slot (``wait_for_slots``): a slot freed in this process wakes its waiters at once, one freed
+  slot (``wait_for_slots``): a slot freed in this process is handed to it at once, one freed
   elsewhere is seen within ``CAP_POLL_SECONDS``. The message stays received meanwhile (the
   heartbeat keeps it hidden; its receive count does not move). All but two of the worker's
   threads may wait, and a waiter gives up at its next check once another received message is
-  queued for a thread, so waiting holds up other work one poll at most. Still refused, or on
+  queued for a thread, so waiting holds up other work one poll at most. A run's end hands its
+  lease straight to the first thread of the same process waiting on that cap, without a
+  backend call (``release``), and only that first thread asks the backend: a handoff through
+  the backend (release, a waiter's next poll, acquire) left a slot idle ~20 ms per run on the
+  emulator, and every waiter polling loaded it further (a cap of 3 on 0.2 s tasks kept 2.2 to
+  2.6 running on average). A process thus keeps a slot while it has a thread waiting for it;
+  the other processes and the Lambda function take it once it has none. Still refused, or on
   Lambda (no waiting: it is billed, and an invocation's records would wait on each other), it
   is re-sent in 1 or 2 s (``CAP_RETRY_SECONDS``) the way a rate-limited message is. A re-send
   alone left the slots idle from a run's end to the next delivery: a cap of 3 on 0.2 s tasks
@@ -59,9 +65,10 @@ CAP_RETRY_SECONDS = (1, 2)
 #: The longest a worker's task thread waits for a slot of a cap before its message is re-sent
 #: (well within any visibility timeout: the heartbeat renews it meanwhile).
 CAP_WAIT_SECONDS = 2.0
-#: How often a waiting thread asks the backend again (a slot freed in this process wakes it
-#: at once): at most this many lease calls a second per waiting thread.
-CAP_POLL_SECONDS = 0.05
+#: How often the first thread waiting on a cap asks the backend again (a slot freed in this
+#: process is handed to it at once): per process and cap, at most this many lease calls a
+#: second.
+CAP_POLL_SECONDS = 0.02
 #: The longest a task thread waits for the slot its message holds (the broker's delay
 #: granularity: one second).
 SLOT_WAIT_SECONDS = 1.0
@@ -69,13 +76,21 @@ SLOT_WAIT_SECONDS = 1.0
 DEFAULT_LEASE_SECONDS = 900.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Lease:
-    """A concurrency lease held for one run."""
+    """A concurrency lease held for one run (compared by identity: a lease handed on to the
+    next run is a new one of the same holder)."""
 
     key: str
     holder: str
     limit: int
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """A task thread waiting for a slot; ``granted``: the lease a run's end handed it."""
+
+    granted: Lease | None = None
 
 
 class Flow:
@@ -96,6 +111,9 @@ class Flow:
         self._waiting = 0
         self._others_queued: Callable[[], bool] = lambda: False
         self._freed = threading.Condition(self._lock)
+        #: The threads waiting on each cap (lease key), first come first served: a released
+        #: lease of that key is handed to the first (``_Waiter.granted``).
+        self._waiters: dict[str, list[_Waiter]] = {}
 
     def wait_for_slots(
         self, threads: int, others_queued: Callable[[], bool], seconds: float = CAP_WAIT_SECONDS
@@ -148,9 +166,12 @@ class Flow:
             key = flow_key(task.name, flow.concurrency_key, signature, args, kwargs)
             lease = Lease(key, f"{self.worker_id}:{uuid.uuid4().hex[:8]}", flow.max_concurrency)
             refused = backend.acquire_lease(key, lease.holder, lease.limit, self.lease_seconds, now) > 0
-            if refused and not self._waited_for_slot(backend, lease):
-                slot = self.app.clock.time() + random.randint(*CAP_RETRY_SECONDS)  # noqa: S311 - jitter
-                return self._later(message, attempts, slot, "at its concurrency cap", holds_slot)
+            if refused:
+                waited = self._waited_for_slot(backend, lease)
+                if waited is None:
+                    slot = self.app.clock.time() + random.randint(*CAP_RETRY_SECONDS)  # noqa: S311 - jitter
+                    return self._later(message, attempts, slot, "at its concurrency cap", holds_slot)
+                return waited  # held already
         except BackendError as exc:
             self.health.failed("result backend (flow control)", exc)
             return Outcome.retry(BACKEND_RETRY_SECONDS, reason="not admitted (backend unavailable)")
@@ -175,38 +196,80 @@ class Flow:
         reason = f"{why}: re-sent to run in {slot - now:.2f} s"
         return Outcome(Action.RESEND, delay_seconds=delay, reason=reason, body=self.app.encode(later))
 
-    def _waited_for_slot(self, backend: ResultBackend, lease: Lease) -> bool:
-        """Whether ``lease`` was taken while this thread waited for a slot (``False`` at once
-        when waiting is not allowed or enough threads wait already; ``False`` as soon as other
-        messages are left queued for a thread: they need this one)."""
+    def _waited_for_slot(self, backend: ResultBackend, lease: Lease) -> Lease | None:
+        """The lease this thread got while it waited for a slot of ``lease.key``: handed over
+        by a run of this process that ended, or taken from the backend at a poll. ``None`` at
+        once when waiting is not allowed or enough threads wait already, and as soon as other
+        messages are left queued for a thread (they need this one)."""
+        waiter = _Waiter()
         with self._lock:
             if self._waiting >= self._waiters_allowed:
-                return False
+                return None
             self._waiting += 1
+            self._waiters.setdefault(lease.key, []).append(waiter)
         # Real time, as the condition's wait: a manual clock would never end the wait.
         deadline = time.monotonic() + self._wait_seconds
+        polled: Lease | None = None
+        failed = False
         try:
             while (left := deadline - time.monotonic()) > 0:
                 with self._freed:
-                    self._freed.wait(min(CAP_POLL_SECONDS, left))
-                now = self.app.clock.time()
-                if backend.acquire_lease(lease.key, lease.holder, lease.limit, self.lease_seconds, now) == 0:
-                    return True
+                    if waiter.granted is None:
+                        self._freed.wait(min(CAP_POLL_SECONDS, left))
+                    if waiter.granted is not None:
+                        break
+                    asks = self._waiters[lease.key][0] is waiter  # the others are handed slots
+                if asks and self._acquired(backend, lease):
+                    polled = lease
+                    break
                 if self._others_queued():
-                    return False
-            return False
+                    break
+        except BaseException:
+            failed = True
+            raise
         finally:
             with self._lock:
                 self._waiting -= 1
+                line = self._waiters.get(lease.key, [])
+                if waiter in line:
+                    line.remove(waiter)
+                if not line:
+                    self._waiters.pop(lease.key, None)
+                if polled is not None:
+                    self._held[polled.holder] = polled
+            # Handed a lease while its own poll took one, or while it failed: the spare goes on.
+            if waiter.granted is not None and (polled is not None or failed):
+                self.release(waiter.granted)
+        return polled or waiter.granted
+
+    def _acquired(self, backend: ResultBackend, lease: Lease) -> bool:
+        now = self.app.clock.time()
+        return backend.acquire_lease(lease.key, lease.holder, lease.limit, self.lease_seconds, now) == 0
 
     def release(self, lease: Lease | None) -> None:
-        """End a run's lease (best effort: an unreleased lease ends by itself). Once: a
-        lease released already is left alone."""
+        """End a run's lease (best effort: an unreleased lease ends by itself): to the first
+        thread of this process waiting on its cap if any (no backend call: the slot stays
+        taken, now by that thread's run), else in the backend. Once: a lease released already
+        is left alone."""
         if lease is None:
             return
         with self._lock:
-            if self._held.pop(lease.holder, None) is None:
+            if self._held.get(lease.holder) is not lease:
                 return
+            del self._held[lease.holder]
+            line = self._waiters.get(lease.key)
+            if line:
+                waiter = line.pop(0)
+                if not line:
+                    del self._waiters[lease.key]
+                # A new value: the ended run's own release (``is``) must not end it again.
+                handed = Lease(lease.key, lease.holder, lease.limit)
+                waiter.granted = self._held[lease.holder] = handed
+                self._freed.notify_all()
+                return
+        self._release_in_backend(lease)
+
+    def _release_in_backend(self, lease: Lease) -> None:
         backend = self.app.backend
         assert backend is not None  # a lease was taken from it
         try:

@@ -136,6 +136,45 @@ def test_a_worker_thread_waits_briefly_for_a_slot_before_resending() -> None:
     assert backend.acquire_lease("capped", "next", 1, 30, app.clock.time()) == 0.0
 
 
+def test_a_slot_passes_to_a_thread_of_the_same_process_without_a_backend_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a worker's executor that lets threads wait for slots, and two runs of a singleton
+    # of 0.3 s each, executed at once in two threads (on the real clock)
+    app = make_app("flow", broker="memory://", backend="memory://")
+    backend = _backend(app)
+    releases: list[str] = []
+    release = type(backend).release_lease
+
+    def counting(self: ResultBackend, key: str, holder: str) -> None:
+        releases.append(holder)
+        release(self, key, holder)
+
+    monkeypatch.setattr(type(backend), "release_lease", counting)
+    executor = Executor(app)
+    executor.flow.wait_for_slots(threads=2, others_queued=lambda: False, seconds=5.0)
+    results = app.tasks["singleton"].map([(0.3,), (0.3,)])
+    messages = app.transport.receive("default", 2, wait_seconds=0)
+    actions: list[Action] = []
+    threads = [
+        threading.Thread(target=lambda m=message: actions.append(executor.execute(m).action))
+        for message in messages
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then both ran, one after the other, each counted once...
+    assert actions == [Action.ACK, Action.ACK]
+    first, second = sorted(result.get(timeout=1) for result in results)
+    assert second - first >= 0.3
+    assert {_record_attempts(result.record()) for result in results} == {1}
+    # ...the first run's end handed its slot to the waiting thread: the backend released it
+    # once, at the second run's end, and it is free now
+    assert len(releases) == 1
+    assert backend.acquire_lease("singleton", "next", 1, 30, app.clock.time()) == 0.0
+
+
 def test_a_runs_slot_frees_as_its_task_returns_before_its_result_is_stored(
     app: CloudQ, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
