@@ -113,10 +113,10 @@ class Ledger:
         with self._lock:
             return len(self._running)
 
-    def has_queued(self) -> bool:
-        """Whether received messages wait for a task thread."""
+    def queued(self) -> list[ReceivedMessage]:
+        """The received messages waiting for a task thread."""
         with self._lock:
-            return bool(self._queued)
+            return list(self._queued.values())
 
     def count(self, stat: str, n: int = 1) -> None:
         """Add ``n`` to one of the ``WorkerStats`` counts."""

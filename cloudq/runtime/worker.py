@@ -127,9 +127,9 @@ class Worker:
         # A concurrency lease lasts as long as a message's visibility: both are renewed by
         # the heartbeat, and both end within it when the worker dies.
         self.executor.flow.lease_seconds = self.visibility_timeout
-        # A message at its cap may wait a little for a slot in its task thread, in all but
-        # two threads, and only while no other message waits for a thread.
-        self.executor.flow.wait_for_slots(max(0, self.concurrency - 2), self.ledger.has_queued)
+        # A message at its cap may wait a little for a slot in its task thread, giving way
+        # to a received message that may run at once.
+        self.executor.flow.wait_for_slots(self.concurrency, self.ledger.queued, self.executor.prepare)
         self.heartbeat = Heartbeat(
             app.transport, self.ledger, self.visibility_timeout, renew=self.executor.flow.renew
         )

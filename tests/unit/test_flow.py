@@ -118,7 +118,7 @@ def test_a_worker_thread_waits_briefly_for_a_slot_before_resending() -> None:
     backend = _backend(app)
     assert backend.acquire_lease("capped", "elsewhere", 1, 30, app.clock.time()) == 0.0
     executor = Executor(app)
-    executor.flow.wait_for_slots(threads=2, others_queued=lambda: False, seconds=5.0)
+    executor.flow.wait_for_slots(threads=2, queued=list, prepare=executor.prepare, seconds=5.0)
     result = app.tasks["capped"].delay()
     [received] = app.transport.receive("default", 1, wait_seconds=0)
     # When the other run ends 0.3 s into the wait
@@ -152,7 +152,7 @@ def test_a_slot_passes_to_a_thread_of_the_same_process_without_a_backend_call(
 
     monkeypatch.setattr(type(backend), "release_lease", counting)
     executor = Executor(app)
-    executor.flow.wait_for_slots(threads=2, others_queued=lambda: False, seconds=5.0)
+    executor.flow.wait_for_slots(threads=2, queued=list, prepare=executor.prepare, seconds=5.0)
     results = app.tasks["singleton"].map([(0.3,), (0.3,)])
     messages = app.transport.receive("default", 2, wait_seconds=0)
     actions: list[Action] = []
@@ -205,7 +205,7 @@ def test_a_wait_for_a_slot_that_never_frees_ends_in_a_resend_and_extra_waiters_r
     backend = _backend(app)
     backend.acquire_lease("capped", "elsewhere", 1, 30, app.clock.time())
     executor = Executor(app)
-    executor.flow.wait_for_slots(threads=1, others_queued=lambda: False, seconds=1.5)
+    executor.flow.wait_for_slots(threads=1, queued=list, prepare=executor.prepare, seconds=1.5)
     app.tasks["capped"].map([(), ()])
     first, second = app.transport.receive("default", 2, wait_seconds=0)
     # When both are executed at once
@@ -228,22 +228,43 @@ def test_a_wait_for_a_slot_that_never_frees_ends_in_a_resend_and_extra_waiters_r
     assert waits[0] < 1.0 and 1.5 <= waits[1] < 5.0, waits
 
 
-def test_a_thread_waiting_for_a_slot_gives_it_up_when_other_messages_need_a_thread() -> None:
+def test_a_thread_waiting_for_a_slot_gives_way_to_a_message_that_may_run_at_once() -> None:
     # Given a worker that lets a thread wait 5 s for a slot, and a singleton's slot held
     app = make_app("flow", broker="memory://", backend="memory://")
     _backend(app).acquire_lease("capped", "elsewhere", 1, 30, app.clock.time())
-    others = threading.Event()
+    queued: list[ReceivedMessage] = []
     executor = Executor(app)
-    executor.flow.wait_for_slots(threads=4, others_queued=others.is_set, seconds=5.0)
+    executor.flow.wait_for_slots(
+        threads=4, queued=lambda: list(queued), prepare=executor.prepare, seconds=5.0
+    )
     app.tasks["capped"].delay()
-    [received] = app.transport.receive("default", 1, wait_seconds=0)
-    # When, 0.2 s into its wait, other received messages are left queued for a thread
-    threading.Timer(0.2, others.set).start()
+    app.tasks["add"].delay(1, 2)
+    received, other = app.transport.receive("default", 2, wait_seconds=0)
+    # When, 0.2 s into its wait, a message of an uncapped task is left queued for a thread
+    threading.Timer(0.2, queued.append, (other,)).start()
     started = time.monotonic()
     outcome = executor.execute(received)
     # Then it stops waiting at once and re-sends its message (not an attempt)
     assert outcome.action is Action.RESEND
     assert 0.2 <= time.monotonic() - started < 3.0  # not its 5 s
+
+
+def test_a_thread_waiting_for_a_slot_keeps_it_when_the_message_queued_waits_on_the_same_cap() -> None:
+    # Given a worker that lets a thread wait 5 s for a slot, a singleton's slot held, and
+    # another run of the singleton queued for a thread (a worker's look-ahead of a backlog)
+    app = make_app("flow", broker="memory://", backend="memory://")
+    backend = _backend(app)
+    backend.acquire_lease("capped", "elsewhere", 1, 30, app.clock.time())
+    executor = Executor(app)
+    app.tasks["capped"].map([(), ()])
+    received, same = app.transport.receive("default", 2, wait_seconds=0)
+    executor.flow.wait_for_slots(threads=4, queued=lambda: [same], prepare=executor.prepare, seconds=5.0)
+    # When the slot frees 0.5 s into the wait
+    threading.Timer(0.5, backend.release_lease, ("capped", "elsewhere")).start()
+    outcome = executor.execute(received)
+    # Then the thread kept waiting (giving way would only re-send its message: the queued one
+    # could not run either) and ran its message once the slot freed
+    assert outcome.action is Action.ACK, outcome.reason
 
 
 def _record_attempts(record: ResultRecord | None) -> int:
