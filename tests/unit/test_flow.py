@@ -302,6 +302,26 @@ def test_a_cap_per_key_counts_each_key_apart(app: CloudQ, clock: ManualClock) ->
     assert actions == {"a": Action.RESEND, "b": Action.ACK}
 
 
+def test_on_lambda_a_record_at_its_cap_is_resent_and_runs_once_a_slot_frees(
+    app: CloudQ, clock: ManualClock
+) -> None:
+    # Given a singleton's slot held elsewhere (a worker's run), and a call of it
+    backend = _backend(app)
+    backend.acquire_lease("capped", "worker", 1, 300, clock.time())
+    result = app.tasks["capped"].delay()
+    # When the Lambda handler gets its record
+    response = app.lambda_handler(sqs_event(app), FakeLambdaContext(timeout_seconds=10))
+    # Then the record is not run, not failed and not an attempt: it is re-sent for later
+    assert response == {"batchItemFailures": []}
+    assert result.record() is None
+    assert sqs_event(app)["Records"] == []  # not visible before its delay
+    # And once the worker's run ends, a later invocation runs it
+    backend.release_lease("capped", "worker")
+    clock.advance(3)
+    app.lambda_handler(sqs_event(app), FakeLambdaContext(timeout_seconds=10))
+    assert result.get(timeout=1) > 0 and _record_attempts(result.record()) == 1
+
+
 def test_the_heartbeat_renews_a_running_tasks_lease(app: CloudQ, clock: ManualClock) -> None:
     # Given a run admitted under a cap of 1, with 30 s leases
     executor = Executor(app)
