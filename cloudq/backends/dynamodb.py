@@ -13,8 +13,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from cloudq.backends import dynamodb_flow, dynamodb_schedules
 from cloudq.backends.base import (
     Claim,
@@ -26,6 +24,7 @@ from cloudq.backends.base import (
     State,
     claim_decision,
 )
+from cloudq.core import aws_errors
 from cloudq.core.aws import aws_client
 from cloudq.core.clock import SYSTEM_CLOCK, Clock
 from cloudq.core.errors import BackendError, ResultTooLargeError
@@ -171,7 +170,7 @@ class DynamoDBBackend:
         """The one boundary where botocore errors become ``BackendError``."""
         try:
             yield
-        except ClientError as exc:
+        except aws_errors.ClientError as exc:
             error = exc.response.get("Error", {})
             code = error.get("Code", "")
             if code == "ValidationException" and "item size" in error.get("Message", "").lower():
@@ -182,7 +181,7 @@ class DynamoDBBackend:
                     "--app MODULE:APP' locally, or in your AWS account (key task_id, a string)"
                 ) from exc
             raise BackendError(f"DynamoDB {code} on table {self.table!r}: {exc}") from exc
-        except BotoCoreError as exc:
+        except aws_errors.BotoCoreError as exc:
             raise BackendError(f"DynamoDB unreachable for table {self.table!r}: {exc}") from exc
 
     @staticmethod
@@ -240,7 +239,7 @@ class DynamoDBBackend:
         """The record that refused a guarded store: returned with the refusal
         (``ReturnValuesOnConditionCheckFailure``), or read when an engine does not."""
         cause = refusal.__cause__
-        item = cause.response.get("Item") if isinstance(cause, ClientError) else None
+        item = cause.response.get("Item") if isinstance(cause, aws_errors.ClientError) else None
         found = from_item(item) if item else self.get(task_id)
         if found is None:
             raise BackendError(

@@ -169,8 +169,8 @@ def _conditional_update(
 
 def condition_failed(exc: BackendError) -> bool:
     """Whether ``exc`` is a refused condition (the rule said no), not an outage."""
-    from botocore.exceptions import ClientError
+    from cloudq.core import aws_errors
 
     cause = exc.__cause__
     refused = "ConditionalCheckFailedException"
-    return isinstance(cause, ClientError) and cause.response["Error"]["Code"] == refused
+    return isinstance(cause, aws_errors.ClientError) and cause.response["Error"]["Code"] == refused

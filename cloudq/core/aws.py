@@ -1,19 +1,25 @@
-"""boto3 clients for the AWS engines, configured in one place."""
+"""The AWS client factory: the engines' clients, configured in one place.
+
+boto3 clients by default; with ``aws_http="lean"``, clients whose hot SQS and DynamoDB calls go
+through ``cloudq.core.lean``. botocore is imported only when a boto3 client is made
+(``cloudq.core.boto_sessions``): on Lambda the lean clients come from the environment alone,
+and the handler's path imports neither boto3 nor botocore.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
-import threading
-from typing import Any
-
-import boto3
-import botocore.exceptions
-import botocore.loaders
-import botocore.session
-from botocore.config import Config
+import re
+from typing import TYPE_CHECKING, Any
 
 from cloudq.core.distribution import VERSION
+
+if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
 
 logger = logging.getLogger("cloudq.aws")  # its name before the move
 
@@ -30,77 +36,36 @@ ENDPOINT_PREFIXES = {
 }
 
 
-class _FileLoader:
-    """botocore's JSON file loader, keeping of endpoints.json only the entries of the services
-    in ``ENDPOINT_PREFIXES``. Parsed whole, that file is 6.7 MiB of dicts, the largest part of
-    an idle worker's heap, for the hundreds of services cloudq never calls (issue 14); every
-    partition and its regions are kept, so region checks and endpoints are as before."""
+@functools.cache
+def _partitions() -> tuple[dict[str, Any], ...]:
+    """The partitions of botocore's ``partitions.json`` (their regions, region pattern, DNS
+    suffix and ARN name), read from botocore's data folder without importing botocore."""
+    import importlib.util
 
-    def __init__(self) -> None:
-        self._files = botocore.loaders.JSONFileLoader()
-
-    def exists(self, file_path: str) -> bool:
-        return bool(self._files.exists(file_path))
-
-    def load_file(self, file_path: str) -> Any:
-        data = self._files.load_file(file_path)
-        if data is None or os.path.basename(file_path) != "endpoints":
-            return data
-        kept = set(ENDPOINT_PREFIXES.values())
-        partitions = [
-            {**partition, "services": {k: v for k, v in partition["services"].items() if k in kept}}
-            for partition in data.get("partitions", [])
-        ]
-        return {**data, "partitions": partitions}
+    spec = importlib.util.find_spec("botocore")  # finds the package, does not run it
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(folder, "data", "partitions.json")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as file:
+                return tuple(json.load(file).get("partitions", ()))
+    return ()
 
 
-class _Loader(botocore.loaders.Loader):  # type: ignore[misc]  # botocore is untyped
-    """botocore's data loader, knowing only the services in ``ENDPOINT_PREFIXES``. To check
-    that a service exists before loading its model, botocore lists every service it has
-    data for: about 430 folders, 900 ``stat`` calls for each kind of model (the service
-    model, the endpoint rule set), ~14 ms of the first client of a process, a Lambda cold
-    start's included (issue 14). cloudq only loads the models of its own services: each is
-    looked for in its own folder (``list_api_versions``), as botocore then does anyway."""
-
-    def list_available_services(self, type_name: str) -> list[str]:
-        return [service for service in sorted(ENDPOINT_PREFIXES) if self._has(service, type_name)]
-
-    def _has(self, service: str, type_name: str) -> bool:
-        try:
-            return bool(self.list_api_versions(service, type_name))
-        except botocore.exceptions.DataNotFoundError:
-            return False
+def _partition_of(region: str) -> dict[str, Any]:
+    for found in _partitions():
+        if region in found.get("regions", {}) or re.match(found.get("regionRegex", "^$"), region):
+            return found
+    return {}
 
 
-#: One data loader for every client of the process: the service models and endpoints.json
-#: are read and parsed once, not once per client (a worker has two SQS clients and a
-#: DynamoDB one; measured in bench/bench_cold.py). Sessions stay one per client, so
-#: credentials and settings are still resolved for each, as before.
-_loader = _Loader(file_loader=_FileLoader())
-_loader_lock = threading.Lock()
-
-
-def _session() -> tuple[boto3.session.Session, str]:
-    """A session on the shared loader, and the User-Agent its clients send."""
-    core = botocore.session.get_session()
-    core.register_component("data_loader", _loader)
-    with _loader_lock:
-        session = boto3.session.Session(botocore_session=core)
-        # boto3 appends its own data folder to the loader's search path on every session.
-        _loader.search_paths[:] = list(dict.fromkeys(_loader.search_paths))
-    return session, f"{core.user_agent()} cloudq/{VERSION}"
-
-
-def warn_unknown_region(session: boto3.session.Session, service: str, region: str) -> None:
+def warn_unknown_region(service: str, region: str) -> None:
     """Warn (once per region) about a region AWS does not have, such as the typo ``us-east1``:
     every call would fail later as a missing queue or an unreachable endpoint. The regions
-    come from botocore's ``partitions.json``, which client creation reads anyway (the shared
-    loader keeps it), not from the much larger ``endpoints.json``."""
+    come from botocore's ``partitions.json``, not from the much larger ``endpoints.json``."""
     if region in _checked_regions:
         return
     _checked_regions.add(region)
-    partitions = _loader.load_data("partitions")
-    known = {name for partition in partitions.get("partitions", ()) for name in partition.get("regions", {})}
+    known = {name for partition in _partitions() for name in partition.get("regions", {})}
     if known and region not in known:
         logger.warning(
             "region %r is not an AWS region for %s (e.g. us-east-1, eu-west-1); check AWS_REGION, "
@@ -113,13 +78,8 @@ def warn_unknown_region(session: boto3.session.Session, service: str, region: st
 def partition(region: str) -> str:
     """The ARN partition of ``region`` (``aws``, ``aws-cn``, ``aws-us-gov``…), from botocore's
     ``partitions.json``; ``aws`` for a region it does not know."""
-    import re
-
-    for found in _loader.load_data("partitions").get("partitions", ()):
-        outputs = found.get("outputs", {})
-        if region in found.get("regions", {}) or re.match(found.get("regionRegex", "^$"), region):
-            return str(outputs.get("name", found.get("id", "aws")))
-    return "aws"
+    found = _partition_of(region)
+    return str(found.get("outputs", {}).get("name", found.get("id", "aws")))
 
 
 def aws_client(
@@ -146,7 +106,11 @@ def aws_client(
     if http == "lean" and service in LEAN_SERVICES and lambda_environment():
         timeouts = {"read_timeout": read_timeout, "connect_timeout": connect_timeout, "attempts": attempts}
         return _lean_from_environment(service, endpoint_url, region, timeouts, region_name)
-    session, user_agent = _session()
+    from botocore.config import Config
+
+    from cloudq.core.boto_sessions import session as new_session
+
+    session, user_agent = new_session(ENDPOINT_PREFIXES)
     config = Config(
         # total_max_attempts counts the first try; botocore's max_attempts would not.
         retries={"mode": "standard", "total_max_attempts": attempts},
@@ -160,7 +124,7 @@ def aws_client(
         user_agent=user_agent,
         parameter_validation=False,
     )
-    warn_unknown_region(session, service, region)
+    warn_unknown_region(service, region)
     client = session.client(service, endpoint_url=endpoint_url, region_name=region, config=config)
     if http != "lean" or service not in LEAN_SERVICES:
         return client
@@ -189,13 +153,7 @@ def standard_endpoint(service: str, region: str) -> str:
     """The endpoint botocore resolves for ``service`` in ``region`` when nothing is configured
     (and neither FIPS nor dual-stack is asked for): ``https://<prefix>.<region>.<the
     partition's DNS suffix>``."""
-    import re
-
-    suffix = "amazonaws.com"
-    for found in _loader.load_data("partitions").get("partitions", ()):
-        if region in found.get("regions", {}) or re.match(found.get("regionRegex", "^$"), region):
-            suffix = str(found.get("outputs", {}).get("dnsSuffix", suffix))
-            break
+    suffix = str(_partition_of(region).get("outputs", {}).get("dnsSuffix", "amazonaws.com"))
     return f"https://{ENDPOINT_PREFIXES[service]}.{region}.{suffix}"
 
 
@@ -226,7 +184,7 @@ def _lean_from_environment(
         read_timeout=timeouts["read_timeout"],
         connect_timeout=timeouts["connect_timeout"],
         attempts=timeouts["attempts"],
-        user_agent=f"Botocore/{botocore.__version__} cloudq/{VERSION} lean",
+        user_agent=f"cloudq/{VERSION} lean",
         verify=ca_bundle(),
         fallback=lambda: aws_client(service, endpoint_url, region_name, **timeouts),
     )
@@ -236,6 +194,7 @@ def _lean_client(service: str, session: boto3.session.Session, client: Any, conf
     """The lean client of ``service``, on what botocore resolved for ``client``: its endpoint
     (``endpoint_url``, ``AWS_ENDPOINT_URL*``, FIPS, the partition), region, credentials (the
     whole provider chain, refreshable) and CA bundle; ``client`` serves the other calls."""
+    from cloudq.core import aws_errors
     from cloudq.core.lean.client import CLASSES
     from cloudq.core.lean.sigv4 import Credentials
 
@@ -243,7 +202,7 @@ def _lean_client(service: str, session: boto3.session.Session, client: Any, conf
 
     def credentials() -> Credentials:
         if found is None:
-            raise botocore.exceptions.NoCredentialsError()
+            raise aws_errors.NoCredentialsError()
         frozen = found.get_frozen_credentials()
         return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
 

@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from cloudq.core import aws_errors
 from cloudq.core.aws import aws_client
 from cloudq.core.errors import PayloadMissingError, PayloadStoreError
 
@@ -38,7 +37,7 @@ class S3PayloadStore:
     def _mapped(self, key: str) -> Iterator[None]:
         try:
             yield
-        except ClientError as exc:
+        except aws_errors.ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in MISSING_CODES:
                 raise PayloadMissingError(
@@ -51,7 +50,7 @@ class S3PayloadStore:
                     "MODULE:APP' locally, or deploy the template of 'cloudq infra render'"
                 ) from exc
             raise PayloadStoreError(f"S3 {code} on s3://{self.bucket}/{key}: {exc}") from exc
-        except BotoCoreError as exc:
+        except aws_errors.BotoCoreError as exc:
             raise PayloadStoreError(f"S3 unreachable for s3://{self.bucket}/{key}: {exc}") from exc
 
     def put(self, key: str, data: bytes) -> None:

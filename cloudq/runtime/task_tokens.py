@@ -27,8 +27,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
-import botocore.exceptions
-
+from cloudq.core import aws_errors
 from cloudq.core.aws import aws_client
 
 if TYPE_CHECKING:
@@ -118,13 +117,13 @@ class TaskTokens:
         """One call; when it fails, logged: the task's outcome stands."""
         try:
             getattr(self.client, _METHODS[operation])(**parameters)
-        except botocore.exceptions.ClientError as exc:
+        except aws_errors.ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in TOKEN_ERRORS:
                 logger.warning("task %s: %s not taken, the token is gone (%s)", task_id, operation, code)
             else:
                 logger.warning("task %s: %s failed: %s", task_id, operation, exc)
-        except botocore.exceptions.BotoCoreError as exc:
+        except aws_errors.BotoCoreError as exc:
             logger.warning("task %s: %s failed: %s", task_id, operation, exc)
 
     # -- heartbeats ----------------------------------------------------------------------

@@ -14,13 +14,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    NoCredentialsError,
-    PartialCredentialsError,
-)
-
+from cloudq.core import aws_errors
 from cloudq.core.aws import aws_client
 from cloudq.core.config import SEND_ATTEMPTS, SEND_TIMEOUT_SECONDS
 from cloudq.core.errors import CredentialsError, QueueNotFoundError, TransportError
@@ -99,16 +93,16 @@ def _mapped(queue: str) -> Iterator[None]:
     """The one boundary where botocore errors become cloudq errors."""
     try:
         yield
-    except (NoCredentialsError, PartialCredentialsError) as exc:
+    except (aws_errors.NoCredentialsError, aws_errors.PartialCredentialsError) as exc:
         raise CredentialsError(f"no AWS credentials for SQS: {exc}") from exc
-    except ClientError as exc:
+    except aws_errors.ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in MISSING_QUEUE_CODES:
             raise QueueNotFoundError(queue) from exc
         if code in CREDENTIAL_CODES:
             raise CredentialsError(f"AWS refused the credentials for SQS ({code}): {exc}") from exc
         raise TransportError(f"SQS {code} on queue {queue!r}: {exc}") from exc
-    except BotoCoreError as exc:
+    except aws_errors.BotoCoreError as exc:
         raise TransportError(f"SQS unreachable for queue {queue!r}: {exc}") from exc
 
 
@@ -379,7 +373,10 @@ class SQSTransport:
                 )
         except TransportError as exc:
             cause = exc.__cause__
-            if isinstance(cause, ClientError) and cause.response["Error"]["Code"] in STALE_HANDLE_CODES:
+            if (
+                isinstance(cause, aws_errors.ClientError)
+                and cause.response["Error"]["Code"] in STALE_HANDLE_CODES
+            ):
                 return  # acknowledged or received again since: nothing to change
             raise
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import subprocess
 import sys
 import threading
 import uuid
@@ -383,3 +385,80 @@ def test_on_lambda_the_lean_path_makes_no_boto3_client(
     # Then it did so without a boto3 client, which is made for the first other call only
     assert got.body == "on Lambda" and made == []
     assert transport.stats(name).in_flight == 1 and made == ["sqs"]
+
+
+#: A Lambda function's first invocation in a fresh process: importing botocore or boto3 fails
+#: it (an import hook refuses them), as the handler's path on the lean path must not need them.
+COLD_INVOCATION = """
+import json, os, sys
+
+class Refused:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("boto3", "botocore", "s3transfer"):
+            raise ImportError(f"the Lambda path imported {name}")
+        return None
+
+sys.meta_path.insert(0, Refused())
+
+class Context:
+    function_name = "cloudq-test"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+    def get_remaining_time_in_millis(self):
+        return 60_000
+
+import cloudq.aws_lambda
+record = json.loads(os.environ["RECORD"])
+print(json.dumps(cloudq.aws_lambda.handler({"Records": [record]}, Context())))
+"""
+
+LAMBDA_APP = """
+from cloudq import CloudQ
+
+app = CloudQ("{name}", backend="dynamodb://{name}-results")
+
+
+@app.task(name="double")
+def double(x):
+    return 2 * x
+"""
+
+
+def test_on_lambda_the_handlers_path_imports_neither_boto3_nor_botocore(
+    aws_env: MinistackServer, tmp_path: Path
+) -> None:
+    # Given an app with DynamoDB results, deployed, and a Lambda environment on the lean path
+    from cloudq import CloudQ, Message
+    from cloudq.infra import app_resources
+    from cloudq_emulator.provision import provision
+
+    name = f"lean{uuid.uuid4().hex[:8]}"
+    (tmp_path / "lambda_app.py").write_text(LAMBDA_APP.format(name=name))
+    app = CloudQ(name, backend=f"dynamodb://{name}-results")
+    provision(app_resources(app), endpoint_url=aws_env.endpoint_url, client_options=ROOT)
+    message = Message(task="double", args=[21])
+    queue = app.physical_queue_name("default")
+    record = {
+        "messageId": str(uuid.uuid4()),
+        "receiptHandle": "handle",
+        "body": app.encode(message),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+        "eventSourceARN": f"arn:aws:sqs:us-east-1:000000000000:{queue}",
+    }
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).resolve().parents[2])]),
+        "AWS_LAMBDA_FUNCTION_NAME": "cloudq-test",
+        "AWS_REGION": "us-east-1",
+        "CLOUDQ_APP": "lambda_app:app",
+        "CLOUDQ_AWS_HTTP": "lean",
+        "RECORD": json.dumps(record),
+    }
+    # When a fresh process handles the record, refusing any import of boto3 or botocore
+    done = subprocess.run(
+        [sys.executable, "-c", COLD_INVOCATION], env=env, capture_output=True, text=True, timeout=60
+    )
+    # Then the task ran, its result stored in DynamoDB, with neither imported
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"batchItemFailures": []}
+    stored = app.backend.get(message.id)
+    assert stored is not None and (stored.state, stored.value) == ("SUCCESS", 42), stored

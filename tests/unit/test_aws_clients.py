@@ -40,9 +40,9 @@ def test_the_shared_loader_knows_only_cloudq_services_and_loads_their_latest_mod
     # Given cloudq's loader, which skips botocore's listing of every service (issue 14); a new
     # one: the process's shared one caches models that botocore amends on a first S3 call
     # (``authPath``), as its own loader's cache is amended within a session
-    from cloudq.core.aws import _FileLoader, _Loader
+    from cloudq.core.boto_sessions import _Loader
 
-    loader = _Loader(file_loader=_FileLoader())
+    loader = _Loader(ENDPOINT_PREFIXES)
     plain = boto3.session.Session()._loader
     for type_name in ("service-2", "endpoint-rule-set-1"):
         # Then it lists cloudq's services, and loads the model botocore's own loader loads
