@@ -82,6 +82,21 @@ print(elapsed)
 """
 )
 
+# The issue's measure of the cold path (issue 29): a whole fresh process, from the start of
+# Python to the first record done, timed by the parent from spawn to exit, side by side with
+# a process that only imports boto3. Nothing is imported before, so on the lean path
+# (CLOUDQ_AWS_HTTP=lean) the process never loads boto3 or botocore.
+FROM_START = (
+    CONTEXT
+    + """
+import json, os, sys
+import cloudq.aws_lambda as entry
+response = entry.handler({"Records": [json.loads(os.environ["BENCH_RECORD"])]}, Context())
+assert response == {"batchItemFailures": []}, response
+print(int("botocore" in sys.modules))
+"""
+)
+
 # The same path in steps, the result backend's client (DynamoDB) made before the first event
 # rather than by it. The event's HTTP requests are timed, and its new clients counted, by
 # wrapping botocore's ``URLLib3Session.send`` and ``Session.create_client`` (measurement only).
@@ -135,6 +150,44 @@ SOURCE_NOTE = (
 def fresh(code: str, env: dict[str, str]) -> list[float]:
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
     return [float(value) for value in out.stdout.split()]
+
+
+def whole(code: str, env: dict[str, str]) -> tuple[float, str]:
+    """Milliseconds from spawning ``python -c code`` to its exit, and what it printed."""
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+    return (time.perf_counter() - started) * 1000, out.stdout.strip()
+
+
+def from_start(env: dict[str, str], app: CloudQ, samples: int) -> None:
+    """The cold path as whole processes (``FROM_START``) on both paths, alternating with
+    ``import boto3`` alone and an empty interpreter, medians of ``samples``."""
+    rows: dict[str, list[float]] = {"python": [], "boto3": [], "lean": [], "boto3 path": []}
+    loaded: dict[str, set[str]] = {"lean": set(), "boto3 path": set()}
+    records = iter(new_records(app, 2 * samples))
+    for _ in range(samples):
+        rows["python"].append(whole("pass", env)[0])
+        rows["boto3"].append(whole("import boto3", env)[0])
+        for label, http in (("lean", "lean"), ("boto3 path", "boto3")):
+            record = json.dumps(next(records))
+            spent, printed = whole(FROM_START, {**env, "CLOUDQ_AWS_HTTP": http, "BENCH_RECORD": record})
+            rows[label].append(spent)
+            loaded[label].add(printed)
+    median = {label: statistics.median(values) for label, values in rows.items()}
+    print(
+        f"\nLambda cold path as whole processes (bytecode), from spawn to exit, medians of {samples}, "
+        "alternating"
+    )
+    print(f"  python -c pass                                 {median['python']:6.1f} ms")
+    print(f"  python -c 'import boto3'                       {median['boto3']:6.1f} ms")
+    for label in ("lean", "boto3 path"):
+        botocore = "botocore imported" if loaded[label] != {"0"} else "botocore not imported"
+        ratio = median[label] / median["boto3"]
+        print(
+            f"  import, app load, 1 record ({label + ')':<11}       {median[label]:6.1f} ms   "
+            f"({ratio:.2f}x import boto3; {botocore})"
+        )
+    print("  (target on the lean path: <= import boto3 alone)")
 
 
 def medians(code: str, env: dict[str, str], samples: int) -> list[float]:
@@ -243,15 +296,21 @@ def lambda_figures(env: dict[str, str], app: CloudQ, samples: int) -> None:
         [compiled_import, _] = medians(IMPORT, compiled, samples)
         [compiled_client] = medians(SQS_CLIENT, compiled, samples)
         compiled_path = statistics.median(cold_paths(compiled, app, samples))
-    print(
-        "\nThe same with compiled bytecode, medians: as pip installs cloudq, and as the Lambda zip "
-        "of infra/README.md carries it (the targets)"
-    )
-    print(f"  import cloudq after boto3 + BaseModel, wall    {compiled_import:6.1f} ms   (target <= 30 ms)")
-    print(f"  create one SQS client                          {compiled_client:6.1f} ms")
-    print(f"  import cloudq.aws_lambda + load app + 1 record {compiled_path:6.1f} ms")
-    beyond = compiled_path - compiled_client
-    print(f"  beyond one SQS client                          {beyond:6.1f} ms   (target <= 60 ms)")
+        print(
+            "\nThe same with compiled bytecode, medians: as pip installs cloudq, and as the Lambda "
+            "zip of infra/README.md carries it (the targets)"
+        )
+        print(
+            f"  import cloudq after boto3 + BaseModel, wall    {compiled_import:6.1f} ms   (target <= 30 ms)"
+        )
+        print(f"  create one SQS client                          {compiled_client:6.1f} ms")
+        print(f"  import cloudq.aws_lambda + load app + 1 record {compiled_path:6.1f} ms")
+        beyond = compiled_path - compiled_client
+        print(f"  beyond one SQS client                          {beyond:6.1f} ms   (target <= 60 ms)")
+        for http in ("lean", "boto3"):  # the lean path's own modules' bytecode too
+            record = json.dumps(new_records(app, 1)[0])
+            whole(FROM_START, {**compiled, "CLOUDQ_AWS_HTTP": http, "BENCH_RECORD": record})
+        from_start(compiled, app, samples)
 
 
 def main() -> None:

@@ -64,7 +64,7 @@ class Settings(BaseModel):
     #: Attempts of each send-path call, the first included.
     send_attempts: int = SEND_ATTEMPTS
     #: How SQS and DynamoDB calls travel: ``boto3``, or ``lean`` (the hot calls, such as
-    #: receive, delete, send and the result writes, signed by cloudq and sent over urllib3 at
+    #: receive, delete, send and the result writes, signed and sent by cloudq itself at
     #: about half the client CPU; every other call, credentials and endpoints stay botocore's:
     #: docs/guides/lean-path.md).
     aws_http: Literal["boto3", "lean"] = "boto3"

@@ -1,5 +1,6 @@
-"""A lean client: the hot calls of one AWS JSON-protocol service, signed here and sent over a
-urllib3 pool, with the method names, arguments, answers and errors of a boto3 client.
+"""A lean client: the hot calls of one AWS JSON-protocol service, signed here and sent over the
+lean path's own keep-alive connections (``cloudq.core.lean.http``), with the method names,
+arguments, answers and errors of a boto3 client.
 
 Every other method is the boto3 client's (``fallback``), made on first use: the control plane
 (queue attributes, tables, schedules) keeps botocore. Retries are botocore's standard mode:
@@ -19,10 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import urllib3
-
 from cloudq.core.lean import errors
-from cloudq.core.lean.http import pool
+from cloudq.core.lean.http import HTTPFailure, Pool
 from cloudq.core.lean.sigv4 import Credentials, Signer
 
 MAX_BACKOFF_SECONDS = 20.0
@@ -75,14 +74,15 @@ class LeanClient:
         self._host = parts.netloc
         self._url = endpoint_url.rstrip("/") + "/"
         self._path = parts.path.rstrip("/") + "/"
-        self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self._attempts = max(1, attempts)
         self._user_agent = user_agent
-        self._http = pool(endpoint_url, maxsize=POOL_SIZE, verify=verify)
-        # Without a proxy, requests go straight to the endpoint's own pool (the manager would
-        # parse the URL and look the pool up at every call).
-        self._target: Any = self._http if self._http.proxy else self._http.connection_from_url(self._url)
-        self._request_url = self._url if self._http.proxy else self._path
+        self._http = Pool(
+            endpoint_url,
+            maxsize=POOL_SIZE,
+            verify=verify,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
         self._fallback = fallback
         self._boto: Any = None
         self._lock = threading.Lock()
@@ -109,9 +109,9 @@ class LeanClient:
         while True:
             try:
                 status, headers, data = self._send(operation, body)
-            except urllib3.exceptions.HTTPError as exc:
+            except HTTPFailure as exc:
                 if attempt >= self._attempts:
-                    raise errors.connection_error(exc, self._url) from None
+                    raise errors.connection_error(exc, self._url, self._http.proxy) from None
             else:
                 if status < 300:
                     answer: dict[str, Any] = json.loads(data) if data else {}
@@ -143,20 +143,10 @@ class LeanClient:
             "POST", self._path, headers, payload_hash, credentials, amz_date
         )
         headers["User-Agent"] = self._user_agent
-        response = self._target.urlopen(
-            "POST",
-            self._request_url,
-            body=body,
-            headers=headers,
-            retries=False,
-            redirect=False,
-            timeout=self._timeout,
-            assert_same_host=False,
-        )
-        return response.status, {k.lower(): v for k, v in response.headers.iteritems()}, response.data
+        return self._http.request(self._path, headers, body)
 
     def close(self) -> None:
-        self._http.clear()
+        self._http.close()
         if self._boto is not None:
             self._boto.close()
 

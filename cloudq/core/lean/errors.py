@@ -6,12 +6,12 @@ difference. botocore is imported only when something fails."""
 
 from __future__ import annotations
 
-import http.client
 import json
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
-import urllib3.exceptions
+from cloudq.core.lean import http as lean_http
 
 #: botocore standard mode's throttling codes (``botocore.retries.standard``).
 THROTTLING_CODES = frozenset(
@@ -45,7 +45,7 @@ def error_response(status: int, headers: Mapping[str, str], data: bytes) -> dict
     except ValueError:
         body = None
     if not isinstance(body, dict):  # not AWS's form (a proxy's page): botocore's generic error
-        error = {"Code": str(status), "Message": http.client.responses.get(status, "")}
+        error = {"Code": str(status), "Message": _phrase(status)}
         return {"Error": error, "ResponseMetadata": metadata(status, headers, 0)}
     code = str(body.get("__type") or body.get("code") or "").rsplit("#", 1)[-1] or str(status)
     message = str(body.get("message") or body.get("Message") or "")
@@ -56,6 +56,13 @@ def error_response(status: int, headers: Mapping[str, str], data: bytes) -> dict
         error["Code"], error["Type"] = query_error.split(";", 1)
     fields = {k: v for k, v in body.items() if k not in ("__type", "code", "message", "Message")}
     return {**fields, "Error": error, "ResponseMetadata": metadata(status, headers, 0)}
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def metadata(status: int, headers: Mapping[str, str], retries: int) -> dict[str, Any]:
@@ -78,21 +85,20 @@ def client_error(response: dict[str, Any], operation: str) -> Any:
     return ClientError(response, operation)
 
 
-def connection_error(exc: Exception, endpoint_url: str) -> Any:
-    """The ``BotoCoreError`` botocore raises when urllib3 fails with ``exc``."""
+def connection_error(exc: Exception, endpoint_url: str, proxy_url: str | None = None) -> Any:
+    """The ``BotoCoreError`` botocore raises when its HTTP fails as ``exc`` did."""
     import botocore.exceptions as be
 
-    errors = urllib3.exceptions
-    if isinstance(exc, errors.NewConnectionError):
+    if isinstance(exc, lean_http.ConnectFailed):
         return be.EndpointConnectionError(endpoint_url=endpoint_url, error=exc)
-    if isinstance(exc, errors.ConnectTimeoutError):
+    if isinstance(exc, lean_http.ConnectTimedOut):
         return be.ConnectTimeoutError(endpoint_url=endpoint_url, error=exc)
-    if isinstance(exc, errors.ReadTimeoutError):
+    if isinstance(exc, lean_http.ReadTimedOut):
         return be.ReadTimeoutError(endpoint_url=endpoint_url, error=exc)
-    if isinstance(exc, errors.ProxyError):
-        return be.ProxyConnectionError(proxy_url=str(exc), error=exc)
-    if isinstance(exc, errors.SSLError):
+    if isinstance(exc, lean_http.ProxyFailed):
+        return be.ProxyConnectionError(proxy_url=proxy_url or "", error=exc)
+    if isinstance(exc, lean_http.TLSFailed):
         return be.SSLError(endpoint_url=endpoint_url, error=exc)
-    if isinstance(exc, errors.ProtocolError):
+    if isinstance(exc, lean_http.ConnectionClosed):
         return be.ConnectionClosedError(endpoint_url=endpoint_url, error=exc)
     return be.HTTPClientError(error=exc)
