@@ -1,7 +1,8 @@
 """A tiny HTTP proxy on 127.0.0.1 that forwards to the emulator and counts AWS API calls.
 
 boto3 talks the AWS JSON protocol to SQS and DynamoDB: the operation is in the
-``X-Amz-Target`` header (``AmazonSQS.ReceiveMessage``, ``DynamoDB_20120810.PutItem``); S3
+``X-Amz-Target`` header (``AmazonSQS.ReceiveMessage``, ``DynamoDB_20120810.PutItem``), and a
+call in the query protocol (kombu's receives) is named the same way from its ``Action``; S3
 calls are counted by method, as ``S3.PutObject`` and so on, EventBridge Scheduler's by path and
 method (``Scheduler.CreateSchedule``). Counting at the HTTP level counts
 what AWS bills, retries included.
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 #: S3 speaks REST without an operation header: the method names the object operation (the only
 #: S3 calls cloudq makes are on objects of the payload bucket).
@@ -36,6 +37,8 @@ SCHEDULER_OPERATIONS = {
     "PUT": "Scheduler.UpdateSchedule",
     "DELETE": "Scheduler.DeleteSchedule",
 }
+#: The JSON protocol's prefix (``X-Amz-Target``) of a service that is also called in the query protocol.
+QUERY_SERVICES = {"sqs": "AmazonSQS"}
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "host", "content-length"}
 
 
@@ -107,7 +110,10 @@ class CountingProxy:
                 # S3 (REST): the method.
                 operation = self.path.rsplit("/operation/", 1)[-1] if "/operation/" in self.path else ""
                 proxy._count(
-                    self.headers.get("X-Amz-Target") or operation or _rest_operation(self.command, self.path)
+                    self.headers.get("X-Amz-Target")
+                    or operation
+                    or _query_operation(self.headers, body)
+                    or _rest_operation(self.command, self.path)
                 )
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
                 response, data = self._upstream_call(body, headers)
@@ -134,6 +140,20 @@ class CountingProxy:
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
 
         return Handler
+
+
+def _query_operation(headers: Any, body: bytes | None) -> str:
+    """The operation of a call in the query protocol (a form with ``Action=``, as kombu's own
+    SQS client sends its receives), named as the JSON protocol names it: the service from the
+    signature's scope (``Credential=<key>/<date>/<region>/sqs/aws4_request``)."""
+    if not body or "x-www-form-urlencoded" not in headers.get("Content-Type", ""):
+        return ""
+    action = parse_qs(body.decode("ascii", "replace")).get("Action", [""])[0]
+    scope = headers.get("Authorization", "").split("Credential=", 1)[-1].split(",", 1)[0].split("/")
+    service = scope[3] if len(scope) > 3 else ""
+    if not action:
+        return ""
+    return f"{QUERY_SERVICES.get(service, service)}.{action}"
 
 
 def _rest_operation(method: str, path: str) -> str:

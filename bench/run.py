@@ -10,7 +10,15 @@
    (from process start to the last delete, start-up included), CPU µs per task (user + sys
    of that process over the same span / tasks) and SQS calls per task (counted at the HTTP
    level by a proxy, ``bench/counting_proxy.py``). Both start from compiled bytecode, as
-   installed packages do (a cache warmed once, ``PYTHONPYCACHEPREFIX``).
+   installed packages do (a cache warmed once, ``PYTHONPYCACHEPREFIX``). The same loop drains
+   with a lean floor (the floor's loop on the lean path's clients), the worker on the lean path
+   (``CLOUDQ_AWS_HTTP=lean``) and the peers (``bench/peers.py``, which says how each is
+   configured): Celery, sqs-workers, dramatiq-sqs and taskiq-aio-sqs, each in its own fresh
+   process at the same N, draining as many tasks (``--tasks``) queued by its own producer
+   (not timed), its queue checked empty after; ``--peers`` picks them (default: all that
+   are installed, ``none``: none); a peer that is not installed is left out with one line
+   (``pip install -e '.[bench]'``). Each peer first drains 20 tasks untimed, which warms its
+   bytecode.
 2. With DynamoDB results, against a raw floor making the same two requests per message as
    cloudq's backend (the claim's conditional UpdateItem, the result's conditional PutItem of
    the same attributes: ``floor_writes``), and the
@@ -43,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 import boto3  # noqa: E402
 
+from bench.peers import PEERS  # noqa: E402
 from cloudq.ops.prices import prices_for  # noqa: E402
 
 #: A no-op task's body as ``.delay()`` writes it; each queued message has its own id.
@@ -299,13 +308,17 @@ def spawn(args: list[str], env: dict[str, str], proxy: Any, label: str, count: i
     out = subprocess.run(
         [sys.executable, __file__, *args],
         env=env,
-        check=True,
         stdout=subprocess.PIPE,
         # The worker's INFO lines are written (as a user runs it), kept only if asked.
         stderr=open(os.environ.get("CLOUDQ_BENCH_LOG", os.devnull), "a"),  # noqa: SIM115
         text=True,
     )
-    figures = json.loads(out.stdout.strip().splitlines()[0])
+    # The report is the first JSON line (a peer may print a banner of its own on stdout).
+    lines = (line for line in out.stdout.splitlines() if line.startswith("{"))
+    figures = json.loads(next(lines, "{}"))
+    if out.returncode or "done" not in figures:
+        reason = figures.get("error", "no report; CLOUDQ_BENCH_LOG=<file> keeps its log")
+        raise RuntimeError(f"{label}: exit status {out.returncode}, {reason}")
     calls = dict(proxy.reset())
     calls = {k: v for k, v in calls.items() if "SendMessage" not in k}  # the fill, not the consumer
     return Drain(label, count, figures["done"] - started, figures["cpu"], calls)
@@ -339,7 +352,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="drains per consumer at each -c (medians)")
     parser.add_argument("--results-concurrency", type=int, default=8, help="0: skip")
     parser.add_argument("--latency-samples", type=int, default=300)
-    parser.add_argument("--consume", choices=["floor", "worker"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--peers",
+        nargs="+",
+        choices=[*PEERS, "none"],
+        help="the peers drained beside cloudq (default: all that are installed; none: skip them)",
+    )
+    consumers = ["floor", "worker", *(f"peer:{name}" for name in PEERS)]
+    parser.add_argument("--consume", choices=consumers, help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="default", help=argparse.SUPPRESS)
@@ -359,6 +379,11 @@ def main() -> None:
         return
     if args.consume == "worker":
         consume_worker(args.target, args.tasks, args.concurrency[0], args.backend, args.mode)
+        return
+    if args.consume:
+        PEERS[args.consume.removeprefix("peer:")].consume(
+            args.target, args.tasks, args.concurrency[0], report
+        )
         return
 
     from bench.counting_proxy import CountingProxy
@@ -449,6 +474,8 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
             n,
         )
 
+    # Printed before the table: a peer that is not installed, and the peers' warm-up drains.
+    peers = peer_consumers(chosen_peers(args.peers), n, sqs, child_env, proxy)
     print(
         f"\ncloudq benchmark — {n} no-op tasks per drain, medians of {args.rounds} rounds, ministack on "
         "127.0.0.1, each consumer "
@@ -462,6 +489,7 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
         lambda c: floor(c, http="lean"),
         worker,
         lambda c: worker(c, http="lean"),
+        *peers,
     ]
     for c in args.concurrency:
         # The consumers alternate, round after round; each row is the medians of its rounds.
@@ -494,6 +522,63 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
     print_costs(modes, n)
 
     print_latencies(queue, sqs, args.latency_samples)
+
+
+#: A peer's row label, at concurrency ``%d`` (how each is configured: ``bench/peers.py``).
+PEER_LABELS = {
+    "celery": "celery worker --pool threads -c %d",
+    "sqs-workers": "sqs-workers, %d threads",
+    "dramatiq-sqs": "dramatiq-sqs, 1 process, %d threads",
+    "taskiq-aio-sqs": "taskiq-aio-sqs, %d async tasks",
+}
+
+
+def chosen_peers(names: list[str] | None) -> list[str]:
+    """The peers asked for (all by default; ``none``: none) that are installed; one line for
+    each that is not."""
+    if names and "none" in names:
+        return []
+    chosen = []
+    for name in names or PEERS:
+        if PEERS[name].installed:
+            chosen.append(name)
+        else:
+            print(f"  {name} is not installed, left out: pip install -e '.[bench]'")
+    return chosen
+
+
+def peer_drain(name: str, c: int, count: int, sqs: Any, env: dict[str, str], proxy: Any) -> Drain:
+    """``count`` tasks queued by the peer's own producer (not timed), drained by the peer in its
+    own process (``bench/peers.py``); its queue is checked full before and empty after."""
+    queue_name = f"bench{uuid.uuid4().hex[:8]}-{name}"
+    url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    PEERS[name].fill(queue_name, url, count)
+    check_queued(sqs, url, count, f"{name}'s producer queued")
+    arguments = ["--consume", f"peer:{name}", "--target", queue_name, "--tasks", str(count)]
+    drain = spawn([*arguments, "--concurrency", str(c)], env, proxy, PEER_LABELS[name] % c, count)
+    check_queued(sqs, url, 0, f"{name} left")
+    return drain
+
+
+def peer_consumers(
+    names: list[str], n: int, sqs: Any, env: dict[str, str], proxy: Any
+) -> list[Callable[[int], Drain]]:
+    """One consumer per peer, each draining ``n`` tasks at the concurrency it is given, after
+    one small drain that is not timed: it imports, and so compiles into the bytecode cache, what
+    the peer's consumer runs, as the warm-up import does for the floors and cloudq."""
+    for name in names:
+        peer_drain(name, 2, 20, sqs, env, proxy)
+    return [lambda c, name=name: peer_drain(name, c, n, sqs, env, proxy) for name in names]
+
+
+def check_queued(sqs: Any, url: str, expected: int, what: str) -> None:
+    """Fail unless the queue holds ``expected`` messages (visible, in flight or delayed)."""
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    names.append("ApproximateNumberOfMessagesDelayed")
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    queued = sum(int(attributes.get(name, 0)) for name in names)
+    if queued != expected:
+        raise RuntimeError(f"{what} {queued} messages in its queue, not {expected}")
 
 
 def print_latencies(queue: Callable[[], tuple[Any, str]], sqs: Any, samples: int) -> None:
