@@ -342,7 +342,7 @@ def main() -> None:
 
         provision(app_resources(app, "bench.lambda_tasks:app"), endpoint_url=server.endpoint_url)
         # As on Lambda, which names the function (with CLOUDQ_AWS_HTTP=lean, the handler's
-        # clients then come from the environment alone: cloudq.core.aws.lambda_environment).
+        # clients then come from the environment alone: cloudq.core.aws.environment_alone).
         lambda_figures({**env, "AWS_LAMBDA_FUNCTION_NAME": "cloudq-bench"}, app, args.samples)
 
         rss = idle_worker_rss(env)

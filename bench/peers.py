@@ -47,7 +47,6 @@ given no option:
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import logging
@@ -267,6 +266,8 @@ def _taskiq_broker(queue: str, **options: Any) -> Any:
 
 
 def fill_taskiq(queue: str, url: str, count: int) -> None:
+    import asyncio  # here: the other consumers do not load it
+
     async def kick() -> None:
         # One SendMessage a task, 10 at a time: with ``enable_batching``, 2.1.1's shutdown()
         # drops the messages its sender is still collecting (none arrived after a prompt one).
@@ -281,6 +282,7 @@ def fill_taskiq(queue: str, url: str, count: int) -> None:
 
 
 def consume_taskiq(queue: str, count: int, concurrency: int, report: Callable[[], None]) -> None:
+    import asyncio  # here: the other consumers do not load it
     from concurrent.futures import ThreadPoolExecutor
 
     from taskiq.cli.worker.args import WorkerArgs

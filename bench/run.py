@@ -23,7 +23,7 @@
    cloudq's backend (the claim's conditional UpdateItem, the result's conditional PutItem of
    the same attributes: ``floor_writes``), and the
    cost modes (``ignore_result``, ``deduplicate=False``, both): AWS requests per task and cost
-   per million tasks for each mode, worker or Lambda (``PRICES`` below).
+   per million tasks for each mode, worker or Lambda (``prices`` below).
 3. Enqueue latency: ``.delay()`` against one raw ``send_message``, p50 / p95.
 """
 
@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -40,8 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,189 +47,38 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import boto3  # noqa: E402
 
+from bench.consumers import _noop, deletes_returned, make_app  # noqa: E402
 from bench.peers import PEERS  # noqa: E402
-from cloudq.ops.prices import prices_for  # noqa: E402
 
 #: A no-op task's body as ``.delay()`` writes it; each queued message has its own id.
 BODY = '{"v":1,"id":"%s","task":"noop"}'
 
+
 #: The library's one price table (``cloudq.ops.prices``, us-east-1): SQS standard queue
 #: requests (each 64 KB chunk of a payload is one request), DynamoDB on-demand write and read
 #: request units (an item up to 1 KB: one WRU per write; an eventually consistent read up to
-#: 4 KB: half an RRU), Lambda requests and duration (x86).
-_TABLE = prices_for("us-east-1", "")
-PRICES = {
-    "sqs_request": _TABLE.sqs_standard_per_million / 1e6,
-    "dynamodb_wru": _TABLE.dynamodb_write_per_million / 1e6,
-    "dynamodb_rru": _TABLE.dynamodb_read_per_million / 1e6,
-    "lambda_request": _TABLE.lambda_per_million / 1e6,
-    "lambda_gb_second": _TABLE.lambda_gb_second,
-}
+#: 4 KB: half an RRU), Lambda requests and duration (x86). Read by the parent only: a floor
+#: process must not import cloudq (its start-up is part of its figures).
+def prices() -> dict[str, float]:
+    from cloudq.ops.prices import prices_for
+
+    table = prices_for("us-east-1", "")
+    return {
+        "sqs_request": table.sqs_standard_per_million / 1e6,
+        "dynamodb_wru": table.dynamodb_write_per_million / 1e6,
+        "dynamodb_rru": table.dynamodb_read_per_million / 1e6,
+        "lambda_request": table.lambda_per_million / 1e6,
+        "lambda_gb_second": table.lambda_gb_second,
+    }
+
+
 #: The Lambda worker's assumptions: batches of 10 records, 256 MB, 20 ms billed per batch of
 #: no-op tasks (the handler's own time per record is in bench/bench_lambda.py).
 LAMBDA_BATCH, LAMBDA_GB, LAMBDA_SECONDS_PER_BATCH = 10, 0.25, 0.020
 #: DynamoDB operations and the request units each costs (records of a no-op task < 1 KB).
 WRITE_OPERATIONS = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")
 READ_OPERATIONS = ("GetItem", "BatchGetItem", "Query")
-
-
-# -- the consumer processes (``--consume``) ------------------------------------------------
-
-
-def floor_clients(http: str, table: str | None) -> tuple[Any, Any]:
-    """The floor's clients: plain boto3 ones, or (``lean``) the lean path's, from cloudq's
-    factory (``cloudq.core.aws.aws_client(..., http="lean")``: its SigV4 and urllib3 pool)."""
-    if http == "boto3":
-        return boto3.client("sqs"), boto3.client("dynamodb") if table else None
-    from cloudq.core.aws import aws_client
-
-    sqs = aws_client("sqs", read_timeout=30, http="lean")
-    return sqs, aws_client("dynamodb", read_timeout=10, http="lean") if table else None
-
-
-def consume_floor(url: str, count: int, threads: int, table: str | None, http: str = "boto3") -> None:
-    """``threads`` raw consumers: receive 10, (two writes each), delete the batch; through
-    boto3 clients, or the same loop on the lean path's (``http="lean"``)."""
-    sqs, dynamodb = floor_clients(http, table)
-    done = [0]
-    lock = threading.Lock()
-
-    def consume() -> None:
-        while True:
-            with lock:
-                if done[0] >= count:
-                    return
-            got = sqs.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=10,
-                WaitTimeSeconds=1,
-                MessageSystemAttributeNames=["ApproximateReceiveCount"],
-            ).get("Messages", [])
-            if not got:
-                continue
-            for message in got if dynamodb else ():
-                floor_writes(dynamodb, table, message["MessageId"])  # type: ignore[arg-type]
-            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
-            sqs.delete_message_batch(QueueUrl=url, Entries=entries)
-            with lock:
-                done[0] += len(got)
-                if done[0] >= count and not reported:
-                    reported.append(True)
-                    report()  # the last delete; the other threads may still be in a poll
-
-    reported: list[bool] = []
-    workers = [threading.Thread(target=consume) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-
-
-#: The two requests a result backend makes per task, as cloudq's DynamoDB backend makes them
-#: (``cloudq/backends/dynamodb.py``, written out here so that the floor process does not import
-#: cloudq): the claim, a conditional UpdateItem returning the record, and the result, a
-#: conditional PutItem of the whole record.
-FLOOR_CLAIM = {
-    "UpdateExpression": (
-        "SET #state = :started, task_name = :name, lease_owner = :owner, lease_expires_at = :lease,"
-        " date_started = :now, lease_message_id = :message, lease_receive_count = :count,"
-        " expires_at = :expires ADD attempts :one"
-        " REMOVE value_json, value_pointer_json, error_type, error_message, traceback, date_done"
-    ),
-    "ConditionExpression": (
-        "attribute_not_exists(task_id) OR expires_at < :now OR (NOT #state IN (:success, :revoked)"
-        " AND (attribute_not_exists(lease_owner) OR lease_expires_at < :now OR lease_owner = :owner"
-        " OR (lease_message_id = :message AND lease_receive_count < :count)))"
-    ),
-    "ExpressionAttributeNames": {"#state": "state"},
-    "ReturnValues": "ALL_NEW",
-}
-FLOOR_RESULT_CONDITION = (
-    "attribute_not_exists(task_id) OR expires_at < :now"
-    " OR attribute_not_exists(attempts) OR attempts <= :attempt"
-)
-
-
-def floor_writes(dynamodb: Any, table: str, message_id: str) -> None:
-    now = time.time()
-    owner, expires = f"floor-{os.getpid()}", str(int(now) + 86400)
-    values = {
-        ":message": {"S": message_id},
-        ":count": {"N": "1"},
-        ":now": {"N": repr(now)},
-        ":success": {"S": "SUCCESS"},
-        ":revoked": {"S": "REVOKED"},
-        ":started": {"S": "STARTED"},
-        ":owner": {"S": owner},
-        ":name": {"S": "noop"},
-        ":lease": {"N": repr(now + 330)},
-        ":one": {"N": "1"},
-        ":expires": {"N": expires},
-    }
-    key = {"task_id": {"S": message_id}}
-    dynamodb.update_item(TableName=table, Key=key, ExpressionAttributeValues=values, **FLOOR_CLAIM)
-    item = {
-        **key,
-        "state": {"S": "SUCCESS"},
-        "value_json": {"S": "null"},
-        "task_name": {"S": "noop"},
-        "attempts": {"N": "1"},
-        "date_started": {"N": repr(now)},
-        "date_done": {"N": repr(time.time())},
-        "expires_at": {"N": expires},
-    }
-    dynamodb.put_item(
-        TableName=table,
-        Item=item,
-        ConditionExpression=FLOOR_RESULT_CONDITION,
-        ExpressionAttributeValues={":now": {"N": repr(now)}, ":attempt": {"N": "1"}},
-        ReturnValuesOnConditionCheckFailure="ALL_OLD",
-    )
-
-
-def consume_worker(app_name: str, count: int, concurrency: int, backend: str | None, mode: str) -> None:
-    """One cloudq worker with ``concurrency`` threads, run until ``count`` tasks are acked."""
-    from cloudq import CloudQ
-    from cloudq.runtime.logs import configure_logging
-    from cloudq.worker import Worker
-
-    configure_logging(batched=True)  # as `cloudq worker` does
-    app = make_app(CloudQ, app_name, backend, mode)
-    worker = Worker(app, concurrency=concurrency, wait_seconds=1)
-    with deletes_returned(app, count) as acked:
-        thread = threading.Thread(target=worker.run, daemon=True)
-        thread.start()
-        acked.wait()
-        report()
-    worker.stop()
-    thread.join()
-
-
-@contextmanager
-def deletes_returned(app: Any, count: int) -> Iterator[threading.Event]:
-    """An event set once the broker has confirmed ``count`` deletes: the moment the floor
-    reports (after its last ``DeleteMessageBatch`` returns). Waiting on it, rather than
-    polling ``worker.stats``, keeps the measuring thread off the GIL during the drain, as the
-    floor's main thread is (a poll every few ms costs the worker ~10 µs per task)."""
-    done = threading.Event()
-    lock = threading.Lock()
-    acked = [0]
-    ack = app.transport.ack
-
-    def counted(queue: str, handles: list[str]) -> None:
-        ack(queue, handles)
-        with lock:
-            acked[0] += len(handles)
-            if acked[0] >= count:
-                done.set()
-
-    app.transport.ack = counted
-    try:
-        yield done
-    finally:
-        del app.transport.ack  # the transport's own method again
 
 
 def cloudq_drain(app: Any, count: int, concurrency: int) -> float:
@@ -252,27 +99,6 @@ def cloudq_drain(app: Any, count: int, concurrency: int) -> float:
     worker.stop()
     thread.join()
     return elapsed
-
-
-def report() -> None:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"done": time.time(), "cpu": usage.ru_utime + usage.ru_stime}), flush=True)
-
-
-def make_app(cls: Any, name: str, backend: str | None, mode: str = "default") -> Any:
-    app = cls(name, backend=backend, wait_seconds=1)
-    options = {
-        "default": {},
-        "ignore_result": {"ignore_result": True},
-        "no_claim": {"deduplicate": False},
-        "neither": {"ignore_result": True, "deduplicate": False},
-    }[mode]
-    app.task(name="noop", **options)(_noop)
-    return app
-
-
-def _noop() -> None:
-    return None
 
 
 # -- the parent: server, proxy, queues, and the table --------------------------------------
@@ -302,11 +128,12 @@ class Drain:
 
 
 def spawn(args: list[str], env: dict[str, str], proxy: Any, label: str, count: int) -> Drain:
-    """Run a consumer process; time it from its start to its report (start-up included)."""
+    """Run a consumer process (``bench/consumers.py``); time it from its start to its report
+    (start-up included)."""
     proxy.reset()
     started = time.time()
     out = subprocess.run(
-        [sys.executable, __file__, *args],
+        [sys.executable, str(ROOT / "bench" / "consumers.py"), *args],
         env=env,
         stdout=subprocess.PIPE,
         # The worker's INFO lines are written (as a user runs it), kept only if asked.
@@ -358,12 +185,6 @@ def main() -> None:
         choices=[*PEERS, "none"],
         help="the peers drained beside cloudq (default: all that are installed; none: skip them)",
     )
-    consumers = ["floor", "worker", *(f"peer:{name}" for name in PEERS)]
-    parser.add_argument("--consume", choices=consumers, help=argparse.SUPPRESS)
-    parser.add_argument("--target", help=argparse.SUPPRESS)
-    parser.add_argument("--backend", help=argparse.SUPPRESS)
-    parser.add_argument("--mode", default="default", help=argparse.SUPPRESS)
-    parser.add_argument("--http", default="boto3", help=argparse.SUPPRESS)
     parser.add_argument(
         "--modes",
         nargs="+",
@@ -374,18 +195,6 @@ def main() -> None:
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
-    if args.consume == "floor":
-        consume_floor(args.target, args.tasks, args.concurrency[0], args.backend, args.http)
-        return
-    if args.consume == "worker":
-        consume_worker(args.target, args.tasks, args.concurrency[0], args.backend, args.mode)
-        return
-    if args.consume:
-        PEERS[args.consume.removeprefix("peer:")].consume(
-            args.target, args.tasks, args.concurrency[0], report
-        )
-        return
-
     from bench.counting_proxy import CountingProxy
     from cloudq_emulator.server import MinistackServer
 
@@ -401,6 +210,8 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
+    import boto3
+
     from cloudq import CloudQ
     from cloudq.infra import app_resources
     from cloudq_emulator.provision import provision
@@ -414,7 +225,10 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
     # process would compile cloudq from source, while boto3's bytecode came with its wheel.
     child_env.pop("PYTHONDONTWRITEBYTECODE", None)
     child_env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="cloudq-bench-bytecode-")
-    warm = "import boto3, cloudq, cloudq.worker, cloudq.runtime.logs, cloudq.backends.dynamodb, bench.run"
+    warm = (
+        "import boto3, cloudq, cloudq.worker, cloudq.runtime.logs, cloudq.backends.dynamodb,"
+        " cloudq.core.lean.client, bench.consumers"
+    )
     subprocess.run([sys.executable, "-c", warm], env=child_env, check=True)
     sqs = boto3.client("sqs")
 
@@ -431,7 +245,6 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
         label = f"raw {http} floor, {c} threads" + (" + 2 writes/msg" if table else "")
         return spawn(
             [
-                "--consume",
                 "floor",
                 "--target",
                 url,
@@ -456,7 +269,6 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
         label = f"cloudq worker -c {c}, {http}" + (f", results ({mode})" if backend else ", results off")
         return spawn(
             [
-                "--consume",
                 "worker",
                 "--target",
                 app.name,
@@ -554,7 +366,7 @@ def peer_drain(name: str, c: int, count: int, sqs: Any, env: dict[str, str], pro
     url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
     PEERS[name].fill(queue_name, url, count)
     check_queued(sqs, url, count, f"{name}'s producer queued")
-    arguments = ["--consume", f"peer:{name}", "--target", queue_name, "--tasks", str(count)]
+    arguments = [f"peer:{name}", "--target", queue_name, "--tasks", str(count)]
     drain = spawn([*arguments, "--concurrency", str(c)], env, proxy, PEER_LABELS[name] % c, count)
     check_queued(sqs, url, 0, f"{name} left")
     return drain
@@ -619,6 +431,7 @@ def print_costs(modes: list[Drain], n: int) -> None:
     """AWS requests per task and cost per million tasks, as a worker and as a Lambda function.
     Each task is also sent once (one SendMessage by ``.delay()``) and its result read by
     nobody (add half an RRU per ``AsyncResult.get`` poll)."""
+    PRICES = prices()  # noqa: N806
     print(
         "\nCost per million tasks (cloudq.ops.prices: SQS $0.40/M requests, DynamoDB on-demand "
         "$0.625/M WRU, $0.125/M RRU, Lambda $0.20/M requests + $0.0000166667/GB-s)"

@@ -97,13 +97,15 @@ def aws_client(
     large enough for a worker's threads. ``AWS_ENDPOINT_URL`` (the emulator) is honoured by
     boto3 itself when ``endpoint_url`` is not given. ``http="lean"`` (the ``aws_http``
     setting): for SQS and DynamoDB, a client whose hot calls are signed and sent by
-    ``cloudq.core.lean`` and whose other calls are this boto3 client's."""
+    ``cloudq.core.lean`` and whose other calls are this boto3 client's; where the environment
+    alone decides credentials and endpoint (``environment_alone``: Lambda, containers given
+    keys), that boto3 client is made only when another call needs it."""
     if service not in ENDPOINT_PREFIXES:  # a mistake in cloudq itself, not the user's
         raise ValueError(f"add {service!r} and its endpoints.json name to cloudq.core.aws.ENDPOINT_PREFIXES")
     region = (
         region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     )
-    if http == "lean" and service in LEAN_SERVICES and lambda_environment():
+    if http == "lean" and service in LEAN_SERVICES and environment_alone():
         timeouts = {"read_timeout": read_timeout, "connect_timeout": connect_timeout, "attempts": attempts}
         return _lean_from_environment(service, endpoint_url, region, timeouts, region_name)
     from botocore.config import Config
@@ -135,18 +137,32 @@ def aws_client(
 LEAN_SERVICES = ("sqs", "dynamodb")
 
 
-def lambda_environment() -> bool:
-    """Whether this process is a Lambda function's with what the lean path needs in its
-    environment: Lambda puts the function's credentials and region there. FIPS and dual-stack
-    endpoints (whose names differ by service and partition) are left to botocore."""
+def environment_alone() -> bool:
+    """Whether the environment alone decides what botocore would resolve for a client: keys
+    in ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (the first source of botocore's chain,
+    and where Lambda puts a function's credentials), no profile named, no shared config file
+    (one could name a profile's endpoint, CA bundle or FIPS), and neither FIPS nor dual-stack
+    endpoints (whose names differ by service and partition). Then the lean path needs no
+    botocore: its clients are made from the environment (``_lean_from_environment``)."""
     env = os.environ
+    config_file = env.get("AWS_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "config")
     return bool(
-        env.get("AWS_LAMBDA_FUNCTION_NAME")
-        and env.get("AWS_ACCESS_KEY_ID")
+        env.get("AWS_ACCESS_KEY_ID")
         and env.get("AWS_SECRET_ACCESS_KEY")
+        and not env.get("AWS_PROFILE")
+        and not env.get("AWS_DEFAULT_PROFILE")
         and env.get("AWS_USE_DUALSTACK_ENDPOINT", "").lower() != "true"
         and env.get("AWS_USE_FIPS_ENDPOINT", "").lower() != "true"
+        and not os.path.exists(config_file)
     )
+
+
+def _environment_credentials() -> Any:
+    """The keys in the environment now (read at every call, as a process may renew them)."""
+    from cloudq.core.lean.sigv4 import Credentials
+
+    env = os.environ
+    return Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env.get("AWS_SESSION_TOKEN"))
 
 
 def standard_endpoint(service: str, region: str) -> str:
@@ -168,19 +184,16 @@ def _configured_endpoint(service: str) -> str | None:
 def _lean_from_environment(
     service: str, endpoint_url: str | None, region: str, timeouts: dict[str, Any], region_name: str | None
 ) -> Any:
-    """On Lambda, the lean client of ``service`` from the environment alone: no boto3 client
-    is made (botocore's client creation is most of a cold start's AWS cost) until a call
-    that is not a hot one needs it."""
+    """The lean client of ``service`` from the environment alone (``environment_alone``): no
+    boto3 client is made, nor botocore imported (most of a Lambda cold start's AWS cost, and
+    of a worker's start-up), until a call that is not a hot one needs it."""
     from cloudq.core.lean.client import CLASSES
     from cloudq.core.lean.http import ca_bundle
-    from cloudq.core.lean.sigv4 import Credentials
 
-    env = os.environ
-    frozen = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env.get("AWS_SESSION_TOKEN"))
     return CLASSES[service](
         endpoint_url=endpoint_url or _configured_endpoint(service) or standard_endpoint(service, region),
         region=region,
-        credentials=lambda: frozen,
+        credentials=_environment_credentials,
         read_timeout=timeouts["read_timeout"],
         connect_timeout=timeouts["connect_timeout"],
         attempts=timeouts["attempts"],
