@@ -8,8 +8,11 @@
    process, after ``import boto3``: import ``cloudq.aws_lambda``, load the app
    (``CLOUDQ_APP``), handle a first event of one record, including the clients it creates;
    against ``import boto3`` + creating one SQS client. Median of ``--samples``.
-3. The resident set of an idle ``cloudq worker -c 8`` (VmRSS, 3 s after it started polling),
-   and of a bare ``python -c "import boto3; from pydantic import BaseModel"`` for scale.
+3. The resident set of an idle ``cloudq worker -c 8`` on both paths (VmRSS, 6 s after it
+   started), and of a bare ``python -c "import boto3; from pydantic import BaseModel"`` for
+   scale.
+4. The cold path as whole processes, from the start of Python to the first record done, on
+   both paths, side by side with ``python -c "import boto3"`` (issue 29's measure).
 
 Figures 1 and 2 are printed twice: first as this shell runs cloudq (with
 ``PYTHONDONTWRITEBYTECODE`` set, as in a dev shell on an editable install, every fresh process
@@ -345,10 +348,13 @@ def main() -> None:
         # clients then come from the environment alone: cloudq.core.aws.environment_alone).
         lambda_figures({**env, "AWS_LAMBDA_FUNCTION_NAME": "cloudq-bench"}, app, args.samples)
 
-        rss = idle_worker_rss(env)
+        boto3_rss = idle_worker_rss({**env, "CLOUDQ_AWS_HTTP": "boto3"})
+        lean_rss = idle_worker_rss({**env, "CLOUDQ_AWS_HTTP": "lean"})
         print("\nResident set (VmRSS)")
         print(f"  python + boto3 + pydantic BaseModel            {bare_rss(env):6.1f} MiB")
-        print(f"  idle cloudq worker -c 8                        {rss:6.1f} MiB   (target <= 55 MiB)")
+        print(f"  idle cloudq worker -c 8, boto3 path            {boto3_rss:6.1f} MiB")
+        print(f"  idle cloudq worker -c 8, lean path             {lean_rss:6.1f} MiB   (target <= 50 MiB)")
+        print("  (the lean path's clients from the environment's keys: no boto3 client made)")
 
 
 if __name__ == "__main__":

@@ -179,6 +179,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="drains per consumer at each -c (medians)")
     parser.add_argument("--results-concurrency", type=int, default=8, help="0: skip")
     parser.add_argument("--latency-samples", type=int, default=300)
+    parser.add_argument("--map-tasks", type=int, default=2000, help="tasks sent by task.map (0: skip)")
     parser.add_argument(
         "--peers",
         nargs="+",
@@ -311,8 +312,6 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
             print_row(drain, raw)
 
     c = args.results_concurrency
-    if not c:
-        return
 
     def new_table() -> str:
         """A fresh, empty table for each drain: the emulator's writes slow down as a table
@@ -321,19 +320,23 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
         queue(f"dynamodb://{table}")
         return table
 
-    raw = floor(c, new_table())
-    lean_floor = floor(c, new_table(), "lean")
-    modes = [worker(c, f"dynamodb://{new_table()}", mode) for mode in args.modes]
-    lean = worker(c, f"dynamodb://{new_table()}", "default", "lean")
-    print(f"\nWith DynamoDB results (-c {c})")
-    if os.environ.get("BENCH_CALLS"):
-        for drain in (raw, *modes):
-            print(drain.label, {k: round(v / drain.tasks, 3) for k, v in drain.calls.items()})
-    for drain in (raw, lean_floor, *modes, lean):
-        print_row(drain, raw)
-    print_costs(modes, n)
+    if c:
+        raw = floor(c, new_table())
+        lean_floor = floor(c, new_table(), "lean")
+        modes = [worker(c, f"dynamodb://{new_table()}", mode) for mode in args.modes]
+        lean = worker(c, f"dynamodb://{new_table()}", "default", "lean")
+        print(f"\nWith DynamoDB results (-c {c})")
+        if os.environ.get("BENCH_CALLS"):
+            for drain in (raw, *modes):
+                print(drain.label, {k: round(v / drain.tasks, 3) for k, v in drain.calls.items()})
+        for drain in (raw, lean_floor, *modes, lean):
+            print_row(drain, raw)
+        print_costs(modes, n)
 
-    print_latencies(queue, sqs, args.latency_samples)
+    if args.latency_samples:
+        print_latencies(queue, sqs, args.latency_samples)
+    if args.map_tasks:
+        print_map(queue, sqs, args.map_tasks, args.rounds)
 
 
 #: A peer's row label, at concurrency ``%d`` (how each is configured: ``bench/peers.py``).
@@ -408,6 +411,40 @@ def print_latencies(queue: Callable[[], tuple[Any, str]], sqs: Any, samples: int
             f"  .delay() ({label}) latency p50 / p95  {p(delay, 0.5):.2f} / {p(delay, 0.95):.2f} ms  "
             f"(p50 {statistics.median(delay) / statistics.median(raw_send):.2f}x raw)"
         )
+
+
+def print_map(queue: Callable[[], tuple[Any, str]], sqs: Any, count: int, rounds: int) -> None:
+    """``task.map`` of ``count`` no-op calls on both paths, against a raw boto3 floor sending
+    the same bodies with ``send_message_batch``, 10 a call, one after another (as ``map``
+    sends, from the calling thread); sends per second, medians of ``rounds``, alternating."""
+    from cloudq import CloudQ
+
+    app, url = queue()
+    lean_app = CloudQ(app.name, backend=None, aws_http="lean")
+    lean_app.task(name="noop")(_noop)
+
+    def floor() -> None:
+        for start in range(0, count, 10):
+            size = min(10, count - start)
+            entries = [{"Id": str(i), "MessageBody": BODY % uuid.uuid4()} for i in range(size)]
+            sqs.send_message_batch(QueueUrl=url, Entries=entries)
+
+    senders: dict[str, Callable[[], object]] = {
+        "raw boto3 send_message_batch floor": floor,
+        "task.map (boto3)": lambda: app.tasks["noop"].map([()] * count),
+        "task.map (lean)": lambda: lean_app.tasks["noop"].map([()] * count),
+    }
+    seconds: dict[str, list[float]] = {label: [] for label in senders}
+    for _ in range(rounds):
+        for label, send in senders.items():
+            started = time.perf_counter()
+            send()
+            seconds[label].append(time.perf_counter() - started)
+    floor_rate = count / statistics.median(seconds["raw boto3 send_message_batch floor"])
+    print(f"\n  sending {count} tasks, medians of {rounds}")
+    for label, spent in seconds.items():
+        rate = count / statistics.median(spent)
+        print(f"  {label:<40} {rate:>8,.0f}/s  {rate / floor_rate:.2f}x floor")
 
 
 def median_drain(drains: list[Drain]) -> Drain:
