@@ -333,10 +333,7 @@ def run(args: argparse.Namespace, direct_url: str, proxy: Any) -> None:
             print_row(drain, raw)
         print_costs(modes, n)
 
-    if args.latency_samples:
-        print_latencies(queue, sqs, args.latency_samples)
-    if args.map_tasks:
-        print_map(queue, sqs, args.map_tasks, args.rounds)
+    print_sending(queue, sqs, args)
 
 
 #: A peer's row label, at concurrency ``%d`` (how each is configured: ``bench/peers.py``).
@@ -394,6 +391,13 @@ def check_queued(sqs: Any, url: str, expected: int, what: str) -> None:
     queued = sum(int(attributes.get(name, 0)) for name in names)
     if queued != expected:
         raise RuntimeError(f"{what} {queued} messages in its queue, not {expected}")
+
+
+def print_sending(queue: Callable[[], tuple[Any, str]], sqs: Any, args: argparse.Namespace) -> None:
+    if args.latency_samples:
+        print_latencies(queue, sqs, args.latency_samples)
+    if args.map_tasks:
+        print_map(queue, sqs, args.map_tasks, args.rounds)
 
 
 def print_latencies(queue: Callable[[], tuple[Any, str]], sqs: Any, samples: int) -> None:

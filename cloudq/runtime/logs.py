@@ -42,8 +42,10 @@ class TaskContext(logging.Filter):
     that do not carry them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if hasattr(record, "task_id"):  # an outcome line carries its task already
+            return True
         request = current_request()
-        if request is not None and not hasattr(record, "task_id"):
+        if request is not None:
             record.task_id = request.id
             record.task_name = request.task
             record.attempt = request.attempt

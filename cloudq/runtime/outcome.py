@@ -152,9 +152,9 @@ def log_outcome(prepared: Prepared, outcome: Outcome, seconds: float) -> None:
     """One line per outcome (dead-letterings are logged by ``apply_outcome`` when done)."""
     if outcome.action is Action.DEAD_LETTER or not logger.isEnabledFor(logging.INFO):
         return
-    fields: dict[str, object] = dict(prepared.log_fields())
     where = prepared.describe()
     if outcome.state is None:
+        fields: dict[str, object] = dict(prepared.log_fields())
         if outcome.action is Action.ACK:
             why = outcome.reason or "already succeeded: duplicate delivery acknowledged"
             logger.info("%s %s", where, why, extra=fields)
