@@ -95,8 +95,15 @@ schedules: $(STAMP)
 flow: $(STAMP)
 	CLOUDQ_FLOW=full $(BIN)/python -m pytest tests/e2e/test_flow_e2e.py -q -s
 
-bench: $(STAMP)
+# The benchmarks' own extra (the peers, awscrt), installed on first use; make test needs none of it.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/bench_http.py
 	$(BIN)/python bench/bench_cold.py
 	$(BIN)/python bench/bench_redis.py
 	$(BIN)/python bench/bench_amqp.py

@@ -145,13 +145,21 @@ def candidates(endpoint: str, url: str) -> dict[str, Callable[[], None]]:
     loop = EventLoopGroup(1)
     bootstrap = ClientBootstrap(loop, DefaultHostResolver(loop))
     parts = urlsplit(endpoint)
-    connection = HttpClientConnection.new(
-        host_name=parts.hostname, port=parts.port or 80, bootstrap=bootstrap
-    ).result()
+    kept: list[Any] = []
+
+    def crt_connection() -> Any:
+        """The kept connection, a new one once the server closed it (its keep-alive ends
+        while the other candidates run)."""
+        if not kept or not kept[0].is_open():
+            new = HttpClientConnection.new(
+                host_name=parts.hostname, port=parts.port or 80, bootstrap=bootstrap
+            )
+            kept[:] = [new.result()]
+        return kept[0]
 
     def crt_http() -> None:
         received = bytearray()
-        stream = connection.request(
+        stream = crt_connection().request(
             crt_signed(body()), on_body=lambda http_stream, chunk, **kwargs: received.extend(chunk)
         )
         stream.activate()
