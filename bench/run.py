@@ -111,6 +111,8 @@ class Drain:
     seconds: float
     cpu_seconds: float
     calls: dict[str, int]
+    #: A peer's drain that did not finish in time: its figures are of the tasks it did.
+    timed_out: bool = False
 
     @property
     def rate(self) -> float:
@@ -143,11 +145,16 @@ def spawn(args: list[str], env: dict[str, str], proxy: Any, label: str, count: i
     # The report is the first JSON line (a peer may print a banner of its own on stdout).
     lines = (line for line in out.stdout.splitlines() if line.startswith("{"))
     figures = json.loads(next(lines, "{}"))
-    if out.returncode or "done" not in figures:
+    partial = "ran" in figures and "done" in figures  # a peer that did not finish in time
+    if (out.returncode and not partial) or "done" not in figures:
         reason = figures.get("error", "no report; CLOUDQ_BENCH_LOG=<file> keeps its log")
         raise RuntimeError(f"{label}: exit status {out.returncode}, {reason}")
     calls = dict(proxy.reset())
     calls = {k: v for k, v in calls.items() if "SendMessage" not in k}  # the fill, not the consumer
+    if partial:
+        ran = max(1, int(figures["ran"]))
+        label = f"{label} (timed out: {ran} of {count})"
+        return Drain(label, ran, figures["done"] - started, figures["cpu"], calls, timed_out=True)
     return Drain(label, count, figures["done"] - started, figures["cpu"], calls)
 
 
@@ -368,7 +375,8 @@ def peer_drain(name: str, c: int, count: int, sqs: Any, env: dict[str, str], pro
     check_queued(sqs, url, count, f"{name}'s producer queued")
     arguments = [f"peer:{name}", "--target", queue_name, "--tasks", str(count)]
     drain = spawn([*arguments, "--concurrency", str(c)], env, proxy, PEER_LABELS[name] % c, count)
-    check_queued(sqs, url, 0, f"{name} left")
+    if not drain.timed_out:
+        check_queued(sqs, url, 0, f"{name} left")
     return drain
 
 
@@ -380,7 +388,19 @@ def peer_consumers(
     the peer's consumer runs, as the warm-up import does for the floors and cloudq."""
     for name in names:
         peer_drain(name, 2, 20, sqs, env, proxy)
-    return [lambda c, name=name: peer_drain(name, c, n, sqs, env, proxy) for name in names]
+    timed_out: dict[tuple[str, int], Drain] = {}
+
+    def drain(name: str, c: int) -> Drain:
+        """A peer that did not finish in time at ``c`` is not run again at ``c`` (its partial
+        row stands for the later rounds): one such drain takes minutes."""
+        if (name, c) in timed_out:
+            return timed_out[name, c]
+        done = peer_drain(name, c, n, sqs, env, proxy)
+        if done.timed_out:
+            timed_out[name, c] = done
+        return done
+
+    return [lambda c, name=name: drain(name, c) for name in names]
 
 
 def check_queued(sqs: Any, url: str, expected: int, what: str) -> None:
@@ -454,6 +474,9 @@ def print_map(queue: Callable[[], tuple[Any, str]], sqs: Any, count: int, rounds
 def median_drain(drains: list[Drain]) -> Drain:
     """One row for several rounds of a consumer: the median time and the median CPU (the
     machine is shared and noisy: one round can be 15% off), the calls of the first round."""
+    partial = [drain for drain in drains if drain.timed_out]
+    if partial:  # its figures are of fewer tasks than the others': not mixed in a median
+        return partial[0]
     first = drains[0]
     seconds = statistics.median(drain.seconds for drain in drains)
     cpu_seconds = statistics.median(drain.cpu_seconds for drain in drains)

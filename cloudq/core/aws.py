@@ -105,6 +105,7 @@ def aws_client(
     region = (
         region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     )
+    warn_unknown_region(service, region)
     if http == "lean" and service in LEAN_SERVICES and environment_alone():
         timeouts = {"read_timeout": read_timeout, "connect_timeout": connect_timeout, "attempts": attempts}
         return _lean_from_environment(service, endpoint_url, region, timeouts, region_name)
@@ -126,7 +127,6 @@ def aws_client(
         user_agent=user_agent,
         parameter_validation=False,
     )
-    warn_unknown_region(service, region)
     client = session.client(service, endpoint_url=endpoint_url, region_name=region, config=config)
     if http != "lean" or service not in LEAN_SERVICES:
         return client
