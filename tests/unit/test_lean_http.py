@@ -215,3 +215,14 @@ def test_the_proxy_follows_the_environment_as_urllib_reads_it(
     if theirs and urllib.request.proxy_bypass_environment(host, proxies):
         theirs = None
     assert (theirs and (theirs if "://" in theirs else f"http://{theirs}")) == expected
+
+
+def test_an_answer_without_a_body_keeps_the_connection(server: Server) -> None:
+    def no_content(sock: socket.socket, request: bytes) -> bool:
+        sock.sendall(b"HTTP/1.1 204 No Content\r\nX-Amzn-RequestId: r\r\n\r\n")
+        return True
+
+    pool = _pool(server.start(no_content), read_timeout=1)
+    assert pool.request("/", {"Host": "h"}, b"{}") == (204, {"x-amzn-requestid": "r"}, b"")
+    assert pool.request("/", {"Host": "h"}, b"{}")[0] == 204
+    assert server.connections == 1

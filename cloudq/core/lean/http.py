@@ -231,7 +231,9 @@ class Pool:
                 break
             line = reader.readline(MAX_LINE + 1)
         keep = version == b"HTTP/1.1" and headers.get("connection", "").lower() != "close"
-        if "chunked" in headers.get("transfer-encoding", "").lower():
+        if status in (204, 304):  # no body, whatever the headers say (RFC 9112, 6.3)
+            data = b""
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
             data = _chunks(reader)
         elif "content-length" in headers:
             length = int(headers["content-length"])
