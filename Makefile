@@ -85,7 +85,7 @@ chaos: $(STAMP)
 
 # The whole conformance suite on the lean path (make test leaves out its sleeping tests there).
 lean: $(STAMP)
-	CLOUDQ_LEAN=full $(BIN)/python -m pytest -q tests/conformance tests/unit/test_lean_sigv4.py -k "lean or sigv4"
+	CLOUDQ_LEAN=full $(BIN)/python -m pytest -q tests/conformance tests/unit/test_lean_sigv4.py tests/unit/test_lean_http.py -k "lean or sigv4"
 
 # Run-time schedules on ministack in full: a rate(1 minute) schedule fires, and deleted, no more.
 schedules: $(STAMP)

@@ -7,8 +7,9 @@ straight to the server, not timed: each library has its own message format) and 
 drains them in a fresh process (``bench/run.py --consume peer:<name>``): it calls ``report``
 (the CPU of its process and the time, as the floor does) the moment its count-th task has
 finished and its message is deleted, then ends the process. A consumer that has not got there
-within ``timeout_seconds`` prints an error line and exits 1, so a broken peer never hangs the
-bench. Installed by ``pip install -e '.[bench]'`` (pinned versions in ``pyproject.toml``).
+within ``timeout_seconds`` prints an error line with what it did meanwhile and exits 1: the
+bench reports that part, and a slow or broken peer never hangs it. Installed by
+``pip install -e '.[bench]'`` (pinned versions in ``pyproject.toml``).
 
 How each is configured: a no-op task, JSON messages, results off, N concurrent consumers in one
 process, and otherwise the library's defaults, logging at the level its own command sets when
@@ -33,8 +34,8 @@ given no option:
   (``process_queue``), and ``process_queues`` forks one process per queue. Here N threads in one
   process each run that loop, each on its own ``SQSEnv`` (boto3 resources are not thread-safe):
   N concurrent consumers, as for the others, but each runs its batch of 10 one task after the
-  other, then deletes it in one DeleteMessageBatch. Codec ``json`` (its default is a pickle
-  codec), no batching policy, its default long poll (10 s); it has no command, so Python's
+  other, then deletes it in one DeleteMessageBatch. Codec ``json`` (not its binary
+  default), no batching policy, its default long poll (10 s); it has no command, so Python's
   default logging (WARNING).
 - **taskiq 0.13 + taskiq-aio-sqs 2.1**: taskiq's ``Receiver`` as each ``taskiq worker`` process
   runs it, with ``--max-async-tasks N`` (N tasks at once on one event loop) in one process (the

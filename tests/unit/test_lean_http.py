@@ -226,3 +226,25 @@ def test_an_answer_without_a_body_keeps_the_connection(server: Server) -> None:
     assert pool.request("/", {"Host": "h"}, b"{}") == (204, {"x-amzn-requestid": "r"}, b"")
     assert pool.request("/", {"Host": "h"}, b"{}")[0] == 204
     assert server.connections == 1
+
+
+def test_an_unreachable_proxy_is_named_without_its_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    import botocore.exceptions
+
+    from cloudq.core.aws import aws_client
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "NO_PROXY", "no_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/cloudq-test-config")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("HTTPS_PROXY", f"http://user:secret@127.0.0.1:{port}")
+    client = aws_client(
+        "sqs", "https://sqs.us-east-1.amazonaws.com", "us-east-1", read_timeout=1, attempts=1, http="lean"
+    )
+    with pytest.raises(botocore.exceptions.ProxyConnectionError) as raised:
+        client.send_message(QueueUrl="https://sqs.us-east-1.amazonaws.com/1/q", MessageBody="x")
+    assert "***:***@127.0.0.1" in str(raised.value) and "secret" not in str(raised.value)

@@ -85,6 +85,17 @@ def client_error(response: dict[str, Any], operation: str) -> Any:
     return ClientError(response, operation)
 
 
+def _masked(proxy_url: str) -> str:
+    """The proxy's URL with its credentials masked, as botocore shows it (``***:***@``)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(proxy_url)
+    if not parts.username:
+        return proxy_url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return parts._replace(netloc=f"***:***@{host}").geturl()
+
+
 def connection_error(exc: Exception, endpoint_url: str, proxy_url: str | None = None) -> Any:
     """The ``BotoCoreError`` botocore raises when its HTTP fails as ``exc`` did."""
     import botocore.exceptions as be
@@ -96,7 +107,7 @@ def connection_error(exc: Exception, endpoint_url: str, proxy_url: str | None = 
     if isinstance(exc, lean_http.ReadTimedOut):
         return be.ReadTimeoutError(endpoint_url=endpoint_url, error=exc)
     if isinstance(exc, lean_http.ProxyFailed):
-        return be.ProxyConnectionError(proxy_url=proxy_url or "", error=exc)
+        return be.ProxyConnectionError(proxy_url=_masked(proxy_url or ""), error=exc)
     if isinstance(exc, lean_http.TLSFailed):
         return be.SSLError(endpoint_url=endpoint_url, error=exc)
     if isinstance(exc, lean_http.ConnectionClosed):
