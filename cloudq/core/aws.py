@@ -39,12 +39,12 @@ ENDPOINT_PREFIXES = {
 @functools.cache
 def _partitions() -> tuple[dict[str, Any], ...]:
     """The partitions of botocore's ``partitions.json`` (their regions, region pattern, DNS
-    suffix and ARN name), read from botocore's data folder without importing botocore."""
-    import importlib.util
+    suffix and ARN name), read from botocore's data folder, found on ``sys.path`` as Python
+    would find the package, without importing botocore."""
+    import sys
 
-    spec = importlib.util.find_spec("botocore")  # finds the package, does not run it
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = os.path.join(folder, "data", "partitions.json")
+    for folder in sys.path:
+        path = os.path.join(folder or ".", "botocore", "data", "partitions.json")
         if os.path.exists(path):
             with open(path, encoding="utf-8") as file:
                 return tuple(json.load(file).get("partitions", ()))

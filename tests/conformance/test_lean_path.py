@@ -459,6 +459,6 @@ def test_on_lambda_the_handlers_path_imports_neither_boto3_nor_botocore(
     )
     # Then the task ran, its result stored in DynamoDB, with neither imported
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"batchItemFailures": []}
+    assert json.loads(done.stdout) == {"batchItemFailures": []}, done.stderr
     stored = app.backend.get(message.id)
     assert stored is not None and (stored.state, stored.value) == ("SUCCESS", 42), stored
