@@ -12,6 +12,7 @@ import pytest
 from cloudq import CloudQ
 from cloudq.core.clock import ManualClock
 from cloudq.worker import Worker
+from tests.processes import wait_until
 from tests.tasks import make_app
 
 
@@ -43,9 +44,12 @@ def test_a_worker_runs_many_tasks_concurrently(app: CloudQ) -> None:
 def test_the_worker_fetches_no_more_than_it_can_start(app: CloudQ) -> None:
     # Given 6 slow tasks and a worker with 2 slots
     for i in range(6):
-        app.tasks["sleep"].delay(0.5, str(i))
+        app.tasks["sleep"].delay(1.0, str(i))
     with running(Worker(app, concurrency=2, wait_seconds=0.1)) as worker:
-        time.sleep(0.25)
+        # Once it has started 2 (on a loaded machine that can take longer than a fixed wait),
+        # and a little after, while they still run
+        assert wait_until(lambda: worker.stats.received >= 2, timeout=5, interval=0.01)
+        time.sleep(0.2)
         # Then only 2 are in flight; the other 4 stay visible for other workers
         stats = app.transport.stats("default")
         assert (stats.in_flight, stats.visible) == (2, 4)
