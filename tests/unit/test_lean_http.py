@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 import pytest
 
@@ -25,7 +26,7 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\
 Handler = Callable[[socket.socket, bytes], bool]
 
 
-def _read_request(reader: object) -> bytes:
+def _read_request(reader: BinaryIO) -> bytes:
     head = b""
     length = 0
     while True:
@@ -212,7 +213,7 @@ def test_the_proxy_follows_the_environment_as_urllib_reads_it(
     scheme, host = url.split("://")
     proxies = urllib.request.getproxies_environment()
     theirs = proxies.get(scheme)
-    if theirs and urllib.request.proxy_bypass_environment(host, proxies):
+    if theirs and urllib.request.proxy_bypass_environment(host, proxies):  # type: ignore[attr-defined]  # not in typeshed
         theirs = None
     assert (theirs and (theirs if "://" in theirs else f"http://{theirs}")) == expected
 
